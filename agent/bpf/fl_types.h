@@ -1,0 +1,37 @@
+/* Types shared by every faultline BPF program and the agent: plain C, fixed-width, no pointers,
+ * explicit padding. The C++ side static_asserts the sizes. */
+#ifndef FAULTLINE_FL_TYPES_H
+#define FAULTLINE_FL_TYPES_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define FL_AF_INET 2
+#define FL_AF_INET6 10
+#define FL_COMM_LEN 16
+
+/* A TCP connection as seen from one side: l = local, r = remote. IPv4 addresses occupy the first
+ * 4 bytes of the 16-byte fields (the rest is zero). Ports in host byte order. */
+struct fl_tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+	__u16 pad;
+	__u32 netns;
+};
+
+/* Reasons the kernel side had to give something up; indexes of the per-CPU `fl_kstats` array. */
+enum fl_kstat {
+	FL_KSTAT_RINGBUF_FULL = 0,      /* an event was dropped: ring buffer full */
+	FL_KSTAT_INFLIGHT_FULL = 1,     /* a syscall could not be tracked: in-flight map full */
+	FL_KSTAT_PAYLOAD_FAULT = 2,     /* user memory could not be read; event sent without bytes */
+	FL_KSTAT_SKIPPED_OTHER = 3,     /* data on a connection classified as not HTTP (not a loss) */
+	FL_KSTAT_FLOW_MAP_FULL = 4,     /* a flow counter update failed: flow map full */
+	FL_KSTAT_CONNECT_MAP_FULL = 5,  /* a connect attempt could not be timed */
+	FL_KSTAT_MAX = 8,
+};
+
+#endif

@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* sock_io: socket syscalls seen from tracepoints, with the first bytes of each payload.
+ *
+ * sys_enter_* resolves the fd to a TCP socket (fd table -> file -> socket -> sock) and parks the
+ * arguments in `inflight`; sys_exit_* reads the bytes the syscall moved and emits one event to the
+ * `sock_events` ring buffer. A connection is classified on its first bytes: only connections that
+ * start like HTTP/1.x ship payload; the others are skipped in the kernel (counted, not lost). */
+#include "fl_common.bpf.h"
+#include "sock_io_event.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader before load. */
+const volatile __u32 cfg_capture_bytes = 1024;   /* payload prefix per syscall, <= FL_MAX_CAPTURE */
+const volatile __u32 cfg_ignore_tgid = 0;        /* the agent itself: never trace its own sockets */
+const volatile __u64 cfg_wakeup_bytes = 65536;   /* wake the reader once this much is queued */
+
+#define FL_MAX_IOV 8
+#define FL_MAX_MMSG 8
+#define FL_CLASSIFY_TRIES 8
+#define FL_EINPROGRESS 115
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} sock_events SEC(".maps");
+
+struct io_args {
+	__u64 enter_ns;
+	__u64 sk;
+	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array (user pointers) */
+	__u64 count; /* iovec count or vlen */
+	__u32 fd;
+	__u8 syscall;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct io_args);
+} inflight SEC(".maps");
+
+enum { FL_PROTO_UNKNOWN = 0, FL_PROTO_HTTP = 1, FL_PROTO_OTHER = 2 };
+
+struct conn_info {
+	__u8 proto;
+	__u8 role;
+	__u8 tries;
+	__u8 pad[5];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* sock_id */
+	__type(value, struct conn_info);
+} conns SEC(".maps");
+
+struct event_buf {
+	struct fl_sock_event hdr;
+	__u8 payload[FL_MAX_CAPTURE * 2]; /* twice the maximum so masked offsets stay in bounds */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_buf);
+} scratch SEC(".maps");
+
+static __always_inline struct sock *fl_fd_to_sock(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & FL_S_IFMT) != FL_S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || !fl_is_tcp_sock(sk))
+		return NULL;
+	return sk;
+}
+
+static __always_inline bool fl_is_data_syscall(__u8 sc)
+{
+	return sc <= FL_SYS_SENDFILE;
+}
+
+static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_args a = {};
+	struct sock *sk = NULL;
+
+	if ((__u32)(id >> 32) == cfg_ignore_tgid)
+		return 0;
+	if (sc != FL_SYS_ACCEPT && sc != FL_SYS_ACCEPT4) {
+		sk = fl_fd_to_sock(fd);
+		if (!sk)
+			return 0;
+		if (fl_is_data_syscall(sc)) {
+			__u64 key = (__u64)sk;
+			struct conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+			if (ci && ci->proto == FL_PROTO_OTHER) {
+				fl_kstat_inc(FL_KSTAT_SKIPPED_OTHER);
+				return 0;
+			}
+		}
+	}
+	a.enter_ns = bpf_ktime_get_ns();
+	a.sk = (__u64)sk;
+	a.buf = buf;
+	a.count = count;
+	a.fd = fd;
+	a.syscall = sc;
+	if (bpf_map_update_elem(&inflight, &id, &a, BPF_ANY))
+		fl_kstat_inc(FL_KSTAT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline void fl_fill_header(struct fl_sock_event *h, const struct io_args *a,
+					   struct sock *sk, __u8 kind, __u64 now)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->ts_ns = now;
+	h->duration_ns = a ? now - a->enter_ns : 0;
+	h->sock_id = (__u64)sk;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->total_bytes = 0;
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+	h->fd = a ? a->fd : 0;
+	h->srtt_us = fl_sock_srtt_us(sk);
+	h->captured = 0;
+	h->kind = kind;
+	h->direction = FL_DIR_NONE;
+	h->role = FL_ROLE_UNKNOWN;
+	h->syscall = a ? a->syscall : 0;
+	h->tail_len = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	__builtin_memset(&h->tuple, 0, sizeof(h->tuple));
+	fl_tuple_from_sock(sk, &h->tuple);
+}
+
+static __always_inline void fl_submit(struct event_buf *eb)
+{
+	__u64 size = sizeof(struct fl_sock_event) + (eb->hdr.captured & (2 * FL_MAX_CAPTURE - 1));
+	__u64 flags = bpf_ringbuf_query(&sock_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+	if (size > sizeof(*eb))
+		return;
+	if (bpf_ringbuf_output(&sock_events, eb, size, flags))
+		fl_kstat_inc(FL_KSTAT_RINGBUF_FULL);
+}
+
+/* Copies this segment's share of the head (the first `want` bytes of the payload) and of the tail
+ * (the last bytes, when the head does not reach them). `seen` = payload bytes before it. */
+static __always_inline int fl_capture_segment(struct event_buf *eb, __u64 base, __u64 len,
+					      __u64 seen, __u64 total, __u32 want, __u32 *off)
+{
+	if (len > total - seen)
+		len = total - seen;
+	if (*off < want) {
+		__u64 n = want - *off;
+		if (n > len)
+			n = len;
+		if (n > FL_MAX_CAPTURE)
+			n = FL_MAX_CAPTURE;
+		barrier_var(n);
+		if (n > FL_MAX_CAPTURE)
+			return -1;
+		if (bpf_probe_read_user(&eb->payload[*off & (FL_MAX_CAPTURE - 1)], n, (void *)base)) {
+			fl_kstat_inc(FL_KSTAT_PAYLOAD_FAULT);
+			return -1;
+		}
+		*off += n;
+	}
+	/* The tail lies in this segment when the segment ends the payload. */
+	if (seen + len == total && total > want) {
+		__u64 tail_start = total > want + FL_TAIL_LEN ? total - FL_TAIL_LEN : want;
+		__u64 from = tail_start > seen ? tail_start : seen;
+		__u64 n = total - from;
+		if (n > FL_TAIL_LEN)
+			n = FL_TAIL_LEN;
+		barrier_var(n);
+		if (n > 0 && n <= FL_TAIL_LEN &&
+		    !bpf_probe_read_user(eb->hdr.tail, n, (void *)(base + (from - seen))))
+			eb->hdr.tail_len = n;
+	}
+	return 0;
+}
+
+static __always_inline __u32 fl_capture_want(__u64 total)
+{
+	__u32 cap = cfg_capture_bytes < FL_MAX_CAPTURE ? cfg_capture_bytes : FL_MAX_CAPTURE;
+	return total < cap ? total : cap;
+}
+
+static __always_inline void fl_capture_plain(struct event_buf *eb, __u64 buf, __u64 total)
+{
+	__u32 off = 0;
+	fl_capture_segment(eb, buf, total, 0, total, fl_capture_want(total), &off);
+	eb->hdr.captured = off;
+}
+
+static __always_inline void fl_capture_iov(struct event_buf *eb, __u64 iov_ptr, __u64 iovcnt,
+					   __u64 total)
+{
+	__u32 want = fl_capture_want(total);
+	__u32 off = 0;
+	__u64 seen = 0;
+
+	for (int i = 0; i < FL_MAX_IOV; i++) {
+		struct iovec v = {};
+		if (i >= iovcnt || seen >= total)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov_ptr + i * sizeof(v))))
+			break;
+		if (fl_capture_segment(eb, (__u64)v.iov_base, v.iov_len, seen, total, want, &off))
+			break;
+		seen += v.iov_len;
+	}
+	eb->hdr.captured = off;
+}
+
+static __always_inline bool fl_starts_http(const __u8 *p, __u32 n)
+{
+	if (n < 4)
+		return false;
+	/* Requests: a method followed by a space; responses: "HTTP". */
+	if (p[0] == 'G' && p[1] == 'E' && p[2] == 'T' && p[3] == ' ')
+		return true;
+	if (p[0] == 'P' && (p[1] == 'O' || p[1] == 'U' || p[1] == 'A'))
+		return true; /* POST, PUT, PATCH */
+	if (p[0] == 'H' && ((p[1] == 'E' && p[2] == 'A' && p[3] == 'D') ||
+			    (p[1] == 'T' && p[2] == 'T' && p[3] == 'P')))
+		return true;
+	if (p[0] == 'D' && p[1] == 'E' && p[2] == 'L')
+		return true;
+	if (p[0] == 'O' && p[1] == 'P' && p[2] == 'T')
+		return true;
+	if (p[0] == 'C' && p[1] == 'O' && p[2] == 'N')
+		return true;
+	if (p[0] == 'T' && p[1] == 'R' && p[2] == 'A')
+		return true;
+	return false;
+}
+
+static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, const __u8 sc)
+{
+	__u32 zero = 0;
+	struct event_buf *eb;
+	struct sock *sk = (struct sock *)a->sk;
+	__u64 key = a->sk;
+	struct conn_info *ci;
+	__u64 total = ret, iov_ptr = 0, iovcnt = 0, buf = 0;
+	bool egress = sc == FL_SYS_WRITE || sc == FL_SYS_WRITEV || sc == FL_SYS_SENDTO ||
+		      sc == FL_SYS_SENDMSG || sc == FL_SYS_SENDMMSG || sc == FL_SYS_SENDFILE;
+
+	if (ret <= 0)
+		return 0;
+	ci = bpf_map_lookup_elem(&conns, &key);
+	if (ci && ci->proto == FL_PROTO_OTHER) {
+		fl_kstat_inc(FL_KSTAT_SKIPPED_OTHER);
+		return 0;
+	}
+	eb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!eb)
+		return 0;
+	fl_fill_header(&eb->hdr, a, sk, FL_SOCK_DATA, now);
+	eb->hdr.direction = egress ? FL_DIR_EGRESS : FL_DIR_INGRESS;
+	if (ci)
+		eb->hdr.role = ci->role;
+
+	switch (sc) {
+	case FL_SYS_READ:
+	case FL_SYS_WRITE:
+	case FL_SYS_SENDTO:
+	case FL_SYS_RECVFROM:
+		buf = a->buf;
+		break;
+	case FL_SYS_READV:
+	case FL_SYS_WRITEV:
+		iov_ptr = a->buf;
+		iovcnt = a->count;
+		break;
+	case FL_SYS_SENDMSG:
+	case FL_SYS_RECVMSG: {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->buf))
+			break;
+		iov_ptr = (__u64)m.msg_iov;
+		iovcnt = m.msg_iovlen;
+		break;
+	}
+	case FL_SYS_SENDMMSG:
+	case FL_SYS_RECVMMSG: {
+		/* ret is a message count: sum the bytes of the first messages, capture the first. */
+		struct mmsghdr mm = {};
+		total = 0;
+		for (int i = 0; i < FL_MAX_MMSG; i++) {
+			if (i >= ret)
+				break;
+			if (bpf_probe_read_user(&mm, sizeof(mm),
+						(void *)(a->buf + i * sizeof(struct mmsghdr))))
+				break;
+			if (i == 0) {
+				iov_ptr = (__u64)mm.msg_hdr.msg_iov;
+				iovcnt = mm.msg_hdr.msg_iovlen;
+			}
+			total += mm.msg_len;
+		}
+		if (iov_ptr == 0)
+			return 0;
+		break;
+	}
+	default: /* sendfile: bytes only */
+		break;
+	}
+	eb->hdr.total_bytes = total;
+	if (buf && total > 0)
+		fl_capture_plain(eb, buf, total);
+	else if (iov_ptr && total > 0)
+		fl_capture_iov(eb, iov_ptr, iovcnt, total);
+
+	if (!ci || ci->proto == FL_PROTO_UNKNOWN) {
+		struct conn_info fresh = {};
+		struct conn_info *c = ci ? ci : &fresh;
+		if (fl_starts_http(eb->payload, eb->hdr.captured)) {
+			c->proto = FL_PROTO_HTTP;
+		} else if (++c->tries >= FL_CLASSIFY_TRIES) {
+			c->proto = FL_PROTO_OTHER;
+		}
+		if (!ci)
+			bpf_map_update_elem(&conns, &key, c, BPF_ANY);
+		if (c->proto != FL_PROTO_HTTP) {
+			fl_kstat_inc(FL_KSTAT_SKIPPED_OTHER);
+			return 0;
+		}
+	}
+	fl_submit(eb);
+	return 0;
+}
+
+static __always_inline void fl_emit_simple(struct io_args *a, struct sock *sk, __u8 kind,
+					   __u8 role, __u64 now)
+{
+	__u32 zero = 0;
+	struct event_buf *eb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!eb)
+		return;
+	fl_fill_header(&eb->hdr, a, sk, kind, now);
+	eb->hdr.role = role;
+	fl_submit(eb);
+}
+
+static __always_inline int fl_exit(long ret, const __u8 sc)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns();
+	struct io_args *p = bpf_map_lookup_elem(&inflight, &id);
+	struct io_args a;
+
+	if (!p)
+		return 0;
+	a = *p;
+	bpf_map_delete_elem(&inflight, &id);
+
+	if (fl_is_data_syscall(sc))
+		return fl_exit_data(&a, ret, now, sc);
+
+	if (sc == FL_SYS_CONNECT) {
+		struct conn_info c = {.role = FL_ROLE_CLIENT};
+		__u64 key = a.sk;
+		if (ret != 0 && ret != -FL_EINPROGRESS)
+			return 0;
+		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+		fl_emit_simple(&a, (struct sock *)a.sk, FL_SOCK_OPEN, FL_ROLE_CLIENT, now);
+	} else { /* accept, accept4: the new socket is the returned fd */
+		struct conn_info c = {.role = FL_ROLE_SERVER};
+		struct sock *sk;
+		__u64 key;
+		if (ret < 0)
+			return 0;
+		sk = fl_fd_to_sock(ret);
+		if (!sk)
+			return 0;
+		key = (__u64)sk;
+		a.fd = ret;
+		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+		fl_emit_simple(&a, sk, FL_SOCK_OPEN, FL_ROLE_SERVER, now);
+	}
+	return 0;
+}
+
+#define FL_ENTER(name, sc, fd_arg, buf_arg, count_arg)                                       \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                          \
+	int fl_enter_##name(struct trace_event_raw_sys_enter *ctx)                           \
+	{                                                                                    \
+		return fl_enter(sc, ctx->args[fd_arg], buf_arg < 0 ? 0 : ctx->args[buf_arg], \
+				count_arg < 0 ? 0 : ctx->args[count_arg]);                   \
+	}
+
+#define FL_EXIT(name, sc)                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                 \
+	int fl_exit_##name(struct trace_event_raw_sys_exit *ctx)   \
+	{                                                          \
+		return fl_exit(ctx->ret, sc);                      \
+	}
+
+#define FL_SYSCALL(name, sc, fd_arg, buf_arg, count_arg) \
+	FL_ENTER(name, sc, fd_arg, buf_arg, count_arg)   \
+	FL_EXIT(name, sc)
+
+FL_SYSCALL(read, FL_SYS_READ, 0, 1, -1)
+FL_SYSCALL(write, FL_SYS_WRITE, 0, 1, -1)
+FL_SYSCALL(readv, FL_SYS_READV, 0, 1, 2)
+FL_SYSCALL(writev, FL_SYS_WRITEV, 0, 1, 2)
+FL_SYSCALL(sendto, FL_SYS_SENDTO, 0, 1, -1)
+FL_SYSCALL(recvfrom, FL_SYS_RECVFROM, 0, 1, -1)
+FL_SYSCALL(sendmsg, FL_SYS_SENDMSG, 0, 1, -1)
+FL_SYSCALL(recvmsg, FL_SYS_RECVMSG, 0, 1, -1)
+FL_SYSCALL(sendmmsg, FL_SYS_SENDMMSG, 0, 1, 2)
+FL_SYSCALL(recvmmsg, FL_SYS_RECVMMSG, 0, 1, 2)
+FL_SYSCALL(sendfile64, FL_SYS_SENDFILE, 0, -1, -1)
+FL_SYSCALL(connect, FL_SYS_CONNECT, 0, -1, -1)
+FL_SYSCALL(accept, FL_SYS_ACCEPT, 0, -1, -1)
+FL_SYSCALL(accept4, FL_SYS_ACCEPT4, 0, -1, -1)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int fl_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_args a = {.syscall = FL_SYS_CLOSE};
+	struct sock *sk;
+	__u64 key;
+
+	if ((__u32)(id >> 32) == cfg_ignore_tgid)
+		return 0;
+	sk = fl_fd_to_sock(ctx->args[0]);
+	if (!sk)
+		return 0;
+	key = (__u64)sk;
+	a.fd = ctx->args[0];
+	a.enter_ns = bpf_ktime_get_ns();
+	/* Only connections user space is parsing need to hear about the close. */
+	struct conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+	if (ci && ci->proto == FL_PROTO_HTTP)
+		fl_emit_simple(&a, sk, FL_SOCK_CLOSE, ci->role, a.enter_ns);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}

@@ -1,0 +1,79 @@
+// The node agent: loads the kernel probes, turns their events into HTTP exchanges, TCP connect
+// outcomes, resets and per-flow health, ties each to its process, container and pod, and hands
+// compact EventBatch messages (schema/events.proto) to a BatchSink (Kafka, JSON lines, a test).
+//
+// Everything that is dropped anywhere (kernel ring buffer, parser, connection table, sink) is
+// counted in the metrics registry and reported in an AgentStats event every flow interval.
+// An Agent is driven by one thread (Run or Step/Drain); it is not thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "faultline/agent/kernel_probes.h"
+#include "faultline/common/metrics.h"
+#include "faultline/common/status.h"
+
+namespace faultline::v1 {
+class EventBatch;
+}
+
+namespace faultline::agent {
+
+// Where finished batches go.
+class BatchSink {
+ public:
+  virtual ~BatchSink() = default;
+  // Takes one complete batch, on the agent's thread. Must not block for long; a sink that cannot
+  // accept the batch counts the loss itself.
+  virtual void Publish(const v1::EventBatch& batch) = 0;
+  // Serves background work (delivery reports); called on every agent step.
+  virtual void Poll() {}
+  // Waits up to `timeout` for everything published so far to be delivered.
+  virtual Status Flush(std::chrono::milliseconds timeout) { return Status::Ok(); }
+};
+
+struct AgentOptions {
+  ProbeOptions probes;
+  // Node name in every batch. Default: $NODE_NAME, else the host name.
+  std::string node_name;
+  // procfs of the host. Default: /proc.
+  std::string proc_root = "/proc";
+  // Bound of the connection table. Default: 65536.
+  size_t max_connections = 65536;
+  // A connection with no traffic for this long is forgotten. Default: 300 s.
+  std::chrono::seconds connection_idle{300};
+  // How often flow counters and agent stats are read out. Default: 1 s.
+  std::chrono::milliseconds flow_interval{1000};
+  // A batch is published when it holds this many events... Default: 2000.
+  size_t batch_max_events = 2000;
+  // ...or when its oldest event is this old. Default: 200 ms.
+  std::chrono::milliseconds batch_linger{200};
+};
+
+class Agent {
+ public:
+  // Loads the probes (see KernelProbes::Open for errors). `sink` and `metrics` must outlive the
+  // agent.
+  static Result<std::unique_ptr<Agent>> Start(const AgentOptions& options, BatchSink* sink,
+                                              MetricsRegistry* metrics);
+  ~Agent();
+
+  // Steps until `stop` is set or `deadline` passes, then drains.
+  void Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline);
+  // Waits up to `timeout_ms` for kernel events and processes them; reads flows and publishes the
+  // batch when they are due.
+  void Step(int timeout_ms);
+  // Processes everything the kernel has queued, reads flows, and publishes the open batch.
+  void Drain();
+
+ private:
+  Agent() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace faultline::agent

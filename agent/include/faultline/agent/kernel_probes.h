@@ -1,0 +1,76 @@
+// The agent's kernel side, loaded and attached: faultline's CO-RE eBPF programs (sock_io and
+// tcp_health) and their ring buffers and maps, behind a small C++ interface. Only this unit
+// includes libbpf and the generated skeletons.
+//
+// Open() checks the prerequisites (root, BTF, tracefs) and fails with one sentence naming what is
+// missing. Poll() delivers ring-buffer events to the callbacks on the calling thread. Not
+// thread-safe: one thread polls and reads maps.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/common/status.h"
+#include "sock_io_event.h"
+#include "tcp_health_event.h"
+
+namespace faultline::agent {
+
+struct ProbeOptions {
+  // Payload prefix captured per socket syscall, 0..4096. Default: 1024.
+  uint32_t capture_bytes = 1024;
+  // Pid whose sockets are never traced (the agent itself, so its Kafka traffic is not traced).
+  // 0 traces everything. Default: 0.
+  uint32_t ignore_tgid = 0;
+};
+
+struct FlowSample {
+  fl_flow_key key;
+  fl_flow_stats stats;
+};
+
+struct DropSample {
+  fl_drop_key key;
+  uint64_t count;
+};
+
+class KernelProbes {
+ public:
+  using SockHandler = std::function<void(const fl_sock_event&, std::string_view payload)>;
+  using TcpHandler = std::function<void(const fl_tcp_event&)>;
+
+  // Loads and attaches every program. Errors: kPermissionDenied (not root), kUnavailable (no
+  // BTF, no tracefs, the kernel refused a program), each with a sentence saying what is missing.
+  static Result<std::unique_ptr<KernelProbes>> Open(const ProbeOptions& options,
+                                                    SockHandler on_sock, TcpHandler on_tcp);
+  ~KernelProbes();
+
+  // Waits up to `timeout_ms` for events, then consumes everything queued. Returns the number of
+  // events delivered, or a negative errno.
+  int Poll(int timeout_ms);
+
+  // Snapshots the per-flow counters and per-flow drop counts (cumulative since the entry was made).
+  void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const;
+  // Forgets flows that have gone quiet (their counters restart if they come back).
+  void ForgetFlows(const std::vector<fl_flow_key>& keys);
+  // The kernel side's loss counters (enum fl_kstat), summed over CPUs and both programs.
+  std::array<uint64_t, FL_KSTAT_MAX> KernelStats() const;
+
+  // Kernel drop-reason value -> name ("NETFILTER_DROP"), from this kernel's BTF.
+  std::string DropReasonName(uint32_t reason) const;
+
+ private:
+  KernelProbes() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks root, BTF and tracefs (mounting tracefs if it is missing). OK, or the one sentence.
+Status CheckKernelPrerequisites();
+
+}  // namespace faultline::agent

@@ -1,0 +1,399 @@
+#include "faultline/agent/agent.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <ctime>
+#include <fstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "events.pb.h"
+#include "faultline/agent/connection_table.h"
+#include "faultline/agent/identity.h"
+#include "faultline/common/log.h"
+
+namespace faultline::agent {
+namespace {
+
+constexpr uint32_t kSchemaVersion = 1;
+constexpr uint64_t kFlowForgetNs = 60'000'000'000ULL;
+
+uint64_t NowNs(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + ts.tv_nsec;
+}
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+void SetEndpoint(const uint8_t* addr, uint16_t family, uint16_t port, v1::Endpoint* ep) {
+  ep->set_addr(std::string(reinterpret_cast<const char*>(addr), family == FL_AF_INET6 ? 16 : 4));
+  ep->set_port(port);
+}
+
+void SetConnection(const fl_tuple& t, v1::Connection* c) {
+  SetEndpoint(t.laddr, t.family, t.lport, c->mutable_local());
+  SetEndpoint(t.raddr, t.family, t.rport, c->mutable_remote());
+  c->set_netns(t.netns);
+}
+
+std::string FlowKeyBytes(const fl_flow_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+v1::Role ToProto(HttpRole r) {
+  switch (r) {
+    case HttpRole::kClient: return v1::ROLE_CLIENT;
+    case HttpRole::kServer: return v1::ROLE_SERVER;
+    default: return v1::ROLE_UNKNOWN;
+  }
+}
+
+v1::HttpExchange::Outcome ToProto(HttpOutcome o) {
+  switch (o) {
+    case HttpOutcome::kConnectionClosed: return v1::HttpExchange::OUTCOME_CONNECTION_CLOSED;
+    case HttpOutcome::kTruncated: return v1::HttpExchange::OUTCOME_TRUNCATED;
+    default: return v1::HttpExchange::OUTCOME_COMPLETE;
+  }
+}
+
+const char* kKernelStatNames[FL_KSTAT_MAX] = {
+    "kernel_ringbuf_full", "kernel_inflight_full", "kernel_payload_fault", nullptr,
+    "kernel_flow_map_full", "kernel_connect_map_full", nullptr, nullptr};
+
+}  // namespace
+
+struct Agent::Impl {
+  AgentOptions opts;
+  BatchSink* sink = nullptr;
+  MetricsRegistry* metrics = nullptr;
+  std::unique_ptr<KernelProbes> probes;
+  ConnectionTable connections{65536};
+  ProcessResolver processes;
+  uint64_t start_unix_ns = 0;
+  int64_t mono_to_unix = 0;
+
+  v1::EventBatch batch;
+  std::unordered_set<uint32_t> batch_pids;
+  uint64_t batch_opened_ns = 0;
+  uint64_t sequence = 0;
+  std::vector<HttpExchange> exchanges;
+
+  uint64_t last_flow_read_ns = 0;
+  std::unordered_map<std::string, fl_flow_stats> flow_prev;
+  std::unordered_map<std::string, uint64_t> drop_prev;
+  std::vector<FlowSample> flow_samples;
+  std::vector<DropSample> drop_samples;
+  std::array<uint64_t, FL_KSTAT_MAX> kstats_prev{};
+  HttpParserStats parser_totals;  // of connections already gone
+
+  // Per-interval tallies for AgentStats.
+  std::map<std::string, uint64_t> interval_events;
+  std::map<std::string, uint64_t> interval_dropped;
+
+  prometheus::Gauge* connections_gauge = nullptr;
+  prometheus::Counter* skipped_other = nullptr;
+
+  Impl(const AgentOptions& o) : opts(o), connections(o.max_connections), processes(o.proc_root) {}
+
+  uint64_t ToUnix(uint64_t mono_ns) const { return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) + mono_to_unix); }
+
+  void CountEvent(const std::string& kind) {
+    metrics->Counter("faultline_agent_events_total", "Events published by the agent, by kind",
+                     {{"kind", kind}}).Increment();
+    interval_events[kind]++;
+  }
+
+  void CountDrop(const std::string& reason, uint64_t n) {
+    if (n == 0) return;
+    metrics->Counter("faultline_agent_dropped_total",
+                     "Data the agent lost or gave up on, by reason", {{"reason", reason}}).Increment(n);
+    interval_dropped[reason] += n;
+    FAULTLINE_WARN_RATE_LIMITED("agent dropped {} ({})", n, reason);
+  }
+
+  v1::Event* NewEvent(uint32_t pid, std::string_view comm, uint64_t cgroup_id, uint64_t now_mono) {
+    if (batch.events_size() >= static_cast<int>(opts.batch_max_events)) PublishBatch();
+    if (batch.events_size() == 0) batch_opened_ns = now_mono;
+    if (pid != 0 && batch_pids.insert(pid).second) {
+      const ProcessInfo& info = processes.Resolve(pid, comm, cgroup_id, now_mono);
+      v1::ProcessIdentity* p = batch.add_processes();
+      p->set_pid(pid);
+      p->set_comm(info.comm);
+      p->set_cgroup_id(info.cgroup_id);
+      p->set_cgroup_path(info.cgroup_path);
+      p->set_container_id(info.container.container_id);
+      p->set_container_runtime(info.container.runtime);
+      p->set_pod_uid(info.container.pod_uid);
+    }
+    v1::Event* e = batch.add_events();
+    e->set_pid(pid);
+    return e;
+  }
+
+  void EmitExchanges(const TrackedConnection& c, std::string_view comm, uint64_t cgroup_id, uint64_t now) {
+    for (HttpExchange& x : exchanges) {
+      v1::Event* e = NewEvent(c.tgid, comm, cgroup_id, now);
+      e->set_time_unix_ns(ToUnix(x.request_start_ns));
+      SetConnection(c.tuple, e->mutable_connection());
+      v1::HttpExchange* h = e->mutable_http();
+      h->set_role(ToProto(x.role));
+      h->set_method(std::move(x.method));
+      h->set_path(std::move(x.path));
+      h->set_version(std::move(x.version));
+      h->set_status(x.status);
+      h->set_request_bytes(x.request_bytes);
+      h->set_response_bytes(x.response_bytes);
+      if (x.response_end_ns >= x.request_start_ns && x.response_end_ns != 0) {
+        h->set_latency_ns(x.response_end_ns - x.request_start_ns);
+      }
+      if (x.response_first_ns >= x.request_start_ns && x.response_first_ns != 0) {
+        h->set_time_to_first_byte_ns(x.response_first_ns - x.request_start_ns);
+      }
+      h->set_outcome(ToProto(x.outcome));
+      CountEvent("http");
+    }
+    exchanges.clear();
+  }
+
+  void AddParserStats(const HttpParserStats& s) {
+    parser_totals.garbage += s.garbage;
+    parser_totals.header_too_large += s.header_too_large;
+    parser_totals.framing_lost += s.framing_lost;
+    parser_totals.orphan_responses += s.orphan_responses;
+    parser_totals.pending_overflow += s.pending_overflow;
+    CountDrop("parser_garbage", s.garbage);
+    CountDrop("parser_header_too_large", s.header_too_large);
+    CountDrop("parser_framing_lost", s.framing_lost);
+    CountDrop("parser_orphan_response", s.orphan_responses);
+    CountDrop("parser_pending_overflow", s.pending_overflow);
+  }
+
+  void CloseConnection(std::unique_ptr<TrackedConnection> c, const fl_sock_event& e) {
+    c->parser.OnClose(e.ts_ns, &exchanges);
+    EmitExchanges(*c, e.comm, e.cgroup_id, e.ts_ns);
+    AddParserStats(c->parser.stats());
+  }
+
+  void OnSock(const fl_sock_event& e, std::string_view payload) {
+    const HttpRole role = e.role == FL_ROLE_SERVER   ? HttpRole::kServer
+                          : e.role == FL_ROLE_CLIENT ? HttpRole::kClient
+                                                     : HttpRole::kUnknown;
+    const uint64_t evicted_before = connections.evictions();
+    switch (e.kind) {
+      case FL_SOCK_OPEN: {
+        // A new connection may reuse a socket address: finish whatever was there.
+        if (auto old = connections.Remove(e.sock_id)) CloseConnection(std::move(old), e);
+        TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
+        c.tuple = e.tuple;
+        c.tgid = e.tgid;
+        break;
+      }
+      case FL_SOCK_CLOSE:
+        if (auto c = connections.Remove(e.sock_id)) CloseConnection(std::move(c), e);
+        break;
+      case FL_SOCK_DATA: {
+        TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
+        c.tuple = e.tuple;
+        c.tgid = e.tgid;
+        const size_t tail_len = std::min<size_t>(e.tail_len, FL_TAIL_LEN);
+        const uint64_t total = std::max<uint64_t>(e.total_bytes, payload.size() + tail_len);
+        c.parser.OnData(e.direction == FL_DIR_EGRESS ? Direction::kEgress : Direction::kIngress,
+                        payload, total,
+                        std::string_view(reinterpret_cast<const char*>(e.tail), tail_len), e.ts_ns,
+                        &exchanges);
+        EmitExchanges(c, e.comm, e.cgroup_id, e.ts_ns);
+        break;
+      }
+      default: break;
+    }
+    CountDrop("connection_table_evicted", connections.evictions() - evicted_before);
+  }
+
+  void OnTcp(const fl_tcp_event& t) {
+    v1::Event* e = NewEvent(t.tgid, t.comm, t.cgroup_id, t.ts_ns);
+    e->set_time_unix_ns(ToUnix(t.ts_ns));
+    SetConnection(t.tuple, e->mutable_connection());
+    if (t.kind == FL_TCP_CONNECT) {
+      auto* c = e->mutable_tcp_connect();
+      c->set_result(t.result == FL_CONNECT_ESTABLISHED ? v1::TcpConnect::RESULT_ESTABLISHED
+                    : t.result == FL_CONNECT_REFUSED   ? v1::TcpConnect::RESULT_REFUSED
+                                                       : v1::TcpConnect::RESULT_FAILED);
+      c->set_duration_ns(t.duration_ns);
+      CountEvent("tcp_connect");
+    } else {
+      auto* r = e->mutable_tcp_reset();
+      r->set_direction(t.kind == FL_TCP_RESET_SENT ? v1::TcpReset::DIRECTION_SENT
+                                                   : v1::TcpReset::DIRECTION_RECEIVED);
+      r->set_tcp_state(t.tcp_state);
+      CountEvent("tcp_reset");
+    }
+  }
+
+  void ReadFlows(uint64_t now) {
+    const uint64_t interval = last_flow_read_ns ? now - last_flow_read_ns : 0;
+    last_flow_read_ns = now;
+    mono_to_unix = static_cast<int64_t>(NowNs(CLOCK_REALTIME)) - static_cast<int64_t>(NowNs(CLOCK_MONOTONIC));
+    probes->ReadFlows(&flow_samples, &drop_samples);
+
+    std::unordered_map<std::string, std::map<std::string, uint64_t>> drops_by_flow;
+    for (const DropSample& d : drop_samples) {
+      const std::string key(reinterpret_cast<const char*>(&d.key), sizeof(d.key));
+      uint64_t& prev = drop_prev[key];
+      if (d.count > prev) drops_by_flow[FlowKeyBytes(d.key.flow)][probes->DropReasonName(d.key.reason)] += d.count - prev;
+      prev = d.count;
+    }
+    std::vector<fl_flow_key> forget;
+    for (const FlowSample& f : flow_samples) {
+      const std::string key = FlowKeyBytes(f.key);
+      fl_flow_stats& prev = flow_prev[key];
+      const fl_flow_stats& cur = f.stats;
+      auto delta = [](uint64_t c, uint64_t p) { return c >= p ? c - p : c; };
+      v1::FlowStats fs;
+      fs.set_packets_out(delta(cur.packets_out, prev.packets_out));
+      fs.set_bytes_out(delta(cur.bytes_out, prev.bytes_out));
+      fs.set_packets_in(delta(cur.packets_in, prev.packets_in));
+      fs.set_bytes_in(delta(cur.bytes_in, prev.bytes_in));
+      fs.set_retransmits(delta(cur.retransmits, prev.retransmits));
+      auto drops = drops_by_flow.find(key);
+      const bool active = fs.packets_out() || fs.packets_in() || fs.retransmits() ||
+                          drops != drops_by_flow.end();
+      if (active) {
+        fs.set_interval_ns(interval);
+        fs.set_srtt_us(cur.srtt_us);
+        if (drops != drops_by_flow.end()) fs.mutable_drops()->insert(drops->second.begin(), drops->second.end());
+        v1::Event* e = NewEvent(0, {}, 0, now);
+        e->set_time_unix_ns(ToUnix(now));
+        fl_tuple t{};
+        std::memcpy(t.laddr, f.key.laddr, 16);
+        std::memcpy(t.raddr, f.key.raddr, 16);
+        t.lport = f.key.lport;
+        t.rport = f.key.rport;
+        t.netns = f.key.netns;
+        const bool v4 = std::all_of(f.key.laddr + 4, f.key.laddr + 16, [](uint8_t b) { return b == 0; }) &&
+                        std::all_of(f.key.raddr + 4, f.key.raddr + 16, [](uint8_t b) { return b == 0; });
+        t.family = v4 ? FL_AF_INET : FL_AF_INET6;
+        SetConnection(t, e->mutable_connection());
+        *e->mutable_flow_stats() = std::move(fs);
+        CountEvent("flow_stats");
+      }
+      prev = cur;
+      if (now > cur.last_seen_ns + kFlowForgetNs) {
+        forget.push_back(f.key);
+        flow_prev.erase(key);
+      }
+    }
+    if (!forget.empty()) probes->ForgetFlows(forget);
+
+    const auto kstats = probes->KernelStats();
+    for (int i = 0; i < FL_KSTAT_MAX; ++i) {
+      const uint64_t d = kstats[i] - kstats_prev[i];
+      if (kKernelStatNames[i]) CountDrop(kKernelStatNames[i], d);
+    }
+    skipped_other->Increment(kstats[FL_KSTAT_SKIPPED_OTHER] - kstats_prev[FL_KSTAT_SKIPPED_OTHER]);
+    kstats_prev = kstats;
+    CountDrop("connection_idle_expired", connections.ExpireIdle(now, std::chrono::nanoseconds(opts.connection_idle).count()));
+    connections_gauge->Set(static_cast<double>(connections.size()));
+
+    v1::Event* e = NewEvent(0, {}, 0, now);
+    e->set_time_unix_ns(ToUnix(now));
+    auto* s = e->mutable_agent_stats();
+    s->set_interval_ns(interval);
+    s->mutable_events()->insert(interval_events.begin(), interval_events.end());
+    s->mutable_dropped()->insert(interval_dropped.begin(), interval_dropped.end());
+    interval_events.clear();
+    interval_dropped.clear();
+  }
+
+  void PublishBatch() {
+    if (batch.events_size() == 0) return;
+    batch.set_sequence(sequence++);
+    sink->Publish(batch);
+    batch.clear_events();
+    batch.clear_processes();
+    batch_pids.clear();
+  }
+};
+
+Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSink* sink,
+                                            MetricsRegistry* metrics) {
+  std::unique_ptr<Agent> agent(new Agent());
+  agent->impl_ = std::make_unique<Impl>(options);
+  Impl* impl = agent->impl_.get();
+  impl->sink = sink;
+  impl->metrics = metrics;
+  impl->connections_gauge = &metrics->Gauge("faultline_agent_connections", "HTTP connections being tracked");
+  impl->skipped_other = &metrics->Counter(
+      "faultline_agent_kernel_skipped_total",
+      "Socket syscalls on connections classified as not HTTP, skipped in the kernel (not a loss)");
+  // Pre-register the loss counters so /metrics shows them at zero.
+  for (const char* name : kKernelStatNames) {
+    if (name) metrics->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason", {{"reason", name}});
+  }
+  auto probes = KernelProbes::Open(
+      options.probes, [impl](const fl_sock_event& e, std::string_view p) { impl->OnSock(e, p); },
+      [impl](const fl_tcp_event& e) { impl->OnTcp(e); });
+  if (!probes.ok()) return probes.status();
+  impl->probes = std::move(probes).value();
+
+  std::string node = options.node_name;
+  if (node.empty() && getenv("NODE_NAME")) node = getenv("NODE_NAME");
+  utsname u{};
+  uname(&u);
+  if (node.empty()) node = u.nodename;
+  impl->start_unix_ns = NowNs(CLOCK_REALTIME);
+  impl->mono_to_unix = static_cast<int64_t>(impl->start_unix_ns) - static_cast<int64_t>(NowNs(CLOCK_MONOTONIC));
+  impl->batch.set_schema_version(kSchemaVersion);
+  impl->batch.set_agent_start_unix_ns(impl->start_unix_ns);
+  impl->batch.mutable_node()->set_name(node);
+  impl->batch.mutable_node()->set_boot_id(ReadFirstLine("/proc/sys/kernel/random/boot_id"));
+  impl->batch.mutable_node()->set_kernel(u.release);
+  impl->last_flow_read_ns = NowNs(CLOCK_MONOTONIC);
+  spdlog::info("agent started on node {} (capture {} bytes per syscall)", node, options.probes.capture_bytes);
+  return agent;
+}
+
+Agent::~Agent() = default;
+
+void Agent::Step(int timeout_ms) {
+  Impl& d = *impl_;
+  const int n = d.probes->Poll(timeout_ms);
+  if (n < 0) FAULTLINE_WARN_RATE_LIMITED("polling the BPF ring buffers failed: {}", strerror(-n));
+  const uint64_t now = NowNs(CLOCK_MONOTONIC);
+  if (now - d.last_flow_read_ns >= static_cast<uint64_t>(std::chrono::nanoseconds(d.opts.flow_interval).count())) {
+    d.ReadFlows(now);
+  }
+  if (d.batch.events_size() >= static_cast<int>(d.opts.batch_max_events) ||
+      (d.batch.events_size() > 0 &&
+       now - d.batch_opened_ns >= static_cast<uint64_t>(std::chrono::nanoseconds(d.opts.batch_linger).count()))) {
+    d.PublishBatch();
+  }
+  d.sink->Poll();
+}
+
+void Agent::Drain() {
+  Impl& d = *impl_;
+  while (d.probes->Poll(0) > 0) {
+  }
+  d.ReadFlows(NowNs(CLOCK_MONOTONIC));
+  d.PublishBatch();
+  d.sink->Poll();
+}
+
+void Agent::Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline) {
+  while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
+    Step(20);
+  }
+  Drain();
+}
+
+}  // namespace faultline::agent

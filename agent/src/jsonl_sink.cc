@@ -1,0 +1,122 @@
+#include <arpa/inet.h>
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "events.pb.h"
+#include "faultline/agent/sinks.h"
+
+namespace faultline::agent {
+namespace {
+
+std::string EndpointText(const v1::Endpoint& ep) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  const std::string& a = ep.addr();
+  if (a.size() == 4) {
+    inet_ntop(AF_INET, a.data(), buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ep.port());
+  }
+  if (a.size() == 16) {
+    inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
+    return "[" + std::string(buf) + "]:" + std::to_string(ep.port());
+  }
+  return "?:" + std::to_string(ep.port());
+}
+
+const char* RoleName(v1::Role r) {
+  return r == v1::ROLE_CLIENT ? "client" : r == v1::ROLE_SERVER ? "server" : "unknown";
+}
+
+class JsonlSink : public BatchSink {
+ public:
+  explicit JsonlSink(std::ostream& out) : out_(out) {}
+  void Publish(const v1::EventBatch& batch) override {
+    for (int i = 0; i < batch.events_size(); ++i) out_ << EventToJson(batch, i) << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ostream& out_;
+};
+
+}  // namespace
+
+std::string EventToJson(const v1::EventBatch& batch, int index) {
+  const v1::Event& e = batch.events(index);
+  nlohmann::ordered_json j;
+  j["time_unix_ns"] = e.time_unix_ns();
+  j["node"] = batch.node().name();
+  if (e.pid() != 0) {
+    j["pid"] = e.pid();
+    for (const auto& p : batch.processes()) {
+      if (p.pid() != e.pid()) continue;
+      j["comm"] = p.comm();
+      if (!p.container_id().empty()) j["container_id"] = p.container_id();
+      if (!p.pod_uid().empty()) j["pod_uid"] = p.pod_uid();
+      j["cgroup"] = p.cgroup_path();
+      break;
+    }
+  }
+  if (e.has_connection()) {
+    j["local"] = EndpointText(e.connection().local());
+    j["remote"] = EndpointText(e.connection().remote());
+    j["netns"] = e.connection().netns();
+  }
+  switch (e.kind_case()) {
+    case v1::Event::kHttp: {
+      const auto& h = e.http();
+      j["type"] = "http";
+      j["role"] = RoleName(h.role());
+      j["method"] = h.method();
+      j["path"] = h.path();
+      j["status"] = h.status();
+      j["version"] = h.version();
+      j["request_bytes"] = h.request_bytes();
+      j["response_bytes"] = h.response_bytes();
+      j["latency_ms"] = static_cast<double>(h.latency_ns()) / 1e6;
+      j["ttfb_ms"] = static_cast<double>(h.time_to_first_byte_ns()) / 1e6;
+      j["outcome"] = v1::HttpExchange::Outcome_Name(h.outcome());
+      break;
+    }
+    case v1::Event::kTcpConnect:
+      j["type"] = "tcp_connect";
+      j["result"] = v1::TcpConnect::Result_Name(e.tcp_connect().result());
+      j["duration_ms"] = static_cast<double>(e.tcp_connect().duration_ns()) / 1e6;
+      break;
+    case v1::Event::kTcpReset:
+      j["type"] = "tcp_reset";
+      j["direction"] = v1::TcpReset::Direction_Name(e.tcp_reset().direction());
+      j["tcp_state"] = e.tcp_reset().tcp_state();
+      break;
+    case v1::Event::kFlowStats: {
+      const auto& f = e.flow_stats();
+      j["type"] = "flow_stats";
+      j["interval_ms"] = f.interval_ns() / 1'000'000;
+      j["packets_out"] = f.packets_out();
+      j["bytes_out"] = f.bytes_out();
+      j["packets_in"] = f.packets_in();
+      j["bytes_in"] = f.bytes_in();
+      j["retransmits"] = f.retransmits();
+      j["srtt_us"] = f.srtt_us();
+      j["drops"] = nlohmann::ordered_json::object();
+      for (const auto& [reason, n] : f.drops()) j["drops"][reason] = n;
+      break;
+    }
+    case v1::Event::kAgentStats: {
+      const auto& s = e.agent_stats();
+      j["type"] = "agent_stats";
+      j["interval_ms"] = s.interval_ns() / 1'000'000;
+      j["events"] = nlohmann::ordered_json::object();
+      for (const auto& [k, n] : s.events()) j["events"][k] = n;
+      j["dropped"] = nlohmann::ordered_json::object();
+      for (const auto& [k, n] : s.dropped()) j["dropped"][k] = n;
+      break;
+    }
+    default: j["type"] = "unknown"; break;
+  }
+  return j.dump();
+}
+
+std::unique_ptr<BatchSink> MakeJsonlSink(std::ostream& out) { return std::make_unique<JsonlSink>(out); }
+
+}  // namespace faultline::agent

@@ -1,0 +1,226 @@
+#include "faultline/agent/kernel_probes.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+
+#include "faultline/common/log.h"
+#include "sock_io.skel.h"
+#include "tcp_health.skel.h"
+
+namespace faultline::agent {
+namespace {
+
+static_assert(sizeof(fl_tuple) == 44, "fl_tuple layout is shared with the kernel");
+static_assert(sizeof(fl_sock_event) == 144, "fl_sock_event layout is shared with the kernel");
+static_assert(sizeof(fl_tcp_event) == 104, "fl_tcp_event layout is shared with the kernel");
+static_assert(sizeof(fl_flow_key) == 40 && sizeof(fl_flow_stats) == 64, "flow map layout");
+
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char line[1024];
+  int n = vsnprintf(line, sizeof(line), fmt, args);
+  if (n > 0 && line[std::min<size_t>(n, sizeof(line)) - 1] == '\n') line[std::min<size_t>(n, sizeof(line)) - 1] = 0;
+  if (level == LIBBPF_WARN) {
+    spdlog::warn("libbpf: {}", line);
+  } else {
+    spdlog::debug("libbpf: {}", line);
+  }
+  return 0;
+}
+
+// One RAII owner for any bpftool-generated skeleton.
+template <typename Skel, void (*Destroy)(Skel*)>
+struct SkeletonPtr {
+  Skel* skel = nullptr;
+  SkeletonPtr() = default;
+  SkeletonPtr(const SkeletonPtr&) = delete;
+  SkeletonPtr& operator=(const SkeletonPtr&) = delete;
+  ~SkeletonPtr() {
+    if (skel) Destroy(skel);
+  }
+};
+
+template <typename Skel, Skel* (*OpenFn)(const bpf_object_open_opts*), int (*LoadFn)(Skel*),
+          int (*AttachFn)(Skel*)>
+Status LoadAndAttach(Skel** out, const char* name, const std::function<void(Skel*)>& configure) {
+  Skel* s = OpenFn(nullptr);
+  if (!s) return Unavailable(std::string("cannot open the ") + name + " BPF object: " + strerror(errno));
+  *out = s;
+  configure(s);
+  if (int err = LoadFn(s)) {
+    return Unavailable(std::string("the kernel refused the ") + name +
+                       " BPF programs (" + strerror(-err) + "); run with --log-level debug for the verifier log");
+  }
+  if (int err = AttachFn(s)) {
+    return Unavailable(std::string("cannot attach the ") + name + " BPF programs to their tracepoints: " +
+                       strerror(-err));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckKernelPrerequisites() {
+  if (geteuid() != 0) {
+    return PermissionDenied("faultline agent must run as root (it loads eBPF programs)");
+  }
+  struct stat st;
+  if (stat("/sys/kernel/btf/vmlinux", &st) != 0) {
+    return Unavailable("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); "
+                       "faultline needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  }
+  if (stat("/sys/kernel/tracing/events", &st) != 0 &&
+      mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0) {
+    return Unavailable(std::string("tracefs is not mounted at /sys/kernel/tracing and mounting it failed (") +
+                       strerror(errno) + ")");
+  }
+  return Status::Ok();
+}
+
+struct KernelProbes::Impl {
+  SkeletonPtr<sock_io, sock_io__destroy> sock;
+  SkeletonPtr<tcp_health, tcp_health__destroy> tcp;
+  ring_buffer* rings = nullptr;
+  SockHandler on_sock;
+  TcpHandler on_tcp;
+  btf* vmlinux = nullptr;
+  std::unordered_map<uint32_t, std::string> reason_names;
+  int ncpus = 1;
+
+  ~Impl() {
+    if (rings) ring_buffer__free(rings);
+    if (vmlinux) btf__free(vmlinux);
+  }
+
+  static int OnSock(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    if (size < sizeof(fl_sock_event)) return 0;
+    const auto* e = static_cast<const fl_sock_event*>(data);
+    const size_t payload = std::min<size_t>(e->captured, size - sizeof(fl_sock_event));
+    self->on_sock(*e, std::string_view(static_cast<const char*>(data) + sizeof(fl_sock_event), payload));
+    return 0;
+  }
+  static int OnTcp(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    if (size < sizeof(fl_tcp_event)) return 0;
+    self->on_tcp(*static_cast<const fl_tcp_event*>(data));
+    return 0;
+  }
+};
+
+Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& options,
+                                                         SockHandler on_sock, TcpHandler on_tcp) {
+  FAULTLINE_RETURN_IF_ERROR(CheckKernelPrerequisites());
+  if (options.capture_bytes > FL_MAX_CAPTURE) {
+    return InvalidArgument("--capture-bytes " + std::to_string(options.capture_bytes) +
+                           ": must be at most " + std::to_string(FL_MAX_CAPTURE));
+  }
+  libbpf_set_print(LibbpfPrint);
+  std::unique_ptr<KernelProbes> probes(new KernelProbes());
+  auto& impl = probes->impl_;
+  impl = std::make_unique<Impl>();
+  impl->on_sock = std::move(on_sock);
+  impl->on_tcp = std::move(on_tcp);
+  impl->ncpus = libbpf_num_possible_cpus();
+
+  FAULTLINE_RETURN_IF_ERROR((LoadAndAttach<sock_io, sock_io__open_opts, sock_io__load, sock_io__attach>(
+      &impl->sock.skel, "sock_io", [&](sock_io* s) {
+        s->rodata->cfg_capture_bytes = options.capture_bytes;
+        s->rodata->cfg_ignore_tgid = options.ignore_tgid;
+      })));
+  FAULTLINE_RETURN_IF_ERROR(
+      (LoadAndAttach<tcp_health, tcp_health__open_opts, tcp_health__load, tcp_health__attach>(
+          &impl->tcp.skel, "tcp_health", [](tcp_health*) {})));
+
+  impl->rings = ring_buffer__new(bpf_map__fd(impl->sock.skel->maps.sock_events), Impl::OnSock,
+                                 impl.get(), nullptr);
+  if (!impl->rings ||
+      ring_buffer__add(impl->rings, bpf_map__fd(impl->tcp.skel->maps.tcp_events), Impl::OnTcp, impl.get()) != 0) {
+    return Unavailable(std::string("cannot set up the BPF ring buffers: ") + strerror(errno));
+  }
+  impl->vmlinux = btf__load_vmlinux_btf();
+  return probes;
+}
+
+KernelProbes::~KernelProbes() = default;
+
+int KernelProbes::Poll(int timeout_ms) {
+  int n = ring_buffer__poll(impl_->rings, timeout_ms);
+  if (n < 0 && n != -EINTR) return n;
+  // Producers mostly skip the wake-up to save CPU, so consume whatever is queued anyway.
+  int m = ring_buffer__consume(impl_->rings);
+  if (m < 0) return m;
+  return std::max(n, 0) + m;
+}
+
+void KernelProbes::ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const {
+  flows->clear();
+  drops->clear();
+  const int flow_fd = bpf_map__fd(impl_->tcp.skel->maps.flows);
+  fl_flow_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(flow_fd, prev, &next) == 0) {
+    FlowSample s{next, {}};
+    if (bpf_map_lookup_elem(flow_fd, &next, &s.stats) == 0) flows->push_back(s);
+    key = next;
+    prev = &key;
+  }
+  const int drop_fd = bpf_map__fd(impl_->tcp.skel->maps.flow_drops);
+  fl_drop_key dkey{}, dnext{};
+  const void* dprev = nullptr;
+  while (bpf_map_get_next_key(drop_fd, dprev, &dnext) == 0) {
+    DropSample s{dnext, 0};
+    if (bpf_map_lookup_elem(drop_fd, &dnext, &s.count) == 0) drops->push_back(s);
+    dkey = dnext;
+    dprev = &dkey;
+  }
+}
+
+void KernelProbes::ForgetFlows(const std::vector<fl_flow_key>& keys) {
+  const int flow_fd = bpf_map__fd(impl_->tcp.skel->maps.flows);
+  for (const auto& k : keys) bpf_map_delete_elem(flow_fd, &k);
+}
+
+std::array<uint64_t, FL_KSTAT_MAX> KernelProbes::KernelStats() const {
+  std::array<uint64_t, FL_KSTAT_MAX> total{};
+  std::vector<uint64_t> per_cpu(impl_->ncpus);
+  for (int fd : {bpf_map__fd(impl_->sock.skel->maps.fl_kstats), bpf_map__fd(impl_->tcp.skel->maps.fl_kstats)}) {
+    for (uint32_t i = 0; i < FL_KSTAT_MAX; ++i) {
+      if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) continue;
+      for (uint64_t v : per_cpu) total[i] += v;
+    }
+  }
+  return total;
+}
+
+std::string KernelProbes::DropReasonName(uint32_t reason) const {
+  auto it = impl_->reason_names.find(reason);
+  if (it != impl_->reason_names.end()) return it->second;
+  std::string name = "REASON_" + std::to_string(reason);
+  if (impl_->vmlinux) {
+    int id = btf__find_by_name_kind(impl_->vmlinux, "skb_drop_reason", BTF_KIND_ENUM);
+    const btf_type* t = id > 0 ? btf__type_by_id(impl_->vmlinux, id) : nullptr;
+    if (t) {
+      const struct btf_enum* e = btf_enum(t);
+      for (int i = 0; i < btf_vlen(t); ++i) {
+        if (static_cast<uint32_t>(e[i].val) == reason) {
+          name = btf__name_by_offset(impl_->vmlinux, e[i].name_off);
+          constexpr std::string_view kPrefix = "SKB_DROP_REASON_";
+          if (name.compare(0, kPrefix.size(), kPrefix) == 0) name = name.substr(kPrefix.size());
+          break;
+        }
+      }
+    }
+  }
+  impl_->reason_names.emplace(reason, name);
+  return name;
+}
+
+}  // namespace faultline::agent

@@ -1,0 +1,118 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "commands.h"
+#include "faultline/agent/agent.h"
+#include "faultline/agent/sinks.h"
+#include "faultline/common/log.h"
+#include "faultline/common/metrics.h"
+#include "faultline/stream/embedded_broker.h"
+
+namespace faultline::cli {
+namespace {
+
+struct AgentFlags {
+  std::string brokers;
+  std::string topic = "faultline.events";
+  std::string output = "kafka";
+  double duration_s = 0;
+  std::string metrics_addr;
+  uint32_t capture_bytes = 1024;
+  std::string node_name;
+  std::string proc_root = "/proc";
+  int flow_interval_ms = 1000;
+  size_t max_connections = 65536;
+};
+
+int RunAgent(const AgentFlags& f) {
+  MetricsRegistry metrics;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!f.metrics_addr.empty()) {
+    auto server = MetricsServer::Start(f.metrics_addr, metrics);
+    if (!server.ok()) {
+      std::cerr << "faultline agent: " << server.status().message() << "\n";
+      return 2;
+    }
+    metrics_server = std::move(server).value();
+    spdlog::info("metrics on http://{}/metrics", f.metrics_addr);
+  }
+
+  std::unique_ptr<stream::EmbeddedBroker> broker;
+  std::unique_ptr<agent::BatchSink> sink;
+  if (f.output == "jsonl") {
+    sink = agent::MakeJsonlSink(std::cout);
+  } else {
+    agent::KafkaSinkOptions ko;
+    ko.brokers = f.brokers;
+    ko.topic = f.topic;
+    if (ko.brokers.empty()) {
+      auto b = stream::EmbeddedBroker::Start({});
+      if (!b.ok()) {
+        std::cerr << "faultline agent: " << b.status().message() << "\n";
+        return 1;
+      }
+      broker = std::move(b).value();
+      ko.brokers = broker->bootstrap();
+      spdlog::info("no --brokers given: publishing to the embedded broker at {}", ko.brokers);
+    }
+    auto k = agent::MakeKafkaSink(ko, &metrics);
+    if (!k.ok()) {
+      std::cerr << "faultline agent: " << k.status().message() << "\n";
+      return 2;
+    }
+    sink = std::move(k).value();
+  }
+
+  agent::AgentOptions opts;
+  opts.probes.capture_bytes = f.capture_bytes;
+  opts.probes.ignore_tgid = static_cast<uint32_t>(getpid());
+  opts.node_name = f.node_name;
+  opts.proc_root = f.proc_root;
+  opts.flow_interval = std::chrono::milliseconds(f.flow_interval_ms);
+  opts.max_connections = f.max_connections;
+  auto a = agent::Agent::Start(opts, sink.get(), &metrics);
+  if (!a.ok()) {
+    std::cerr << "faultline agent: " << a.status().message() << "\n";
+    return a.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  const auto deadline = f.duration_s > 0
+                            ? std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(f.duration_s * 1000))
+                            : std::chrono::steady_clock::time_point::max();
+  (*a)->Run(g_stop, deadline);
+  if (Status s = sink->Flush(std::chrono::seconds(10)); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner RegisterAgent(CLI::App& app) {
+  auto f = std::make_shared<AgentFlags>();
+  CLI::App* sub = app.add_subcommand("agent", "Watch this node's HTTP traffic and TCP health with eBPF and publish it");
+  sub->add_option("--brokers", f->brokers, "Kafka bootstrap servers HOST:PORT[,…]; default: an embedded broker");
+  sub->add_option("--topic", f->topic, "Kafka topic")->capture_default_str();
+  sub->add_option("--output", f->output, "kafka: publish protobuf batches; jsonl: print one JSON object per event")
+      ->check(CLI::IsMember({"kafka", "jsonl"}))
+      ->capture_default_str();
+  sub->add_option("--duration", f->duration_s, "Stop cleanly after this many seconds (default: run until signalled)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--metrics-addr", f->metrics_addr, "Serve Prometheus /metrics on HOST:PORT (default: off)");
+  sub->add_option("--capture-bytes", f->capture_bytes, "Payload bytes captured per socket syscall")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  sub->add_option("--node-name", f->node_name, "Node name in every batch (default: $NODE_NAME or the host name)");
+  sub->add_option("--proc-root", f->proc_root, "Where the host's procfs is mounted")->capture_default_str();
+  sub->add_option("--flow-interval-ms", f->flow_interval_ms, "Read-out period of flow counters")
+      ->check(CLI::Range(50, 600000))
+      ->capture_default_str();
+  sub->add_option("--max-connections", f->max_connections, "Bound of the connection table")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  return [f] { return RunAgent(*f); };
+}
+
+}  // namespace faultline::cli

@@ -1,0 +1,20 @@
+// The faultline binary's subcommands. Each Register* adds its subcommand to the app and returns
+// the function that runs it once parsed (exit code).
+#pragma once
+
+#include <atomic>
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace faultline::cli {
+
+using Runner = std::function<int()>;
+
+// Set by SIGINT/SIGTERM; every long-running command stops cleanly when it is set.
+extern std::atomic<bool> g_stop;
+
+Runner RegisterAgent(CLI::App& app);
+Runner RegisterBroker(CLI::App& app);
+
+}  // namespace faultline::cli

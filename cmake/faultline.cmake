@@ -1,0 +1,52 @@
+# Helpers shared by every folder: one library per folder, one test per file, BPF skeletons.
+
+add_compile_options(-Wall -Wextra -Wno-unused-parameter)
+if(FAULTLINE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# faultline_library(NAME <folder> SOURCES ... DEPS ...)
+# Builds faultline_<folder> with alias faultline::<folder>; public headers in <folder>/include.
+function(faultline_library)
+  cmake_parse_arguments(FL "" "NAME" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(faultline_${FL_NAME} STATIC ${FL_SOURCES})
+  add_library(faultline::${FL_NAME} ALIAS faultline_${FL_NAME})
+  target_include_directories(faultline_${FL_NAME} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>)
+  target_link_libraries(faultline_${FL_NAME} PUBLIC ${FL_DEPS} PRIVATE ${FL_PRIVATE_DEPS})
+endfunction()
+
+# faultline_test(NAME <name> SOURCES ... DEPS ... LABELS ... [TIMEOUT s])
+# A GoogleTest binary registered with ctest under the given labels.
+function(faultline_test)
+  cmake_parse_arguments(FL "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${FL_NAME} ${FL_SOURCES})
+  target_link_libraries(${FL_NAME} PRIVATE ${FL_DEPS} GTest::gtest GTest::gtest_main)
+  add_test(NAME ${FL_NAME} COMMAND ${FL_NAME})
+  if(NOT FL_TIMEOUT)
+    set(FL_TIMEOUT 300)
+  endif()
+  set_tests_properties(${FL_NAME} PROPERTIES LABELS "${FL_LABELS}" TIMEOUT ${FL_TIMEOUT})
+endfunction()
+
+# faultline_bpf_skeleton(NAME <probe>): compiles agent/bpf/<probe>.bpf.c with clang for the BPF
+# target against a vmlinux.h dumped from this kernel's BTF, and generates <probe>.skel.h.
+function(faultline_bpf_skeleton NAME)
+  set(out ${CMAKE_BINARY_DIR}/bpf)
+  set(src ${CMAKE_CURRENT_SOURCE_DIR}/bpf/${NAME}.bpf.c)
+  file(GLOB bpf_headers ${CMAKE_CURRENT_SOURCE_DIR}/bpf/*.h)
+  add_custom_command(
+    OUTPUT ${out}/${NAME}.bpf.o
+    COMMAND ${CLANG_EXECUTABLE} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall
+            -Wno-unused-function -I${out} -I${CMAKE_CURRENT_SOURCE_DIR}/bpf
+            -c ${src} -o ${out}/${NAME}.bpf.o
+    DEPENDS ${src} ${bpf_headers} ${out}/vmlinux.h
+    COMMENT "BPF ${NAME}.bpf.c")
+  add_custom_command(
+    OUTPUT ${out}/${NAME}.skel.h
+    COMMAND ${BPFTOOL_EXECUTABLE} gen skeleton ${out}/${NAME}.bpf.o name ${NAME} > ${out}/${NAME}.skel.h
+    DEPENDS ${out}/${NAME}.bpf.o
+    COMMENT "skeleton ${NAME}.skel.h")
+  set_property(GLOBAL APPEND PROPERTY FAULTLINE_SKELETONS ${out}/${NAME}.skel.h)
+endfunction()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package faultline's build, tests and benchmarks need, and mounts tracefs.
+# Idempotent: a second run installs nothing and changes nothing. Needs root (Debian 12).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang llvm libclang-rt-14-dev git
+  # eBPF
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  # Kafka, state, wire format
+  librdkafka-dev kcat librocksdb-dev libprotobuf-dev protobuf-compiler
+  # graph, algebra, config, JSON, CLI, logging, metrics, HTTP, hashing
+  libboost-graph-dev libeigen3-dev libyaml-cpp-dev nlohmann-json3-dev libsimdjson-dev
+  libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libcpp-httplib-dev
+  libcurl4-openssl-dev libabsl-dev libxxhash-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
+  python3 curl iproute2 nftables nginx-light wrk procps
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: must run as root (it installs Debian packages with apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # nginx must not start as a system service: the benchmark starts its own instance.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+if [[ ! -d /sys/kernel/tracing/events ]]; then
+  mount -t tracefs tracefs /sys/kernel/tracing
+fi
