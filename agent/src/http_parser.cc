@@ -416,8 +416,8 @@ class HttpConnectionParser::Stream {
         owner_->OnResponse(cur_, HttpOutcome::kTruncated, out_);
       } else if (cur_.headers_done) {
         owner_->OnRequest(std::move(cur_));
-      } else if (owner_->RequestDirectionIs(dir_)) {
-        owner_->PushLostRequest();
+      } else if (ClassifyStart(buf_) != Start::kNo && owner_->RequestDirectionIs(dir_)) {
+        owner_->PushLostRequest();  // a request began here and its framing was lost
       }
     }
     cur_ = Pending{};

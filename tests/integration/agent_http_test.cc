@@ -1,0 +1,185 @@
+// The agent against real HTTP traffic on loopback: a Python server, curl and a pipelining Python
+// client. Every assertion is exact: counts, methods, paths, statuses, byte counts; latencies are
+// bounded below by the delay the server adds.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "agent_harness.h"
+
+namespace faultline::testing {
+namespace {
+
+const std::string kServer = std::string(FAULTLINE_SOURCE_DIR) + "/tests/integration/http_server.py";
+const std::string kPipelined = std::string(FAULTLINE_SOURCE_DIR) + "/tests/integration/pipelined_client.py";
+
+// One agent for the suite (loading the programs is the slow part); each test has its own server
+// port and filters on it, and starts from an empty sink.
+class AgentHttpTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    agent_.reset();
+    delete sink_ptr_;
+    delete metrics_ptr_;
+  }
+
+  void SetUp() override {
+    FAULTLINE_REQUIRE_KERNEL_OR_SKIP();
+    if (!agent_) {
+      metrics_ptr_ = new MetricsRegistry();
+      sink_ptr_ = new CollectingSink();
+      agent::AgentOptions opts;
+      opts.probes.ignore_tgid = getpid();
+      auto a = agent::Agent::Start(opts, sink_ptr_, metrics_ptr_);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      agent_ = std::move(a).value();
+    }
+    agent_->Drain();
+    sink_ptr_->batches.clear();
+    server_ = std::make_unique<Child>(std::vector<std::string>{"python3", kServer});
+    port_ = server_->WaitForValue("port", std::chrono::seconds(10));
+    ASSERT_FALSE(port_.empty()) << "the test server did not start";
+    url_ = "http://127.0.0.1:" + port_;
+  }
+
+  // curl fetching every path on one keep-alive connection, with a minimal fixed request.
+  void Curl(const std::vector<std::string>& paths, const std::string& extra = "") {
+    std::string cmd = "curl -sS --fail-with-body -H 'User-Agent:' -H 'Accept:' " + extra;
+    for (const auto& p : paths) cmd += " -o /dev/null " + url_ + p;
+    ASSERT_EQ(RunCommand(cmd), 0) << cmd;
+  }
+
+  std::string Request(const std::string& path) const {
+    return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + port_ + "\r\n\r\n";
+  }
+
+  std::vector<v1::HttpExchange> Http(v1::Role role) {
+    agent_->Drain();
+    const uint32_t port = std::stoi(port_);
+    std::vector<v1::HttpExchange> out;
+    for (const auto& e : sink_.Events([](const v1::Event& e) { return e.has_http(); })) {
+      const auto& c = e.connection();
+      const bool mine = role == v1::ROLE_SERVER ? c.local().port() == port : c.remote().port() == port;
+      if (mine && e.http().role() == role) out.push_back(e.http());
+    }
+    return out;
+  }
+
+  static inline MetricsRegistry* metrics_ptr_ = nullptr;
+  static inline CollectingSink* sink_ptr_ = nullptr;
+  static inline std::unique_ptr<agent::Agent> agent_;
+  CollectingSink& sink_ = *sink_ptr_;
+  std::unique_ptr<Child> server_;
+  std::string port_, url_;
+};
+
+TEST_F(AgentHttpTest, KeepAliveRequestsGiveExactlyOneServerAndOneClientEventEach) {
+  constexpr int kN = 5;
+  Curl(std::vector<std::string>(kN, "/delay/30?token=secret"));
+  const auto server = Http(v1::ROLE_SERVER);
+  const auto client = Http(v1::ROLE_CLIENT);
+  ASSERT_EQ(server.size(), static_cast<size_t>(kN));
+  ASSERT_EQ(client.size(), static_cast<size_t>(kN));
+  const uint64_t req_bytes = Request("/delay/30?token=secret").size();
+  const uint64_t resp_bytes = std::string("HTTP/1.1 200 X\r\nContent-Length: 2\r\n\r\nok").size();
+  for (const auto* side : {&server, &client}) {
+    for (const auto& h : *side) {
+      EXPECT_EQ(h.method(), "GET");
+      EXPECT_EQ(h.path(), "/delay/30");
+      EXPECT_EQ(h.status(), 200u);
+      EXPECT_EQ(h.version(), "HTTP/1.1");
+      EXPECT_EQ(h.request_bytes(), req_bytes);
+      EXPECT_EQ(h.response_bytes(), resp_bytes);
+      EXPECT_GE(h.latency_ns(), 30'000'000u);
+      EXPECT_EQ(h.outcome(), v1::HttpExchange::OUTCOME_COMPLETE);
+    }
+  }
+}
+
+TEST_F(AgentHttpTest, ChunkedAndOneMebibyteResponsesHaveExactSizes) {
+  Curl({"/chunked/1000/50", "/bytes/1048576", "/status/503"}, "--no-fail-with-body");
+  const auto server = Http(v1::ROLE_SERVER);
+  const auto client = Http(v1::ROLE_CLIENT);
+  ASSERT_EQ(server.size(), 3u);
+  ASSERT_EQ(client.size(), 3u);
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 50; ++i) chunked += "3e8\r\n" + std::string(1000, 'c') + "\r\n";
+  chunked += "0\r\n\r\n";
+  const uint64_t big = std::string("HTTP/1.1 200 X\r\nContent-Length: 1048576\r\n\r\n").size() + 1048576;
+  for (const auto* side : {&server, &client}) {
+    EXPECT_EQ((*side)[0].path(), "/chunked/1000/50");
+    EXPECT_EQ((*side)[0].response_bytes(), chunked.size());
+    EXPECT_EQ((*side)[1].path(), "/bytes/1048576");
+    EXPECT_EQ((*side)[1].response_bytes(), big);
+    EXPECT_EQ((*side)[1].status(), 200u);
+    EXPECT_EQ((*side)[2].status(), 503u);
+  }
+}
+
+TEST_F(AgentHttpTest, PostBodiesCountInRequestBytes) {
+  Curl({"/echo"}, "--data-binary 0123456789");
+  const auto server = Http(v1::ROLE_SERVER);
+  ASSERT_EQ(server.size(), 1u);
+  EXPECT_EQ(server[0].method(), "POST");
+  EXPECT_EQ(server[0].response_bytes(), std::string("HTTP/1.1 200 X\r\nContent-Length: 10\r\n\r\n0123456789").size());
+}
+
+TEST_F(AgentHttpTest, PipelinedRequestsPairInOrder) {
+  ASSERT_EQ(RunCommand("python3 " + kPipelined + " 127.0.0.1 " + port_ + " 3"), 0);
+  const auto server = Http(v1::ROLE_SERVER);
+  const auto client = Http(v1::ROLE_CLIENT);
+  ASSERT_EQ(server.size(), 3u);
+  ASSERT_EQ(client.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(server[i].path(), "/status/" + std::to_string(200 + i));
+    EXPECT_EQ(server[i].status(), 200u + i);
+    EXPECT_EQ(client[i].status(), 200u + i);
+  }
+}
+
+TEST_F(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
+  // A port that was just free: bind, read it, close.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  const uint32_t port = ntohs(a.sin_port);
+  EXPECT_NE(RunCommand("curl -sS -o /dev/null http://127.0.0.1:" + std::to_string(port) + "/ 2>/dev/null"), 0);
+  agent_->Drain();
+  auto refused = sink_.Events([&](const v1::Event& e) {
+    return e.has_tcp_connect() && e.connection().remote().port() == port;
+  });
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].tcp_connect().result(), v1::TcpConnect::RESULT_REFUSED);
+  EXPECT_NE(refused[0].pid(), 0u);
+  auto resets = sink_.Events([&](const v1::Event& e) {
+    return e.has_tcp_reset() && e.tcp_reset().direction() == v1::TcpReset::DIRECTION_RECEIVED &&
+           e.connection().remote().port() == port;
+  });
+  EXPECT_EQ(resets.size(), 1u);
+}
+
+TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
+  Curl({"/status/200"});
+  const auto server = Http(v1::ROLE_SERVER);
+  ASSERT_EQ(server.size(), 1u);
+  bool found = false;
+  for (const auto& b : sink_.batches)
+    for (const auto& p : b.processes())
+      if (p.pid() == static_cast<uint32_t>(server_->pid())) {
+        found = true;
+        EXPECT_EQ(p.comm(), "python3");
+        EXPECT_FALSE(p.cgroup_path().empty());
+      }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace faultline::testing
