@@ -60,7 +60,7 @@ class AgentHttpTest : public ::testing::Test {
     agent_->Drain();
     const uint32_t port = std::stoi(port_);
     std::vector<v1::HttpExchange> out;
-    for (const auto& e : sink_.Events([](const v1::Event& e) { return e.has_http(); })) {
+    for (const auto& e : sink_ptr_->Events([](const v1::Event& e) { return e.has_http(); })) {
       const auto& c = e.connection();
       const bool mine = role == v1::ROLE_SERVER ? c.local().port() == port : c.remote().port() == port;
       if (mine && e.http().role() == role) out.push_back(e.http());
@@ -71,7 +71,6 @@ class AgentHttpTest : public ::testing::Test {
   static inline MetricsRegistry* metrics_ptr_ = nullptr;
   static inline CollectingSink* sink_ptr_ = nullptr;
   static inline std::unique_ptr<agent::Agent> agent_;
-  CollectingSink& sink_ = *sink_ptr_;
   std::unique_ptr<Child> server_;
   std::string port_, url_;
 };
@@ -153,13 +152,13 @@ TEST_F(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
   const uint32_t port = ntohs(a.sin_port);
   EXPECT_NE(RunCommand("curl -sS -o /dev/null http://127.0.0.1:" + std::to_string(port) + "/ 2>/dev/null"), 0);
   agent_->Drain();
-  auto refused = sink_.Events([&](const v1::Event& e) {
+  auto refused = sink_ptr_->Events([&](const v1::Event& e) {
     return e.has_tcp_connect() && e.connection().remote().port() == port;
   });
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0].tcp_connect().result(), v1::TcpConnect::RESULT_REFUSED);
   EXPECT_NE(refused[0].pid(), 0u);
-  auto resets = sink_.Events([&](const v1::Event& e) {
+  auto resets = sink_ptr_->Events([&](const v1::Event& e) {
     return e.has_tcp_reset() && e.tcp_reset().direction() == v1::TcpReset::DIRECTION_RECEIVED &&
            e.connection().remote().port() == port;
   });
@@ -171,7 +170,7 @@ TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
   const auto server = Http(v1::ROLE_SERVER);
   ASSERT_EQ(server.size(), 1u);
   bool found = false;
-  for (const auto& b : sink_.batches)
+  for (const auto& b : sink_ptr_->batches)
     for (const auto& p : b.processes())
       if (p.pid() == static_cast<uint32_t>(server_->pid())) {
         found = true;
