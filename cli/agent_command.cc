@@ -17,7 +17,7 @@ struct AgentFlags {
   std::string brokers;
   std::string topic = "faultline.events";
   std::string output = "kafka";
-  double duration_s = 0;
+  double duration_s = -1;  // < 0: until signalled
   std::string metrics_addr;
   uint32_t capture_bytes = 1024;
   std::string node_name;
@@ -77,7 +77,7 @@ int RunAgent(const AgentFlags& f) {
     std::cerr << "faultline agent: " << a.status().message() << "\n";
     return a.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  const auto deadline = f.duration_s > 0
+  const auto deadline = f.duration_s >= 0
                             ? std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(f.duration_s * 1000))
                             : std::chrono::steady_clock::time_point::max();
   (*a)->Run(g_stop, deadline);
@@ -98,7 +98,7 @@ Runner RegisterAgent(CLI::App& app) {
   sub->add_option("--output", f->output, "kafka: publish protobuf batches; jsonl: print one JSON object per event")
       ->check(CLI::IsMember({"kafka", "jsonl"}))
       ->capture_default_str();
-  sub->add_option("--duration", f->duration_s, "Stop cleanly after this many seconds (default: run until signalled)")
+  sub->add_option("--duration", f->duration_s, "Stop cleanly after this many seconds; 0 loads the probes and stops (default: run until signalled)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--metrics-addr", f->metrics_addr, "Serve Prometheus /metrics on HOST:PORT (default: off)");
   sub->add_option("--capture-bytes", f->capture_bytes, "Payload bytes captured per socket syscall")

@@ -1,0 +1,43 @@
+// libFuzzer target: the HTTP/1.x connection parser fed arbitrary bytes as arbitrary syscalls.
+// Input layout, repeated: one control byte (direction, whether part of the payload went
+// uncaptured, a tail), a length byte, then that many payload bytes. Exercises framing, pairing,
+// the uncaptured-byte paths and close, and checks the parser's own invariants.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+#include <vector>
+
+#include "faultline/agent/http_parser.h"
+
+using faultline::agent::Direction;
+using faultline::agent::HttpConnectionParser;
+using faultline::agent::HttpExchange;
+using faultline::agent::HttpRole;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  HttpConnectionParser parser(static_cast<HttpRole>(data[0] % 3));
+  std::vector<HttpExchange> out;
+  size_t i = 1;
+  uint64_t ts = 1;
+  while (i + 2 <= size) {
+    const uint8_t control = data[i];
+    const size_t len = std::min<size_t>(data[i + 1], size - i - 2);
+    std::string_view bytes(reinterpret_cast<const char*>(data + i + 2), len);
+    i += 2 + len;
+    const Direction dir = (control & 1) ? Direction::kEgress : Direction::kIngress;
+    const uint64_t skipped = (control & 2) ? (control >> 2) * 97u : 0;  // bytes never captured
+    std::string_view head = bytes, tail;
+    if ((control & 2) && len >= 2) {  // the last quarter of the bytes arrive as the tail
+      head = bytes.substr(0, len - len / 4);
+      tail = bytes.substr(len - len / 4);
+    }
+    parser.OnData(dir, head, head.size() + skipped + tail.size(), tail, ts++, &out);
+  }
+  parser.OnClose(ts, &out);
+  for (const HttpExchange& x : out) {
+    if (x.path.size() > HttpConnectionParser::kMaxPathBytes) abort();
+    if (x.response_end_ns != 0 && x.response_end_ns < x.response_first_ns) abort();
+  }
+  return 0;
+}
