@@ -10,6 +10,12 @@
 
 #include "fl_types.h"
 
+/* A kernel pointer as a BTF-typed, read-only pointer: fields are then plain loads (kernel 6.2+
+ * kfunc; libbpf >= 1.3 spells this bpf_core_cast). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define bpf_core_cast(ptr, type) \
+	((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
 #define FL_IPPROTO_TCP 6
 #define FL_SOCK_STREAM 1
 #define FL_S_IFMT 00170000

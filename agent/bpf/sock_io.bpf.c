@@ -26,6 +26,7 @@ struct {
 } sock_events SEC(".maps");
 
 struct io_args {
+	__u64 active; /* a traced syscall of this thread is in flight */
 	__u64 enter_ns;
 	__u64 sk;
 	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array (user pointers) */
@@ -35,10 +36,12 @@ struct io_args {
 	__u8 pad[3];
 };
 
+/* Per-thread: the arguments of the traced syscall in flight (task storage: no hashing, no
+ * locks, freed with the thread). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct io_args);
 } inflight SEC(".maps");
 
@@ -48,7 +51,8 @@ struct conn_info {
 	__u8 proto;
 	__u8 role;
 	__u8 tries;
-	__u8 pad[5];
+	__u8 events; /* data events sent; the tuple rides on every 64th (and the first) */
+	__u8 pad[4];
 };
 
 struct {
@@ -72,24 +76,25 @@ struct {
 
 static __always_inline struct sock *fl_fd_to_sock(__u64 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *f = NULL;
+	/* BTF-typed pointers: plain loads (checked by the verifier), no helper call per field. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	struct file *f;
 	struct socket *sock;
 	struct sock *sk;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
 		return NULL;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & FL_S_IFMT) != FL_S_IFSOCK)
+	f = bpf_core_cast(f, struct file);
+	if ((f->f_inode->i_mode & FL_S_IFMT) != FL_S_IFSOCK)
 		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
+	sock = bpf_core_cast(f->private_data, struct socket);
 	if (!sock)
 		return NULL;
-	sk = BPF_CORE_READ(sock, sk);
+	sk = sock->sk;
 	if (!sk || !fl_is_tcp_sock(sk))
 		return NULL;
 	return sk;
@@ -103,7 +108,6 @@ static __always_inline bool fl_is_data_syscall(__u8 sc)
 static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args a = {};
 	struct sock *sk = NULL;
 
 	if ((__u32)(id >> 32) == cfg_ignore_tgid)
@@ -121,19 +125,24 @@ static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
 			}
 		}
 	}
-	a.enter_ns = bpf_ktime_get_ns();
-	a.sk = (__u64)sk;
-	a.buf = buf;
-	a.count = count;
-	a.fd = fd;
-	a.syscall = sc;
-	if (bpf_map_update_elem(&inflight, &id, &a, BPF_ANY))
+	struct io_args *slot = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
 		fl_kstat_inc(FL_KSTAT_INFLIGHT_FULL);
+		return 0;
+	}
+	slot->active = 1;
+	slot->enter_ns = bpf_ktime_get_ns();
+	slot->sk = (__u64)sk;
+	slot->buf = buf;
+	slot->count = count;
+	slot->fd = fd;
+	slot->syscall = sc;
 	return 0;
 }
 
 static __always_inline void fl_fill_header(struct fl_sock_event *h, const struct io_args *a,
-					   struct sock *sk, __u8 kind, __u64 now)
+					   struct sock *sk, __u8 kind, __u64 now, bool with_tuple)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	h->ts_ns = now;
@@ -151,9 +160,13 @@ static __always_inline void fl_fill_header(struct fl_sock_event *h, const struct
 	h->role = FL_ROLE_UNKNOWN;
 	h->syscall = a ? a->syscall : 0;
 	h->tail_len = 0;
+	h->flags = 0;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
-	__builtin_memset(&h->tuple, 0, sizeof(h->tuple));
-	fl_tuple_from_sock(sk, &h->tuple);
+	if (with_tuple) {
+		__builtin_memset(&h->tuple, 0, sizeof(h->tuple));
+		fl_tuple_from_sock(sk, &h->tuple);
+		h->flags |= FL_SOCK_F_TUPLE;
+	}
 }
 
 static __always_inline void fl_submit(struct event_buf *eb)
@@ -282,7 +295,7 @@ static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, 
 	eb = bpf_map_lookup_elem(&scratch, &zero);
 	if (!eb)
 		return 0;
-	fl_fill_header(&eb->hdr, a, sk, FL_SOCK_DATA, now);
+	fl_fill_header(&eb->hdr, a, sk, FL_SOCK_DATA, now, !ci || (ci->events++ & 63) == 0);
 	eb->hdr.direction = egress ? FL_DIR_EGRESS : FL_DIR_INGRESS;
 	if (ci)
 		eb->hdr.role = ci->role;
@@ -364,22 +377,22 @@ static __always_inline void fl_emit_simple(struct io_args *a, struct sock *sk, _
 	struct event_buf *eb = bpf_map_lookup_elem(&scratch, &zero);
 	if (!eb)
 		return;
-	fl_fill_header(&eb->hdr, a, sk, kind, now);
+	fl_fill_header(&eb->hdr, a, sk, kind, now, true);
 	eb->hdr.role = role;
 	fl_submit(eb);
 }
 
 static __always_inline int fl_exit(long ret, const __u8 sc)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 now = bpf_ktime_get_ns();
-	struct io_args *p = bpf_map_lookup_elem(&inflight, &id);
+	__u64 now;
+	struct io_args *p = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
 	struct io_args a;
 
-	if (!p)
+	if (!p || !p->active)
 		return 0;
 	a = *p;
-	bpf_map_delete_elem(&inflight, &id);
+	p->active = 0;
+	now = bpf_ktime_get_ns();
 
 	if (fl_is_data_syscall(sc))
 		return fl_exit_data(&a, ret, now, sc);

@@ -34,6 +34,10 @@ enum fl_syscall {
 	FL_SYS_CONNECT, FL_SYS_ACCEPT, FL_SYS_ACCEPT4, FL_SYS_CLOSE,
 };
 
+/* `tuple` is filled (always on open/close, on the first and every 64th data event of a
+ * connection otherwise: user space remembers it per socket). */
+#define FL_SOCK_F_TUPLE 1
+
 /* Header of every sock_io event; `captured` payload bytes follow it in the ring buffer. */
 struct fl_sock_event {
 	__u64 ts_ns;        /* syscall exit (CLOCK_MONOTONIC ns) */
@@ -51,7 +55,7 @@ struct fl_sock_event {
 	__u8 role;          /* enum fl_role as far as the kernel knows it */
 	__u8 syscall;       /* enum fl_syscall */
 	__u8 tail_len;      /* valid bytes in `tail` (the last bytes of the payload, not captured) */
-	__u8 pad;
+	__u8 flags;         /* FL_SOCK_F_* */
 	char comm[FL_COMM_LEN];
 	struct fl_tuple tuple;
 	__u8 tail[FL_TAIL_LEN];

@@ -115,12 +115,13 @@ static __always_inline __u32 fl_parse_l3(const unsigned char *l3, bool egress, s
 	return len ? len : 1;
 }
 
+/* `skb` is BTF-typed (tp_btf): its fields are plain loads. */
 static __always_inline __u32 fl_skb_netns(const struct sk_buff *skb)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+		return dev->nd_net.net->ns.inum;
+	struct sock *sk = skb->sk;
 	return sk ? fl_sock_netns(sk) : 0;
 }
 
@@ -144,9 +145,10 @@ static __always_inline void fl_count_packet(const struct sk_buff *skb, const uns
 	if (!s)
 		return;
 	if (egress) {
-		__sync_fetch_and_add(&s->packets_out, 1);
+		__u64 n = __sync_fetch_and_add(&s->packets_out, 1);
 		__sync_fetch_and_add(&s->bytes_out, len);
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		/* Sample the socket's smoothed RTT on every 16th packet. */
+		struct sock *sk = (n & 15) == 0 ? skb->sk : NULL;
 		if (sk && fl_full_tcp_sock(sk))
 			s->srtt_us = fl_sock_srtt_us(sk);
 	} else {
@@ -159,9 +161,7 @@ static __always_inline void fl_count_packet(const struct sk_buff *skb, const uns
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(fl_net_dev_queue, struct sk_buff *skb)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	fl_count_packet(skb, head + nh, true);
+	fl_count_packet(skb, skb->head + skb->network_header, true);
 	return 0;
 }
 
@@ -169,7 +169,7 @@ SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(fl_netif_receive_skb, struct sk_buff *skb)
 {
 	/* The link-layer header is already pulled: data points at the IP header. */
-	fl_count_packet(skb, BPF_CORE_READ(skb, data), false);
+	fl_count_packet(skb, skb->data, false);
 	return 0;
 }
 

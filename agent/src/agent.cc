@@ -203,7 +203,7 @@ struct Agent::Impl {
         break;
       case FL_SOCK_DATA: {
         TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
-        c.tuple = e.tuple;
+        if (e.flags & FL_SOCK_F_TUPLE) c.tuple = e.tuple;  // else: as remembered for this socket
         c.tgid = e.tgid;
         const size_t tail_len = std::min<size_t>(e.tail_len, FL_TAIL_LEN);
         const uint64_t total = std::max<uint64_t>(e.total_bytes, payload.size() + tail_len);
