@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <ctime>
@@ -96,8 +97,7 @@ struct Agent::Impl {
   std::array<uint64_t, FL_KSTAT_MAX> kstats_prev{};
   HttpParserStats parser_totals;  // of connections already gone
 
-  // Per-interval tallies for AgentStats.
-  std::map<std::string, uint64_t> interval_events;
+  // Per-interval tally of drops for AgentStats.
   std::map<std::string, uint64_t> interval_dropped;
 
   prometheus::Gauge* connections_gauge = nullptr;
@@ -107,10 +107,18 @@ struct Agent::Impl {
 
   uint64_t ToUnix(uint64_t mono_ns) const { return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) + mono_to_unix); }
 
-  void CountEvent(const std::string& kind) {
-    metrics->Counter("faultline_agent_events_total", "Events published by the agent, by kind",
-                     {{"kind", kind}}).Increment();
-    interval_events[kind]++;
+  // Counters are looked up once per kind: the registry lookup costs more than the event.
+  struct KindCounter {
+    prometheus::Counter* total = nullptr;
+    uint64_t interval = 0;
+  };
+  enum Kind { kHttp, kTcpConnect, kTcpReset, kFlowStats, kKinds };
+  static constexpr const char* kKindNames[kKinds] = {"http", "tcp_connect", "tcp_reset", "flow_stats"};
+  std::array<KindCounter, kKinds> kinds;
+
+  void CountEvent(Kind kind) {
+    kinds[kind].total->Increment();
+    kinds[kind].interval++;
   }
 
   void CountDrop(const std::string& reason, uint64_t n) {
@@ -160,7 +168,7 @@ struct Agent::Impl {
         h->set_time_to_first_byte_ns(x.response_first_ns - x.request_start_ns);
       }
       h->set_outcome(ToProto(x.outcome));
-      CountEvent("http");
+      CountEvent(kHttp);
     }
     exchanges.clear();
   }
@@ -229,13 +237,13 @@ struct Agent::Impl {
                     : t.result == FL_CONNECT_REFUSED   ? v1::TcpConnect::RESULT_REFUSED
                                                        : v1::TcpConnect::RESULT_FAILED);
       c->set_duration_ns(t.duration_ns);
-      CountEvent("tcp_connect");
+      CountEvent(kTcpConnect);
     } else {
       auto* r = e->mutable_tcp_reset();
       r->set_direction(t.kind == FL_TCP_RESET_SENT ? v1::TcpReset::DIRECTION_SENT
                                                    : v1::TcpReset::DIRECTION_RECEIVED);
       r->set_tcp_state(t.tcp_state);
-      CountEvent("tcp_reset");
+      CountEvent(kTcpReset);
     }
   }
 
@@ -284,7 +292,7 @@ struct Agent::Impl {
         t.family = v4 ? FL_AF_INET : FL_AF_INET6;
         SetConnection(t, e->mutable_connection());
         *e->mutable_flow_stats() = std::move(fs);
-        CountEvent("flow_stats");
+        CountEvent(kFlowStats);
       }
       prev = cur;
       if (now > cur.last_seen_ns + kFlowForgetNs) {
@@ -308,9 +316,11 @@ struct Agent::Impl {
     e->set_time_unix_ns(ToUnix(now));
     auto* s = e->mutable_agent_stats();
     s->set_interval_ns(interval);
-    s->mutable_events()->insert(interval_events.begin(), interval_events.end());
+    for (int k = 0; k < kKinds; ++k) {
+      if (kinds[k].interval) (*s->mutable_events())[kKindNames[k]] = kinds[k].interval;
+      kinds[k].interval = 0;
+    }
     s->mutable_dropped()->insert(interval_dropped.begin(), interval_dropped.end());
-    interval_events.clear();
     interval_dropped.clear();
   }
 
@@ -331,6 +341,10 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   Impl* impl = agent->impl_.get();
   impl->sink = sink;
   impl->metrics = metrics;
+  for (int k = 0; k < Impl::kKinds; ++k) {
+    impl->kinds[k].total = &metrics->Counter("faultline_agent_events_total", "Events published by the agent, by kind",
+                                             {{"kind", Impl::kKindNames[k]}});
+  }
   impl->connections_gauge = &metrics->Gauge("faultline_agent_connections", "HTTP connections being tracked");
   impl->skipped_other = &metrics->Counter(
       "faultline_agent_kernel_skipped_total",

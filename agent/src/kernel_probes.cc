@@ -69,7 +69,7 @@ Status LoadAndAttach(Skel** out, const char* name, const std::function<void(Skel
 
 Status CheckKernelPrerequisites() {
   if (geteuid() != 0) {
-    return PermissionDenied("faultline agent must run as root (it loads eBPF programs)");
+    return PermissionDenied("must run as root: it loads eBPF programs into the kernel");
   }
   struct stat st;
   if (stat("/sys/kernel/btf/vmlinux", &st) != 0) {
