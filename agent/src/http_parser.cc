@@ -449,6 +449,17 @@ void HttpConnectionParser::OnData(Direction dir, std::string_view head, uint64_t
   (dir == Direction::kEgress ? egress_ : ingress_)->Feed(head, total, tail, ts_ns, out);
 }
 
+HttpExchange HttpConnectionParser::ExchangeFor(Pending&& request) const {
+  HttpExchange x;
+  x.role = role_;
+  x.method = std::move(request.method);
+  x.path = std::move(request.path);
+  x.version = std::move(request.version);
+  x.request_bytes = request.bytes;
+  x.request_start_ns = request.start_ns;
+  return x;
+}
+
 void HttpConnectionParser::OnClose(uint64_t ts_ns, std::vector<HttpExchange>* out) {
   // Requests first, so a request completed at close is still reported.
   const bool egress_requests = role_ != HttpRole::kServer;
@@ -456,13 +467,7 @@ void HttpConnectionParser::OnClose(uint64_t ts_ns, std::vector<HttpExchange>* ou
   (egress_requests ? ingress_ : egress_)->Close(ts_ns, out);
   for (Pending& p : pending_) {
     if (p.lost) continue;
-    HttpExchange x;
-    x.role = role_;
-    x.method = std::move(p.method);
-    x.path = std::move(p.path);
-    x.version = std::move(p.version);
-    x.request_bytes = p.bytes;
-    x.request_start_ns = p.start_ns;
+    HttpExchange x = ExchangeFor(std::move(p));
     x.outcome = HttpOutcome::kConnectionClosed;
     out->push_back(std::move(x));
   }
@@ -507,15 +512,9 @@ void HttpConnectionParser::OnResponse(const Pending& response, HttpOutcome outco
   Pending request = std::move(pending_.front());
   pending_.pop_front();
   if (request.lost) return;
-  HttpExchange x;
-  x.role = role_;
-  x.method = std::move(request.method);
-  x.path = std::move(request.path);
-  x.version = std::move(request.version);
+  HttpExchange x = ExchangeFor(std::move(request));
   x.status = response.status;
-  x.request_bytes = request.bytes;
   x.response_bytes = response.bytes;
-  x.request_start_ns = request.start_ns;
   x.response_first_ns = response.start_ns;
   x.response_end_ns = response.end_ns;
   x.outcome = outcome;

@@ -84,6 +84,7 @@ class HttpConnectionParser {
   bool RequestDirectionIs(Direction dir) const;
   std::string_view OldestPendingMethod() const;
   void PushLostRequest();
+  HttpExchange ExchangeFor(Pending&& request) const;  // the request half of an exchange
 
   HttpRole role_;
   std::unique_ptr<Stream> egress_;
