@@ -53,6 +53,8 @@ struct conn_info {
 	__u8 tries;
 	__u8 events; /* data events sent; the tuple rides on every 64th (and the first) */
 	__u8 pad[4];
+	__u64 bytes_out; /* bytes moved so far in each direction: the next event's stream offset */
+	__u64 bytes_in;
 };
 
 struct {
@@ -299,6 +301,7 @@ static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, 
 	eb->hdr.direction = egress ? FL_DIR_EGRESS : FL_DIR_INGRESS;
 	if (ci)
 		eb->hdr.role = ci->role;
+	eb->hdr.stream_offset = 0;
 
 	switch (sc) {
 	case FL_SYS_READ:
@@ -346,6 +349,9 @@ static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, 
 		break;
 	}
 	eb->hdr.total_bytes = total;
+	if (ci)
+		eb->hdr.stream_offset =
+			__sync_fetch_and_add(egress ? &ci->bytes_out : &ci->bytes_in, total);
 	if (buf && total > 0)
 		fl_capture_plain(eb, buf, total);
 	else if (iov_ptr && total > 0)
@@ -354,6 +360,12 @@ static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, 
 	if (!ci || ci->proto == FL_PROTO_UNKNOWN) {
 		struct conn_info fresh = {};
 		struct conn_info *c = ci ? ci : &fresh;
+		if (!ci) {
+			if (egress)
+				fresh.bytes_out = total;
+			else
+				fresh.bytes_in = total;
+		}
 		if (fl_starts_http(eb->payload, eb->hdr.captured)) {
 			c->proto = FL_PROTO_HTTP;
 		} else if (++c->tries >= FL_CLASSIFY_TRIES) {

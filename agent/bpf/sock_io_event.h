@@ -45,6 +45,8 @@ struct fl_sock_event {
 	__u64 sock_id;      /* opaque per-socket id (kernel address of the struct sock) */
 	__u64 cgroup_id;    /* cgroup v2 id of the task */
 	__u64 total_bytes;  /* bytes the syscall moved (sum over messages for *mmsg) */
+	__u64 stream_offset; /* data: bytes this socket moved in this direction before this syscall;
+			      * a jump means events were lost (user space skips the gap) */
 	__u32 tgid;
 	__u32 tid;
 	__u32 fd;

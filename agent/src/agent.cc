@@ -101,6 +101,7 @@ struct Agent::Impl {
   std::map<std::string, uint64_t> interval_dropped;
 
   prometheus::Gauge* connections_gauge = nullptr;
+  prometheus::Counter* stream_gaps = nullptr;
   prometheus::Counter* skipped_other = nullptr;
 
   Impl(const AgentOptions& o) : opts(o), connections(o.max_connections), processes(o.proc_root) {}
@@ -179,11 +180,13 @@ struct Agent::Impl {
     parser_totals.framing_lost += s.framing_lost;
     parser_totals.orphan_responses += s.orphan_responses;
     parser_totals.pending_overflow += s.pending_overflow;
+    parser_totals.unanswered_dropped += s.unanswered_dropped;
     CountDrop("parser_garbage", s.garbage);
     CountDrop("parser_header_too_large", s.header_too_large);
     CountDrop("parser_framing_lost", s.framing_lost);
     CountDrop("parser_orphan_response", s.orphan_responses);
     CountDrop("parser_pending_overflow", s.pending_overflow);
+    CountDrop("parser_unanswered_in_gap", s.unanswered_dropped);
   }
 
   void CloseConnection(std::unique_ptr<TrackedConnection> c, const fl_sock_event& e) {
@@ -215,8 +218,18 @@ struct Agent::Impl {
         c.tgid = e.tgid;
         const size_t tail_len = std::min<size_t>(e.tail_len, FL_TAIL_LEN);
         const uint64_t total = std::max<uint64_t>(e.total_bytes, payload.size() + tail_len);
-        c.parser.OnData(e.direction == FL_DIR_EGRESS ? Direction::kEgress : Direction::kIngress,
-                        payload, total,
+        const Direction dir = e.direction == FL_DIR_EGRESS ? Direction::kEgress : Direction::kIngress;
+        const int d = dir == Direction::kEgress ? 0 : 1;
+        if (c.offset_known[d] && e.stream_offset > c.next_offset[d]) {
+          // Events of this stream were lost (already counted where they were dropped): the parser
+          // treats the gap as bytes it did not see, exact inside a body, a resync elsewhere.
+          const uint64_t gap = e.stream_offset - c.next_offset[d];
+          c.parser.OnData(dir, {}, gap, {}, e.ts_ns, &exchanges);
+          stream_gaps->Increment();
+        }
+        c.offset_known[d] = true;
+        c.next_offset[d] = e.stream_offset + total;
+        c.parser.OnData(dir, payload, total,
                         std::string_view(reinterpret_cast<const char*>(e.tail), tail_len), e.ts_ns,
                         &exchanges);
         EmitExchanges(c, e.comm, e.cgroup_id, e.ts_ns);
@@ -345,6 +358,9 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
     impl->kinds[k].total = &metrics->Counter("faultline_agent_events_total", "Events published by the agent, by kind",
                                              {{"kind", Impl::kKindNames[k]}});
   }
+  impl->stream_gaps = &metrics->Counter(
+      "faultline_agent_stream_gaps_total",
+      "Jumps in a connection's byte stream (events lost upstream), skipped by the parser");
   impl->connections_gauge = &metrics->Gauge("faultline_agent_connections", "HTTP connections being tracked");
   impl->skipped_other = &metrics->Counter(
       "faultline_agent_kernel_skipped_total",

@@ -446,6 +446,12 @@ HttpConnectionParser::~HttpConnectionParser() = default;
 void HttpConnectionParser::OnData(Direction dir, std::string_view head, uint64_t total,
                                   std::string_view tail, uint64_t ts_ns,
                                   std::vector<HttpExchange>* out) {
+  // A pure gap in the response stream may have swallowed responses whose requests are still
+  // pending; the next response answers the newest request.
+  if (head.empty() && tail.empty() && total > 0 && role_ != HttpRole::kUnknown &&
+      !RequestDirectionIs(dir)) {
+    trim_pending_ = true;
+  }
   (dir == Direction::kEgress ? egress_ : ingress_)->Feed(head, total, tail, ts_ns, out);
 }
 
@@ -508,6 +514,13 @@ void HttpConnectionParser::OnResponse(const Pending& response, HttpOutcome outco
   if (pending_.empty()) {
     stats_.orphan_responses++;
     return;
+  }
+  if (trim_pending_) {
+    trim_pending_ = false;
+    while (pending_.size() > 1) {
+      pending_.pop_front();
+      stats_.unanswered_dropped++;
+    }
   }
   Pending request = std::move(pending_.front());
   pending_.pop_front();

@@ -19,7 +19,7 @@ namespace faultline::agent {
 namespace {
 
 static_assert(sizeof(fl_tuple) == 44, "fl_tuple layout is shared with the kernel");
-static_assert(sizeof(fl_sock_event) == 144, "fl_sock_event layout is shared with the kernel");
+static_assert(sizeof(fl_sock_event) == 152, "fl_sock_event layout is shared with the kernel");
 static_assert(sizeof(fl_tcp_event) == 104, "fl_tcp_event layout is shared with the kernel");
 static_assert(sizeof(fl_flow_key) == 40 && sizeof(fl_flow_stats) == 64, "flow map layout");
 
@@ -122,6 +122,10 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
     return InvalidArgument("--capture-bytes " + std::to_string(options.capture_bytes) +
                            ": must be at most " + std::to_string(FL_MAX_CAPTURE));
   }
+  if (options.ring_bytes < 4096 || (options.ring_bytes & (options.ring_bytes - 1)) != 0) {
+    return InvalidArgument("ring buffer size " + std::to_string(options.ring_bytes) +
+                           ": must be a power of two of at least 4096 bytes");
+  }
   libbpf_set_print(LibbpfPrint);
   std::unique_ptr<KernelProbes> probes(new KernelProbes());
   auto& impl = probes->impl_;
@@ -134,6 +138,8 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
       &impl->sock.skel, "sock_io", [&](sock_io* s) {
         s->rodata->cfg_capture_bytes = options.capture_bytes;
         s->rodata->cfg_ignore_tgid = options.ignore_tgid;
+        s->rodata->cfg_wakeup_bytes = std::min<uint64_t>(65536, options.ring_bytes / 4);
+        bpf_map__set_max_entries(s->maps.sock_events, options.ring_bytes);
       })));
   FAULTLINE_RETURN_IF_ERROR(
       (LoadAndAttach<tcp_health, tcp_health__open_opts, tcp_health__load, tcp_health__attach>(

@@ -238,6 +238,20 @@ TEST_F(ParserTest, RequestHeadersBeyondTheCaptureLoseFramingButKeepPairingAligne
   EXPECT_EQ(out_[0].status, 202u);
 }
 
+TEST_F(ClientParserTest, AGapInTheResponseStreamLeavesOnlyTheNewestRequestPending) {
+  Feed(kOut, "GET /1 HTTP/1.1\r\n\r\n", 1);
+  Feed(kIn, "HTTP/1.1 200 X\r\nContent-Len", 2);  // response 1 starts, then events are lost:
+  parser_.OnData(kIn, {}, 5000, {}, 3, &out_);       // the rest of 1, a request 2 and its response
+  Feed(kOut, "GET /2 HTTP/1.1\r\n\r\n", 4);
+  Feed(kOut, "GET /3 HTTP/1.1\r\n\r\n", 5);      // request 3 seen after the gap
+  Feed(kIn, Response(202, "ok"), 6);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].path, "/3");
+  EXPECT_EQ(out_[0].status, 202u);
+  EXPECT_EQ(out_[0].request_start_ns, 5u);
+  EXPECT_EQ(parser_.stats().unanswered_dropped, 2u);  // /1 (its response broke off) and /2
+}
+
 TEST(LooksLikeHttpStart, AcceptsRequestAndStatusLinesOnly) {
   EXPECT_TRUE(LooksLikeHttpStart("GET / HTTP/1.1"));
   EXPECT_TRUE(LooksLikeHttpStart("HTTP/1.1 200 OK"));

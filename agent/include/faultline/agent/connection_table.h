@@ -19,6 +19,10 @@ struct TrackedConnection {
   fl_tuple tuple{};
   uint32_t tgid = 0;
   uint64_t last_seen_ns = 0;
+  // Per direction (egress, ingress): the stream offset the next data event should start at, once
+  // a first event has been seen.
+  uint64_t next_offset[2] = {0, 0};
+  bool offset_known[2] = {false, false};
   HttpConnectionParser parser;
 };
 

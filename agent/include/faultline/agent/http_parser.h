@@ -48,6 +48,7 @@ struct HttpParserStats {
   uint64_t framing_lost = 0;      // uncaptured bytes outside a body: the stream was lost
   uint64_t orphan_responses = 0;  // a response with no request to pair with
   uint64_t pending_overflow = 0;  // more unanswered requests than kMaxPending
+  uint64_t unanswered_dropped = 0;  // requests whose responses fell into a gap of lost events
 };
 
 class HttpConnectionParser {
@@ -65,7 +66,9 @@ class HttpConnectionParser {
 
   // Feeds one syscall's data: `head` = the first captured bytes, `total` = all bytes moved
   // (>= head.size() + tail.size()), `tail` = the last bytes when not covered by `head`.
-  // Completed exchanges are appended to `out`.
+  // Completed exchanges are appended to `out`. A call with no bytes at all and total > 0 is a
+  // gap: events were lost; on the response side the next response then answers the newest
+  // pending request (the older ones are dropped and counted).
   void OnData(Direction dir, std::string_view head, uint64_t total, std::string_view tail,
               uint64_t ts_ns, std::vector<HttpExchange>* out);
   // The connection closed: an until-close response ends here; unanswered requests are reported
@@ -91,6 +94,7 @@ class HttpConnectionParser {
   std::unique_ptr<Stream> ingress_;
   std::deque<Pending> pending_;
   HttpParserStats stats_;
+  bool trim_pending_ = false;
 };
 
 // True when `data` begins like an HTTP/1.x request line or status line.

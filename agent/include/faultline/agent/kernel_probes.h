@@ -24,6 +24,8 @@ namespace faultline::agent {
 struct ProbeOptions {
   // Payload prefix captured per socket syscall, 0..4096. Default: 1024.
   uint32_t capture_bytes = 1024;
+  // Size of the socket-event ring buffer in bytes: a power of two, at least 4096. Default: 16 MiB.
+  uint32_t ring_bytes = 16u << 20;
   // Pid whose sockets are never traced (the agent itself, so its Kafka traffic is not traced).
   // 0 traces everything. Default: 0.
   uint32_t ignore_tgid = 0;
