@@ -233,13 +233,69 @@ static __always_inline void fl_capture_plain(struct event_buf *eb, __u64 buf, __
 	eb->hdr.captured = off;
 }
 
+/* True when the `n` captured bytes end an HTTP header block. */
+static __always_inline bool fl_ends_headers(struct event_buf *eb, __u32 n)
+{
+	__u32 at;
+	if (n < 4)
+		return false;
+	at = (n - 4) & (FL_MAX_CAPTURE - 1);
+	return eb->payload[at] == '\r' && eb->payload[at + 1] == '\n' &&
+	       eb->payload[at + 2] == '\r' && eb->payload[at + 3] == '\n';
+}
+
+/* Reads the tail of the payload from the segment that ends it, segments from `first` on. */
+static __always_inline void fl_capture_tail_only(struct event_buf *eb, __u64 iov_ptr, __u64 iovcnt,
+						 __u64 total, __u64 seen, __u32 first)
+{
+	for (int i = 1; i < FL_MAX_IOV; i++) {
+		struct iovec v = {};
+		__u64 len, from, n;
+		if (i < first)
+			continue;
+		if (i >= iovcnt || seen >= total)
+			return;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov_ptr + i * sizeof(v))))
+			return;
+		len = v.iov_len < total - seen ? v.iov_len : total - seen;
+		if (seen + len == total) {
+			from = total > FL_TAIL_LEN ? total - FL_TAIL_LEN : 0;
+			if (from < seen)
+				from = seen;
+			n = total - from;
+			if (n > FL_TAIL_LEN)
+				n = FL_TAIL_LEN;
+			barrier_var(n);
+			if (n > 0 && n <= FL_TAIL_LEN &&
+			    !bpf_probe_read_user(eb->hdr.tail, n, (void *)((__u64)v.iov_base + (from - seen))))
+				eb->hdr.tail_len = n;
+			return;
+		}
+		seen += len;
+	}
+}
+
 static __always_inline void fl_capture_iov(struct event_buf *eb, __u64 iov_ptr, __u64 iovcnt,
 					   __u64 total)
 {
 	__u32 want = fl_capture_want(total);
 	__u32 off = 0;
 	__u64 seen = 0;
+	struct iovec first = {};
 
+	/* A first segment that is exactly an HTTP header block (headers and body written as separate
+	 * iovecs, as nginx does): the body needs no bytes, only the tail. */
+	if (iovcnt > 1 && !bpf_probe_read_user(&first, sizeof(first), (void *)iov_ptr) &&
+	    first.iov_len < want && first.iov_len < total) {
+		if (fl_capture_segment(eb, (__u64)first.iov_base, first.iov_len, 0, total,
+				       first.iov_len, &off) == 0 &&
+		    off == first.iov_len && fl_ends_headers(eb, off)) {
+			eb->hdr.captured = off;
+			fl_capture_tail_only(eb, iov_ptr, iovcnt, total, first.iov_len, 1);
+			return;
+		}
+		off = 0;
+	}
 	for (int i = 0; i < FL_MAX_IOV; i++) {
 		struct iovec v = {};
 		if (i >= iovcnt || seen >= total)

@@ -118,6 +118,26 @@ TEST_F(AgentHttpTest, ChunkedAndOneMebibyteResponsesHaveExactSizes) {
   }
 }
 
+TEST_F(AgentHttpTest, HeadersAndBodyInSeparateIovecsKeepExactSizes) {
+  // Small enough for one sendmsg to move everything: the kernel captures the header iovec and
+  // only the tail of the body iovec; Content-Length and chunked framing must both stay exact.
+  Curl({"/iov/30000", "/iovchunked/500/40", "/iov/10"});
+  const auto server = Http(v1::ROLE_SERVER);
+  const auto client = Http(v1::ROLE_CLIENT);
+  ASSERT_EQ(server.size(), 3u);
+  ASSERT_EQ(client.size(), 3u);
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 40; ++i) chunked += "1f4\r\n" + std::string(500, 'w') + "\r\n";
+  chunked += "0\r\n\r\n";
+  for (const auto* side : {&server, &client}) {
+    EXPECT_EQ((*side)[0].response_bytes(), std::string("HTTP/1.1 200 X\r\nContent-Length: 30000\r\n\r\n").size() + 30000);
+    EXPECT_EQ((*side)[1].response_bytes(), chunked.size());
+    EXPECT_EQ((*side)[1].outcome(), v1::HttpExchange::OUTCOME_COMPLETE);
+    EXPECT_EQ((*side)[2].response_bytes(), std::string("HTTP/1.1 200 X\r\nContent-Length: 10\r\n\r\n").size() + 10);
+    EXPECT_EQ((*side)[2].path(), "/iov/10");
+  }
+}
+
 TEST_F(AgentHttpTest, PostBodiesCountInRequestBytes) {
   Curl({"/echo"}, "--data-binary 0123456789");
   const auto server = Http(v1::ROLE_SERVER);

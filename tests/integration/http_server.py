@@ -6,6 +6,8 @@ Prints "port=N" once listening. Routes:
   /bytes/<n>             200 with an n-byte body (Content-Length), one write
   /chunked/<size>/<k>    200, chunked, k chunks of `size` bytes, one write per chunk
   /status/<code>         that status, empty body
+  /iov/<n>               200 with an n-byte body; headers and body as two iovecs of one sendmsg
+  /iovchunked/<size>/<k> 200, chunked; headers and the whole chunked body as two iovecs
   POST /echo             200 with the request body
 """
 import socketserver
@@ -37,6 +39,15 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(k):
                 self.wfile.write(b"%x\r\n%s\r\n" % (size, b"c" * size))
             self.wfile.write(b"0\r\n\r\n")
+        elif parts[0] == "iov":
+            n = int(parts[1])
+            self.wfile.flush()
+            self.connection.sendmsg([b"HTTP/1.1 200 X\r\nContent-Length: %d\r\n\r\n" % n, b"v" * n])
+        elif parts[0] == "iovchunked":
+            size, k = int(parts[1]), int(parts[2])
+            body = b"".join(b"%x\r\n%s\r\n" % (size, b"w" * size) for _ in range(k)) + b"0\r\n\r\n"
+            self.wfile.flush()
+            self.connection.sendmsg([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", body])
         elif parts[0] == "status":
             self.raw(int(parts[1]), b"")
         else:
