@@ -16,5 +16,6 @@ extern std::atomic<bool> g_stop;
 
 Runner RegisterAgent(CLI::App& app);
 Runner RegisterBroker(CLI::App& app);
+Runner RegisterDetectors(CLI::App& app);
 
 }  // namespace faultline::cli

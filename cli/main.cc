@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   auto add = [&](faultline::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
   add(faultline::cli::RegisterAgent(app));
   add(faultline::cli::RegisterBroker(app));
+  add(faultline::cli::RegisterDetectors(app));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_default_logger(spdlog::default_logger());
