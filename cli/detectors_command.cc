@@ -1,7 +1,9 @@
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
 #include "commands.h"
+#include "faultline/detectors/detector.h"
 #include "faultline/detectors/nab_scorer.h"
 
 namespace faultline::cli {
@@ -11,19 +13,63 @@ struct NabFlags {
   std::string nab_dir = "../shared/data/nab";
   std::string detector;
   std::string results_dir;  // default: <nab_dir>/results/<detector>
+  std::string run;          // a registered detector to run on the data instead
+  std::vector<std::string> params;
 };
 
+Result<detectors::Params> ParseParams(const std::vector<std::string>& flags) {
+  detectors::Params out;
+  for (const auto& f : flags) {
+    const auto eq = f.find('=');
+    if (eq == std::string::npos || eq == 0) return InvalidArgument("--param '" + f + "': expected NAME=VALUE");
+    out[f.substr(0, eq)] = f.substr(eq + 1);
+  }
+  return out;
+}
+
+// Runs a registered detector over every NAB series; fills scores; reports cost per point and
+// state size.
+Status RunOnNab(const std::string& name, const detectors::Params& params, std::vector<detectors::NabSeries>* corpus) {
+  uint64_t points = 0, ns = 0;
+  size_t state = 0;
+  for (auto& s : *corpus) {
+    FAULTLINE_ASSIGN_OR_RETURN(auto det, detectors::DetectorRegistry::Global().Create(name, params));
+    s.scores.resize(s.values.size());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < s.values.size(); ++i) s.scores[i] = det->Observe(s.timestamps[i], s.values[i]).score;
+    ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    points += s.values.size();
+    state = std::max(state, det->SaveState().size());
+  }
+  std::printf("detector=%s points=%llu ns_per_point=%.1f state_bytes=%zu\n", name.c_str(),
+              static_cast<unsigned long long>(points), static_cast<double>(ns) / points, state);
+  return Status::Ok();
+}
+
 int RunNab(const NabFlags& f) {
+  if (f.run.empty() == f.detector.empty()) {
+    std::cerr << "faultline detectors nab: give either --detector (score stored results) or --run (run a detector)\n";
+    return 2;
+  }
   const std::string results = f.results_dir.empty() ? f.nab_dir + "/results/" + f.detector : f.results_dir;
   auto profiles = detectors::LoadNabProfiles(f.nab_dir + "/config/profiles.json");
   if (!profiles.ok()) {
     std::cerr << "faultline detectors nab: " << profiles.status().message() << "\n";
     return 2;
   }
-  auto corpus = detectors::LoadNabResults(results, f.detector, f.nab_dir + "/labels/combined_windows.json");
+  auto corpus = f.run.empty() ? detectors::LoadNabResults(results, f.detector, f.nab_dir + "/labels/combined_windows.json")
+                              : detectors::LoadNabData(f.nab_dir);
   if (!corpus.ok()) {
     std::cerr << "faultline detectors nab: " << corpus.status().message() << "\n";
     return 2;
+  }
+  if (!f.run.empty()) {
+    auto params = ParseParams(f.params);
+    Status s = params.ok() ? RunOnNab(f.run, *params, &*corpus) : params.status();
+    if (!s.ok()) {
+      std::cerr << "faultline detectors nab: " << s.message() << "\n";
+      return 2;
+    }
   }
   std::printf("%-20s %10s %10s %8s %8s %8s\n", "profile", "score", "threshold", "raw", "tp", "fp");
   for (const auto& p : *profiles) {
@@ -46,7 +92,9 @@ Runner RegisterDetectors(CLI::App& app) {
   auto f = std::make_shared<NabFlags>();
   CLI::App* nab = sub->add_subcommand("nab", "Score a detector's per-point outputs with NAB's rules (NAB results layout)");
   nab->add_option("--nab-dir", f->nab_dir, "NAB data: config/, labels/, results/")->capture_default_str();
-  nab->add_option("--detector", f->detector, "Detector name, as in <results>/<category>/<detector>_<file>.csv")->required();
+  nab->add_option("--detector", f->detector, "Score stored results: <results>/<category>/<detector>_<file>.csv");
+  nab->add_option("--run", f->run, "Run this registered detector on <nab-dir>/data and score it");
+  nab->add_option("--param", f->params, "Detector parameter NAME=VALUE (repeatable)");
   nab->add_option("--results-dir", f->results_dir, "Results directory (default: <nab-dir>/results/<detector>)");
   return [f] { return RunNab(*f); };
 }

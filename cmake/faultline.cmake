@@ -6,11 +6,16 @@ if(FAULTLINE_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
-# faultline_library(NAME <folder> SOURCES ... DEPS ...)
+# faultline_library(NAME <folder> [OBJECT] SOURCES ... DEPS ...)
 # Builds faultline_<folder> with alias faultline::<folder>; public headers in <folder>/include.
 function(faultline_library)
-  cmake_parse_arguments(FL "" "NAME" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(faultline_${FL_NAME} STATIC ${FL_SOURCES})
+  cmake_parse_arguments(FL "OBJECT" "NAME" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  # OBJECT: every object file reaches the final link, so static registrars are never dropped.
+  if(FL_OBJECT)
+    add_library(faultline_${FL_NAME} OBJECT ${FL_SOURCES})
+  else()
+    add_library(faultline_${FL_NAME} STATIC ${FL_SOURCES})
+  endif()
   add_library(faultline::${FL_NAME} ALIAS faultline_${FL_NAME})
   target_include_directories(faultline_${FL_NAME} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>)

@@ -215,6 +215,55 @@ Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> LoadNabW
   return out;
 }
 
+namespace {
+
+// Reads the "timestamp" column and the column `value_col` of a NAB-layout CSV into `s`.
+Status ReadNabCsv(const std::string& file, const std::string& value_col, std::vector<int64_t>* times,
+                  std::vector<double>* values) {
+  std::ifstream f(file);
+  if (!f) return NotFound(file + ": cannot open");
+  std::string line;
+  std::getline(f, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();  // some NAB files end lines with CRLF
+  std::vector<std::string> header;
+  {
+    std::istringstream h(line);
+    std::string col;
+    while (std::getline(h, col, ',')) header.push_back(col);
+  }
+  const long ts_col = std::find(header.begin(), header.end(), "timestamp") - header.begin();
+  const long v_col = std::find(header.begin(), header.end(), value_col) - header.begin();
+  if (ts_col == static_cast<long>(header.size()) || v_col == static_cast<long>(header.size())) {
+    return InvalidArgument(file + ": header needs 'timestamp' and '" + value_col + "' columns");
+  }
+  int line_no = 1;
+  while (std::getline(f, line)) {
+    line_no++;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<std::string> cells;
+    std::istringstream r(line);
+    std::string cell;
+    while (std::getline(r, cell, ',')) cells.push_back(cell);
+    if (static_cast<long>(cells.size()) <= std::max(ts_col, v_col)) {
+      return InvalidArgument(file + ":" + std::to_string(line_no) + ": too few columns");
+    }
+    auto ts = ParseNabTimestamp(cells[ts_col]);
+    if (!ts.ok()) return InvalidArgument(file + ":" + std::to_string(line_no) + ": " + ts.status().message());
+    char* end = nullptr;
+    const double v = std::strtod(cells[v_col].c_str(), &end);
+    if (end == cells[v_col].c_str()) {
+      return InvalidArgument(file + ":" + std::to_string(line_no) + ": " + value_col + " '" + cells[v_col] +
+                             "' is not a number");
+    }
+    times->push_back(*ts);
+    values->push_back(v);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, const std::string& detector,
                                               const std::string& windows_path) {
   FAULTLINE_ASSIGN_OR_RETURN(auto windows, LoadNabWindows(windows_path));
@@ -222,45 +271,19 @@ Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, co
   for (const auto& [name, list] : windows) {
     const auto slash = name.find('/');
     const std::string file = results_dir + "/" + name.substr(0, slash) + "/" + detector + "_" + name.substr(slash + 1);
-    std::ifstream f(file);
-    if (!f) return NotFound(file + ": no results for series " + name);
-    NabSeries s;
-    s.name = name;
-    s.windows = list;
-    std::string line;
-    std::getline(f, line);
-    std::vector<std::string> header;
-    {
-      std::istringstream h(line);
-      std::string col;
-      while (std::getline(h, col, ',')) header.push_back(col);
-    }
-    const auto ts_col = std::find(header.begin(), header.end(), "timestamp") - header.begin();
-    const auto score_col = std::find(header.begin(), header.end(), "anomaly_score") - header.begin();
-    if (ts_col == static_cast<long>(header.size()) || score_col == static_cast<long>(header.size())) {
-      return InvalidArgument(file + ": header needs 'timestamp' and 'anomaly_score' columns");
-    }
-    int line_no = 1;
-    while (std::getline(f, line)) {
-      line_no++;
-      if (line.empty()) continue;
-      std::vector<std::string> cells;
-      std::istringstream r(line);
-      std::string cell;
-      while (std::getline(r, cell, ',')) cells.push_back(cell);
-      if (static_cast<long>(cells.size()) <= std::max(ts_col, score_col)) {
-        return InvalidArgument(file + ":" + std::to_string(line_no) + ": too few columns");
-      }
-      auto ts = ParseNabTimestamp(cells[ts_col]);
-      if (!ts.ok()) return InvalidArgument(file + ":" + std::to_string(line_no) + ": " + ts.status().message());
-      char* end = nullptr;
-      const double score = std::strtod(cells[score_col].c_str(), &end);
-      if (end == cells[score_col].c_str()) {
-        return InvalidArgument(file + ":" + std::to_string(line_no) + ": anomaly_score '" + cells[score_col] + "' is not a number");
-      }
-      s.timestamps.push_back(*ts);
-      s.scores.push_back(score);
-    }
+    NabSeries s{name, {}, {}, list, {}};
+    FAULTLINE_RETURN_IF_ERROR(ReadNabCsv(file, "anomaly_score", &s.timestamps, &s.scores));
+    corpus.push_back(std::move(s));
+  }
+  return corpus;
+}
+
+Result<std::vector<NabSeries>> LoadNabData(const std::string& nab_dir) {
+  FAULTLINE_ASSIGN_OR_RETURN(auto windows, LoadNabWindows(nab_dir + "/labels/combined_windows.json"));
+  std::vector<NabSeries> corpus;
+  for (const auto& [name, list] : windows) {
+    NabSeries s{name, {}, {}, list, {}};
+    FAULTLINE_RETURN_IF_ERROR(ReadNabCsv(nab_dir + "/data/" + name, "value", &s.timestamps, &s.values));
     corpus.push_back(std::move(s));
   }
   return corpus;

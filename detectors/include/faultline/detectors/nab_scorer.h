@@ -33,6 +33,7 @@ struct NabSeries {
   std::vector<int64_t> timestamps;
   std::vector<double> scores;
   std::vector<std::pair<int64_t, int64_t>> windows;
+  std::vector<double> values;  // the raw series, when loaded with LoadNabData
 };
 
 struct NabScore {
@@ -54,6 +55,8 @@ Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> LoadNabW
 // timestamp and an anomaly_score column), joined with the windows of `windows_path`.
 Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, const std::string& detector,
                                               const std::string& windows_path);
+// The raw series (<nab_dir>/data/<name>: timestamp,value) with their windows; scores empty.
+Result<std::vector<NabSeries>> LoadNabData(const std::string& nab_dir);
 // "2014-04-10 07:15:00[.000000]" (UTC) -> seconds since the epoch.
 Result<int64_t> ParseNabTimestamp(const std::string& text);
 

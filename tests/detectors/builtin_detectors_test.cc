@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "faultline/detectors/detector.h"
+
+namespace faultline::detectors {
+namespace {
+
+std::unique_ptr<Detector> Make(const std::string& name, const Params& p = {}) {
+  auto d = DetectorRegistry::Global().Create(name, p);
+  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  return d.ok() ? std::move(d).value() : nullptr;
+}
+
+// Gaussian noise (mean 100, sd 1, fixed seed), then a step of +10 at `step`.
+std::vector<double> NoiseThenStep(size_t n, size_t step) {
+  std::mt19937_64 rng(42);
+  std::normal_distribution<double> noise(100.0, 1.0);
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = noise(rng) + (i >= step ? 10.0 : 0.0);
+  return v;
+}
+
+class StatisticalDetectorTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StatisticalDetectorTest, FiresUpwardAtTheStepAndRarelyOnNoise) {
+  auto d = Make(GetParam());
+  ASSERT_NE(d, nullptr);
+  const auto series = NoiseThenStep(2000, 1500);
+  int false_alarms = 0;
+  Verdict at_step;
+  for (size_t i = 0; i < series.size(); ++i) {
+    Verdict v = d->Observe(static_cast<int64_t>(i * 60), series[i]);
+    if (i >= 100 && i < 1500 && v.anomalous) false_alarms++;
+    if (i == 1500) at_step = v;
+  }
+  EXPECT_TRUE(at_step.anomalous);
+  EXPECT_EQ(at_step.direction, Direction::kUp);
+  EXPECT_TRUE(at_step.has_band);
+  EXPECT_NEAR(at_step.expected, 100.0, 0.5);
+  EXPECT_GT(at_step.score, 0.5);
+  // k = 3 (3.5 for MAD) on Gaussian noise: a two-sided rate of ~0.3% (~4 of 1400).
+  EXPECT_LE(false_alarms, 14) << GetParam();
+}
+
+TEST_P(StatisticalDetectorTest, SaveAndRestoreGiveIdenticalVerdicts) {
+  auto a = Make(GetParam());
+  auto b = Make(GetParam());
+  const auto series = NoiseThenStep(1000, 800);
+  for (size_t i = 0; i < 600; ++i) a->Observe(i, series[i]);
+  ASSERT_TRUE(b->RestoreState(a->SaveState()).ok());
+  for (size_t i = 600; i < series.size(); ++i) {
+    Verdict va = a->Observe(i, series[i]);
+    Verdict vb = b->Observe(i, series[i]);
+    ASSERT_EQ(va.anomalous, vb.anomalous) << i;
+    ASSERT_EQ(va.score, vb.score) << i;
+  }
+}
+
+TEST_P(StatisticalDetectorTest, GarbageStateIsRefusedWithItsReason) {
+  auto d = Make(GetParam());
+  Status s = d->RestoreState("not a state");
+  EXPECT_EQ(s.message(), GetParam() + " state: truncated or not this detector's state");
+  std::string good = d->SaveState();
+  s = d->RestoreState(good + "xx");
+  EXPECT_EQ(s.message(), GetParam() + " state: 2 trailing bytes");
+}
+
+INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad"));
+
+TEST(ThresholdDetector, ExactBoundsAndDirection) {
+  auto d = Make("threshold", {{"upper", "10"}, {"lower", "2"}});
+  EXPECT_FALSE(d->Observe(0, 10).anomalous);
+  EXPECT_EQ(d->Observe(1, 10.5).direction, Direction::kUp);
+  EXPECT_EQ(d->Observe(2, 1).direction, Direction::kDown);
+  EXPECT_FALSE(d->Observe(3, 2).anomalous);
+}
+
+TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
+  auto& r = DetectorRegistry::Global();
+  EXPECT_EQ(r.Create("nope", {}).status().message(),
+            "no detector named 'nope' (known: ewma, mad, nsigma, threshold)");
+  EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
+            "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
+  EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");
+  EXPECT_EQ(r.Create("nsigma", {{"window", "1"}}).status().message(),
+            "nsigma: parameter window=1: must be in [2, 1000000]");
+  EXPECT_EQ(r.Create("threshold", {{"upper", "1"}, {"lower", "2"}}).status().message(),
+            "threshold: lower must not exceed upper");
+  EXPECT_EQ(r.Register({"ewma", "again", nullptr}).message(), "detector 'ewma' is registered twice");
+}
+
+}  // namespace
+}  // namespace faultline::detectors
