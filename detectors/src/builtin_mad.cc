@@ -27,9 +27,16 @@ class Mad : public Detector {
     if (values_.size() >= min_points_) {
       scratch_.assign(values_.begin(), values_.end());
       const double med = Median(scratch_);
-      for (double& s : scratch_) s = std::abs(s - med);
+      double mean_abs_dev = 0;
+      for (double& s : scratch_) {
+        s = std::abs(s - med);
+        mean_abs_dev += s;
+      }
+      mean_abs_dev /= scratch_.size();
       const double mad = 1.4826 * Median(scratch_);
-      const double scale = std::max(mad, 1e-9 * std::max(std::abs(med), 1.0));
+      // On mostly flat data the MAD is 0 and every deviation would be infinite: the mean absolute
+      // deviation (x sqrt(pi/2), consistent for Gaussian data) is the floor.
+      const double scale = std::max({mad, 1.2533 * mean_abs_dev, 1e-9 * std::max(std::abs(med), 1.0)});
       const double z = std::abs(x - med) / scale;
       v.has_band = true;
       v.expected = med;
