@@ -88,7 +88,8 @@ int RunNab(const NabFlags& f) {
 }
 
 struct TestFlags {
-  std::string plugin;
+  std::string plugin;    // detectors test: a plugin .so
+  std::string detector;  // detectors run: a registered detector
   std::string data;
   std::vector<std::string> params;
 };
@@ -125,15 +126,29 @@ Status ReadSeries(const std::string& path, std::vector<int64_t>* times, std::vec
 
 int RunPluginTest(const TestFlags& f) {
   auto fail = [](const Status& s) {
-    std::cerr << "faultline detectors test: " << s.message() << "\n";
+    std::cerr << "faultline detectors: " << s.message() << "\n";
     return 2;
   };
   auto params = ParseParams(f.params);
   if (!params.ok()) return fail(params.status());
-  auto plugin = detectors::DetectorPlugin::Load(f.plugin);
-  if (!plugin.ok()) return fail(plugin.status());
-  auto det = (*plugin)->Create(*params);
-  if (!det.ok()) return fail(det.status());
+  std::unique_ptr<detectors::DetectorPlugin> plugin;
+  std::unique_ptr<detectors::Detector> det;
+  detectors::PluginDetector* plugin_det = nullptr;
+  std::string name = f.detector;
+  if (!f.plugin.empty()) {
+    auto loaded = detectors::DetectorPlugin::Load(f.plugin);
+    if (!loaded.ok()) return fail(loaded.status());
+    plugin = std::move(loaded).value();
+    auto created = plugin->Create(*params);
+    if (!created.ok()) return fail(created.status());
+    plugin_det = created->get();
+    det = std::move(created).value();
+    name = plugin->name();
+  } else {
+    auto created = detectors::DetectorRegistry::Global().Create(f.detector, *params);
+    if (!created.ok()) return fail(created.status());
+    det = std::move(created).value();
+  }
   std::vector<int64_t> times;
   std::vector<double> values;
   if (Status s = ReadSeries(f.data, &times, &values); !s.ok()) return fail(s);
@@ -143,18 +158,19 @@ int RunPluginTest(const TestFlags& f) {
   long first = -1;
   for (size_t i = 0; i < times.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const detectors::Verdict v = (*det)->Observe(times[i], values[i]);
+    const detectors::Verdict v = det->Observe(times[i], values[i]);
     ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
     if (v.anomalous && first < 0) first = static_cast<long>(i);
     anomalies += v.anomalous;
     std::printf("%lld,%g,%.6f,%d,%s,%g\n", static_cast<long long>(times[i]), values[i], v.score, v.anomalous ? 1 : 0,
                 kDirections[static_cast<int>(v.direction)], v.expected);
   }
-  std::printf("plugin=%s points=%zu anomalies=%llu first_anomaly_index=%ld garbage=%llu ns_per_point=%.1f state_bytes=%zu\n",
-              (*plugin)->name().c_str(), times.size(), static_cast<unsigned long long>(anomalies), first,
-              static_cast<unsigned long long>((*det)->garbage()), times.empty() ? 0.0 : static_cast<double>(ns) / times.size(),
-              (*det)->SaveState().size());
-  if ((*det)->garbage()) std::cerr << "faultline detectors test: " << (*det)->first_garbage() << "\n";
+  const uint64_t garbage = plugin_det ? plugin_det->garbage() : 0;
+  std::printf("%s=%s points=%zu anomalies=%llu first_anomaly_index=%ld garbage=%llu ns_per_point=%.1f state_bytes=%zu\n",
+              plugin ? "plugin" : "detector", name.c_str(), times.size(), static_cast<unsigned long long>(anomalies), first,
+              static_cast<unsigned long long>(garbage), times.empty() ? 0.0 : static_cast<double>(ns) / times.size(),
+              det->SaveState().size());
+  if (garbage) std::cerr << "faultline detectors test: " << plugin_det->first_garbage() << "\n";
   return 0;
 }
 
@@ -175,7 +191,22 @@ Runner RegisterDetectors(CLI::App& app) {
   test->add_option("--plugin", t->plugin, "Plugin shared library")->required();
   test->add_option("--data", t->data, "CSV: timestamp,value")->required();
   test->add_option("--param", t->params, "Detector parameter NAME=VALUE (repeatable)");
-  return [f, t, nab, test] { return nab->parsed() ? RunNab(*f) : RunPluginTest(*t); };
+  auto r = std::make_shared<TestFlags>();
+  CLI::App* run = sub->add_subcommand("run", "Run a built-in detector over a timestamp,value CSV; print per-point scores and verdicts");
+  run->add_option("--detector", r->detector, "Registered detector (see: faultline detectors list)")->required();
+  run->add_option("--param", r->params, "Detector parameter NAME=VALUE (repeatable)");
+  run->add_option("file", r->data, "CSV: timestamp,value")->required();
+  CLI::App* list = sub->add_subcommand("list", "List the built-in detectors and their parameters");
+  return [f, t, r, nab, test, run, list] {
+    if (nab->parsed()) return RunNab(*f);
+    if (test->parsed()) return RunPluginTest(*t);
+    if (run->parsed()) return RunPluginTest(*r);
+    (void)list;
+    for (const auto* info : detectors::DetectorRegistry::Global().List()) {
+      std::printf("%-12s %s\n", info->name.c_str(), info->description.c_str());
+    }
+    return 0;
+  };
 }
 
 }  // namespace faultline::cli

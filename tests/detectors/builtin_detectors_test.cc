@@ -67,7 +67,26 @@ TEST_P(StatisticalDetectorTest, GarbageStateIsRefusedWithItsReason) {
   EXPECT_EQ(s.message(), GetParam() + " state: 2 trailing bytes");
 }
 
-INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad"));
+INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum"));
+
+TEST(CusumDetector, CatchesASustainedShiftTooSmallForAPointDetector) {
+  // A shift of +1 sigma: no single point stands out at k=3, but the sum does.
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  auto cusum = Make("cusum");
+  auto ewma = Make("ewma", {{"alpha", "0.01"}});
+  int cusum_after = -1, ewma_hits = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const double x = noise(rng) + (i >= 2000 ? 1.0 : 0.0);
+    const bool c = cusum->Observe(i, x).anomalous;
+    const bool e = ewma->Observe(i, x).anomalous;
+    if (i >= 2000 && c && cusum_after < 0) cusum_after = i - 2000;
+    if (i >= 2000 && i < 2100 && e) ewma_hits++;
+  }
+  ASSERT_GE(cusum_after, 0);
+  EXPECT_LT(cusum_after, 40);  // ARL of a 1-sigma shift with k=0.5, h=5 is about 10 points
+  EXPECT_LE(ewma_hits, 10);
+}
 
 TEST(ThresholdDetector, ExactBoundsAndDirection) {
   auto d = Make("threshold", {{"upper", "10"}, {"lower", "2"}});
@@ -80,7 +99,7 @@ TEST(ThresholdDetector, ExactBoundsAndDirection) {
 TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
   auto& r = DetectorRegistry::Global();
   EXPECT_EQ(r.Create("nope", {}).status().message(),
-            "no detector named 'nope' (known: ewma, mad, nsigma, threshold)");
+            "no detector named 'nope' (known: cusum, ewma, mad, nsigma, threshold)");
   EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
             "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
   EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");
