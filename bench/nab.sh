@@ -18,7 +18,7 @@ row() {  # row NAME ARGS…
     "$(awk '$1=="reward_low_FN_rate" {print $2}' <<<"$out")" "${cost:--}" "${state:--}"
 }
 row "windowedGaussian*" --detector windowedGaussian | tee /tmp/nab_rows.$$
-for d in nsigma ewma mad; do row "$d" --run "$d"; done | tee -a /tmp/nab_rows.$$
+for d in $("$fl" detectors list | awk '$1 != "threshold" {print $1}'); do row "$d" --run "$d"; done | tee -a /tmp/nab_rows.$$
 echo "(* stored outputs of NAB's windowedGaussian, scored here; published: 39.6 / 20.9 / 47.4)"
 tail -n +2 /tmp/nab_rows.$$ | sort -k2 -n -r | head -1 | awk '{print "best_standard=" $2 " detector=" $1}'
 rm -f /tmp/nab_rows.$$
