@@ -67,7 +67,7 @@ TEST_P(StatisticalDetectorTest, GarbageStateIsRefusedWithItsReason) {
   EXPECT_EQ(s.message(), GetParam() + " state: 2 trailing bytes");
 }
 
-INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum"));
+INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum", "spot", "dspot"));
 
 TEST(CusumDetector, CatchesASustainedShiftTooSmallForAPointDetector) {
   // A shift of +1 sigma: no single point stands out at k=3, but the sum does.
@@ -99,7 +99,7 @@ TEST(ThresholdDetector, ExactBoundsAndDirection) {
 TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
   auto& r = DetectorRegistry::Global();
   EXPECT_EQ(r.Create("nope", {}).status().message(),
-            "no detector named 'nope' (known: cusum, ewma, mad, nsigma, threshold)");
+            "no detector named 'nope' (known: cusum, dspot, ewma, mad, nsigma, spot, threshold)");
   EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
             "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
   EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");
