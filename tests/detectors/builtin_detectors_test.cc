@@ -88,6 +88,22 @@ TEST(CusumDetector, CatchesASustainedShiftTooSmallForAPointDetector) {
   EXPECT_LE(ewma_hits, 10);
 }
 
+TEST(SpotDetector, ALastingLevelShiftIsReportedOnceNotForever) {
+  for (const char* name : {"spot", "dspot"}) {
+    auto d = Make(name);
+    const auto series = NoiseThenStep(3000, 1500);
+    int flagged_late = 0;
+    bool at_step = false;
+    for (size_t i = 0; i < series.size(); ++i) {
+      const bool a = d->Observe(i, series[i]).anomalous;
+      if (i == 1500) at_step = a;
+      if (i >= 2200 && a) flagged_late++;
+    }
+    EXPECT_TRUE(at_step) << name;
+    EXPECT_LE(flagged_late, 5) << name << ": still flagging the new level 700 points later";
+  }
+}
+
 TEST(ThresholdDetector, ExactBoundsAndDirection) {
   auto d = Make("threshold", {{"upper", "10"}, {"lower", "2"}});
   EXPECT_FALSE(d->Observe(0, 10).anomalous);
