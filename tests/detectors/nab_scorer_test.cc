@@ -50,7 +50,7 @@ TEST(NabScorer, EarlyDetectionEarnsMoreThanLateAndFalsePositivesCost) {
 }
 
 TEST(NabScorer, WindowNotOnATimestampIsAClearError) {
-  NabSeries s{"bad.csv", {0, 60, 120}, {0, 0, 0}, {{30, 60}}};
+  NabSeries s{"bad.csv", {0, 60, 120}, {0, 0, 0}, {{30, 60}}, {}};
   auto r = ScoreNabCorpus({s}, NabProfile{});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "bad.csv: a window starting at 30 does not start on a timestamp of the series");
