@@ -29,7 +29,7 @@ class StateWriter {
     return *this;
   }
   StateWriter& Raw(const void* p, size_t n) {
-    out_.append(static_cast<const char*>(p), n);
+    if (n) out_.append(static_cast<const char*>(p), n);  // an empty vector's data() may be null
     return *this;
   }
   std::string out_;
@@ -63,6 +63,7 @@ class StateReader {
  private:
   bool Raw(void* p, size_t n) {
     if (!ok_ || in_.size() < n) return ok_ = false;
+    if (n == 0) return true;  // an empty vector's data() may be null
     std::memcpy(p, in_.data(), n);
     in_.remove_prefix(n);
     return true;
