@@ -7,6 +7,7 @@
 
 #include "faultline/detectors/detector.h"
 #include "state_codec.h"
+#include "zscore.h"
 
 namespace faultline::detectors {
 namespace {
@@ -16,16 +17,16 @@ class Cusum : public Detector {
   Cusum(double alpha, double k, double h, uint64_t min_points) : alpha_(alpha), k_(k), h_(h), min_points_(min_points) {}
   Verdict Observe(int64_t, double x) override {
     Verdict v;
-    if (n_ >= min_points_) {
-      const double sd = std::max(std::sqrt(var_), 1e-9 * std::max(std::abs(mean_), 1.0));
-      const double z = (x - mean_) / sd;
+    if (base_.n >= min_points_) {
+      const double mean = base_.mean, sd = base_.Sd();
+      const double z = (x - mean) / sd;
       up_ = std::max(0.0, up_ + z - k_);
       down_ = std::max(0.0, down_ - z - k_);
       const double s = std::max(up_, down_);
       v.has_band = true;
-      v.expected = mean_;
-      v.lower = mean_ - h_ * sd;
-      v.upper = mean_ + h_ * sd;
+      v.expected = mean;
+      v.lower = mean - h_ * sd;
+      v.upper = mean + h_ * sd;
       v.score = s / (s + h_);
       if (s > h_) {
         v.anomalous = true;
@@ -33,19 +34,11 @@ class Cusum : public Detector {
         up_ = down_ = 0;
       }
     }
-    if (n_ == 0) {
-      mean_ = x;
-    } else {
-      const double diff = x - mean_;
-      const double incr = alpha_ * diff;
-      mean_ += incr;
-      var_ = (1 - alpha_) * (var_ + diff * incr);
-    }
-    n_++;
+    base_.Update(x, alpha_);
     return v;
   }
   std::string SaveState() const override {
-    return StateWriter("cusum").F64(mean_).F64(var_).F64(up_).F64(down_).U64(n_).Take();
+    return StateWriter("cusum").F64(base_.mean).F64(base_.var).F64(up_).F64(down_).U64(base_.n).Take();
   }
   Status RestoreState(std::string_view b) override {
     StateReader r(b, "cusum");
@@ -53,15 +46,15 @@ class Cusum : public Detector {
     uint64_t n = 0;
     r.F64(&mean), r.F64(&var), r.F64(&up), r.F64(&down), r.U64(&n);
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
-    mean_ = mean, var_ = var, up_ = up, down_ = down, n_ = n;
+    base_.mean = mean, base_.var = var, up_ = up, down_ = down, base_.n = n;
     return Status::Ok();
   }
 
  private:
   double alpha_, k_, h_;
   uint64_t min_points_;
-  double mean_ = 0, var_ = 0, up_ = 0, down_ = 0;
-  uint64_t n_ = 0;
+  EwmaBaseline base_;
+  double up_ = 0, down_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "faultline/detectors/detector.h"
 #include "state_codec.h"
+#include "zscore.h"
 
 namespace faultline::detectors {
 namespace {
@@ -13,44 +14,25 @@ class Ewma : public Detector {
   Ewma(double alpha, double k, uint64_t min_points) : alpha_(alpha), k_(k), min_points_(min_points) {}
   Verdict Observe(int64_t, double x) override {
     Verdict v;
-    if (n_ >= min_points_) {
-      const double sd = std::max(std::sqrt(var_), 1e-9 * std::max(std::abs(mean_), 1.0));
-      const double z = std::abs(x - mean_) / sd;
-      v.has_band = true;
-      v.expected = mean_;
-      v.lower = mean_ - k_ * sd;
-      v.upper = mean_ + k_ * sd;
-      v.score = z / (z + k_);
-      v.anomalous = z > k_;
-      if (v.anomalous) v.direction = x > mean_ ? Direction::kUp : Direction::kDown;
-    }
-    if (n_ == 0) {
-      mean_ = x;
-    } else {
-      const double diff = x - mean_;
-      const double incr = alpha_ * diff;
-      mean_ += incr;
-      var_ = (1 - alpha_) * (var_ + diff * incr);
-    }
-    n_++;
+    if (base_.n >= min_points_) v = ZScoreVerdict(x, base_.mean, base_.Sd(), k_);
+    base_.Update(x, alpha_);
     return v;
   }
-  std::string SaveState() const override { return StateWriter("ewma").F64(mean_).F64(var_).U64(n_).Take(); }
+  std::string SaveState() const override { return StateWriter("ewma").F64(base_.mean).F64(base_.var).U64(base_.n).Take(); }
   Status RestoreState(std::string_view b) override {
     StateReader r(b, "ewma");
     double mean = 0, var = 0;
     uint64_t n = 0;
     r.F64(&mean), r.F64(&var), r.U64(&n);
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
-    mean_ = mean, var_ = var, n_ = n;
+    base_.mean = mean, base_.var = var, base_.n = n;
     return Status::Ok();
   }
 
  private:
   double alpha_, k_;
   uint64_t min_points_;
-  double mean_ = 0, var_ = 0;
-  uint64_t n_ = 0;
+  EwmaBaseline base_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "faultline/detectors/detector.h"
 #include "state_codec.h"
+#include "zscore.h"
 
 namespace faultline::detectors {
 namespace {
@@ -36,15 +37,7 @@ class Mad : public Detector {
       const double mad = 1.4826 * Median(scratch_);
       // On mostly flat data the MAD is 0 and every deviation would be infinite: the mean absolute
       // deviation (x sqrt(pi/2), consistent for Gaussian data) is the floor.
-      const double scale = std::max({mad, 1.2533 * mean_abs_dev, 1e-9 * std::max(std::abs(med), 1.0)});
-      const double z = std::abs(x - med) / scale;
-      v.has_band = true;
-      v.expected = med;
-      v.lower = med - k_ * scale;
-      v.upper = med + k_ * scale;
-      v.score = z / (z + k_);
-      v.anomalous = z > k_;
-      if (v.anomalous) v.direction = x > med ? Direction::kUp : Direction::kDown;
+      v = ZScoreVerdict(x, med, SafeScale(std::max(mad, 1.2533 * mean_abs_dev), med), k_);
     }
     values_.push_back(x);
     if (values_.size() > window_) values_.pop_front();

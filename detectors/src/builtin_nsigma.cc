@@ -5,6 +5,7 @@
 
 #include "faultline/detectors/detector.h"
 #include "state_codec.h"
+#include "zscore.h"
 
 namespace faultline::detectors {
 namespace {
@@ -18,15 +19,7 @@ class NSigma : public Detector {
     if (n >= min_points_) {
       const double mean = sum_ / n;
       const double var = std::max(sumsq_ / n - mean * mean, 0.0);
-      const double sd = std::max(std::sqrt(var), 1e-9 * std::max(std::abs(mean), 1.0));
-      const double z = std::abs(x - mean) / sd;
-      v.has_band = true;
-      v.expected = mean;
-      v.lower = mean - k_ * sd;
-      v.upper = mean + k_ * sd;
-      v.score = z / (z + k_);
-      v.anomalous = z > k_;
-      if (v.anomalous) v.direction = x > mean ? Direction::kUp : Direction::kDown;
+      v = ZScoreVerdict(x, mean, SafeScale(std::sqrt(var), mean), k_);
     }
     values_.push_back(x);
     sum_ += x;
