@@ -104,6 +104,39 @@ TEST(SpotDetector, ALastingLevelShiftIsReportedOnceNotForever) {
   }
 }
 
+TEST(BurnRateDetector, PagesWhenBothWindowsOfAPairBurnFastEnough) {
+  // One point a minute. 2 h at 0.05% errors (burn 0.5), then 2% errors (burn 20): the 1 h window
+  // reaches 14.4 when 0.02 t + 0.0005 (60 - t) >= 0.0144 * 60, i.e. after 43 minutes (t = 42.8).
+  auto d = Make("burn_rate");
+  int first = -1;
+  for (int m = 0; m < 240; ++m) {
+    const double ratio = m < 120 ? 0.0005 : 0.02;
+    const Verdict v = d->Observe(m * 60, ratio);
+    if (m < 120) EXPECT_FALSE(v.anomalous) << m;
+    if (v.anomalous && first < 0) first = m - 120;
+  }
+  EXPECT_EQ(first, 42);
+  // The short windows end the alert after the burning stops: the fast pair within 5 minutes, the
+  // slow pair (6 h burn 10.2) once its 30-minute window holds fewer than 9 burning minutes:
+  // (29 - q) * 0.02 / 30 < 0.006 first at q = 21.
+  int quiet_after = -1;
+  for (int m = 240; m < 300; ++m) {
+    if (!d->Observe(m * 60, 0.0).anomalous && quiet_after < 0) quiet_after = m - 240;
+  }
+  EXPECT_EQ(quiet_after, 21);
+}
+
+TEST(BurnRateDetector, SlowBurnPagesOnTheSixHourPair) {
+  // 0.7% errors (burn 7) from the start: the 6 h and 30 min windows both reach 6 at once; the
+  // 1 h pair never reaches 14.4.
+  auto d = Make("burn_rate");
+  EXPECT_TRUE(d->Observe(0, 0.007).anomalous);
+  auto e = Make("burn_rate", {{"slow_burn", "8"}});
+  bool any = false;
+  for (int m = 0; m < 600; ++m) any = any || e->Observe(m * 60, 0.007).anomalous;
+  EXPECT_FALSE(any);
+}
+
 TEST(ThresholdDetector, ExactBoundsAndDirection) {
   auto d = Make("threshold", {{"upper", "10"}, {"lower", "2"}});
   EXPECT_FALSE(d->Observe(0, 10).anomalous);
@@ -115,7 +148,7 @@ TEST(ThresholdDetector, ExactBoundsAndDirection) {
 TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
   auto& r = DetectorRegistry::Global();
   EXPECT_EQ(r.Create("nope", {}).status().message(),
-            "no detector named 'nope' (known: cusum, dspot, ewma, mad, nsigma, spot, threshold)");
+            "no detector named 'nope' (known: burn_rate, cusum, dspot, ewma, mad, nsigma, spot, threshold)");
   EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
             "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
   EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");

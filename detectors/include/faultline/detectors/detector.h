@@ -81,10 +81,11 @@ class DetectorRegistry {
 };
 
 // In a detector's .cc: FAULTLINE_REGISTER_DETECTOR(ewma, "…", [](const Params& p) { … });
-#define FAULTLINE_REGISTER_DETECTOR(id, description, factory)                                   \
+// The factory is the rest of the arguments, so a lambda may contain commas.
+#define FAULTLINE_REGISTER_DETECTOR(id, description, ...)                                       \
   static const bool fl_registered_##id = [] {                                                   \
     ::faultline::Status s = ::faultline::detectors::DetectorRegistry::Global().Register(         \
-        {#id, description, factory});                                                           \
+        {#id, description, __VA_ARGS__});                                                       \
     if (!s.ok()) std::abort();                                                                  \
     return true;                                                                                \
   }()
