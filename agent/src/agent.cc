@@ -95,7 +95,8 @@ struct Agent::Impl {
   std::vector<FlowSample> flow_samples;
   std::vector<DropSample> drop_samples;
   std::array<uint64_t, FL_KSTAT_MAX> kstats_prev{};
-  HttpParserStats parser_totals;  // of connections already gone
+  // One log limiter per drop reason, so that a frequent reason cannot hide a rare one.
+  std::map<std::string, LogRateLimiter> drop_log_limiters;
 
   // Per-interval tally of drops for AgentStats.
   std::map<std::string, uint64_t> interval_dropped;
@@ -127,7 +128,13 @@ struct Agent::Impl {
     metrics->Counter("faultline_agent_dropped_total",
                      "Data the agent lost or gave up on, by reason", {{"reason", reason}}).Increment(n);
     interval_dropped[reason] += n;
-    FAULTLINE_WARN_RATE_LIMITED("agent dropped {} ({})", n, reason);
+    LogRateLimiter& limiter =
+        drop_log_limiters.try_emplace(reason, std::chrono::seconds(10)).first->second;
+    uint64_t suppressed = 0;
+    if (limiter.Allow(&suppressed)) {
+      spdlog::warn("agent dropped {} ({}){}", n, reason,
+                   suppressed ? fmt::format("; {} earlier reports of this reason suppressed", suppressed) : "");
+    }
   }
 
   v1::Event* NewEvent(uint32_t pid, std::string_view comm, uint64_t cgroup_id, uint64_t now_mono) {
@@ -174,25 +181,23 @@ struct Agent::Impl {
     exchanges.clear();
   }
 
-  void AddParserStats(const HttpParserStats& s) {
-    parser_totals.garbage += s.garbage;
-    parser_totals.header_too_large += s.header_too_large;
-    parser_totals.framing_lost += s.framing_lost;
-    parser_totals.orphan_responses += s.orphan_responses;
-    parser_totals.pending_overflow += s.pending_overflow;
-    parser_totals.unanswered_dropped += s.unanswered_dropped;
-    CountDrop("parser_garbage", s.garbage);
-    CountDrop("parser_header_too_large", s.header_too_large);
-    CountDrop("parser_framing_lost", s.framing_lost);
-    CountDrop("parser_orphan_response", s.orphan_responses);
-    CountDrop("parser_pending_overflow", s.pending_overflow);
-    CountDrop("parser_unanswered_in_gap", s.unanswered_dropped);
+  // Counts what the connection's parser gave up on since the last report.
+  void ReportParserLosses(TrackedConnection& c) {
+    const HttpParserStats& now = c.parser.stats();
+    HttpParserStats& was = c.reported;
+    CountDrop("parser_garbage", now.garbage - was.garbage);
+    CountDrop("parser_header_too_large", now.header_too_large - was.header_too_large);
+    CountDrop("parser_framing_lost", now.framing_lost - was.framing_lost);
+    CountDrop("parser_orphan_response", now.orphan_responses - was.orphan_responses);
+    CountDrop("parser_pending_overflow", now.pending_overflow - was.pending_overflow);
+    CountDrop("parser_unanswered_in_gap", now.unanswered_dropped - was.unanswered_dropped);
+    was = now;
   }
 
   void CloseConnection(std::unique_ptr<TrackedConnection> c, const fl_sock_event& e) {
     c->parser.OnClose(e.ts_ns, &exchanges);
     EmitExchanges(*c, e.comm, e.cgroup_id, e.ts_ns);
-    AddParserStats(c->parser.stats());
+    ReportParserLosses(*c);
   }
 
   void OnSock(const fl_sock_event& e, std::string_view payload) {
@@ -233,6 +238,7 @@ struct Agent::Impl {
                         std::string_view(reinterpret_cast<const char*>(e.tail), tail_len), e.ts_ns,
                         &exchanges);
         EmitExchanges(c, e.comm, e.cgroup_id, e.ts_ns);
+        ReportParserLosses(c);
         break;
       }
       default: break;

@@ -24,6 +24,9 @@ struct TrackedConnection {
   uint64_t next_offset[2] = {0, 0};
   bool offset_known[2] = {false, false};
   HttpConnectionParser parser;
+  // The parser's losses already counted in the agent's metrics (they are counted as they happen,
+  // so a connection that is evicted or expires loses nothing from the counts).
+  HttpParserStats reported;
 };
 
 class ConnectionTable {
