@@ -183,8 +183,7 @@ class HttpConnectionParser::Stream {
     switch (state_) {
       case State::kBodyLength:
         if (n <= remaining_) {
-          Take(0);
-          cur_.bytes += n;
+          Take(n);
           remaining_ -= n;
           if (remaining_ == 0) Complete(HttpOutcome::kComplete);
           return;
@@ -196,8 +195,7 @@ class HttpConnectionParser::Stream {
         return;
       case State::kChunkData:
         if (n <= remaining_) {
-          Take(0);
-          cur_.bytes += n;
+          Take(n);
           remaining_ -= n;
           return;
         }
@@ -206,14 +204,12 @@ class HttpConnectionParser::Stream {
       case State::kChunkSize:
       case State::kTrailers:
       case State::kChunkLost:
-        Take(0);
-        cur_.bytes += n;
+        Take(n);
         window_.clear();
         state_ = State::kChunkLost;
         return;
       case State::kUntilClose:
-        Take(0);
-        cur_.bytes += n;
+        Take(n);
         return;
       case State::kStart:
       case State::kHeaders:
