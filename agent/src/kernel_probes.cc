@@ -166,27 +166,30 @@ int KernelProbes::Poll(int timeout_ms) {
   return std::max(n, 0) + m;
 }
 
-void KernelProbes::ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const {
-  flows->clear();
-  drops->clear();
-  const int flow_fd = bpf_map__fd(impl_->tcp.skel->maps.flows);
-  fl_flow_key key{}, next{};
+namespace {
+
+// Calls fn(key, value) for every entry of a BPF hash map (entries may come and go meanwhile).
+template <typename Key, typename Value, typename Fn>
+void ForEachEntry(int fd, Fn fn) {
+  Key key{}, next{};
   const void* prev = nullptr;
-  while (bpf_map_get_next_key(flow_fd, prev, &next) == 0) {
-    FlowSample s{next, {}};
-    if (bpf_map_lookup_elem(flow_fd, &next, &s.stats) == 0) flows->push_back(s);
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    Value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
     key = next;
     prev = &key;
   }
-  const int drop_fd = bpf_map__fd(impl_->tcp.skel->maps.flow_drops);
-  fl_drop_key dkey{}, dnext{};
-  const void* dprev = nullptr;
-  while (bpf_map_get_next_key(drop_fd, dprev, &dnext) == 0) {
-    DropSample s{dnext, 0};
-    if (bpf_map_lookup_elem(drop_fd, &dnext, &s.count) == 0) drops->push_back(s);
-    dkey = dnext;
-    dprev = &dkey;
-  }
+}
+
+}  // namespace
+
+void KernelProbes::ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const {
+  flows->clear();
+  drops->clear();
+  ForEachEntry<fl_flow_key, fl_flow_stats>(bpf_map__fd(impl_->tcp.skel->maps.flows),
+                                           [&](const fl_flow_key& k, const fl_flow_stats& v) { flows->push_back({k, v}); });
+  ForEachEntry<fl_drop_key, uint64_t>(bpf_map__fd(impl_->tcp.skel->maps.flow_drops),
+                                      [&](const fl_drop_key& k, uint64_t n) { drops->push_back({k, n}); });
 }
 
 void KernelProbes::ForgetFlows(const std::vector<fl_flow_key>& keys) {
