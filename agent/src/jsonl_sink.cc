@@ -2,11 +2,15 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <unordered_map>
 
 #include "events.pb.h"
 #include "faultline/agent/sinks.h"
 
 namespace faultline::agent {
+// One event as a JSON line, with its process identity (null: none known) joined in.
+std::string EventJson(const v1::EventBatch& batch, const v1::Event& e, const v1::ProcessIdentity* process);
+
 namespace {
 
 std::string EndpointText(const v1::Endpoint& ep) {
@@ -31,7 +35,13 @@ class JsonlSink : public BatchSink {
  public:
   explicit JsonlSink(std::ostream& out) : out_(out) {}
   void Publish(const v1::EventBatch& batch) override {
-    for (int i = 0; i < batch.events_size(); ++i) out_ << EventToJson(batch, i) << '\n';
+    // The process table is indexed once per batch, not searched once per event.
+    std::unordered_map<uint32_t, const v1::ProcessIdentity*> processes;
+    for (const auto& p : batch.processes()) processes.emplace(p.pid(), &p);
+    for (const auto& e : batch.events()) {
+      auto it = e.pid() ? processes.find(e.pid()) : processes.end();
+      out_ << EventJson(batch, e, it == processes.end() ? nullptr : it->second) << '\n';
+    }
     out_.flush();
   }
 
@@ -43,18 +53,27 @@ class JsonlSink : public BatchSink {
 
 std::string EventToJson(const v1::EventBatch& batch, int index) {
   const v1::Event& e = batch.events(index);
+  const v1::ProcessIdentity* process = nullptr;
+  for (const auto& p : batch.processes()) {
+    if (e.pid() != 0 && p.pid() == e.pid()) {
+      process = &p;
+      break;
+    }
+  }
+  return EventJson(batch, e, process);
+}
+
+std::string EventJson(const v1::EventBatch& batch, const v1::Event& e, const v1::ProcessIdentity* process) {
   nlohmann::ordered_json j;
   j["time_unix_ns"] = e.time_unix_ns();
   j["node"] = batch.node().name();
   if (e.pid() != 0) {
     j["pid"] = e.pid();
-    for (const auto& p : batch.processes()) {
-      if (p.pid() != e.pid()) continue;
-      j["comm"] = p.comm();
-      if (!p.container_id().empty()) j["container_id"] = p.container_id();
-      if (!p.pod_uid().empty()) j["pod_uid"] = p.pod_uid();
-      j["cgroup"] = p.cgroup_path();
-      break;
+    if (process) {
+      j["comm"] = process->comm();
+      if (!process->container_id().empty()) j["container_id"] = process->container_id();
+      if (!process->pod_uid().empty()) j["pod_uid"] = process->pod_uid();
+      j["cgroup"] = process->cgroup_path();
     }
   }
   if (e.has_connection()) {
