@@ -67,7 +67,7 @@ TEST_P(StatisticalDetectorTest, GarbageStateIsRefusedWithItsReason) {
   EXPECT_EQ(s.message(), GetParam() + " state: 2 trailing bytes");
 }
 
-INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum", "spot", "dspot"));
+INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum", "spot", "dspot", "seasonal", "combined"));
 
 TEST(CusumDetector, CatchesASustainedShiftTooSmallForAPointDetector) {
   // A shift of +1 sigma: no single point stands out at k=3, but the sum does.
@@ -104,6 +104,87 @@ TEST(SpotDetector, ALastingLevelShiftIsReportedOnceNotForever) {
   }
 }
 
+TEST(SeasonalDetector, AValueNormalForTheDayButWrongForTheHourFires) {
+  // One point every 5 minutes, a daily sine between 20 and 80 plus noise (sd 1). On day 3 at the
+  // trough (03:00 by the phase below) the value is 75: ordinary for the day, wrong for the hour.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  auto seasonal = Make("seasonal", {{"slot_s", "900"}});
+  auto nsigma = Make("nsigma");
+  const int per_day = 288, anomaly = 2 * per_day + 36;  // 03:00 on day 3
+  int seasonal_false = 0;
+  Verdict at_anomaly, nsigma_at_anomaly;
+  for (int i = 0; i < 3 * per_day; ++i) {
+    const int64_t t = 1'700'000'000 / 86400 * 86400 + int64_t(i) * 300;
+    const double phase = 2 * M_PI * ((i % per_day) - 36) / per_day;  // the trough at 03:00
+    double x = 50 - 30 * std::cos(phase) + noise(rng);
+    if (i == anomaly) x = 75;
+    const Verdict v = seasonal->Observe(t, x);
+    const Verdict n = nsigma->Observe(t, x);
+    if (i == anomaly) at_anomaly = v, nsigma_at_anomaly = n;
+    if (i >= per_day && i != anomaly && v.anomalous) seasonal_false++;
+  }
+  EXPECT_TRUE(at_anomaly.anomalous);
+  EXPECT_EQ(at_anomaly.direction, Direction::kUp);
+  EXPECT_NEAR(at_anomaly.expected, 20.0, 2.0);
+  EXPECT_FALSE(nsigma_at_anomaly.anomalous) << "75 is inside the daily range: only a seasonal model can tell";
+  // k = 4 on Gaussian residuals: about 6e-5 per point, with some excess from the slot model.
+  EXPECT_LE(seasonal_false, 3);
+}
+
+TEST(SeasonalDetector, LearnsForAWholePeriodBeforeJudging) {
+  auto d = Make("seasonal", {{"period_s", "3600"}, {"slot_s", "60"}});
+  for (int i = 0; i < 60; ++i) {
+    const Verdict v = d->Observe(i * 60, i == 30 ? 1e6 : 1.0);
+    EXPECT_FALSE(v.anomalous) << i;
+    EXPECT_FALSE(v.has_band) << i;
+  }
+  EXPECT_TRUE(d->Observe(3600, 1.0).has_band);
+  EXPECT_EQ(DetectorRegistry::Global().Create("seasonal", {{"period_s", "86400"}, {"slot_s", "0"}}).status().message(),
+            "seasonal: parameter slot_s=0: must be in [1, 86400]");
+}
+
+TEST(CombinedDetector, ANewShapeInsideTheUsualRangeFires) {
+  // A slow sine (period 200) between 0 and 10, then (at 3000) flapping between -5 and 15 from one
+  // point to the next. Against the long-run mean (5) and sd (3.5) no value is more than 2.9 sd
+  // away, so the level channel (alarm at 7) stays silent; the flapping window is 1.0 of the
+  // learned range away from every remembered shape (10 rho): the novelty channel fires.
+  auto combined = Make("combined");
+  auto level_only = Make("combined", {{"rho", "10"}});  // novelty can never reach the alarm
+  int first = -1, before = 0, level_only_after = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const double x = i < 3000 ? 5 + 5 * std::sin(2 * M_PI * i / 200) : (i % 2 ? 15.0 : -5.0);
+    const Verdict v = combined->Observe(i, x);
+    if (i >= 150 && i < 3000 && v.anomalous) before++;
+    if (i >= 3000 && v.anomalous && first < 0) first = i - 3000;
+    if (i >= 3000 && level_only->Observe(i, x).anomalous) level_only_after++;
+  }
+  EXPECT_EQ(before, 0);
+  ASSERT_GE(first, 0);
+  EXPECT_LE(first, 8);  // as soon as the window holds enough of the new shape
+  EXPECT_EQ(level_only_after, 0) << "the level channel alone cannot see it";
+}
+
+TEST(CombinedDetector, QuietPeriodAndHabituationThinRepeatedAlarms) {
+  // Noise with a spike of +12 sigma every 50 points from 1000 on: 40 spikes. The quiet period
+  // (100 points) skips every other one at most; habituation then raises the bar (gain 1.5 per
+  // alarm), so a 12-sigma spike stops alarming after log(12/7)/log(1.5) = 1.3 -> 2 alarms, until
+  // the gain decays (0.1% per point) below 12/7 again.
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  auto d = Make("combined");
+  auto no_habit = Make("combined", {{"habituation", "1"}});
+  int alarms = 0, alarms_no_habit = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const double x = noise(rng) + ((i >= 1000 && i % 50 == 0) ? 12.0 : 0.0);
+    alarms += d->Observe(i, x).anomalous;
+    alarms_no_habit += no_habit->Observe(i, x).anomalous;
+  }
+  EXPECT_EQ(alarms_no_habit, 20);  // one per quiet period: every other spike
+  EXPECT_LT(alarms, 8);
+  EXPECT_GE(alarms, 2);
+}
+
 TEST(BurnRateDetector, PagesWhenBothWindowsOfAPairBurnFastEnough) {
   // One point a minute. 2 h at 0.05% errors (burn 0.5), then 2% errors (burn 20): the 1 h window
   // reaches 14.4 when 0.02 t + 0.0005 (60 - t) >= 0.0144 * 60, i.e. after 43 minutes (t = 42.8).
@@ -112,7 +193,9 @@ TEST(BurnRateDetector, PagesWhenBothWindowsOfAPairBurnFastEnough) {
   for (int m = 0; m < 240; ++m) {
     const double ratio = m < 120 ? 0.0005 : 0.02;
     const Verdict v = d->Observe(m * 60, ratio);
-    if (m < 120) EXPECT_FALSE(v.anomalous) << m;
+    if (m < 120) {
+      EXPECT_FALSE(v.anomalous) << m;
+    }
     if (v.anomalous && first < 0) first = m - 120;
   }
   EXPECT_EQ(first, 42);
@@ -148,7 +231,7 @@ TEST(ThresholdDetector, ExactBoundsAndDirection) {
 TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
   auto& r = DetectorRegistry::Global();
   EXPECT_EQ(r.Create("nope", {}).status().message(),
-            "no detector named 'nope' (known: burn_rate, cusum, dspot, ewma, mad, nsigma, spot, threshold)");
+            "no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, spot, threshold)");
   EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
             "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
   EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");
