@@ -7,15 +7,20 @@
 // point between t and z_q is a new peak (the fit and z_q are updated). dspot runs the same on the
 // deviation from a moving average of the last `depth` normal points, which follows drift.
 //
-// As in the paper, anomalies are not learned; unlike it, after `patience` consecutive anomalies
-// the new regime is accepted (dspot's moving average follows it, spot recalibrates), so a lasting
-// level shift is reported once instead of forever.
+// As in the paper, anomalies are not learned; unlike it, when `patience` of the last 2·patience
+// points were anomalous the new regime is accepted: the detector recalibrates on the next `init`
+// points (and dspot's moving average restarts at the new level), so a lasting level shift is
+// reported once instead of forever. Counting over a window rather than a run matters: after a
+// noisy shift the occasional point still looks normal, and a run-based rule never fired; worse,
+// dspot then averaged only those "normal" points, the ones farthest toward the old level, and
+// stayed stuck (NAB score 0 before this rule, 24 after).
 //
 // The GPD is fitted by the method of moments on the peaks' sum and sum of squares (valid for
 // shape < 1/2; Hosking & Wallis 1987) instead of the paper's Grimshaw root search: O(1) per
 // update and no numerical search. Parameters: q (1e-4), level (0.98), init (200), patience (10),
 // depth (dspot only, 20). State: the init buffer until calibrated, then a few numbers (peaks are not stored).
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <string>
@@ -87,18 +92,18 @@ class Spot : public Detector {
     if (r > 1) {
       v.anomalous = true;
       v.direction = up >= down ? Direction::kUp : Direction::kDown;
-      if (++streak_ > patience_) {  // a new regime: accept it
-        streak_ = 0;
+      history_ = (history_ << 1) | 1;
+      if (std::popcount(history_ & RecentMask()) >= patience_) {  // a new regime: accept it
+        history_ = 0;
         if (depth_) {
           for (size_t i = 0; i < depth_; ++i) Remember(x);
-        } else {
-          calibrated_ = false;
-          buffer_.clear();
         }
+        calibrated_ = false;
+        buffer_.clear();
       }
       return v;  // anomalies are not learned
     }
-    streak_ = 0;
+    history_ <<= 1;
     upper_.Learn(y, q_);
     lower_.Learn(-y, q_);
     Remember(x);
@@ -107,7 +112,7 @@ class Spot : public Detector {
 
   std::string SaveState() const override {
     StateWriter w(name_);
-    w.U64(calibrated_).Doubles(buffer_).Doubles(std::vector<double>(window_.begin(), window_.end())).F64(window_sum_).F64(center_).U64(streak_);
+    w.U64(calibrated_).Doubles(buffer_).Doubles(std::vector<double>(window_.begin(), window_.end())).F64(window_sum_).F64(center_).U64(history_);
     for (const Tail* t : {&upper_, &lower_}) w.F64(t->t).F64(t->zq).F64(t->n).F64(t->peaks).F64(t->sum).F64(t->sumsq);
     return w.Take();
   }
@@ -116,10 +121,10 @@ class Spot : public Detector {
     uint64_t calibrated = 0;
     std::vector<double> buffer, window;
     double window_sum = 0, center = 0;
-    uint64_t streak = 0;
+    uint64_t history = 0;
     Tail tails[2];
     r.U64(&calibrated), r.Doubles(&buffer, init_), r.Doubles(&window, depth_), r.F64(&window_sum), r.F64(&center),
-        r.U64(&streak);
+        r.U64(&history);
     for (Tail& t : tails) r.F64(&t.t), r.F64(&t.zq), r.F64(&t.n), r.F64(&t.peaks), r.F64(&t.sum), r.F64(&t.sumsq);
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
     calibrated_ = calibrated != 0;
@@ -127,7 +132,7 @@ class Spot : public Detector {
     window_.assign(window.begin(), window.end());
     window_sum_ = window_sum;
     center_ = center;
-    streak_ = streak;
+    history_ = history;
     upper_ = tails[0];
     lower_ = tails[1];
     return Status::Ok();
@@ -167,7 +172,9 @@ class Spot : public Detector {
   double q_, level_;
   size_t init_, depth_;
   uint64_t patience_;
-  uint64_t streak_ = 0;
+  // The last 64 verdicts, newest in bit 0 (1 = anomalous).
+  uint64_t history_ = 0;
+  uint64_t RecentMask() const { return patience_ >= 32 ? ~0ULL : (1ULL << (2 * patience_)) - 1; }
   double center_ = 0;
   bool calibrated_ = false;
   std::vector<double> buffer_;
@@ -184,7 +191,7 @@ Result<std::unique_ptr<Detector>> MakeSpot(const std::string& name, const Params
   FAULTLINE_ASSIGN_OR_RETURN(double level, r.Double("level", 0.98, 0.5, 0.9999));
   FAULTLINE_ASSIGN_OR_RETURN(int64_t init, r.Int("init", 200, 20, 1'000'000));
   FAULTLINE_ASSIGN_OR_RETURN(int64_t depth, r.Int("depth", drift ? 20 : 0, drift ? 1 : 0, 100'000));
-  FAULTLINE_ASSIGN_OR_RETURN(int64_t patience, r.Int("patience", 10, 1, 1'000'000));
+  FAULTLINE_ASSIGN_OR_RETURN(int64_t patience, r.Int("patience", 10, 1, 32));
   return std::unique_ptr<Detector>(new Spot(name, q, level, init, depth, patience));
 }
 

@@ -20,14 +20,15 @@ class StateWriter {
     U64(v.size());
     return Raw(v.data(), v.size() * sizeof(double));
   }
-  std::string Take() { return std::move(out_); }
-
- private:
+  // A length-prefixed byte string (a nested detector's state).
   StateWriter& Bytes(std::string_view s) {
     U64(s.size());
     out_.append(s);
     return *this;
   }
+  std::string Take() { return std::move(out_); }
+
+ private:
   StateWriter& Raw(const void* p, size_t n) {
     if (n) out_.append(static_cast<const char*>(p), n);  // an empty vector's data() may be null
     return *this;
@@ -52,6 +53,14 @@ class StateReader {
     if (!U64(&n) || n > max_size || in_.size() < n * sizeof(double)) return ok_ = false;
     v->resize(n);
     return Raw(v->data(), n * sizeof(double));
+  }
+  // A length-prefixed byte string; the view points into the input.
+  bool Bytes(std::string_view* v) {
+    uint64_t n = 0;
+    if (!U64(&n) || in_.size() < n) return ok_ = false;
+    *v = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
   }
   // OK when everything was read and nothing is left over.
   Status Finish() const {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "faultline/detectors/detector.h"
@@ -101,6 +102,45 @@ TEST(SpotDetector, ALastingLevelShiftIsReportedOnceNotForever) {
     }
     EXPECT_TRUE(at_step) << name;
     EXPECT_LE(flagged_late, 5) << name << ": still flagging the new level 700 points later";
+  }
+}
+
+TEST(SpotDetector, ANoisyShiftWithPointsThatStillLookNormalIsAcceptedToo) {
+  // A shift from 100 to 90 where every 4th point is still at the old level: a run of anomalies
+  // never reaches `patience`, but most recent points are anomalous.
+  std::mt19937_64 rng(21);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  for (const char* name : {"spot", "dspot"}) {
+    auto d = Make(name);
+    int flagged_late = 0;
+    for (int i = 0; i < 3000; ++i) {
+      const double x = noise(rng) + ((i >= 1500 && i % 4 != 0) ? 90.0 : 100.0);
+      if (d->Observe(i, x).anomalous && i >= 2200) flagged_late++;
+    }
+    EXPECT_LE(flagged_late, 20) << name << ": the new regime was never accepted";
+  }
+}
+
+TEST(MadDetector, RollingMedianEqualsTheMedianOfTheWindowAtEveryPoint) {
+  // Values with many ties (rounded), windows of odd and even length: the detector's expected value
+  // is the median of the previous `window` values, computed here by sorting.
+  std::mt19937_64 rng(17);
+  std::uniform_int_distribution<int> small(0, 9);
+  for (int window : {7, 8}) {
+    auto d = Make("mad", {{"window", std::to_string(window)}, {"min_points", "3"}});
+    std::vector<double> seen;
+    for (int i = 0; i < 2000; ++i) {
+      const double x = small(rng) * 0.5;
+      const Verdict v = d->Observe(i, x);
+      if (seen.size() >= 3) {
+        std::vector<double> w(seen.end() - std::min<size_t>(seen.size(), window), seen.end());
+        std::sort(w.begin(), w.end());
+        const size_t n = w.size();
+        const double median = n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
+        ASSERT_EQ(v.expected, median) << "window " << window << " point " << i;
+      }
+      seen.push_back(x);
+    }
   }
 }
 
