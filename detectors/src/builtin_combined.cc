@@ -14,8 +14,9 @@
 // Alarm policy: r = max(level, novelty) / gain. An alarm is raised when r >= `alarm`, unless one was
 // raised in the last `quiet` points (then the score is halved, so a threshold tuned on scores does
 // not count the same incident twice). Every alarm multiplies gain by `habituation`, and gain
-// decays back toward 1 by `recovery` per point: a series that keeps alarming must deviate further
-// to alarm again, like an engineer who learns which pager is noisy.
+// decays back toward 1 by `recovery` per calm point (both channels under half the alarm level): a
+// series that keeps alarming must deviate further to alarm again, like an engineer who learns
+// which pager is noisy, and a lasting shift alarms a few times, not every time the bar decays.
 //
 // The score is r / (r + alarm): 0.5 at the alarm level. Parameters: alpha (0.0005), window (8),
 // rho (0.1), prototypes (32), learn (150), alarm (7), quiet (100), habituation (1.5),
@@ -60,7 +61,9 @@ class Combined : public Detector {
       v.expected = level_.mean;
       v.lower = level_.mean - p_.alarm * gain_ * sd;
       v.upper = level_.mean + p_.alarm * gain_ * sd;
-      gain_ = 1 + (gain_ - 1) * (1 - p_.recovery);
+      // The bar comes back down only while the series is calm (under half the alarm level), so a
+      // lasting new regime that stays noisy does not re-alarm each time the gain has decayed.
+      if (std::max(level, novelty) < 0.5 * p_.alarm) gain_ = 1 + (gain_ - 1) * (1 - p_.recovery);
       since_alarm_++;
       if (r >= p_.alarm && since_alarm_ > p_.quiet) {
         v.anomalous = true;

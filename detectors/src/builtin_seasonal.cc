@@ -6,10 +6,12 @@
 //     slot means, each slot its difference from it, and the residual variance the pooled
 //     within-slot variance.
 //   - Judging: e = x - level - season[slot]; anomalous when |e| > k·sd. Then e, clipped to ±k·sd
-//     so that one outlier does not blind the detector, updates the level (weight `alpha` per
-//     point), the slot (so that it moves by about `gamma` of its error per period: the per-point
+//     so that one outlier does not bend the profile, updates the level (weight `alpha` per point)
+//     and the slot (so that it moves by about `gamma` of its error per period: the per-point
 //     weight is scaled by the points a slot receives per period, from the observed sampling
-//     interval) and the residual variance (weight `alpha`).
+//     interval). The residual variance (weight `alpha`) learns the unclipped e: a variance of
+//     clipped residuals is biased low, which clips more, and on NAB's series it alarmed on about 3%
+//     of points (NAB score 0; 41 unclipped).
 // Parameters: period_s (86400), slot_s (1800), alpha (0.01), gamma (0.3), k (4), min_periods (1).
 // O(1) per point; state: 2 doubles per slot (48 slots a day by default).
 #include <algorithm>
@@ -59,12 +61,13 @@ class Seasonal : public Detector {
     // The level moves by a share of the clipped residual; the slot takes a share of what is left,
     // scaled so that it moves by about `gamma` of its error per period (a slot receives about
     // slot_s / gap points per period).
-    const double e = std::clamp(x - expected, -k_ * sd, k_ * sd);
+    const double raw = x - expected;
+    const double e = std::clamp(raw, -k_ * sd, k_ * sd);
     level_ += alpha_ * e;
     seen_[slot] += 1;
     const double per_point = gamma_ * std::min(1.0, std::max(gap_, 1.0) / double(slot_s_));
     season_[slot] += per_point * (1 - alpha_) * e;
-    var_ = (1 - alpha_) * (var_ + alpha_ * e * e);
+    var_ = (1 - alpha_) * (var_ + alpha_ * raw * raw);
     return v;
   }
 

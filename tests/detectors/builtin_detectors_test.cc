@@ -205,6 +205,25 @@ TEST(CombinedDetector, ANewShapeInsideTheUsualRangeFires) {
   EXPECT_EQ(level_only_after, 0) << "the level channel alone cannot see it";
 }
 
+TEST(CombinedDetector, ALastingShiftAlarmsAFewTimesAndIsThenLearned) {
+  // +10 sd for good at 1500: the step alarms; while the new level is still novel, at most one
+  // alarm per quiet period (100 points) with the bar raised 1.5x each time; the bar does not come
+  // down while the series is not calm, so nothing alarms again in the next 6000 points.
+  auto d = Make("combined");
+  const auto series = NoiseThenStep(8000, 1500);
+  int soon = 0, later = 0;
+  bool at_step = false;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const bool a = d->Observe(i, series[i]).anomalous;
+    if (i == 1500) at_step = a;
+    if (i > 1500 && i <= 1800 && a) soon++;
+    if (i > 1800 && a) later++;
+  }
+  EXPECT_TRUE(at_step);
+  EXPECT_LE(soon, 2);
+  EXPECT_EQ(later, 0);
+}
+
 TEST(CombinedDetector, QuietPeriodAndHabituationThinRepeatedAlarms) {
   // Noise with a spike of +12 sigma every 50 points from 1000 on: 40 spikes. The quiet period
   // (100 points) skips every other one at most; habituation then raises the bar (gain 1.5 per
