@@ -94,36 +94,6 @@ struct TestFlags {
   std::vector<std::string> params;
 };
 
-// timestamp,value CSV; timestamps in seconds or "YYYY-MM-DD HH:MM:SS".
-Status ReadSeries(const std::string& path, std::vector<int64_t>* times, std::vector<double>* values) {
-  std::ifstream f(path);
-  if (!f) return NotFound(path + ": cannot open");
-  std::string line;
-  int line_no = 0;
-  while (std::getline(f, line)) {
-    line_no++;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("timestamp", 0) == 0)) continue;
-    const auto comma = line.find(',');
-    if (comma == std::string::npos) return InvalidArgument(path + ":" + std::to_string(line_no) + ": expected timestamp,value");
-    const std::string ts = line.substr(0, comma), val = line.substr(comma + 1);
-    char* end = nullptr;
-    int64_t t = std::strtoll(ts.c_str(), &end, 10);
-    if (*end != '\0') {
-      auto parsed = detectors::ParseNabTimestamp(ts);
-      if (!parsed.ok()) return InvalidArgument(path + ":" + std::to_string(line_no) + ": " + parsed.status().message());
-      t = *parsed;
-    }
-    const double v = std::strtod(val.c_str(), &end);
-    if (end == val.c_str() || *end != '\0') {
-      return InvalidArgument(path + ":" + std::to_string(line_no) + ": value '" + val + "' is not a number");
-    }
-    times->push_back(t);
-    values->push_back(v);
-  }
-  return Status::Ok();
-}
-
 int RunPluginTest(const TestFlags& f) {
   auto fail = [](const Status& s) {
     std::cerr << "faultline detectors: " << s.message() << "\n";
@@ -151,7 +121,7 @@ int RunPluginTest(const TestFlags& f) {
   }
   std::vector<int64_t> times;
   std::vector<double> values;
-  if (Status s = ReadSeries(f.data, &times, &values); !s.ok()) return fail(s);
+  if (Status s = detectors::ReadSeriesCsv(f.data, "value", &times, &values); !s.ok()) return fail(s);
   static const char* kDirections[] = {"none", "up", "down"};
   std::printf("timestamp,value,score,anomalous,direction,expected\n");
   uint64_t anomalies = 0, ns = 0;

@@ -5,7 +5,8 @@
 // default 1 h and 5 min at 14.4 (2% of a 30-day budget in an hour), or 6 h and 30 min at 6 (5% in
 // six hours). The short window makes the alert stop soon after the burning stops.
 // Parameters: objective (0.999), fast_burn (14.4), fast_long_s (3600), fast_short_s (300),
-// slow_burn (6), slow_long_s (21600), slow_short_s (1800). Windows are in event time.
+// slow_burn (6), slow_long_s (21600), slow_short_s (1800). Windows are in event time. Values are
+// ratios: anything outside [0, 1] is clamped to it.
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -60,11 +61,12 @@ class BurnRate : public Detector {
         windows_{TimeWindow(widths[0]), TimeWindow(widths[1]), TimeWindow(widths[2]), TimeWindow(widths[3])} {}
 
   Verdict Observe(int64_t t, double ratio) override {
+    ratio = std::clamp(ratio, 0.0, 1.0);  // a ratio; outside [0, 1] is a caller's unit mistake
     for (TimeWindow& w : windows_) w.Add(t, ratio);
     auto burn = [&](int i) { return windows_[i].Mean() / budget_; };
     const double fast = std::min(burn(0), burn(1)) / fast_burn_;
     const double slow = std::min(burn(2), burn(3)) / slow_burn_;
-    const double b = std::max(fast, slow);
+    const double b = std::max({fast, slow, 0.0});  // the running sums may round below 0
     Verdict v;
     v.score = b / (b + 1);
     v.anomalous = b >= 1;

@@ -93,7 +93,7 @@ class Spot : public Detector {
       v.anomalous = true;
       v.direction = up >= down ? Direction::kUp : Direction::kDown;
       history_ = (history_ << 1) | 1;
-      if (std::popcount(history_ & RecentMask()) >= patience_) {  // a new regime: accept it
+      if (static_cast<uint64_t>(std::popcount(history_ & RecentMask())) >= patience_) {  // a new regime: accept it
         history_ = 0;
         if (depth_) {
           for (size_t i = 0; i < depth_; ++i) Remember(x);

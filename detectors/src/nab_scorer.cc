@@ -1,6 +1,7 @@
 #include "faultline/detectors/nab_scorer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "faultline/detectors/detector.h"
 
 namespace faultline::detectors {
 namespace {
@@ -217,52 +220,73 @@ Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> LoadNabW
 
 namespace {
 
-// Reads the "timestamp" column and the column `value_col` of a NAB-layout CSV into `s`.
-Status ReadNabCsv(const std::string& file, const std::string& value_col, std::vector<int64_t>* times,
-                  std::vector<double>* values) {
-  std::ifstream f(file);
-  if (!f) return NotFound(file + ": cannot open");
-  std::string line;
-  std::getline(f, line);
-  if (!line.empty() && line.back() == '\r') line.pop_back();  // some NAB files end lines with CRLF
-  std::vector<std::string> header;
-  {
-    std::istringstream h(line);
-    std::string col;
-    while (std::getline(h, col, ',')) header.push_back(col);
+std::vector<std::string_view> SplitCells(std::string_view line) {
+  std::vector<std::string_view> cells;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = line.find(',', start);
+    cells.push_back(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    if (comma == std::string_view::npos) return cells;
+    start = comma + 1;
   }
-  const long ts_col = std::find(header.begin(), header.end(), "timestamp") - header.begin();
-  const long v_col = std::find(header.begin(), header.end(), value_col) - header.begin();
-  if (ts_col == static_cast<long>(header.size()) || v_col == static_cast<long>(header.size())) {
-    return InvalidArgument(file + ": header needs 'timestamp' and '" + value_col + "' columns");
-  }
-  int line_no = 1;
-  while (std::getline(f, line)) {
+}
+
+}  // namespace
+
+Status ParseSeriesCsv(std::string_view text, const std::string& source, const std::string& value_column,
+                      std::vector<int64_t>* times, std::vector<double>* values) {
+  size_t ts_col = 0, v_col = 1;
+  int line_no = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     line_no++;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // some NAB files end lines with CRLF
     if (line.empty()) continue;
-    std::vector<std::string> cells;
-    std::istringstream r(line);
-    std::string cell;
-    while (std::getline(r, cell, ',')) cells.push_back(cell);
-    if (static_cast<long>(cells.size()) <= std::max(ts_col, v_col)) {
-      return InvalidArgument(file + ":" + std::to_string(line_no) + ": too few columns");
+    const auto where = [&] { return source + ":" + std::to_string(line_no) + ": "; };
+    const std::vector<std::string_view> cells = SplitCells(line);
+    if (line_no == 1 && std::find(cells.begin(), cells.end(), "timestamp") != cells.end()) {
+      ts_col = size_t(std::find(cells.begin(), cells.end(), "timestamp") - cells.begin());
+      v_col = size_t(std::find(cells.begin(), cells.end(), value_column) - cells.begin());
+      if (v_col == cells.size()) return InvalidArgument(where() + "the header has no '" + value_column + "' column");
+      continue;
     }
-    auto ts = ParseNabTimestamp(cells[ts_col]);
-    if (!ts.ok()) return InvalidArgument(file + ":" + std::to_string(line_no) + ": " + ts.status().message());
+    if (cells.size() <= std::max(ts_col, v_col)) {
+      return InvalidArgument(where() + std::to_string(cells.size()) + " columns, expected at least " +
+                             std::to_string(std::max(ts_col, v_col) + 1));
+    }
+    const std::string ts(cells[ts_col]), val(cells[v_col]);
     char* end = nullptr;
-    const double v = std::strtod(cells[v_col].c_str(), &end);
-    if (end == cells[v_col].c_str()) {
-      return InvalidArgument(file + ":" + std::to_string(line_no) + ": " + value_col + " '" + cells[v_col] +
-                             "' is not a number");
+    errno = 0;
+    int64_t t = std::strtoll(ts.c_str(), &end, 10);
+    if (ts.empty() || *end != '\0' || errno != 0) {
+      auto parsed = ParseNabTimestamp(ts);
+      if (!parsed.ok()) return InvalidArgument(where() + parsed.status().message());
+      t = *parsed;
     }
-    times->push_back(*ts);
+    errno = 0;
+    const double v = std::strtod(val.c_str(), &end);
+    if (val.empty() || *end != '\0' || errno == ERANGE) {
+      return InvalidArgument(where() + value_column + " '" + val + "' is not a number");
+    }
+    if (!(std::abs(v) < kMaxDetectorValue)) {
+      return InvalidArgument(where() + value_column + " '" + val + "' is out of range (finite, magnitude below 1e150)");
+    }
+    times->push_back(t);
     values->push_back(v);
   }
   return Status::Ok();
 }
 
-}  // namespace
+Status ReadSeriesCsv(const std::string& path, const std::string& value_column, std::vector<int64_t>* times,
+                     std::vector<double>* values) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound(path + ": cannot open");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return ParseSeriesCsv(text.str(), path, value_column, times, values);
+}
 
 Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, const std::string& detector,
                                               const std::string& windows_path) {
@@ -272,7 +296,7 @@ Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, co
     const auto slash = name.find('/');
     const std::string file = results_dir + "/" + name.substr(0, slash) + "/" + detector + "_" + name.substr(slash + 1);
     NabSeries s{name, {}, {}, list, {}};
-    FAULTLINE_RETURN_IF_ERROR(ReadNabCsv(file, "anomaly_score", &s.timestamps, &s.scores));
+    FAULTLINE_RETURN_IF_ERROR(ReadSeriesCsv(file, "anomaly_score", &s.timestamps, &s.scores));
     corpus.push_back(std::move(s));
   }
   return corpus;
@@ -283,7 +307,7 @@ Result<std::vector<NabSeries>> LoadNabData(const std::string& nab_dir) {
   std::vector<NabSeries> corpus;
   for (const auto& [name, list] : windows) {
     NabSeries s{name, {}, {}, list, {}};
-    FAULTLINE_RETURN_IF_ERROR(ReadNabCsv(nab_dir + "/data/" + name, "value", &s.timestamps, &s.values));
+    FAULTLINE_RETURN_IF_ERROR(ReadSeriesCsv(nab_dir + "/data/" + name, "value", &s.timestamps, &s.values));
     corpus.push_back(std::move(s));
   }
   return corpus;

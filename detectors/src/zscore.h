@@ -23,7 +23,7 @@ inline Verdict ZScoreVerdict(double x, double center, double scale, double k) {
   v.expected = center;
   v.lower = center - k * scale;
   v.upper = center + k * scale;
-  v.score = z / (z + k);
+  v.score = std::isinf(z) ? 1.0 : z / (z + k);
   v.anomalous = z > k;
   if (v.anomalous) v.direction = x > center ? Direction::kUp : Direction::kDown;
   return v;

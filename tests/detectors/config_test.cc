@@ -29,7 +29,7 @@ default: {detector: cusum}
 
 TEST(DetectorConfig, ErrorsNameTheLineAndTheField) {
   const std::map<std::string, std::string> cases = {
-      {"rules:\n  - detector: nope\n", "d.yaml:2: rules[0]: no detector named 'nope' (known: burn_rate, cusum, dspot, ewma, mad, nsigma, spot, threshold)"},
+      {"rules:\n  - detector: nope\n", "d.yaml:2: rules[0]: no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, spot, threshold)"},
       {"rules:\n  - detector: ewma\n    params: {alpha: 7}\n", "d.yaml:2: rules[0]: ewma: parameter alpha=7: must be in [0.000001, 1.000000]"},
       {"rules:\n  - match: {metrc: x}\n    detector: ewma\n", "d.yaml:2: rules[0].match: unknown key 'metrc' (expected entity, metric, labels)"},
       {"rules:\n  - params: {k: 3}\n", "d.yaml:2: rules[0].detector: required, the name of a detector"},

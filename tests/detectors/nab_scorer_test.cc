@@ -56,5 +56,34 @@ TEST(NabScorer, WindowNotOnATimestampIsAClearError) {
   EXPECT_EQ(r.status().message(), "bad.csv: a window starting at 30 does not start on a timestamp of the series");
 }
 
+TEST(SeriesCsv, HeaderNamesTheColumnsOtherwiseTheFirstTwo) {
+  std::vector<int64_t> t;
+  std::vector<double> v;
+  ASSERT_TRUE(ParseSeriesCsv("value,timestamp,x\r\n1.5,2014-04-10 07:15:00,9\r\n\n-2,60,9\n", "a.csv", "value", &t, &v).ok());
+  EXPECT_EQ(t, (std::vector<int64_t>{1397114100, 60}));
+  EXPECT_EQ(v, (std::vector<double>{1.5, -2}));
+  t.clear(), v.clear();
+  ASSERT_TRUE(ParseSeriesCsv("0,1\n60,2.5", "b.csv", "value", &t, &v).ok());
+  EXPECT_EQ(t, (std::vector<int64_t>{0, 60}));
+  EXPECT_EQ(v, (std::vector<double>{1, 2.5}));
+}
+
+TEST(SeriesCsv, ErrorsNameTheSourceLineAndWhatWasWrong) {
+  std::vector<int64_t> t;
+  std::vector<double> v;
+  EXPECT_EQ(ParseSeriesCsv("timestamp,score\n", "a.csv", "value", &t, &v).message(),
+            "a.csv:1: the header has no 'value' column");
+  EXPECT_EQ(ParseSeriesCsv("0,1\n60\n", "a.csv", "value", &t, &v).message(), "a.csv:2: 1 columns, expected at least 2");
+  EXPECT_EQ(ParseSeriesCsv("0,1\n60,1x\n", "a.csv", "value", &t, &v).message(), "a.csv:2: value '1x' is not a number");
+  EXPECT_EQ(ParseSeriesCsv("0,1\n60,\n", "a.csv", "value", &t, &v).message(), "a.csv:2: value '' is not a number");
+  EXPECT_EQ(ParseSeriesCsv("0,nan\n", "a.csv", "value", &t, &v).message(),
+            "a.csv:1: value 'nan' is out of range (finite, magnitude below 1e150)");
+  EXPECT_EQ(ParseSeriesCsv("0,-1e200\n", "a.csv", "value", &t, &v).message(),
+            "a.csv:1: value '-1e200' is out of range (finite, magnitude below 1e150)");
+  EXPECT_EQ(ParseSeriesCsv("yesterday,1\n", "a.csv", "value", &t, &v).message(),
+            "a.csv:1: timestamp 'yesterday': expected YYYY-MM-DD HH:MM:SS");
+  EXPECT_EQ(ReadSeriesCsv("/nonexistent/x.csv", "value", &t, &v).message(), "/nonexistent/x.csv: cannot open");
+}
+
 }  // namespace
 }  // namespace faultline::detectors

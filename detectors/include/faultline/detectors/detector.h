@@ -21,6 +21,8 @@ namespace faultline::detectors {
 
 enum class Direction : uint8_t { kNone = 0, kUp = 1, kDown = 2 };
 
+inline constexpr double kMaxDetectorValue = 1e150;
+
 struct Verdict {
   bool anomalous = false;
   // How anomalous, in [0, 1): monotonic in the detector's own statistic, comparable across
@@ -35,7 +37,9 @@ struct Verdict {
 class Detector {
  public:
   virtual ~Detector() = default;
-  // Observes the next point (times must not decrease) and judges it.
+  // Observes the next point and judges it. Times must not decrease; values must be finite and of
+  // magnitude below kMaxDetectorValue (so that squares and sums of squares stay finite): callers
+  // that take values from outside check this (ParseSeriesCsv does, the stream does).
   virtual Verdict Observe(int64_t time_s, double value) = 0;
   // The whole state as bytes; RestoreState(SaveState()) continues with identical verdicts.
   virtual std::string SaveState() const = 0;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "faultline/common/status.h"
@@ -59,5 +60,15 @@ Result<std::vector<NabSeries>> LoadNabResults(const std::string& results_dir, co
 Result<std::vector<NabSeries>> LoadNabData(const std::string& nab_dir);
 // "2014-04-10 07:15:00[.000000]" (UTC) -> seconds since the epoch.
 Result<int64_t> ParseNabTimestamp(const std::string& text);
+
+// A series from CSV text: with a header line (one that names a `timestamp` column), the columns
+// `timestamp` and `value_column` by name; without one, the first two columns. Timestamps are
+// seconds since the epoch or NAB's "YYYY-MM-DD HH:MM:SS"; CRLF line ends and blank lines are
+// accepted. Errors: kInvalidArgument naming `source`, the line and what was wrong.
+Status ParseSeriesCsv(std::string_view text, const std::string& source, const std::string& value_column,
+                      std::vector<int64_t>* times, std::vector<double>* values);
+// The same from a file (kNotFound when it cannot be opened).
+Status ReadSeriesCsv(const std::string& path, const std::string& value_column, std::vector<int64_t>* times,
+                     std::vector<double>* values);
 
 }  // namespace faultline::detectors
