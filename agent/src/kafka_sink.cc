@@ -20,6 +20,8 @@ class KafkaSink : public BatchSink {
                                {{"reason", "kafka_queue_full"}})),
         failed_(m->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason",
                            {{"reason", "kafka_delivery_failed"}})),
+        refused_(m->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason",
+                            {{"reason", "kafka_produce_refused"}})),
         queue_len_(m->Gauge("faultline_agent_kafka_queue_messages", "Messages waiting in the producer queue")) {}
 
   ~KafkaSink() override {
@@ -40,7 +42,9 @@ class KafkaSink : public BatchSink {
         return;
       }
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 1) {
-        queue_full_.Increment();
+        // Queue still full after one wait, or refused outright (message too large, unknown
+        // topic or partition, fatal producer error): counted apart, the cures differ.
+        (err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? queue_full_ : refused_).Increment();
         FAULTLINE_WARN_RATE_LIMITED("dropped a batch of {} events: {}", batch.events_size(), rd_kafka_err2str(err));
         return;
       }
@@ -83,6 +87,7 @@ class KafkaSink : public BatchSink {
   prometheus::Counter& delivered_;
   prometheus::Counter& queue_full_;
   prometheus::Counter& failed_;
+  prometheus::Counter& refused_;
   prometheus::Gauge& queue_len_;
 };
 
