@@ -1,0 +1,67 @@
+// Little helpers for the stream's compact binary encodings (private to stream/): LEB128 varints,
+// zigzag for signed values, raw little-endian doubles, and a bounds-checked reader.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace faultline::stream {
+
+inline void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+inline void PutDouble(std::string* out, double v) {
+  char b[8];
+  std::memcpy(b, &v, 8);
+  out->append(b, 8);
+}
+inline void PutBytes(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+inline uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+inline int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+class ByteReader {
+ public:
+  explicit ByteReader(std::string_view in) : in_(in) {}
+  bool Varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64 && !in_.empty(); shift += 7) {
+      const auto byte = static_cast<uint8_t>(in_.front());
+      in_.remove_prefix(1);
+      result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if (!(byte & 0x80)) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool Double(double* v) {
+    if (in_.size() < 8) return false;
+    std::memcpy(v, in_.data(), 8);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool Bytes(std::string_view* v) {
+    uint64_t n = 0;
+    if (!Varint(&n) || n > in_.size()) return false;
+    *v = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool empty() const { return in_.empty(); }
+  size_t remaining() const { return in_.size(); }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace faultline::stream
