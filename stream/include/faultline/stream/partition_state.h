@@ -1,0 +1,144 @@
+// The state of one input partition: its event-time windows, its watermark, the endpoints and
+// listeners it has learned, and the offset of the next message to read, all in one RocksDB
+// database (<state-dir>/<topic>-<partition>/) written in one WriteBatch per commit. A process
+// that owns the partition holds the database's lock, so two processors can never both apply it;
+// after a crash, reopening resumes exactly at the committed offset with exactly the state that
+// offset reflects: no event lost, none counted twice.
+//
+// Windows: tumbling, `window_s` long, by event time. The watermark is the highest event time seen
+// in the partition minus `allowed_lateness_s`; a window closes when the watermark passes its end.
+// An event for a closed window is late: counted and dropped. An event more than `max_future_s`
+// after its message's broker timestamp is counted and dropped too (a bad clock must not close
+// every window). Closed windows go to history (kept `retention_s` behind the watermark) and to an
+// outbox that the runtime publishes to `faultline.metrics` and then clears.
+//
+// Thread-compatible: one thread applies and commits.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "faultline/common/status.h"
+#include "faultline/stream/entity_namer.h"
+#include "faultline/stream/window_stats.h"
+
+namespace rocksdb {
+class DB;
+class Cache;
+}  // namespace rocksdb
+
+namespace faultline::stream {
+
+struct WindowOptions {
+  // Default: 5.
+  int64_t window_s = 5;
+  // Default: 5.
+  int64_t allowed_lateness_s = 5;
+  // Closed windows kept this far behind the watermark. Default: 3600.
+  int64_t retention_s = 3600;
+  // Default: 300.
+  int64_t max_future_s = 300;
+  // Distinct endpoints per service per partition; more fold into "other". Default: 64.
+  size_t max_endpoints_per_service = 64;
+  // fsync every commit (survives a machine crash, not only a process crash). Default: false.
+  bool sync_commits = false;
+};
+
+// What Apply saw, for /metrics. Plain counters: one thread per partition adds, the runtime sums.
+struct ApplyCounters {
+  uint64_t messages = 0;
+  uint64_t undecodable = 0;  // messages that are not an EventBatch
+  uint64_t events = 0;
+  uint64_t late = 0;    // for a window already closed
+  uint64_t future = 0;  // beyond max_future_s after the message timestamp
+  uint64_t endpoints_folded = 0;
+  uint64_t windows_closed = 0;
+};
+
+struct StoredWindow {
+  int64_t start_s = 0;
+  SeriesKey key;
+  WindowStats stats;
+  bool open = false;
+};
+
+class PartitionState {
+ public:
+  // Opens (creating if needed) the partition's database. Errors: kUnavailable when another
+  // process holds it (its message says so), kInternal for other RocksDB errors, with the path.
+  static Result<std::unique_ptr<PartitionState>> Open(const std::string& state_dir, const std::string& topic,
+                                                      int32_t partition, const WindowOptions& options,
+                                                      const EntityNamer& namer,
+                                                      std::shared_ptr<rocksdb::Cache> cache = nullptr);
+  ~PartitionState();
+
+  int32_t partition() const { return partition_; }
+  // The offset to resume from; -1 when nothing was ever committed.
+  int64_t next_offset() const { return next_offset_; }
+  // Highest event time seen, in ns since the epoch (0: none yet).
+  int64_t max_event_ns() const { return max_event_ns_; }
+  int64_t watermark_s() const;
+
+  // Applies the message at `offset` (a serialized EventBatch; garbage is counted, never an error)
+  // whose broker timestamp is `message_time_ms` (-1: unknown).
+  void Apply(std::string_view payload, int64_t offset, int64_t message_time_ms, ApplyCounters* counters);
+
+  // Writes all changes since the last commit in one batch. Errors: kInternal naming the path.
+  Status Commit();
+
+  // Closed windows not yet published (each once per call: the next call starts after them).
+  std::vector<StoredWindow> TakeOutbox();
+  // Called when windows from TakeOutbox were delivered; the next Commit forgets them.
+  void Published(int64_t start_s, const SeriesKey& key);
+
+  size_t open_series() const;
+  uint64_t ApproximateBytes() const;
+  // Closed windows dropped from the outbox undelivered because they aged past retention.
+  uint64_t outbox_expired() const { return outbox_expired_; }
+
+  // Reads every window stored under a partition directory (read-only; works while a processor
+  // holds it), closed and, when `include_open`, open ones. Errors name the path.
+  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir, bool include_open);
+
+ private:
+  PartitionState() = default;
+  struct Entry {
+    WindowStats stats;
+    bool dirty = false;
+  };
+  struct OutboxEntry {
+    WindowStats stats;
+    bool handed_out = false;  // by TakeOutbox, not yet Published
+  };
+
+  WindowStats* Series(int64_t window_start_s, SeriesKey&& key);
+  std::string EndpointFor(const std::string& service, std::string endpoint, ApplyCounters* counters);
+  void CloseWindows(ApplyCounters* counters);
+
+  std::string path_;
+  int32_t partition_ = 0;
+  WindowOptions options_;
+  const EntityNamer* namer_ = nullptr;
+  std::unique_ptr<rocksdb::DB> db_;
+
+  int64_t next_offset_ = -1;
+  int64_t max_event_ns_ = 0;
+  bool meta_dirty_ = false;
+  // Open windows by start, then by encoded series key.
+  std::map<int64_t, std::unordered_map<std::string, Entry>> open_;
+  std::vector<StoredWindow> closed_since_commit_;
+  std::map<std::pair<int64_t, std::string>, OutboxEntry> outbox_;  // committed, not yet delivered
+  uint64_t outbox_expired_ = 0;
+  std::vector<std::pair<int64_t, std::string>> published_;
+  std::unordered_map<std::string, std::vector<std::string>> endpoints_;  // by service
+  std::vector<std::pair<std::string, std::string>> new_endpoints_;
+  std::unordered_map<std::string, std::string> listeners_;  // "machine|ip:port" -> service
+  std::vector<std::pair<std::string, std::string>> new_listeners_;
+};
+
+}  // namespace faultline::stream

@@ -1,0 +1,79 @@
+// What the stream keeps per window and per series: the golden metrics (requests, 4xx, 5xx, a
+// latency sketch) and the network health of a call edge (retransmits, drops by reason, resets,
+// connects, RTT, packets and bytes), under a SeriesKey that names the entity kind and every
+// dimension the numbers were built from (service, endpoint, instance, machine, caller, callee…),
+// so that later stages can roll up or drill down by any of them. Everything here is additive:
+// Merge of two windows' stats for the same key is the stats of the union of their events.
+//
+// Thread-compatible value types.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "faultline/common/status.h"
+#include "faultline/stream/latency_sketch.h"
+
+namespace faultline::stream {
+
+// Entity kinds of a series.
+//   service:  a workload seen from its own (server) side; dims service, endpoint, instance, machine
+//   edge:     calls from a caller to a callee seen from the caller's side, and the network health
+//             of those connections; dims caller, callee, endpoint, instance, machine. The callee
+//             is the peer address "ip:port" (resolved to a service by the listener records)
+//   listener: "this service listens on this address": dims service, address, machine; requests
+//             counts the server-side exchanges seen there
+//   machine:  a node; dims machine
+enum class EntityKind : uint8_t { kService = 1, kEdge = 2, kListener = 3, kMachine = 4 };
+std::string_view EntityKindName(EntityKind kind);
+// Errors: kInvalidArgument naming the known kinds.
+Result<EntityKind> ParseEntityKind(std::string_view name);
+
+struct SeriesKey {
+  EntityKind kind = EntityKind::kService;
+  // Sorted by name, names unique.
+  std::vector<std::pair<std::string, std::string>> dims;
+
+  // The value of a dimension, or "" when absent.
+  std::string_view Dim(std::string_view name) const;
+  // "service" entity name: the dimension that names the entity (service, caller→callee, machine).
+  std::string Entity() const;
+  // Compact, order-preserving bytes (kind, then the dims); Decode names what is wrong.
+  std::string Encode() const;
+  static Result<SeriesKey> Decode(std::string_view bytes);
+  friend bool operator==(const SeriesKey&, const SeriesKey&) = default;
+  friend auto operator<=>(const SeriesKey&, const SeriesKey&) = default;
+};
+
+struct WindowStats {
+  // Golden metrics.
+  uint64_t requests = 0;
+  uint64_t status_4xx = 0;
+  uint64_t status_5xx = 0;
+  uint64_t incomplete = 0;  // exchanges cut short (connection closed, truncated)
+  LatencySketch latency_ns;
+
+  // Network health (edges).
+  uint64_t retransmits = 0;
+  std::map<std::string, uint64_t> drops;  // by kernel drop reason
+  uint64_t resets_sent = 0, resets_received = 0;
+  uint64_t connects_ok = 0, connects_refused = 0, connects_failed = 0;
+  LatencySketch connect_ns;
+  uint64_t rtt_samples = 0;
+  double rtt_us_sum = 0;
+  uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
+
+  // Events the agent reported losing (machines).
+  uint64_t agent_dropped = 0;
+
+  Status Merge(const WindowStats& other);
+  void EncodeTo(std::string* out) const;
+  static Result<WindowStats> Decode(std::string_view bytes);
+  friend bool operator==(const WindowStats&, const WindowStats&) = default;
+};
+
+}  // namespace faultline::stream

@@ -1,0 +1,434 @@
+#include "faultline/stream/partition_state.h"
+
+#include <arpa/inet.h>
+#include <rocksdb/db.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "events.pb.h"
+#include "varint.h"
+
+namespace faultline::stream {
+namespace {
+
+constexpr int64_t kNsPerS = 1'000'000'000;
+constexpr std::string_view kOffsetKey = "meta/offset";
+constexpr std::string_view kMaxEventKey = "meta/max_event_ns";
+constexpr std::string_view kOpen = "open/";
+constexpr std::string_view kClosed = "closed/";
+constexpr std::string_view kOutbox = "outbox/";
+constexpr std::string_view kEndpoint = "endpoint/";
+constexpr std::string_view kListener = "listener/";
+// Ports below this on the local side, facing a higher one, are taken as the server side of a
+// connection the stream has not seen a listener for.
+constexpr uint32_t kEphemeralStart = 32768;
+
+std::string Be64(int64_t v) {
+  const uint64_t u = static_cast<uint64_t>(v) ^ (1ULL << 63);  // negative starts sort first
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(u >> (56 - 8 * i));
+  return out;
+}
+int64_t FromBe64(std::string_view b) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(b[i]);
+  return static_cast<int64_t>(u ^ (1ULL << 63));
+}
+std::string WindowKey(std::string_view prefix, int64_t start_s, std::string_view series) {
+  std::string k(prefix);
+  k += Be64(start_s);
+  k += series;
+  return k;
+}
+std::string VarintValue(uint64_t v) {
+  std::string s;
+  PutVarint(&s, v);
+  return s;
+}
+
+std::string Address(const v1::Endpoint& e) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  const std::string& a = e.addr();
+  if (a.size() == 4) {
+    inet_ntop(AF_INET, a.data(), buf, sizeof(buf));
+  } else if (a.size() == 16) {
+    static const char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\xff', '\xff'};
+    if (a.compare(0, 12, std::string(kMapped, 12)) == 0) {
+      inet_ntop(AF_INET, a.data() + 12, buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
+      return "[" + std::string(buf) + "]:" + std::to_string(e.port());
+    }
+  }
+  return std::string(buf) + ":" + std::to_string(e.port());
+}
+std::string Host(const v1::Endpoint& e) {
+  std::string a = Address(e);
+  return a.substr(0, a.rfind(':'));
+}
+
+Status RocksError(const std::string& path, const rocksdb::Status& s) {
+  return Internal("partition state " + path + ": " + s.ToString());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& state_dir, const std::string& topic,
+                                                             int32_t partition, const WindowOptions& options,
+                                                             const EntityNamer& namer,
+                                                             std::shared_ptr<rocksdb::Cache> cache) {
+  std::unique_ptr<PartitionState> p(new PartitionState());
+  p->path_ = state_dir + "/" + topic + "-" + std::to_string(partition);
+  p->partition_ = partition;
+  p->options_ = options;
+  p->namer_ = &namer;
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return Internal("state dir " + state_dir + ": " + ec.message());
+  rocksdb::Options ro;
+  ro.create_if_missing = true;
+  ro.max_open_files = 64;
+  ro.keep_log_file_num = 2;
+  if (cache) {
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(ro, p->path_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Unavailable("partition state " + p->path_ + " is held by another process (" + s.ToString() + ")");
+    }
+    return RocksError(p->path_, s);
+  }
+  p->db_.reset(raw);
+
+  // Load: offsets and watermark, open windows, the outbox, endpoints and listeners.
+  std::string v;
+  if (p->db_->Get({}, std::string(kOffsetKey), &v).ok()) {
+    uint64_t off = 0;
+    ByteReader r(v);
+    if (!r.Varint(&off)) return Internal("partition state " + p->path_ + ": corrupt offset");
+    p->next_offset_ = static_cast<int64_t>(off);
+  }
+  if (p->db_->Get({}, std::string(kMaxEventKey), &v).ok()) {
+    uint64_t t = 0;
+    ByteReader r(v);
+    if (!r.Varint(&t)) return Internal("partition state " + p->path_ + ": corrupt watermark");
+    p->max_event_ns_ = static_cast<int64_t>(t);
+  }
+  std::unique_ptr<rocksdb::Iterator> it(p->db_->NewIterator({}));
+  for (it->Seek(std::string(kOpen)); it->Valid() && it->key().starts_with(kOpen); it->Next()) {
+    const std::string_view k(it->key().data() + kOpen.size(), it->key().size() - kOpen.size());
+    auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
+    if (k.size() < 8 || !stats.ok()) return Internal("partition state " + p->path_ + ": corrupt open window");
+    p->open_[FromBe64(k)][std::string(k.substr(8))] = Entry{std::move(stats).value(), false};
+  }
+  for (it->Seek(std::string(kOutbox)); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
+    const std::string_view k(it->key().data() + kOutbox.size(), it->key().size() - kOutbox.size());
+    if (k.size() < 8) return Internal("partition state " + p->path_ + ": corrupt outbox entry");
+    std::string closed;
+    if (!p->db_->Get({}, std::string(kClosed) + std::string(k), &closed).ok()) continue;  // expired
+    auto stats = WindowStats::Decode(closed);
+    if (!stats.ok()) return Internal("partition state " + p->path_ + ": corrupt closed window");
+    p->outbox_[{FromBe64(k), std::string(k.substr(8))}] = OutboxEntry{std::move(stats).value(), false};
+  }
+  for (it->Seek(std::string(kEndpoint)); it->Valid() && it->key().starts_with(kEndpoint); it->Next()) {
+    const std::string_view k(it->key().data() + kEndpoint.size(), it->key().size() - kEndpoint.size());
+    const size_t sep = k.find('\0');
+    if (sep == std::string_view::npos) continue;
+    p->endpoints_[std::string(k.substr(0, sep))].emplace_back(k.substr(sep + 1));
+  }
+  for (it->Seek(std::string(kListener)); it->Valid() && it->key().starts_with(kListener); it->Next()) {
+    const std::string_view k(it->key().data() + kListener.size(), it->key().size() - kListener.size());
+    p->listeners_[std::string(k)] = it->value().ToString();
+  }
+  if (!it->status().ok()) return RocksError(p->path_, it->status());
+  return p;
+}
+
+PartitionState::~PartitionState() = default;
+
+int64_t PartitionState::watermark_s() const {
+  return max_event_ns_ / kNsPerS - options_.allowed_lateness_s;
+}
+
+size_t PartitionState::open_series() const {
+  size_t n = 0;
+  for (const auto& [start, series] : open_) n += series.size();
+  return n;
+}
+
+uint64_t PartitionState::ApproximateBytes() const {
+  uint64_t live = 0, mem = 0;
+  db_->GetIntProperty("rocksdb.estimate-live-data-size", &live);
+  db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return live + mem;
+}
+
+WindowStats* PartitionState::Series(int64_t window_start_s, SeriesKey&& key) {
+  Entry& e = open_[window_start_s][key.Encode()];
+  e.dirty = true;
+  return &e.stats;
+}
+
+std::string PartitionState::EndpointFor(const std::string& service, std::string endpoint, ApplyCounters* counters) {
+  std::vector<std::string>& known = endpoints_[service];
+  if (std::find(known.begin(), known.end(), endpoint) != known.end()) return endpoint;
+  if (known.size() >= options_.max_endpoints_per_service) {
+    counters->endpoints_folded++;
+    return "other";
+  }
+  known.push_back(endpoint);
+  new_endpoints_.emplace_back(service, endpoint);
+  return endpoint;
+}
+
+void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t message_time_ms,
+                           ApplyCounters* counters) {
+  counters->messages++;
+  next_offset_ = offset + 1;
+  meta_dirty_ = true;
+  v1::EventBatch batch;
+  if (!batch.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    counters->undecodable++;
+    return;
+  }
+  const std::string& machine = batch.node().name();
+  auto process_of = [&](uint32_t pid) -> const v1::ProcessIdentity* {
+    for (const auto& p : batch.processes()) {
+      if (p.pid() == pid) return &p;
+    }
+    return nullptr;
+  };
+  const int64_t window_ns = options_.window_s * kNsPerS;
+  const int64_t lateness_ns = options_.allowed_lateness_s * kNsPerS;
+  for (const v1::Event& ev : batch.events()) {
+    counters->events++;
+    const int64_t t_ns = static_cast<int64_t>(std::min<uint64_t>(ev.time_unix_ns(), INT64_MAX / 2));
+    if (message_time_ms >= 0 && t_ns / 1'000'000 > message_time_ms + options_.max_future_s * 1000) {
+      counters->future++;
+      continue;
+    }
+    const int64_t start_ns = t_ns - t_ns % window_ns;
+    if (start_ns + window_ns <= max_event_ns_ - lateness_ns) {
+      counters->late++;
+      continue;
+    }
+    max_event_ns_ = std::max(max_event_ns_, t_ns);
+    const int64_t start_s = start_ns / kNsPerS;
+    const v1::ProcessIdentity* proc = process_of(ev.pid());
+    const std::string service = namer_->Service(proc, ev.pid(), machine);
+    const std::string instance = namer_->Instance(proc, ev.pid(), machine);
+    const v1::Connection& conn = ev.connection();
+    const std::string local = Address(conn.local()), remote = Address(conn.remote());
+
+    // The side of a connection for network events: a known listener, else the port heuristic.
+    auto edge_key = [&](bool server_side) {
+      SeriesKey k{EntityKind::kEdge, {}};
+      if (server_side) {
+        k.dims = {{"callee", service}, {"caller", Host(conn.remote())}, {"instance", instance}, {"machine", machine},
+                  {"side", "server"}};
+      } else {
+        k.dims = {{"callee", remote}, {"caller", service}, {"instance", instance}, {"machine", machine},
+                  {"side", "client"}};
+      }
+      return k;
+    };
+    auto server_side = [&] {
+      if (listeners_.count(machine + "|" + local)) return true;
+      return conn.local().port() < kEphemeralStart && conn.remote().port() >= conn.local().port();
+    };
+
+    switch (ev.kind_case()) {
+      case v1::Event::kHttp: {
+        const v1::HttpExchange& h = ev.http();
+        const bool server = h.role() == v1::ROLE_SERVER;
+        // Endpoints are capped per service, and per caller->callee pair on the client side.
+        const std::string owner = server ? service : service + "->" + remote;
+        const std::string endpoint = EndpointFor(owner, EntityNamer::Endpoint(h.method(), h.path()), counters);
+        SeriesKey key;
+        if (server) {
+          key = {EntityKind::kService,
+                 {{"endpoint", endpoint}, {"instance", instance}, {"machine", machine}, {"service", service}}};
+          const std::string listener = machine + "|" + local;
+          if (!listeners_.count(listener)) {
+            listeners_[listener] = service;
+            new_listeners_.emplace_back(listener, service);
+          }
+          WindowStats* l = Series(start_s, {EntityKind::kListener,
+                                            {{"address", local}, {"machine", machine}, {"service", service}}});
+          l->requests++;
+        } else {
+          key = {EntityKind::kEdge,
+                 {{"callee", remote}, {"caller", service}, {"endpoint", endpoint}, {"instance", instance},
+                  {"machine", machine}, {"side", "client"}}};
+        }
+        WindowStats* s = Series(start_s, std::move(key));
+        s->requests++;
+        if (h.status() >= 400 && h.status() < 500) s->status_4xx++;
+        if (h.status() >= 500 && h.status() < 600) s->status_5xx++;
+        if (h.outcome() == v1::HttpExchange::OUTCOME_COMPLETE) {
+          s->latency_ns.Add(static_cast<double>(h.latency_ns()));
+        } else {
+          s->incomplete++;
+        }
+        break;
+      }
+      case v1::Event::kTcpConnect: {
+        WindowStats* s = Series(start_s, edge_key(false));
+        const auto& c = ev.tcp_connect();
+        if (c.result() == v1::TcpConnect::RESULT_ESTABLISHED) {
+          s->connects_ok++;
+          s->connect_ns.Add(static_cast<double>(c.duration_ns()));
+        } else if (c.result() == v1::TcpConnect::RESULT_REFUSED) {
+          s->connects_refused++;
+        } else {
+          s->connects_failed++;
+        }
+        break;
+      }
+      case v1::Event::kTcpReset: {
+        WindowStats* s = Series(start_s, edge_key(server_side()));
+        (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent : s->resets_received)++;
+        break;
+      }
+      case v1::Event::kFlowStats: {
+        WindowStats* s = Series(start_s, edge_key(server_side()));
+        const auto& f = ev.flow_stats();
+        s->packets_out += f.packets_out(), s->bytes_out += f.bytes_out();
+        s->packets_in += f.packets_in(), s->bytes_in += f.bytes_in();
+        s->retransmits += f.retransmits();
+        for (const auto& [reason, n] : f.drops()) s->drops[reason] += n;
+        if (f.srtt_us()) s->rtt_samples++, s->rtt_us_sum += f.srtt_us();
+        break;
+      }
+      case v1::Event::kAgentStats: {
+        WindowStats* s = Series(start_s, {EntityKind::kMachine, {{"machine", machine}}});
+        for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
+        break;
+      }
+      default:
+        break;  // an event type newer than this processor: counted in events, nothing to add
+    }
+  }
+  CloseWindows(counters);
+}
+
+void PartitionState::CloseWindows(ApplyCounters* counters) {
+  const int64_t horizon_ns = max_event_ns_ - options_.allowed_lateness_s * kNsPerS;
+  while (!open_.empty() && (open_.begin()->first + options_.window_s) * kNsPerS <= horizon_ns) {
+    auto node = open_.extract(open_.begin());
+    for (auto& [encoded, entry] : node.mapped()) {
+      auto key = SeriesKey::Decode(encoded);
+      if (!key.ok()) continue;  // encoded by this process: cannot happen
+      closed_since_commit_.push_back(StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false});
+      counters->windows_closed++;
+    }
+  }
+}
+
+Status PartitionState::Commit() {
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (auto& [start, series] : open_) {
+    for (auto& [encoded, entry] : series) {
+      if (!entry.dirty) continue;
+      value.clear();
+      entry.stats.EncodeTo(&value);
+      batch.Put(WindowKey(kOpen, start, encoded), value);
+    }
+  }
+  for (const StoredWindow& w : closed_since_commit_) {
+    const std::string encoded = w.key.Encode();
+    value.clear();
+    w.stats.EncodeTo(&value);
+    batch.Delete(WindowKey(kOpen, w.start_s, encoded));
+    batch.Put(WindowKey(kClosed, w.start_s, encoded), value);
+    batch.Put(WindowKey(kOutbox, w.start_s, encoded), "");
+  }
+  for (const auto& [start, encoded] : published_) batch.Delete(WindowKey(kOutbox, start, encoded));
+  for (const auto& [service, endpoint] : new_endpoints_) {
+    batch.Put(std::string(kEndpoint) + service + '\0' + endpoint, "");
+  }
+  for (const auto& [listener, service] : new_listeners_) batch.Put(std::string(kListener) + listener, service);
+  if (meta_dirty_) {
+    batch.Put(std::string(kOffsetKey), VarintValue(static_cast<uint64_t>(next_offset_)));
+    batch.Put(std::string(kMaxEventKey), VarintValue(static_cast<uint64_t>(max_event_ns_)));
+  }
+  // History and undelivered outbox entries beyond retention.
+  const int64_t cutoff = watermark_s() - options_.retention_s;
+  if (max_event_ns_ > 0 && cutoff > 0) {
+    batch.DeleteRange(WindowKey(kClosed, INT64_MIN, ""), WindowKey(kClosed, cutoff, ""));
+    batch.DeleteRange(WindowKey(kOutbox, INT64_MIN, ""), WindowKey(kOutbox, cutoff, ""));
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_commits;
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) return RocksError(path_, s);
+
+  // Durable: now the in-memory view follows.
+  for (auto& [start, series] : open_) {
+    for (auto& [encoded, entry] : series) entry.dirty = false;
+  }
+  for (StoredWindow& w : closed_since_commit_) {
+    outbox_[{w.start_s, w.key.Encode()}] = OutboxEntry{std::move(w.stats), false};
+  }
+  closed_since_commit_.clear();
+  for (const auto& k : published_) outbox_.erase(k);
+  published_.clear();
+  if (cutoff > 0) {
+    for (auto it = outbox_.begin(); it != outbox_.end() && it->first.first < cutoff;) {
+      outbox_expired_++;
+      it = outbox_.erase(it);
+    }
+  }
+  new_endpoints_.clear();
+  new_listeners_.clear();
+  meta_dirty_ = false;
+  return Status::Ok();
+}
+
+std::vector<StoredWindow> PartitionState::TakeOutbox() {
+  std::vector<StoredWindow> out;
+  for (auto& [k, entry] : outbox_) {
+    if (entry.handed_out) continue;
+    entry.handed_out = true;
+    auto key = SeriesKey::Decode(k.second);
+    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false});
+  }
+  return out;
+}
+
+void PartitionState::Published(int64_t start_s, const SeriesKey& key) { published_.emplace_back(start_s, key.Encode()); }
+
+Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir, bool include_open) {
+  rocksdb::Options ro;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(ro, partition_dir, &raw);
+  if (!s.ok()) return RocksError(partition_dir, s);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<StoredWindow> out;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
+  for (std::string_view prefix : {kClosed, kOpen}) {
+    if (prefix == kOpen && !include_open) break;
+    for (it->Seek(std::string(prefix)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      const std::string_view k(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+      if (k.size() < 8) return Internal("partition state " + partition_dir + ": corrupt window key");
+      auto key = SeriesKey::Decode(k.substr(8));
+      auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
+      if (!key.ok()) return Internal("partition state " + partition_dir + ": " + key.status().message());
+      if (!stats.ok()) return Internal("partition state " + partition_dir + ": " + stats.status().message());
+      out.push_back(StoredWindow{FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen});
+    }
+  }
+  if (!it->status().ok()) return RocksError(partition_dir, it->status());
+  return out;
+}
+
+}  // namespace faultline::stream

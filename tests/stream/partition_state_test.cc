@@ -1,0 +1,237 @@
+#include "faultline/stream/partition_state.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "events.pb.h"
+#include "faultline/stream/entity_namer.h"
+
+namespace faultline::stream {
+namespace {
+
+constexpr int64_t kS = 1'000'000'000;
+constexpr int64_t kT0 = 1'700'000'000;  // a window boundary for 5 s windows
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() / ("fl_state_" + std::to_string(::getpid()) + "_" +
+                                                      std::to_string(counter_++));
+    std::filesystem::remove_all(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string path() const { return path_.string(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
+
+std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return std::string{char(a), char(b), char(c), char(d)}; }
+
+struct BatchBuilder {
+  v1::EventBatch batch;
+  explicit BatchBuilder(const std::string& node) {
+    batch.mutable_node()->set_name(node);
+    auto* p = batch.add_processes();
+    p->set_pid(100), p->set_comm("api");
+    p = batch.add_processes();
+    p->set_pid(200), p->set_comm("db");
+  }
+  // A server-side exchange on db (10.0.0.2:5432) and, when `client`, the client side on api.
+  BatchBuilder& Http(double t_s, uint32_t status, uint64_t latency_ns, bool client = false,
+                     const std::string& path = "/users/42") {
+    auto* e = batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>(t_s * kS));
+    e->set_pid(client ? 100 : 200);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(client ? Ip4(10, 0, 0, 1) : Ip4(10, 0, 0, 2));
+    c->mutable_local()->set_port(client ? 40000 : 5432);
+    c->mutable_remote()->set_addr(client ? Ip4(10, 0, 0, 2) : Ip4(10, 0, 0, 1));
+    c->mutable_remote()->set_port(client ? 5432 : 40000);
+    auto* h = e->mutable_http();
+    h->set_role(client ? v1::ROLE_CLIENT : v1::ROLE_SERVER);
+    h->set_method("GET"), h->set_path(path), h->set_status(status), h->set_latency_ns(latency_ns);
+    return *this;
+  }
+  std::string Bytes() const { return batch.SerializeAsString(); }
+};
+
+class PartitionStateTest : public ::testing::Test {
+ protected:
+  PartitionStateTest() : namer_(EntityNamer::Create({}).value()) {}
+  std::unique_ptr<PartitionState> Open(WindowOptions o = {}) {
+    auto p = PartitionState::Open(dir_.path(), "faultline.events", 3, o, namer_);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? std::move(p).value() : nullptr;
+  }
+  // Windows of one kind, by (start, entity + endpoint), from the stored history.
+  std::map<std::pair<int64_t, std::string>, WindowStats> Stored(EntityKind kind, bool include_open = true) {
+    auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", include_open);
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    std::map<std::pair<int64_t, std::string>, WindowStats> out;
+    for (auto& w : *all) {
+      if (w.key.kind != kind) continue;
+      out[{w.start_s, w.key.Entity() + " " + std::string(w.key.Dim("endpoint"))}] = w.stats;
+    }
+    return out;
+  }
+  TempDir dir_;
+  EntityNamer namer_;
+  ApplyCounters counters_;
+};
+
+TEST_F(PartitionStateTest, EventsLandInTheirEventTimeWindowsAndCloseAtTheWatermark) {
+  auto p = Open();
+  ASSERT_EQ(p->next_offset(), -1);
+  // Window [T0, T0+5): 200 and 503; window [T0+5, T0+10): 404. The max event time T0+9 puts the
+  // watermark at T0+4: nothing is closed yet.
+  p->Apply(BatchBuilder("node-a").Http(kT0 + 1, 200, 1'000'000).Http(kT0 + 4.9, 503, 3'000'000).Bytes(), 0, -1,
+           &counters_);
+  p->Apply(BatchBuilder("node-a").Http(kT0 + 9, 404, 2'000'000).Bytes(), 1, -1, &counters_);
+  EXPECT_EQ(counters_.windows_closed, 0u);
+  EXPECT_EQ(p->watermark_s(), kT0 + 4);
+  // T0 + 10 moves the watermark to T0 + 5: the first window closes (service and listener series).
+  p->Apply(BatchBuilder("node-a").Http(kT0 + 10, 200, 1'000'000).Bytes(), 2, -1, &counters_);
+  EXPECT_EQ(counters_.windows_closed, 2u);
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_EQ(p->next_offset(), 3);
+
+  auto svc = Stored(EntityKind::kService);
+  ASSERT_EQ(svc.size(), 3u);
+  const WindowStats& first = svc.at({kT0, "db GET /users/:id"});
+  EXPECT_EQ(first.requests, 2u);
+  EXPECT_EQ(first.status_5xx, 1u);
+  EXPECT_EQ(first.status_4xx, 0u);
+  EXPECT_EQ(first.latency_ns.count(), 2u);
+  EXPECT_EQ(first.latency_ns.max(), 3'000'000);
+  EXPECT_EQ(svc.at({kT0 + 5, "db GET /users/:id"}).status_4xx, 1u);
+  EXPECT_EQ(svc.at({kT0 + 10, "db GET /users/:id"}).requests, 1u);
+  auto closed_only = Stored(EntityKind::kService, false);
+  EXPECT_EQ(closed_only.size(), 1u);
+  EXPECT_EQ(Stored(EntityKind::kListener).at({kT0, "db "}).requests, 2u);
+}
+
+TEST_F(PartitionStateTest, LateEventsInsideTheGraceUpdateTheirWindowLaterOnesAreCountedAndDropped) {
+  auto p = Open();
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 8, 200, 1000).Bytes(), 0, -1, &counters_);
+  // Watermark T0+3: window [T0, T0+5) is still open; an out-of-order event for it counts.
+  p->Apply(BatchBuilder("n").Http(kT0 + 2, 500, 1000).Bytes(), 1, -1, &counters_);
+  EXPECT_EQ(counters_.late, 0u);
+  // T0+12 closes [T0, T0+5) (watermark T0+7); an event at T0+4 is then late.
+  p->Apply(BatchBuilder("n").Http(kT0 + 12, 200, 1000).Http(kT0 + 4, 200, 1000).Bytes(), 2, -1, &counters_);
+  EXPECT_EQ(counters_.late, 1u);
+  EXPECT_EQ(counters_.events, 5u);
+  ASSERT_TRUE(p->Commit().ok());
+  auto svc = Stored(EntityKind::kService);
+  EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).requests, 2u);
+  EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).status_5xx, 1u);
+}
+
+TEST_F(PartitionStateTest, EventsFromTheFutureAndGarbageAreCountedNotApplied) {
+  auto p = Open();
+  const int64_t msg_ms = (kT0 + 1) * 1000;
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 1 + 301, 200, 1000).Bytes(), 0, msg_ms, &counters_);
+  EXPECT_EQ(counters_.future, 1u);
+  EXPECT_EQ(p->max_event_ns(), (kT0 + 1) * kS);
+  p->Apply("\xff\xff\xff garbage", 1, msg_ms, &counters_);
+  EXPECT_EQ(counters_.undecodable, 1u);
+  EXPECT_EQ(p->next_offset(), 2);
+}
+
+TEST_F(PartitionStateTest, TheClientSideBecomesACallEdgeAndEndpointsAreCapped) {
+  WindowOptions o;
+  o.max_endpoints_per_service = 2;
+  auto p = Open(o);
+  BatchBuilder b("node-a");
+  b.Http(kT0 + 1, 200, 1000, true, "/a").Http(kT0 + 1, 200, 1000, false, "/a");
+  b.Http(kT0 + 1, 200, 1000, false, "/b").Http(kT0 + 1, 200, 1000, false, "/c").Http(kT0 + 1, 200, 1000, false, "/d");
+  p->Apply(b.Bytes(), 0, -1, &counters_);
+  EXPECT_EQ(counters_.endpoints_folded, 2u);
+  ASSERT_TRUE(p->Commit().ok());
+  auto svc = Stored(EntityKind::kService);
+  EXPECT_EQ(svc.at({kT0, "db GET /a"}).requests, 1u);
+  EXPECT_EQ(svc.at({kT0, "db GET /b"}).requests, 1u);
+  EXPECT_EQ(svc.at({kT0, "db other"}).requests, 2u);
+  auto edges = Stored(EntityKind::kEdge);
+  ASSERT_EQ(edges.size(), 1u);
+  EXPECT_EQ(edges.begin()->first.second, "api->10.0.0.2:5432 GET /a");
+}
+
+TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {
+  {
+    auto p = Open();
+    p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+    // Applied but never committed: a crash here loses it from the state, and the offset with it.
+    p->Apply(BatchBuilder("n").Http(kT0 + 2, 500, 1000).Bytes(), 1, -1, &counters_);
+  }
+  auto p = Open();
+  EXPECT_EQ(p->next_offset(), 1);
+  EXPECT_EQ(p->max_event_ns(), (kT0 + 1) * kS);
+  // Replaying offset 1 gives the same result as an uninterrupted run.
+  p->Apply(BatchBuilder("n").Http(kT0 + 2, 500, 1000).Bytes(), 1, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  auto svc = Stored(EntityKind::kService);
+  EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).requests, 2u);
+  EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).status_5xx, 1u);
+}
+
+TEST_F(PartitionStateTest, ASecondOpenerIsRefusedWhileTheFirstHoldsThePartition) {
+  auto p = Open();
+  auto second = PartitionState::Open(dir_.path(), "faultline.events", 3, {}, namer_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("is held by another process"), std::string::npos)
+      << second.status().message();
+}
+
+TEST_F(PartitionStateTest, TheOutboxHandsOutClosedWindowsOnceAndForgetsThemWhenPublished) {
+  auto p = Open();
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 20, 200, 1000).Bytes(), 0, -1, &counters_);
+  EXPECT_TRUE(p->TakeOutbox().empty()) << "only committed windows are handed out";
+  ASSERT_TRUE(p->Commit().ok());
+  auto out = p->TakeOutbox();
+  ASSERT_EQ(out.size(), 2u);  // service and listener of [T0, T0+5)
+  EXPECT_TRUE(p->TakeOutbox().empty());
+  p->Published(out[0].start_s, out[0].key);
+  ASSERT_TRUE(p->Commit().ok());
+  p.reset();
+  // After a restart, what was handed out but not published is handed out again.
+  p = Open();
+  auto again = p->TakeOutbox();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].key, out[1].key);
+}
+
+TEST(EntityNamer, TemplatesFallBackAndErrorsNameTheField) {
+  auto n = EntityNamer::Create({{"{container}", "{comm}"}, "{machine}/{pid}"});
+  ASSERT_TRUE(n.ok());
+  v1::ProcessIdentity p;
+  p.set_comm("nginx");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "nginx");
+  p.set_container_id("0123456789abcdef0123");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "0123456789ab");
+  EXPECT_EQ(n->Service(nullptr, 7, "node-1"), "unknown");
+  EXPECT_EQ(n->Instance(&p, 7, "node-1"), "node-1/7");
+  EXPECT_EQ(EntityNamer::Create({{"{comm"}, "{pid}"}).status().message(), "naming template '{comm': '{' is not closed");
+  EXPECT_EQ(EntityNamer::Create({{"{image}"}, "{pid}"}).status().message(),
+            "naming template '{image}': unknown field {image} (known: comm, container, pod, cgroup, machine, pid)");
+  EXPECT_EQ(EntityNamer::Create({{"{pod}"}, "{pid}"}).status().message(),
+            "naming: the last service template '{pod}' uses {pod}, which a process may not have; end with one that "
+            "always resolves, such as {comm}");
+}
+
+TEST(EntityNamer, EndpointsTemplateIdentifiers) {
+  EXPECT_EQ(EntityNamer::Endpoint("GET", "/users/42/orders/7"), "GET /users/:id/orders/:id");
+  EXPECT_EQ(EntityNamer::Endpoint("PUT", "/o/123e4567-e89b-12d3-a456-426614174000"), "PUT /o/:uuid");
+  EXPECT_EQ(EntityNamer::Endpoint("GET", "/blob/0123456789abcdef0123"), "GET /blob/:hex");
+  EXPECT_EQ(EntityNamer::Endpoint("GET", "/v2/cafe"), "GET /v2/cafe");
+  EXPECT_EQ(EntityNamer::Endpoint("", ""), "- -");
+  EXPECT_EQ(EntityNamer::Endpoint("GET", std::string(300, 'x')).size(), 4u + 128u);
+}
+
+}  // namespace
+}  // namespace faultline::stream
