@@ -17,5 +17,6 @@ extern std::atomic<bool> g_stop;
 Runner RegisterAgent(CLI::App& app);
 Runner RegisterBroker(CLI::App& app);
 Runner RegisterDetectors(CLI::App& app);
+Runner RegisterStream(CLI::App& app);
 
 }  // namespace faultline::cli

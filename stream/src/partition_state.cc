@@ -17,6 +17,7 @@ namespace {
 constexpr int64_t kNsPerS = 1'000'000'000;
 constexpr std::string_view kOffsetKey = "meta/offset";
 constexpr std::string_view kMaxEventKey = "meta/max_event_ns";
+constexpr std::string_view kWindowKey = "meta/window_s";
 constexpr std::string_view kOpen = "open/";
 constexpr std::string_view kClosed = "closed/";
 constexpr std::string_view kOutbox = "outbox/";
@@ -107,8 +108,21 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   }
   p->db_.reset(raw);
 
-  // Load: offsets and watermark, open windows, the outbox, endpoints and listeners.
+  // Load: window length, offsets and watermark, open windows, the outbox, endpoints and listeners.
   std::string v;
+  if (p->db_->Get({}, std::string(kWindowKey), &v).ok()) {
+    uint64_t w = 0;
+    ByteReader r(v);
+    if (!r.Varint(&w)) return Internal("partition state " + p->path_ + ": corrupt window length");
+    if (static_cast<int64_t>(w) != options.window_s) {
+      return FailedPrecondition("partition state " + p->path_ + " holds " + std::to_string(w) +
+                                " s windows, the configuration asks for " + std::to_string(options.window_s) +
+                                " s: use another --state-dir or the same window");
+    }
+  } else {
+    rocksdb::Status ws = p->db_->Put({}, std::string(kWindowKey), VarintValue(static_cast<uint64_t>(options.window_s)));
+    if (!ws.ok()) return RocksError(p->path_, ws);
+  }
   if (p->db_->Get({}, std::string(kOffsetKey), &v).ok()) {
     uint64_t off = 0;
     ByteReader r(v);
@@ -407,12 +421,18 @@ std::vector<StoredWindow> PartitionState::TakeOutbox() {
 
 void PartitionState::Published(int64_t start_s, const SeriesKey& key) { published_.emplace_back(start_s, key.Encode()); }
 
-Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir, bool include_open) {
+Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir, bool include_open,
+                                                               int64_t* window_s) {
   rocksdb::Options ro;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(ro, partition_dir, &raw);
   if (!s.ok()) return RocksError(partition_dir, s);
   std::unique_ptr<rocksdb::DB> db(raw);
+  std::string v;
+  uint64_t w = 0;
+  if (window_s && db->Get({}, std::string(kWindowKey), &v).ok() && ByteReader(v).Varint(&w)) {
+    *window_s = static_cast<int64_t>(w);
+  }
   std::vector<StoredWindow> out;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
   for (std::string_view prefix : {kClosed, kOpen}) {

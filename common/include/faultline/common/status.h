@@ -18,6 +18,7 @@ enum class StatusCode {
   kNotFound,
   kUnavailable,  // an environmental dependency (kernel feature, broker, disk) is missing
   kPermissionDenied,
+  kFailedPrecondition,  // the input is fine but the state it meets is not (e.g. another window length)
   kInternal,
 };
 
@@ -44,6 +45,7 @@ inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgum
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 template <typename T>

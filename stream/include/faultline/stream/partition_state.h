@@ -70,7 +70,8 @@ struct StoredWindow {
 class PartitionState {
  public:
   // Opens (creating if needed) the partition's database. Errors: kUnavailable when another
-  // process holds it (its message says so), kInternal for other RocksDB errors, with the path.
+  // process holds it (its message says so); kFailedPrecondition when it was built with another
+  // window length; kInternal for other RocksDB errors, with the path.
   static Result<std::unique_ptr<PartitionState>> Open(const std::string& state_dir, const std::string& topic,
                                                       int32_t partition, const WindowOptions& options,
                                                       const EntityNamer& namer,
@@ -102,8 +103,10 @@ class PartitionState {
   uint64_t outbox_expired() const { return outbox_expired_; }
 
   // Reads every window stored under a partition directory (read-only; works while a processor
-  // holds it), closed and, when `include_open`, open ones. Errors name the path.
-  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir, bool include_open);
+  // holds it), closed and, when `include_open`, open ones, and the window length it was built
+  // with. Errors name the path.
+  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir, bool include_open,
+                                                       int64_t* window_s = nullptr);
 
  private:
   PartitionState() = default;

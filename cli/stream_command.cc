@@ -1,0 +1,130 @@
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "faultline/common/metrics.h"
+#include "faultline/stream/stream_processor.h"
+#include "faultline/stream/window_query.h"
+
+namespace faultline::cli {
+namespace {
+
+struct QueryFlags {
+  std::string state_dir;
+  std::string topic = "faultline.events";
+  std::string entity;
+  std::string kind;
+  std::string since;
+  bool closed_only = false;
+  bool by_partition = false;
+};
+
+// "1700000000" (Unix seconds) or "-10m" / "-2h" / "-30s" (relative to now).
+Result<int64_t> ParseSince(const std::string& s) {
+  if (s.empty()) return INT64_MIN;
+  char* end = nullptr;
+  if (s[0] == '-') {
+    const double n = std::strtod(s.c_str() + 1, &end);
+    const std::string unit(end);
+    const int64_t mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+    if (end == s.c_str() + 1 || mult == 0 || n < 0) {
+      return InvalidArgument("--since '" + s + "': expected Unix seconds or -N[s|m|h|d]");
+    }
+    return static_cast<int64_t>(std::time(nullptr)) - static_cast<int64_t>(n * static_cast<double>(mult));
+  }
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (*end != '\0') return InvalidArgument("--since '" + s + "': expected Unix seconds or -N[s|m|h|d]");
+  return static_cast<int64_t>(v);
+}
+
+int RunQuery(const QueryFlags& f) {
+  stream::WindowQuery q;
+  q.entity = f.entity;
+  q.include_open = !f.closed_only;
+  q.merge_partitions = !f.by_partition;
+  if (!f.kind.empty()) {
+    auto k = stream::ParseEntityKind(f.kind);
+    if (!k.ok()) {
+      std::cerr << "faultline stream query: --kind: " << k.status().message() << "\n";
+      return 2;
+    }
+    q.kind = *k;
+  }
+  auto since = ParseSince(f.since);
+  if (!since.ok()) {
+    std::cerr << "faultline stream query: " << since.status().message() << "\n";
+    return 2;
+  }
+  q.since_s = *since;
+  int64_t window_s = 0;
+  auto windows = stream::QueryWindows(f.state_dir, f.topic, q, &window_s);
+  if (!windows.ok()) {
+    std::cerr << "faultline stream query: " << windows.status().message() << "\n";
+    return 1;
+  }
+  for (const auto& w : *windows) std::cout << stream::WindowToJson(w, window_s) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Runner RegisterStream(CLI::App& app) {
+  auto o = std::make_shared<stream::StreamOptions>();
+  auto config = std::make_shared<std::string>();
+  auto metrics_addr = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand(
+      "stream", "Stream processor: consume agents' events, keep windowed statistics in RocksDB, publish closed windows");
+  sub->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,…]");
+  sub->add_option("--events-topic", o->events_topic, "Input topic")->capture_default_str();
+  sub->add_option("--metrics-topic", o->metrics_topic, "Output topic for closed windows (\"\" for none)")
+      ->capture_default_str();
+  sub->add_option("--group", o->group_id, "Consumer group")->capture_default_str();
+  sub->add_option("--state-dir", o->state_dir, "RocksDB state directory (shared by the group's processors)");
+  sub->add_option("--config", *config, "YAML settings (windows, lateness, retention, naming)");
+  sub->add_option("--http-addr", o->http_addr, "Serve /windows, /status and /metrics on HOST:PORT");
+  sub->add_option("--commit-interval-ms", o->commit_interval_ms, "State commit interval")->capture_default_str();
+
+  auto q = std::make_shared<QueryFlags>();
+  CLI::App* query = sub->add_subcommand("query", "Print stored windows as JSON lines (read-only; works while running)");
+  query->add_option("--state-dir", q->state_dir, "The processor's --state-dir")->required();
+  query->add_option("--events-topic", q->topic, "The processor's input topic")->capture_default_str();
+  query->add_option("--entity", q->entity, "A service, machine, address or caller->callee");
+  query->add_option("--kind", q->kind, "service, edge, listener or machine");
+  query->add_option("--since", q->since, "Unix seconds, or -N[s|m|h|d] before now");
+  query->add_flag("--closed-only", q->closed_only, "Leave out windows still open");
+  query->add_flag("--by-partition", q->by_partition, "One record per input partition instead of merged");
+
+  return [=] {
+    if (query->parsed()) return RunQuery(*q);
+    if (!config->empty()) {
+      std::ifstream in(*config);
+      if (!in) {
+        std::cerr << "faultline stream: --config " << *config << ": cannot open\n";
+        return 2;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      if (Status s = stream::ParseStreamConfig(text.str(), *config, o.get()); !s.ok()) {
+        std::cerr << "faultline stream: " << s.message() << "\n";
+        return 2;
+      }
+    }
+    MetricsRegistry metrics;
+    auto sp = stream::StreamProcessor::Create(*o, &metrics);
+    if (!sp.ok()) {
+      std::cerr << "faultline stream: " << sp.status().message() << "\n";
+      return sp.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    if ((*sp)->http_port() > 0) std::cout << "http_port=" << (*sp)->http_port() << std::endl;
+    Status s = (*sp)->Run(g_stop);
+    if (!s.ok()) {
+      std::cerr << "faultline stream: " << s.message() << "\n";
+      return 1;
+    }
+    return 0;
+  };
+}
+
+}  // namespace faultline::cli

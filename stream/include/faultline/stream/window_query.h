@@ -1,0 +1,49 @@
+// Reading what the stream stored: every partition database under a state directory, filtered by
+// entity and time, partial windows of the same series merged across partitions, rendered as JSON
+// (for `faultline stream query`, the processor's HTTP endpoint, and people) or as the protobuf
+// WindowRecord published to `faultline.metrics`.
+//
+// Thread-safe: each call opens the databases read-only, which works while a processor writes them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "faultline/common/status.h"
+#include "faultline/stream/partition_state.h"
+
+namespace faultline::v1 {
+class WindowRecord;  // metrics.pb.h
+}  // namespace faultline::v1
+
+namespace faultline::stream {
+
+struct WindowQuery {
+  // Only this kind. Default: all.
+  std::optional<EntityKind> kind;
+  // Only series whose entity (SeriesKey::Entity) equals this, or whose dimensions include it as a
+  // value ("db" matches the service db and the edges api->db). Default: "" (all).
+  std::string entity;
+  // Windows starting at or after this. Default: all.
+  int64_t since_s = INT64_MIN;
+  // Include windows still open. Default: true.
+  bool include_open = true;
+  // Merge the same series and window from different partitions into one. Default: true.
+  bool merge_partitions = true;
+};
+
+// Scans <state_dir>/<topic>-<partition>/ for every partition found. Sorted by window start, then
+// series key. Errors: kNotFound when no partition directory exists; RocksDB errors with the path.
+// `window_s`, when given, receives the window length the state was built with.
+Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, const std::string& topic,
+                                               const WindowQuery& query, int64_t* window_s = nullptr);
+
+// One JSON object (a single line) per window; window_s is the window length the stream used.
+std::string WindowToJson(const StoredWindow& w, int64_t window_s);
+
+// The record published for a closed window of `partition`.
+void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition, v1::WindowRecord* out);
+
+}  // namespace faultline::stream

@@ -1,0 +1,549 @@
+#include "faultline/stream/stream_processor.h"
+
+#include <httplib.h>
+#include <librdkafka/rdkafka.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "faultline/common/log.h"
+#include "faultline/stream/window_query.h"
+#include "metrics.pb.h"
+
+namespace faultline::stream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a newly assigned partition waits for its previous owner to release the database.
+constexpr auto kLockWait = std::chrono::seconds(30);
+
+Status ConfError(const std::string& source, const YAML::Node& node, const std::string& what) {
+  return InvalidArgument(source + ":" + std::to_string(node.Mark().line + 1) + ": " + what);
+}
+
+template <typename T>
+Status ReadScalar(const std::string& source, const YAML::Node& node, const std::string& field, T min, T max, T* out) {
+  try {
+    const T v = node.as<T>();
+    if (v < min || v > max) {
+      return ConfError(source, node, field + ": " + node.Scalar() + " is out of range [" + std::to_string(min) + ", " +
+                                         std::to_string(max) + "]");
+    }
+    *out = v;
+    return Status::Ok();
+  } catch (const YAML::Exception&) {
+    return ConfError(source, node, field + ": expected a number, got '" + node.Scalar() + "'");
+  }
+}
+
+}  // namespace
+
+Status ParseStreamConfig(const std::string& yaml, const std::string& source, StreamOptions* o) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) return ConfError(source, root, "expected a mapping of settings");
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      WindowOptions& w = o->windows;
+      if (key == "window_seconds") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.window_s));
+      } else if (key == "allowed_lateness_seconds") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 0, 86400, &w.allowed_lateness_s));
+      } else if (key == "retention_seconds") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 0, 90 * 86400, &w.retention_s));
+      } else if (key == "max_future_seconds") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.max_future_s));
+      } else if (key == "max_endpoints_per_service") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<size_t>(source, v, key, 1, 100000, &w.max_endpoints_per_service));
+      } else if (key == "commit_interval_ms") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 10, 600000, &o->commit_interval_ms));
+      } else if (key == "session_timeout_ms") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int>(source, v, key, 1000, 3600000, &o->session_timeout_ms));
+      } else if (key == "sync_commits") {
+        if (v.Scalar() != "true" && v.Scalar() != "false") {
+          return ConfError(source, v, key + ": expected true or false, got '" + v.Scalar() + "'");
+        }
+        w.sync_commits = v.Scalar() == "true";
+      } else if (key == "naming") {
+        if (!v.IsMap()) return ConfError(source, v, "naming: expected a mapping with service and instance");
+        for (const auto& n : v) {
+          const std::string nk = n.first.as<std::string>();
+          if (nk == "service") {
+            if (!n.second.IsSequence() || n.second.size() == 0) {
+              return ConfError(source, n.second, "naming.service: expected a list of templates");
+            }
+            o->naming.service_templates.clear();
+            for (const auto& t : n.second) {
+              if (!t.IsScalar()) return ConfError(source, t, "naming.service: expected a template string");
+              o->naming.service_templates.push_back(t.Scalar());
+            }
+          } else if (nk == "instance") {
+            if (!n.second.IsScalar()) return ConfError(source, n.second, "naming.instance: expected a template string");
+            o->naming.instance_template = n.second.Scalar();
+          } else {
+            return ConfError(source, n.first, "naming: unknown field '" + nk + "' (known: service, instance)");
+          }
+        }
+        auto namer = EntityNamer::Create(o->naming);
+        if (!namer.ok()) return ConfError(source, v, namer.status().message());
+      } else {
+        return ConfError(source, kv.first,
+                         "unknown setting '" + key +
+                             "' (known: window_seconds, allowed_lateness_seconds, retention_seconds, max_future_seconds, "
+                             "max_endpoints_per_service, commit_interval_ms, session_timeout_ms, sync_commits, naming)");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  return Status::Ok();
+}
+
+struct StreamProcessor::Impl {
+  StreamOptions options;
+  MetricsRegistry* metrics = nullptr;
+  EntityNamer namer;
+  rd_kafka_t* consumer = nullptr;
+  rd_kafka_t* producer = nullptr;
+  std::map<int32_t, std::unique_ptr<PartitionState>> states;
+  ApplyCounters counters, reported;
+  Clock::time_point last_commit = Clock::now();
+
+  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &closed, &published,
+      &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors, &rebalances, &kafka_errors;
+  prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
+  uint64_t outbox_expired_reported = 0;
+
+  std::mutex status_mu;
+  nlohmann::json status = nlohmann::json::object();
+  std::unique_ptr<httplib::Server> http;
+  std::thread http_thread;
+  int http_port = 0;
+
+  explicit Impl(const StreamOptions& o, MetricsRegistry* m, EntityNamer n)
+      : options(o),
+        metrics(m),
+        namer(std::move(n)),
+        messages(m->Counter("faultline_stream_messages_total", "Event batches consumed")),
+        events(m->Counter("faultline_stream_events_total", "Events consumed")),
+        late(Dropped("late")),
+        future(Dropped("future")),
+        undecodable(Dropped("undecodable")),
+        folded(m->Counter("faultline_stream_endpoints_folded_total",
+                          "Events whose endpoint was folded into 'other' (per-service endpoint cap)")),
+        closed(m->Counter("faultline_stream_windows_closed_total", "Series windows closed")),
+        published(m->Counter("faultline_stream_windows_published_total", "Closed windows delivered to the metrics topic")),
+        publish_failed(m->Counter("faultline_stream_publish_failures_total",
+                                  "Closed windows the metrics topic did not take (retried from the outbox)")),
+        outbox_expired(Dropped("outbox_expired")),
+        commits(m->Counter("faultline_stream_commits_total", "State commits (all partitions)")),
+        commit_seconds(m->Counter("faultline_stream_commit_seconds_total", "Time spent committing state")),
+        commit_errors(m->Counter("faultline_stream_commit_errors_total", "Partition commits that failed")),
+        rebalances(m->Counter("faultline_stream_rebalances_total", "Partition assignment changes")),
+        kafka_errors(m->Counter("faultline_stream_kafka_errors_total", "Consumer errors reported by Kafka")),
+        partitions(m->Gauge("faultline_stream_partitions", "Input partitions this processor owns")),
+        open_series(m->Gauge("faultline_stream_open_series", "Series in open windows")),
+        state_bytes(m->Gauge("faultline_stream_state_bytes", "Approximate size of the owned partitions' state")),
+        lag(m->Gauge("faultline_stream_lag_messages", "Messages behind the end of the owned partitions")),
+        last_commit_seconds(m->Gauge("faultline_stream_last_commit_seconds", "Duration of the last commit")) {}
+
+  prometheus::Counter& Dropped(const std::string& reason) {
+    return metrics->Counter("faultline_stream_dropped_total", "Events or windows dropped, by reason", {{"reason", reason}});
+  }
+
+  ~Impl() {
+    if (http) http->stop();
+    if (http_thread.joinable()) http_thread.join();
+    if (consumer) rd_kafka_destroy(consumer);
+    if (producer) rd_kafka_destroy(producer);
+  }
+
+  // --- Rebalancing ----------------------------------------------------------------------------
+
+  // librdkafka's own log lines, through spdlog and at a bounded rate for warnings.
+  static void OnKafkaLog(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+    if (level <= 3) {
+      FAULTLINE_WARN_RATE_LIMITED("kafka error {}: {}", fac, buf);
+    } else if (level <= 4) {
+      FAULTLINE_WARN_RATE_LIMITED("kafka {}: {}", fac, buf);
+    } else {
+      spdlog::debug("kafka {}: {}", fac, buf);
+    }
+  }
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                          void* opaque) {
+    static_cast<Impl*>(opaque)->Rebalance(rk, err, parts);
+  }
+
+  void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    rebalances.Increment();
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      rd_kafka_topic_partition_list_t* assign = rd_kafka_topic_partition_list_new(parts->cnt);
+      for (int i = 0; i < parts->cnt; ++i) {
+        const int32_t p = parts->elems[i].partition;
+        auto state = OpenPartition(parts->elems[i].topic, p);
+        if (!state.ok()) {
+          spdlog::error("partition {}: {}; it is not consumed here", p, state.status().message());
+          continue;
+        }
+        const int64_t next = (*state)->next_offset();
+        rd_kafka_topic_partition_list_add(assign, parts->elems[i].topic, p)->offset =
+            next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+        spdlog::info("partition {}: assigned, resuming at {}", p, next >= 0 ? std::to_string(next) : "the beginning");
+        states[p] = std::move(state).value();
+      }
+      rd_kafka_error_t* e = cooperative ? rd_kafka_incremental_assign(rk, assign) : nullptr;
+      if (!cooperative) rd_kafka_assign(rk, assign);
+      if (e) {
+        spdlog::error("incremental assign: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+      rd_kafka_topic_partition_list_destroy(assign);
+    } else {
+      // Revoked or lost: commit what was applied and release the database for the next owner.
+      // Even when the group already gave the partition away ("lost"), the next owner cannot
+      // open the database before this releases it, so committing here loses nothing.
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto it = states.find(parts->elems[i].partition);
+        if (it == states.end()) continue;
+        CommitPartition(*it->second);
+        spdlog::info("partition {}: released at offset {}", it->first, it->second->next_offset());
+        states.erase(it);
+      }
+      if (cooperative) {
+        rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) rd_kafka_error_destroy(e);
+      } else {
+        rd_kafka_assign(rk, nullptr);
+      }
+    }
+    partitions.Set(static_cast<double>(states.size()));
+  }
+
+  Result<std::unique_ptr<PartitionState>> OpenPartition(const std::string& topic, int32_t p) {
+    const auto deadline = Clock::now() + kLockWait;
+    while (true) {
+      auto state = PartitionState::Open(options.state_dir, topic, p, options.windows, namer);
+      if (state.ok() || state.status().code() != StatusCode::kUnavailable || Clock::now() > deadline) return state;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the previous owner is still closing it
+    }
+  }
+
+  // --- Committing and publishing --------------------------------------------------------------
+
+  void CommitPartition(PartitionState& s) {
+    Status st = s.Commit();
+    if (!st.ok()) {
+      commit_errors.Increment();
+      FAULTLINE_WARN_RATE_LIMITED("{}", st.message());
+    }
+  }
+
+  void CommitAll() {
+    const auto t0 = Clock::now();
+    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(static_cast<int>(states.size()));
+    size_t series = 0;
+    uint64_t bytes = 0, expired = 0;
+    for (auto& [p, s] : states) {
+      CommitPartition(*s);
+      series += s->open_series();
+      bytes += s->ApproximateBytes();
+      expired += s->outbox_expired();
+      if (s->next_offset() >= 0) {
+        rd_kafka_topic_partition_list_add(offsets, options.events_topic.c_str(), p)->offset = s->next_offset();
+      }
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    commits.Increment();
+    commit_seconds.Increment(secs);
+    last_commit_seconds.Set(secs);
+    open_series.Set(static_cast<double>(series));
+    state_bytes.Set(static_cast<double>(bytes));
+    // Offsets in Kafka are informational (lag tools); the truth is in RocksDB.
+    if (offsets->cnt > 0) rd_kafka_commit(consumer, offsets, 1);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    PublishOutboxes();
+    UpdateStatus();
+    (void)expired;
+    last_commit = Clock::now();
+  }
+
+  struct Delivery {
+    Impl* self;
+    int32_t partition;
+    int64_t start_s;
+    SeriesKey key;
+  };
+
+  void PublishOutboxes() {
+    if (options.metrics_topic.empty() || !producer) {
+      for (auto& [p, s] : states) {
+        for (const StoredWindow& w : s->TakeOutbox()) s->Published(w.start_s, w.key);
+      }
+      return;
+    }
+    std::string value;
+    for (auto& [p, s] : states) {
+      for (const StoredWindow& w : s->TakeOutbox()) {
+        v1::WindowRecord record;
+        ToWindowRecord(w, options.windows.window_s, p, &record);
+        record.SerializeToString(&value);
+        const std::string key = std::string(EntityKindName(w.key.kind)) + ":" + w.key.Entity();
+        auto* d = new Delivery{this, p, w.start_s, w.key};
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            producer, RD_KAFKA_V_TOPIC(options.metrics_topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(value.data(), value.size()),
+            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (err) {
+          delete d;
+          publish_failed.Increment();
+          FAULTLINE_WARN_RATE_LIMITED("metrics topic: {} (the window stays in the outbox)", rd_kafka_err2str(err));
+        }
+      }
+    }
+  }
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+    std::unique_ptr<Delivery> d(static_cast<Delivery*>(m->_private));
+    if (!d) return;
+    Impl* self = d->self;
+    if (m->err) {
+      self->publish_failed.Increment();
+      FAULTLINE_WARN_RATE_LIMITED("metrics topic: delivery failed: {}", rd_kafka_err2str(m->err));
+      return;  // still in the outbox: published again after the next restart or reassignment
+    }
+    self->published.Increment();
+    auto it = self->states.find(d->partition);
+    if (it != self->states.end()) it->second->Published(d->start_s, d->key);
+  }
+
+  void UpdateStatus() {
+    nlohmann::json parts = nlohmann::json::object();
+    double total_lag = 0;
+    for (auto& [p, s] : states) {
+      int64_t low = 0, high = 0;
+      const bool known = rd_kafka_get_watermark_offsets(consumer, options.events_topic.c_str(), p, &low, &high) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR;
+      const int64_t behind = known && high >= 0 ? std::max<int64_t>(0, high - std::max<int64_t>(s->next_offset(), low)) : -1;
+      if (behind > 0) total_lag += static_cast<double>(behind);
+      parts[std::to_string(p)] = {{"next_offset", s->next_offset()},
+                                  {"end_offset", known ? high : -1},
+                                  {"lag", behind},
+                                  {"watermark_s", s->watermark_s()},
+                                  {"open_series", s->open_series()}};
+    }
+    lag.Set(total_lag);
+    std::lock_guard<std::mutex> lock(status_mu);
+    status = {{"partitions", parts},
+              {"messages", counters.messages},
+              {"events", counters.events},
+              {"late", counters.late},
+              {"future", counters.future},
+              {"undecodable", counters.undecodable},
+              {"windows_closed", counters.windows_closed}};
+  }
+
+  void ReportCounters() {
+    auto add = [](prometheus::Counter& c, uint64_t now, uint64_t& before) {
+      if (now > before) c.Increment(static_cast<double>(now - before));
+      before = now;
+    };
+    add(messages, counters.messages, reported.messages);
+    add(events, counters.events, reported.events);
+    add(late, counters.late, reported.late);
+    add(future, counters.future, reported.future);
+    add(undecodable, counters.undecodable, reported.undecodable);
+    add(folded, counters.endpoints_folded, reported.endpoints_folded);
+    add(closed, counters.windows_closed, reported.windows_closed);
+    uint64_t expired = 0;
+    for (auto& [p, s] : states) expired += s->outbox_expired();
+    add(outbox_expired, expired, outbox_expired_reported);
+  }
+
+  // --- HTTP -----------------------------------------------------------------------------------
+
+  Status StartHttp() {
+    const size_t colon = options.http_addr.rfind(':');
+    if (colon == std::string::npos) return InvalidArgument("--http-addr '" + options.http_addr + "': expected HOST:PORT");
+    const std::string host = options.http_addr.substr(0, colon);
+    int port = 0;
+    try {
+      port = std::stoi(options.http_addr.substr(colon + 1));
+    } catch (...) {
+      return InvalidArgument("--http-addr '" + options.http_addr + "': the port is not a number");
+    }
+    http = std::make_unique<httplib::Server>();
+    http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
+    });
+    http->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(status_mu);
+      res.set_content(status.dump(), "application/json");
+    });
+    http->Get("/windows", [this](const httplib::Request& req, httplib::Response& res) {
+      WindowQuery q;
+      if (req.has_param("entity")) q.entity = req.get_param_value("entity");
+      if (req.has_param("kind")) {
+        auto k = ParseEntityKind(req.get_param_value("kind"));
+        if (!k.ok()) {
+          res.status = 400;
+          res.set_content(k.status().message() + "\n", "text/plain");
+          return;
+        }
+        q.kind = *k;
+      }
+      if (req.has_param("since")) {
+        try {
+          q.since_s = std::stoll(req.get_param_value("since"));
+        } catch (...) {
+          res.status = 400;
+          res.set_content("since: expected Unix seconds\n", "text/plain");
+          return;
+        }
+      }
+      q.include_open = req.get_param_value("open") != "false";
+      int64_t window_s = options.windows.window_s;
+      auto windows = QueryWindows(options.state_dir, options.events_topic, q, &window_s);
+      if (!windows.ok()) {
+        res.status = windows.status().code() == StatusCode::kNotFound ? 404 : 500;
+        res.set_content(windows.status().message() + "\n", "text/plain");
+        return;
+      }
+      std::string body = "[";
+      for (size_t i = 0; i < windows->size(); ++i) {
+        if (i) body += ",\n";
+        body += WindowToJson((*windows)[i], window_s);
+      }
+      body += "]\n";
+      res.set_content(body, "application/json");
+    });
+    if (port == 0) {
+      http_port = http->bind_to_any_port(host);
+    } else if (http->bind_to_port(host, port)) {
+      http_port = port;
+    }
+    if (http_port <= 0) return Unavailable("--http-addr " + options.http_addr + ": cannot listen there");
+    http_thread = std::thread([this] { http->listen_after_bind(); });
+    return Status::Ok();
+  }
+};
+
+Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOptions& options, MetricsRegistry* metrics) {
+  if (options.brokers.empty()) return InvalidArgument("--brokers: expected HOST:PORT[,HOST:PORT…]");
+  if (options.state_dir.empty()) return InvalidArgument("--state-dir: required");
+  FAULTLINE_ASSIGN_OR_RETURN(EntityNamer namer, EntityNamer::Create(options.naming));
+  std::unique_ptr<StreamProcessor> sp(new StreamProcessor());
+  sp->impl_ = std::make_unique<Impl>(options, metrics, std::move(namer));
+  Impl& im = *sp->impl_;
+  char err[512];
+
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  const std::pair<const char*, std::string> consumer_settings[] = {
+      {"bootstrap.servers", options.brokers},
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
+      {"heartbeat.interval.ms", std::to_string(std::max(100, options.session_timeout_ms / 3))},
+      {"enable.partition.eof", "false"},
+  };
+  for (const auto& [k, v] : consumer_settings) {
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return InvalidArgument(std::string("Kafka consumer setting ") + k + "=" + v + ": " + err);
+    }
+  }
+  rd_kafka_conf_set_opaque(conf, &im);
+  rd_kafka_conf_set_log_cb(conf, Impl::OnKafkaLog);
+  rd_kafka_conf_set_rebalance_cb(conf, Impl::OnRebalance);
+  im.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!im.consumer) return Unavailable(std::string("cannot create the Kafka consumer: ") + err);
+  rd_kafka_poll_set_consumer(im.consumer);
+
+  if (!options.metrics_topic.empty()) {
+    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+    const std::pair<const char*, std::string> producer_settings[] = {
+        {"bootstrap.servers", options.brokers},
+        {"enable.idempotence", "true"},
+        {"compression.codec", "lz4"},
+        {"linger.ms", "50"},
+        {"message.timeout.ms", "60000"},
+    };
+    for (const auto& [k, v] : producer_settings) {
+      if (rd_kafka_conf_set(pconf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(pconf);
+        return InvalidArgument(std::string("Kafka producer setting ") + k + "=" + v + ": " + err);
+      }
+    }
+    rd_kafka_conf_set_dr_msg_cb(pconf, Impl::OnDelivery);
+    rd_kafka_conf_set_log_cb(pconf, Impl::OnKafkaLog);
+    im.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    if (!im.producer) return Unavailable(std::string("cannot create the Kafka producer: ") + err);
+  }
+  if (!options.http_addr.empty()) FAULTLINE_RETURN_IF_ERROR(im.StartHttp());
+  return sp;
+}
+
+StreamProcessor::~StreamProcessor() = default;
+
+int StreamProcessor::http_port() const { return impl_->http_port; }
+
+Status StreamProcessor::Run(const std::atomic<bool>& stop) {
+  Impl& im = *impl_;
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, im.options.events_topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(im.consumer, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err) return Unavailable("subscribe to " + im.options.events_topic + ": " + rd_kafka_err2str(err));
+  const auto interval = std::chrono::milliseconds(im.options.commit_interval_ms);
+  while (!stop.load()) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 50);
+    if (m) {
+      if (m->err) {
+        im.kafka_errors.Increment();
+        FAULTLINE_WARN_RATE_LIMITED("Kafka consumer: {}", rd_kafka_message_errstr(m));
+      } else if (auto it = im.states.find(m->partition); it != im.states.end()) {
+        PartitionState& s = *it->second;
+        // Anything before the stored offset is already in the state (a fetch racing a seek).
+        if (m->offset >= s.next_offset()) {
+          rd_kafka_timestamp_type_t type;
+          const int64_t ts = rd_kafka_message_timestamp(m, &type);
+          s.Apply(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset, ts, &im.counters);
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (im.producer) rd_kafka_poll(im.producer, 0);
+    if (Clock::now() - im.last_commit >= interval) {
+      im.CommitAll();
+      im.ReportCounters();
+    }
+  }
+  im.CommitAll();
+  if (im.producer) {
+    rd_kafka_flush(im.producer, 5000);  // deliveries mark outbox entries published…
+    for (auto& [p, s] : im.states) im.CommitPartition(*s);  // …which this commit forgets
+  }
+  im.ReportCounters();
+  rd_kafka_consumer_close(im.consumer);  // revokes: commits and releases every partition
+  return Status::Ok();
+}
+
+}  // namespace faultline::stream

@@ -1,0 +1,136 @@
+#include "faultline/stream/window_query.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "metrics.pb.h"
+
+namespace faultline::stream {
+namespace {
+
+bool Matches(const StoredWindow& w, const WindowQuery& q) {
+  if (q.kind && w.key.kind != *q.kind) return false;
+  if (w.start_s < q.since_s) return false;
+  if (w.open && !q.include_open) return false;
+  if (q.entity.empty() || w.key.Entity() == q.entity) return true;
+  return std::any_of(w.key.dims.begin(), w.key.dims.end(), [&](const auto& d) { return d.second == q.entity; });
+}
+
+}  // namespace
+
+Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, const std::string& topic,
+                                               const WindowQuery& query, int64_t* window_s) {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind(topic + "-", 0) == 0) dirs.push_back(entry.path().string());
+  }
+  if (ec) return NotFound("state dir " + state_dir + ": " + ec.message());
+  if (dirs.empty()) return NotFound("state dir " + state_dir + ": no partition state for topic " + topic);
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<StoredWindow> out;
+  std::map<std::pair<int64_t, SeriesKey>, size_t> index;
+  for (const std::string& dir : dirs) {
+    FAULTLINE_ASSIGN_OR_RETURN(auto windows, PartitionState::ReadWindows(dir, query.include_open, window_s));
+    for (StoredWindow& w : windows) {
+      if (!Matches(w, query)) continue;
+      if (query.merge_partitions) {
+        auto [it, fresh] = index.try_emplace({w.start_s, w.key}, out.size());
+        if (!fresh) {
+          StoredWindow& into = out[it->second];
+          FAULTLINE_RETURN_IF_ERROR(into.stats.Merge(w.stats));
+          into.open = into.open || w.open;
+          continue;
+        }
+      }
+      out.push_back(std::move(w));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const StoredWindow& a, const StoredWindow& b) {
+    return std::tie(a.start_s, a.key) < std::tie(b.start_s, b.key);
+  });
+  return out;
+}
+
+std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
+  const WindowStats& s = w.stats;
+  nlohmann::ordered_json j;
+  j["start"] = w.start_s;
+  j["end"] = w.start_s + window_s;
+  j["open"] = w.open;
+  j["kind"] = std::string(EntityKindName(w.key.kind));
+  j["entity"] = w.key.Entity();
+  nlohmann::ordered_json dims = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : w.key.dims) dims[k] = v;
+  j["dims"] = dims;
+  if (w.key.kind != EntityKind::kMachine) {
+    j["requests"] = s.requests;
+    j["status_4xx"] = s.status_4xx;
+    j["status_5xx"] = s.status_5xx;
+    j["incomplete"] = s.incomplete;
+    j["latency_ms"] = {{"count", s.latency_ns.count()},       {"mean", s.latency_ns.mean() / 1e6},
+                       {"p50", s.latency_ns.Quantile(0.5) / 1e6}, {"p90", s.latency_ns.Quantile(0.9) / 1e6},
+                       {"p99", s.latency_ns.Quantile(0.99) / 1e6}, {"max", s.latency_ns.max() / 1e6}};
+  }
+  if (w.key.kind == EntityKind::kEdge) {
+    j["network"] = {{"retransmits", s.retransmits},
+                    {"drops", s.drops},
+                    {"resets_sent", s.resets_sent},
+                    {"resets_received", s.resets_received},
+                    {"connects_ok", s.connects_ok},
+                    {"connects_refused", s.connects_refused},
+                    {"connects_failed", s.connects_failed},
+                    {"connect_p99_ms", s.connect_ns.Quantile(0.99) / 1e6},
+                    {"rtt_mean_us", s.rtt_samples ? s.rtt_us_sum / static_cast<double>(s.rtt_samples) : 0.0},
+                    {"packets_out", s.packets_out},
+                    {"bytes_out", s.bytes_out},
+                    {"packets_in", s.packets_in},
+                    {"bytes_in", s.bytes_in}};
+  }
+  if (w.key.kind == EntityKind::kMachine) j["agent_dropped"] = s.agent_dropped;
+  return j.dump();
+}
+
+void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition, v1::WindowRecord* r) {
+  const WindowStats& s = w.stats;
+  r->set_schema_version(1);
+  r->set_kind(std::string(EntityKindName(w.key.kind)));
+  r->set_entity(w.key.Entity());
+  for (const auto& [k, v] : w.key.dims) (*r->mutable_dims())[k] = v;
+  r->set_window_start_unix_s(w.start_s);
+  r->set_window_seconds(static_cast<uint32_t>(window_s));
+  r->set_input_partition(partition);
+  r->set_series_key(w.key.Encode());
+  r->set_requests(s.requests);
+  r->set_status_4xx(s.status_4xx);
+  r->set_status_5xx(s.status_5xx);
+  r->set_incomplete(s.incomplete);
+  std::string sketch;
+  s.latency_ns.EncodeTo(&sketch);
+  r->set_latency_sketch(sketch);
+  r->set_latency_p50_ns(s.latency_ns.Quantile(0.5));
+  r->set_latency_p90_ns(s.latency_ns.Quantile(0.9));
+  r->set_latency_p99_ns(s.latency_ns.Quantile(0.99));
+  r->set_latency_mean_ns(s.latency_ns.mean());
+  r->set_retransmits(s.retransmits);
+  for (const auto& [reason, n] : s.drops) (*r->mutable_drops())[reason] = n;
+  r->set_resets_sent(s.resets_sent);
+  r->set_resets_received(s.resets_received);
+  r->set_connects_ok(s.connects_ok);
+  r->set_connects_refused(s.connects_refused);
+  r->set_connects_failed(s.connects_failed);
+  r->set_connect_p99_ns(s.connect_ns.Quantile(0.99));
+  r->set_rtt_samples(s.rtt_samples);
+  r->set_rtt_mean_us(s.rtt_samples ? s.rtt_us_sum / static_cast<double>(s.rtt_samples) : 0);
+  r->set_packets_out(s.packets_out);
+  r->set_bytes_out(s.bytes_out);
+  r->set_packets_in(s.packets_in);
+  r->set_bytes_in(s.bytes_in);
+  r->set_agent_dropped(s.agent_dropped);
+}
+
+}  // namespace faultline::stream
