@@ -107,7 +107,7 @@ double LatencySketch::Quantile(double q) const {
   if (q == 1) return max_;
   const double rank = q * static_cast<double>(count_ - 1);
   double seen = static_cast<double>(zero_count_);
-  if (rank < seen) return 0;
+  if (rank < seen) return min_;  // the zero bucket: min_ is below kMinValue
   for (size_t i = 0; i < counts_.size(); ++i) {
     seen += static_cast<double>(counts_[i]);
     if (rank < seen) return std::clamp(ValueOf(offset_ + static_cast<int32_t>(i)), min_, max_);
@@ -143,6 +143,9 @@ Result<LatencySketch> LatencySketch::Decode(std::string_view bytes) {
   if (!(alpha >= 1e-4 && alpha <= 0.49) || max_buckets < 16 || max_buckets > (1u << 20) || n > max_buckets) {
     return InvalidArgument("latency sketch: accuracy " + std::to_string(alpha) + ", " + std::to_string(n) + " of " +
                            std::to_string(max_buckets) + " buckets: not a sketch");
+  }
+  if (!(std::isfinite(sum) && std::isfinite(min) && std::isfinite(max) && min >= 0 && min <= max)) {
+    return InvalidArgument("latency sketch: min, max or sum is not a valid summary");
   }
   LatencySketch s(alpha, static_cast<uint32_t>(max_buckets));
   s.count_ = count, s.sum_ = sum, s.min_ = min, s.max_ = max, s.zero_count_ = zero;

@@ -1,5 +1,6 @@
 #include "faultline/stream/stream_processor.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <httplib.h>
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
@@ -444,6 +445,11 @@ struct StreamProcessor::Impl {
 };
 
 Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOptions& options, MetricsRegistry* metrics) {
+  // protobuf logs every malformed string field it meets; such batches are counted as undecodable,
+  // and the log must stay bounded however many arrive.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string& message) {
+    FAULTLINE_WARN_RATE_LIMITED("protobuf: {}", message);
+  });
   if (options.brokers.empty()) return InvalidArgument("--brokers: expected HOST:PORT[,HOST:PORT…]");
   if (options.state_dir.empty()) return InvalidArgument("--state-dir: required");
   FAULTLINE_ASSIGN_OR_RETURN(EntityNamer namer, EntityNamer::Create(options.naming));

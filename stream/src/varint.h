@@ -1,5 +1,6 @@
 // Little helpers for the stream's compact binary encodings (private to stream/): LEB128 varints,
-// zigzag for signed values, raw little-endian doubles, and a bounds-checked reader.
+// zigzag for signed values, raw little-endian doubles, and a bounds-checked reader that accepts
+// only minimal varints, so that equal values always have equal bytes (keys stay unique).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@ class ByteReader {
       in_.remove_prefix(1);
       result |= static_cast<uint64_t>(byte & 0x7f) << shift;
       if (!(byte & 0x80)) {
+        if (byte == 0 && shift > 0) return false;  // not minimal: one value, one encoding
         *v = result;
         return true;
       }
