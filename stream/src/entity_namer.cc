@@ -113,11 +113,17 @@ std::string EntityNamer::Instance(const v1::ProcessIdentity* process, uint32_t p
 }
 
 std::string EntityNamer::Endpoint(std::string_view method, std::string_view path) {
-  std::string out(method.empty() ? "-" : method);
-  out.push_back(' ');
+  std::string out;
+  AppendEndpoint(method, path, &out);
+  return out;
+}
+
+void EntityNamer::AppendEndpoint(std::string_view method, std::string_view path, std::string* out) {
+  out->append(method.empty() ? std::string_view("-") : method);
+  out->push_back(' ');
   if (path.empty()) {
-    out.push_back('-');
-    return out;
+    out->push_back('-');
+    return;
   }
   path = path.substr(0, kMaxPath);
   size_t start = 0;
@@ -125,19 +131,18 @@ std::string EntityNamer::Endpoint(std::string_view method, std::string_view path
     const size_t slash = path.find('/', start);
     const std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (AllDigits(seg)) {
-      out.append(":id");
+      out->append(":id");
     } else if (IsUuid(seg)) {
-      out.append(":uuid");
+      out->append(":uuid");
     } else if (seg.size() >= 16 && AllHex(seg)) {
-      out.append(":hex");
+      out->append(":hex");
     } else {
-      out.append(seg);
+      out->append(seg);
     }
     if (slash == std::string_view::npos) break;
-    out.push_back('/');
+    out->push_back('/');
     start = slash + 1;
   }
-  return out;
 }
 
 }  // namespace faultline::stream

@@ -5,8 +5,13 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <absl/container/flat_hash_map.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+
+#include <google/protobuf/arena.h>
 
 #include "events.pb.h"
 #include "varint.h"
@@ -50,25 +55,41 @@ std::string VarintValue(uint64_t v) {
   return s;
 }
 
-std::string Address(const v1::Endpoint& e) {
-  char buf[INET6_ADDRSTRLEN] = "?";
+// Appends "a.b.c.d:port" ("[v6]:port" for IPv6 not mapped from IPv4) to `out`.
+void AppendAddress(const v1::Endpoint& e, std::string* out) {
   const std::string& a = e.addr();
-  if (a.size() == 4) {
-    inet_ntop(AF_INET, a.data(), buf, sizeof(buf));
-  } else if (a.size() == 16) {
-    static const char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\xff', '\xff'};
-    if (a.compare(0, 12, std::string(kMapped, 12)) == 0) {
-      inet_ntop(AF_INET, a.data() + 12, buf, sizeof(buf));
-    } else {
-      inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
-      return "[" + std::string(buf) + "]:" + std::to_string(e.port());
+  const bool v4 = a.size() == 4;
+  const bool mapped = a.size() == 16 && a.compare(0, 12, std::string_view("\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) == 0;
+  if (v4 || mapped) {
+    const char* b = a.data() + (v4 ? 0 : 12);
+    for (int i = 0; i < 4; ++i) {
+      if (i) out->push_back('.');
+      const unsigned v = static_cast<uint8_t>(b[i]);
+      if (v >= 100) out->push_back(static_cast<char>('0' + v / 100));
+      if (v >= 10) out->push_back(static_cast<char>('0' + v / 10 % 10));
+      out->push_back(static_cast<char>('0' + v % 10));
     }
+  } else if (a.size() == 16) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
+    out->push_back('[');
+    out->append(buf);
+    out->push_back(']');
+  } else {
+    out->push_back('?');
   }
-  return std::string(buf) + ":" + std::to_string(e.port());
+  out->push_back(':');
+  char digits[8];
+  int n = 0;
+  for (unsigned port = e.port() & 0xffff; n == 0 || port; port /= 10) digits[n++] = static_cast<char>('0' + port % 10);
+  while (n) out->push_back(digits[--n]);
 }
-std::string Host(const v1::Endpoint& e) {
-  std::string a = Address(e);
-  return a.substr(0, a.rfind(':'));
+
+// Appends one dimension to an encoded series key (SeriesKey::Encode's layout; callers add the
+// dimensions in name order).
+void PutDim(std::string* key, std::string_view name, std::string_view value) {
+  PutBytes(key, name);
+  PutBytes(key, value);
 }
 
 Status RocksError(const std::string& path, const rocksdb::Status& s) {
@@ -76,6 +97,13 @@ Status RocksError(const std::string& path, const rocksdb::Status& s) {
 }
 
 }  // namespace
+
+struct PartitionState::OpenWindows {
+  std::map<int64_t, absl::flat_hash_map<std::string, Entry>> by_start;
+};
+
+PartitionState::PartitionState() : open_(std::make_unique<OpenWindows>()) {}
+PartitionState::~PartitionState() = default;
 
 Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& state_dir, const std::string& topic,
                                                              int32_t partition, const WindowOptions& options,
@@ -140,7 +168,7 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
     const std::string_view k(it->key().data() + kOpen.size(), it->key().size() - kOpen.size());
     auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
     if (k.size() < 8 || !stats.ok()) return Internal("partition state " + p->path_ + ": corrupt open window");
-    p->open_[FromBe64(k)][std::string(k.substr(8))] = Entry{std::move(stats).value(), false};
+    p->open_->by_start[FromBe64(k)][std::string(k.substr(8))] = Entry{std::move(stats).value(), false};
   }
   for (it->Seek(std::string(kOutbox)); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
     const std::string_view k(it->key().data() + kOutbox.size(), it->key().size() - kOutbox.size());
@@ -155,7 +183,8 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
     const std::string_view k(it->key().data() + kEndpoint.size(), it->key().size() - kEndpoint.size());
     const size_t sep = k.find('\0');
     if (sep == std::string_view::npos) continue;
-    p->endpoints_[std::string(k.substr(0, sep))].emplace_back(k.substr(sep + 1));
+    p->endpoints_[std::string(k)] = true;
+    p->endpoint_counts_[std::string(k.substr(0, sep))]++;
   }
   for (it->Seek(std::string(kListener)); it->Valid() && it->key().starts_with(kListener); it->Next()) {
     const std::string_view k(it->key().data() + kListener.size(), it->key().size() - kListener.size());
@@ -165,7 +194,7 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   return p;
 }
 
-PartitionState::~PartitionState() = default;
+
 
 int64_t PartitionState::watermark_s() const {
   return max_event_ns_ / kNsPerS - options_.allowed_lateness_s;
@@ -173,7 +202,7 @@ int64_t PartitionState::watermark_s() const {
 
 size_t PartitionState::open_series() const {
   size_t n = 0;
-  for (const auto& [start, series] : open_) n += series.size();
+  for (const auto& [start, series] : open_->by_start) n += series.size();
   return n;
 }
 
@@ -184,21 +213,28 @@ uint64_t PartitionState::ApproximateBytes() const {
   return live + mem;
 }
 
-WindowStats* PartitionState::Series(int64_t window_start_s, SeriesKey&& key) {
-  Entry& e = open_[window_start_s][key.Encode()];
-  e.dirty = true;
-  return &e.stats;
+WindowStats* PartitionState::Series(int64_t window_start_s, std::string_view encoded_key) {
+  auto& window = open_->by_start[window_start_s];
+  auto it = window.find(absl::string_view(encoded_key.data(), encoded_key.size()));
+  if (it == window.end()) it = window.try_emplace(std::string(encoded_key)).first;
+  it->second.dirty = true;
+  return &it->second.stats;
 }
 
-std::string PartitionState::EndpointFor(const std::string& service, std::string endpoint, ApplyCounters* counters) {
-  std::vector<std::string>& known = endpoints_[service];
-  if (std::find(known.begin(), known.end(), endpoint) != known.end()) return endpoint;
-  if (known.size() >= options_.max_endpoints_per_service) {
+std::string_view PartitionState::EndpointFor(std::string_view owner, std::string_view endpoint,
+                                             ApplyCounters* counters) {
+  std::string& key = endpoint_probe_;
+  key.assign(owner).push_back('\0');
+  key.append(endpoint);
+  if (endpoints_.find(std::string_view(key)) != endpoints_.end()) return endpoint;
+  size_t& count = endpoint_counts_[std::string(owner)];
+  if (count >= options_.max_endpoints_per_service) {
     counters->endpoints_folded++;
     return "other";
   }
-  known.push_back(endpoint);
-  new_endpoints_.emplace_back(service, endpoint);
+  count++;
+  endpoints_.emplace(key, true);
+  new_endpoints_.emplace_back(owner, endpoint);
   return endpoint;
 }
 
@@ -207,20 +243,39 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
   counters->messages++;
   next_offset_ = offset + 1;
   meta_dirty_ = true;
-  v1::EventBatch batch;
+  // The batch lives in an arena over a reused block: no malloc per field, one release per batch.
+  if (arena_block_.empty()) arena_block_.resize(256 << 10);
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block_.data();
+  arena_options.initial_block_size = arena_block_.size();
+  google::protobuf::Arena arena(arena_options);
+  v1::EventBatch& batch = *google::protobuf::Arena::CreateMessage<v1::EventBatch>(&arena);
   if (!batch.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     counters->undecodable++;
     return;
   }
   const std::string& machine = batch.node().name();
-  auto process_of = [&](uint32_t pid) -> const v1::ProcessIdentity* {
-    for (const auto& p : batch.processes()) {
-      if (p.pid() == pid) return &p;
+  // Service and instance names, once per process of the batch.
+  struct Names {
+    uint32_t pid;
+    std::string service, instance;
+  };
+  std::vector<Names> names;
+  names.reserve(static_cast<size_t>(batch.processes_size()) + 1);
+  auto names_of = [&](uint32_t pid) -> const Names& {
+    for (const Names& n : names) {
+      if (n.pid == pid) return n;
     }
-    return nullptr;
+    const v1::ProcessIdentity* proc = nullptr;
+    for (const auto& p : batch.processes()) {
+      if (p.pid() == pid) proc = &p;
+    }
+    names.push_back({pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine)});
+    return names.back();
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
   const int64_t lateness_ns = options_.allowed_lateness_s * kNsPerS;
+  std::string local, remote, key, probe, endpoint;
   for (const v1::Event& ev : batch.events()) {
     counters->events++;
     const int64_t t_ns = static_cast<int64_t>(std::min<uint64_t>(ev.time_unix_ns(), INT64_MAX / 2));
@@ -235,26 +290,33 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     }
     max_event_ns_ = std::max(max_event_ns_, t_ns);
     const int64_t start_s = start_ns / kNsPerS;
-    const v1::ProcessIdentity* proc = process_of(ev.pid());
-    const std::string service = namer_->Service(proc, ev.pid(), machine);
-    const std::string instance = namer_->Instance(proc, ev.pid(), machine);
+    const Names& who = names_of(ev.pid());
     const v1::Connection& conn = ev.connection();
-    const std::string local = Address(conn.local()), remote = Address(conn.remote());
-
-    // The side of a connection for network events: a known listener, else the port heuristic.
-    auto edge_key = [&](bool server_side) {
-      SeriesKey k{EntityKind::kEdge, {}};
+    local.clear(), remote.clear();
+    AppendAddress(conn.local(), &local);
+    AppendAddress(conn.remote(), &remote);
+    auto listener_probe = [&] {
+      probe.assign(machine).push_back('|');
+      probe.append(local);
+      return std::string_view(probe);
+    };
+    // Edges of network events: the side is a known listener's, else the port heuristic decides.
+    auto edge_series = [&](bool server_side) {
+      key.assign(1, static_cast<char>(EntityKind::kEdge));
       if (server_side) {
-        k.dims = {{"callee", service}, {"caller", Host(conn.remote())}, {"instance", instance}, {"machine", machine},
-                  {"side", "server"}};
+        PutDim(&key, "callee", who.service);
+        PutDim(&key, "caller", std::string_view(remote).substr(0, remote.rfind(':')));
       } else {
-        k.dims = {{"callee", remote}, {"caller", service}, {"instance", instance}, {"machine", machine},
-                  {"side", "client"}};
+        PutDim(&key, "callee", remote);
+        PutDim(&key, "caller", who.service);
       }
-      return k;
+      PutDim(&key, "instance", who.instance);
+      PutDim(&key, "machine", machine);
+      PutDim(&key, "side", server_side ? "server" : "client");
+      return Series(start_s, key);
     };
     auto server_side = [&] {
-      if (listeners_.count(machine + "|" + local)) return true;
+      if (listeners_.find(listener_probe()) != listeners_.end()) return true;
       return conn.local().port() < kEphemeralStart && conn.remote().port() >= conn.local().port();
     };
 
@@ -263,26 +325,36 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         const v1::HttpExchange& h = ev.http();
         const bool server = h.role() == v1::ROLE_SERVER;
         // Endpoints are capped per service, and per caller->callee pair on the client side.
-        const std::string owner = server ? service : service + "->" + remote;
-        const std::string endpoint = EndpointFor(owner, EntityNamer::Endpoint(h.method(), h.path()), counters);
-        SeriesKey key;
+        endpoint.clear();
+        EntityNamer::AppendEndpoint(h.method(), h.path(), &endpoint);
+        probe.assign(who.service);
+        if (!server) probe.append("->").append(remote);
+        const std::string_view counted = EndpointFor(probe, endpoint, counters);  // endpoint or "other"
         if (server) {
-          key = {EntityKind::kService,
-                 {{"endpoint", endpoint}, {"instance", instance}, {"machine", machine}, {"service", service}}};
-          const std::string listener = machine + "|" + local;
-          if (!listeners_.count(listener)) {
-            listeners_[listener] = service;
-            new_listeners_.emplace_back(listener, service);
+          if (listeners_.find(listener_probe()) == listeners_.end()) {
+            listeners_.emplace(probe, who.service);
+            new_listeners_.emplace_back(probe, who.service);
           }
-          WindowStats* l = Series(start_s, {EntityKind::kListener,
-                                            {{"address", local}, {"machine", machine}, {"service", service}}});
-          l->requests++;
+          key.assign(1, static_cast<char>(EntityKind::kListener));
+          PutDim(&key, "address", local);
+          PutDim(&key, "machine", machine);
+          PutDim(&key, "service", who.service);
+          Series(start_s, key)->requests++;
+          key.assign(1, static_cast<char>(EntityKind::kService));
+          PutDim(&key, "endpoint", counted);
+          PutDim(&key, "instance", who.instance);
+          PutDim(&key, "machine", machine);
+          PutDim(&key, "service", who.service);
         } else {
-          key = {EntityKind::kEdge,
-                 {{"callee", remote}, {"caller", service}, {"endpoint", endpoint}, {"instance", instance},
-                  {"machine", machine}, {"side", "client"}}};
+          key.assign(1, static_cast<char>(EntityKind::kEdge));
+          PutDim(&key, "callee", remote);
+          PutDim(&key, "caller", who.service);
+          PutDim(&key, "endpoint", counted);
+          PutDim(&key, "instance", who.instance);
+          PutDim(&key, "machine", machine);
+          PutDim(&key, "side", "client");
         }
-        WindowStats* s = Series(start_s, std::move(key));
+        WindowStats* s = Series(start_s, key);
         s->requests++;
         if (h.status() >= 400 && h.status() < 500) s->status_4xx++;
         if (h.status() >= 500 && h.status() < 600) s->status_5xx++;
@@ -294,7 +366,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kTcpConnect: {
-        WindowStats* s = Series(start_s, edge_key(false));
+        WindowStats* s = edge_series(false);
         const auto& c = ev.tcp_connect();
         if (c.result() == v1::TcpConnect::RESULT_ESTABLISHED) {
           s->connects_ok++;
@@ -307,12 +379,12 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kTcpReset: {
-        WindowStats* s = Series(start_s, edge_key(server_side()));
+        WindowStats* s = edge_series(server_side());
         (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent : s->resets_received)++;
         break;
       }
       case v1::Event::kFlowStats: {
-        WindowStats* s = Series(start_s, edge_key(server_side()));
+        WindowStats* s = edge_series(server_side());
         const auto& f = ev.flow_stats();
         s->packets_out += f.packets_out(), s->bytes_out += f.bytes_out();
         s->packets_in += f.packets_in(), s->bytes_in += f.bytes_in();
@@ -322,7 +394,9 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kAgentStats: {
-        WindowStats* s = Series(start_s, {EntityKind::kMachine, {{"machine", machine}}});
+        key.assign(1, static_cast<char>(EntityKind::kMachine));
+        PutDim(&key, "machine", machine);
+        WindowStats* s = Series(start_s, key);
         for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
         break;
       }
@@ -335,8 +409,9 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
 
 void PartitionState::CloseWindows(ApplyCounters* counters) {
   const int64_t horizon_ns = max_event_ns_ - options_.allowed_lateness_s * kNsPerS;
-  while (!open_.empty() && (open_.begin()->first + options_.window_s) * kNsPerS <= horizon_ns) {
-    auto node = open_.extract(open_.begin());
+  auto& open = open_->by_start;
+  while (!open.empty() && (open.begin()->first + options_.window_s) * kNsPerS <= horizon_ns) {
+    auto node = open.extract(open.begin());
     for (auto& [encoded, entry] : node.mapped()) {
       auto key = SeriesKey::Decode(encoded);
       if (!key.ok()) continue;  // encoded by this process: cannot happen
@@ -349,7 +424,7 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
 Status PartitionState::Commit() {
   rocksdb::WriteBatch batch;
   std::string value;
-  for (auto& [start, series] : open_) {
+  for (auto& [start, series] : open_->by_start) {
     for (auto& [encoded, entry] : series) {
       if (!entry.dirty) continue;
       value.clear();
@@ -387,7 +462,7 @@ Status PartitionState::Commit() {
   if (!s.ok()) return RocksError(path_, s);
 
   // Durable: now the in-memory view follows.
-  for (auto& [start, series] : open_) {
+  for (auto& [start, series] : open_->by_start) {
     for (auto& [encoded, entry] : series) entry.dirty = false;
   }
   for (StoredWindow& w : closed_since_commit_) {

@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -122,6 +124,7 @@ struct StreamProcessor::Impl {
   std::map<int32_t, std::unique_ptr<PartitionState>> states;
   ApplyCounters counters, reported;
   Clock::time_point last_commit = Clock::now();
+  Clock::time_point first_apply{}, last_apply{};
 
   prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &closed, &published,
       &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors, &rebalances, &kafka_errors;
@@ -197,7 +200,9 @@ struct StreamProcessor::Impl {
       rd_kafka_topic_partition_list_t* assign = rd_kafka_topic_partition_list_new(parts->cnt);
       for (int i = 0; i < parts->cnt; ++i) {
         const int32_t p = parts->elems[i].partition;
+        const auto t0 = Clock::now();
         auto state = OpenPartition(parts->elems[i].topic, p);
+        const double open_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (!state.ok()) {
           spdlog::error("partition {}: {}; it is not consumed here", p, state.status().message());
           continue;
@@ -205,7 +210,8 @@ struct StreamProcessor::Impl {
         const int64_t next = (*state)->next_offset();
         rd_kafka_topic_partition_list_add(assign, parts->elems[i].topic, p)->offset =
             next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
-        spdlog::info("partition {}: assigned, resuming at {}", p, next >= 0 ? std::to_string(next) : "the beginning");
+        spdlog::info("partition {}: assigned, resuming at {} (state of {} open series loaded in {:.1f} ms)", p,
+                     next >= 0 ? std::to_string(next) : "the beginning", (*state)->open_series(), open_ms);
         states[p] = std::move(state).value();
       }
       rd_kafka_error_t* e = cooperative ? rd_kafka_incremental_assign(rk, assign) : nullptr;
@@ -349,8 +355,15 @@ struct StreamProcessor::Impl {
                                   {"open_series", s->open_series()}};
     }
     lag.Set(total_lag);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     std::lock_guard<std::mutex> lock(status_mu);
     status = {{"partitions", parts},
+              {"cpu_seconds", cpu},
+              {"max_rss_bytes", static_cast<uint64_t>(usage.ru_maxrss) * 1024},
+              {"busy_seconds", std::chrono::duration<double>(last_apply - first_apply).count()},
               {"messages", counters.messages},
               {"events", counters.events},
               {"late", counters.late},
@@ -532,6 +545,8 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
           rd_kafka_timestamp_type_t type;
           const int64_t ts = rd_kafka_message_timestamp(m, &type);
           s.Apply(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset, ts, &im.counters);
+          im.last_apply = Clock::now();
+          if (im.counters.messages == 1) im.first_apply = im.last_apply;
         }
       }
       rd_kafka_message_destroy(m);

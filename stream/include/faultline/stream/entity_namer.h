@@ -45,6 +45,8 @@ class EntityNamer {
   // "GET /users/:id/orders": numeric segments become :id, UUIDs :uuid, long hex strings :hex, and
   // the path is cut at 128 characters; an empty method or path becomes "-".
   static std::string Endpoint(std::string_view method, std::string_view path);
+  // The same, appended to `out` (no allocation once `out` has grown).
+  static void AppendEndpoint(std::string_view method, std::string_view path, std::string* out);
 
  private:
   struct Template {

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -109,7 +110,7 @@ class PartitionState {
                                                        int64_t* window_s = nullptr);
 
  private:
-  PartitionState() = default;
+  PartitionState();
   struct Entry {
     WindowStats stats;
     bool dirty = false;
@@ -119,8 +120,18 @@ class PartitionState {
     bool handed_out = false;  // by TakeOutbox, not yet Published
   };
 
-  WindowStats* Series(int64_t window_start_s, SeriesKey&& key);
-  std::string EndpointFor(const std::string& service, std::string endpoint, ApplyCounters* counters);
+  // Hash maps keyed by std::string that can be probed with a string_view (no allocation on hits).
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  template <typename V>
+  using StringMap = std::unordered_map<std::string, V, Hash, std::equal_to<>>;
+
+  // The series of one window, by its encoded key (SeriesKey::Encode's layout).
+  WindowStats* Series(int64_t window_start_s, std::string_view encoded_key);
+  // The endpoint to count under `owner`: itself, or "other" past the cap.
+  std::string_view EndpointFor(std::string_view owner, std::string_view endpoint, ApplyCounters* counters);
   void CloseWindows(ApplyCounters* counters);
 
   std::string path_;
@@ -132,15 +143,19 @@ class PartitionState {
   int64_t next_offset_ = -1;
   int64_t max_event_ns_ = 0;
   bool meta_dirty_ = false;
-  // Open windows by start, then by encoded series key.
-  std::map<int64_t, std::unordered_map<std::string, Entry>> open_;
+  // Open windows by start, then by encoded series key (hash maps defined in the .cc).
+  struct OpenWindows;
+  std::unique_ptr<OpenWindows> open_;
   std::vector<StoredWindow> closed_since_commit_;
   std::map<std::pair<int64_t, std::string>, OutboxEntry> outbox_;  // committed, not yet delivered
   uint64_t outbox_expired_ = 0;
   std::vector<std::pair<int64_t, std::string>> published_;
-  std::unordered_map<std::string, std::vector<std::string>> endpoints_;  // by service
+  StringMap<bool> endpoints_;          // "owner\0endpoint"
+  StringMap<size_t> endpoint_counts_;  // by owner
+  std::string endpoint_probe_;         // scratch
+  std::vector<char> arena_block_;      // the first block of each batch's protobuf arena
   std::vector<std::pair<std::string, std::string>> new_endpoints_;
-  std::unordered_map<std::string, std::string> listeners_;  // "machine|ip:port" -> service
+  StringMap<std::string> listeners_;  // "machine|ip:port" -> service
   std::vector<std::pair<std::string, std::string>> new_listeners_;
 };
 
