@@ -85,6 +85,7 @@ Runner RegisterStream(CLI::App& app) {
   sub->add_option("--config", *config, "YAML settings (windows, lateness, retention, naming)");
   sub->add_option("--http-addr", o->http_addr, "Serve /windows, /status and /metrics on HOST:PORT");
   sub->add_option("--commit-interval-ms", o->commit_interval_ms, "State commit interval")->capture_default_str();
+  sub->add_flag("--print-windows", o->print_windows, "Print every closed window to stdout as a JSON line");
 
   auto q = std::make_shared<QueryFlags>();
   CLI::App* query = sub->add_subcommand("query", "Print stored windows as JSON lines (read-only; works while running)");

@@ -25,7 +25,13 @@ class KafkaSink : public BatchSink {
         queue_len_(m->Gauge("faultline_agent_kafka_queue_messages", "Messages waiting in the producer queue")) {}
 
   ~KafkaSink() override {
-    (void)Flush(std::chrono::seconds(10));
+    if (Status s = Flush(std::chrono::seconds(10)); !s.ok()) {
+      // Broker unreachable: give up on what is left (each counted as kafka_delivery_failed by
+      // its delivery report) rather than hang on exit.
+      spdlog::warn("{}; dropping them", s.message());
+      rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_poll(rk_, 0);
+    }
     rd_kafka_destroy(rk_);
   }
 

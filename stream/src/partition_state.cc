@@ -28,9 +28,6 @@ constexpr std::string_view kClosed = "closed/";
 constexpr std::string_view kOutbox = "outbox/";
 constexpr std::string_view kEndpoint = "endpoint/";
 constexpr std::string_view kListener = "listener/";
-// Ports below this on the local side, facing a higher one, are taken as the server side of a
-// connection the stream has not seen a listener for.
-constexpr uint32_t kEphemeralStart = 32768;
 
 std::string Be64(int64_t v) {
   const uint64_t u = static_cast<uint64_t>(v) ^ (1ULL << 63);  // negative starts sort first
@@ -315,9 +312,15 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       PutDim(&key, "side", server_side ? "server" : "client");
       return Series(start_s, key);
     };
+    // Which end of a connection is the server, for network events (they carry no role): the end
+    // that served HTTP here before (a known listener), else the end with the lower port (servers
+    // mostly listen below the ephemeral range, and clients' ports come from it).
     auto server_side = [&] {
       if (listeners_.find(listener_probe()) != listeners_.end()) return true;
-      return conn.local().port() < kEphemeralStart && conn.remote().port() >= conn.local().port();
+      probe.assign(machine).push_back('|');
+      probe.append(remote);
+      if (listeners_.find(std::string_view(probe)) != listeners_.end()) return false;
+      return conn.local().port() < conn.remote().port();
     };
 
     switch (ev.kind_case()) {
@@ -488,6 +491,16 @@ std::vector<StoredWindow> PartitionState::TakeOutbox() {
   for (auto& [k, entry] : outbox_) {
     if (entry.handed_out) continue;
     entry.handed_out = true;
+    auto key = SeriesKey::Decode(k.second);
+    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false});
+  }
+  return out;
+}
+
+std::vector<StoredWindow> PartitionState::PeekOutbox() const {
+  std::vector<StoredWindow> out;
+  for (const auto& [k, entry] : outbox_) {
+    if (entry.handed_out) continue;
     auto key = SeriesKey::Decode(k.second);
     if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false});
   }

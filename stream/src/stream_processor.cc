@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -298,6 +299,13 @@ struct StreamProcessor::Impl {
   };
 
   void PublishOutboxes() {
+    if (options.print_windows) {
+      // Printed when committed: a crash before delivery can print a window again, never lose one.
+      for (auto& [p, s] : states) {
+        for (const StoredWindow& w : s->PeekOutbox()) std::printf("%s\n", WindowToJson(w, options.windows.window_s).c_str());
+      }
+      std::fflush(stdout);
+    }
     if (options.metrics_topic.empty() || !producer) {
       for (auto& [p, s] : states) {
         for (const StoredWindow& w : s->TakeOutbox()) s->Published(w.start_s, w.key);
@@ -477,7 +485,10 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
       {"group.id", options.group_id},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},
+      // Partitions start where their state says (or at the beginning when it has none); a stored
+      // offset outside the log (topic recreated, data expired) must stop that partition loudly,
+      // not re-read it from the start and count it twice.
+      {"auto.offset.reset", "error"},
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
       {"heartbeat.interval.ms", std::to_string(std::max(100, options.session_timeout_ms / 3))},
@@ -535,7 +546,12 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 50);
     if (m) {
-      if (m->err) {
+      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        im.kafka_errors.Increment();
+        spdlog::error("partition {}: the stored offset is outside the topic's log ({}); it is not consumed until an "
+                      "operator resolves it (another --state-dir starts it afresh)",
+                      m->partition, rd_kafka_message_errstr(m));
+      } else if (m->err) {
         im.kafka_errors.Increment();
         FAULTLINE_WARN_RATE_LIMITED("Kafka consumer: {}", rd_kafka_message_errstr(m));
       } else if (auto it = im.states.find(m->partition); it != im.states.end()) {
@@ -563,7 +579,44 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
     for (auto& [p, s] : im.states) im.CommitPartition(*s);  // …which this commit forgets
   }
   im.ReportCounters();
-  rd_kafka_consumer_close(im.consumer);  // revokes: commits and releases every partition
+  // Release every partition (state committed above) before leaving the group, so that nothing
+  // depends on the group coordinator answering; then leave it, for at most 10 s: with the broker
+  // gone, closing must not hang (the group notices by the session timeout instead).
+  im.states.clear();
+  im.partitions.Set(0);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(im.consumer);
+  if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(im.consumer, q)) {
+    spdlog::warn("leaving the consumer group: {}", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  } else {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!rd_kafka_consumer_closed(im.consumer) && Clock::now() < deadline) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
+      if (!ev) continue;
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+        // Nothing is owned any more: just acknowledge the revocation.
+        if (std::strcmp(rd_kafka_rebalance_protocol(im.consumer), "COOPERATIVE") == 0) {
+          if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(im.consumer, rd_kafka_event_topic_partition_list(ev))) {
+            rd_kafka_error_destroy(e);
+          }
+        } else {
+          rd_kafka_assign(im.consumer, nullptr);
+        }
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    if (!rd_kafka_consumer_closed(im.consumer)) spdlog::warn("left the consumer group without the broker's answer");
+  }
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy_flags(im.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  im.consumer = nullptr;
+  if (im.producer) {
+    // Windows still undelivered stay in the outbox (published by the next owner): drop the copies.
+    rd_kafka_purge(im.producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(im.producer, 0);
+    rd_kafka_destroy(im.producer);
+    im.producer = nullptr;
+  }
   return Status::Ok();
 }
 

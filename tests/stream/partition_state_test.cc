@@ -160,6 +160,35 @@ TEST_F(PartitionStateTest, TheClientSideBecomesACallEdgeAndEndpointsAreCapped) {
   EXPECT_EQ(edges.begin()->first.second, "api->10.0.0.2:5432 GET /a");
 }
 
+TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts) {
+  auto p = Open();
+  BatchBuilder b("node-a");
+  b.Http(kT0 + 1, 200, 1000);  // db listens on 10.0.0.2:5432
+  auto flow = [&](uint32_t pid, std::string local, uint32_t lport, std::string remote, uint32_t rport) {
+    auto* e = b.batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
+    e->set_pid(pid);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(local), c->mutable_local()->set_port(lport);
+    c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
+    e->mutable_flow_stats()->set_packets_out(lport);
+  };
+  flow(200, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1), 1000);     // db's end: a known listener, whatever the ports
+  flow(100, Ip4(10, 0, 0, 1), 60000, Ip4(10, 0, 0, 9), 40000);   // unknown ends: the lower port serves
+  flow(100, Ip4(10, 0, 0, 1), 33000, Ip4(10, 0, 0, 2), 5432);    // the peer is a known listener here
+  p->Apply(b.Bytes(), 0, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  std::map<std::string, uint64_t> packets;  // "caller->callee side" -> packets_out
+  auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
+  ASSERT_TRUE(all.ok());
+  for (const auto& w : *all) {
+    if (w.key.kind == EntityKind::kEdge) packets[w.key.Entity() + " " + std::string(w.key.Dim("side"))] += w.stats.packets_out;
+  }
+  EXPECT_EQ(packets, (std::map<std::string, uint64_t>{{"10.0.0.1->db server", 5432},
+                                                      {"api->10.0.0.9:40000 client", 60000},
+                                                      {"api->10.0.0.2:5432 client", 33000}}));
+}
+
 TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {
   {
     auto p = Open();

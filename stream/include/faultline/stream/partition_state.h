@@ -95,6 +95,8 @@ class PartitionState {
 
   // Closed windows not yet published (each once per call: the next call starts after them).
   std::vector<StoredWindow> TakeOutbox();
+  // What the next TakeOutbox will hand out, without handing it out.
+  std::vector<StoredWindow> PeekOutbox() const;
   // Called when windows from TakeOutbox were delivered; the next Commit forgets them.
   void Published(int64_t start_s, const SeriesKey& key);
 

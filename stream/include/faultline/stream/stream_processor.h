@@ -44,6 +44,8 @@ struct StreamOptions {
   int session_timeout_ms = 6000;
   // "host:port" for /metrics, /windows and /status; "" for none. Default: "".
   std::string http_addr;
+  // Also print every closed window to stdout as a JSON line. Default: false.
+  bool print_windows = false;
   WindowOptions windows;
   NamingOptions naming;
 };
