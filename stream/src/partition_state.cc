@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <absl/container/flat_hash_map.h>
 
@@ -28,6 +29,7 @@ constexpr std::string_view kClosed = "closed/";
 constexpr std::string_view kOutbox = "outbox/";
 constexpr std::string_view kEndpoint = "endpoint/";
 constexpr std::string_view kListener = "listener/";
+constexpr size_t kWriteBufferBudget = 256 << 20;
 
 std::string Be64(int64_t v) {
   const uint64_t u = static_cast<uint64_t>(v) ^ (1ULL << 63);  // negative starts sort first
@@ -118,6 +120,13 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   ro.create_if_missing = true;
   ro.max_open_files = 64;
   ro.keep_log_file_num = 2;
+  // Bounded memory however many partitions a processor owns: small memtables (which also bound
+  // the log replayed after a crash) under one process-wide budget.
+  static const auto write_buffers = std::make_shared<rocksdb::WriteBufferManager>(kWriteBufferBudget);
+  ro.write_buffer_size = 16 << 20;
+  ro.max_write_buffer_number = 2;
+  ro.write_buffer_manager = write_buffers;
+  ro.max_total_wal_size = 64 << 20;
   if (cache) {
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = cache;
