@@ -427,7 +427,7 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
     for (auto& [encoded, entry] : node.mapped()) {
       auto key = SeriesKey::Decode(encoded);
       if (!key.ok()) continue;  // encoded by this process: cannot happen
-      closed_since_commit_.push_back(StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false});
+      closed_since_commit_.push_back(StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false, {}});
       counters->windows_closed++;
     }
   }
@@ -501,7 +501,7 @@ std::vector<StoredWindow> PartitionState::TakeOutbox() {
     if (entry.handed_out) continue;
     entry.handed_out = true;
     auto key = SeriesKey::Decode(k.second);
-    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false});
+    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
@@ -511,7 +511,7 @@ std::vector<StoredWindow> PartitionState::PeekOutbox() const {
   for (const auto& [k, entry] : outbox_) {
     if (entry.handed_out) continue;
     auto key = SeriesKey::Decode(k.second);
-    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false});
+    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
@@ -541,7 +541,7 @@ Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string&
       auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
       if (!key.ok()) return Internal("partition state " + partition_dir + ": " + key.status().message());
       if (!stats.ok()) return Internal("partition state " + partition_dir + ": " + stats.status().message());
-      out.push_back(StoredWindow{FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen});
+      out.push_back(StoredWindow{FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen, {}});
     }
   }
   if (!it->status().ok()) return RocksError(partition_dir, it->status());

@@ -11,6 +11,12 @@
 namespace faultline::stream {
 namespace {
 
+// Loopback addresses name a listener only on their own machine.
+std::string ListenerKey(std::string_view address, std::string_view machine) {
+  const bool loopback = address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
+  return loopback ? std::string(machine) + "|" + std::string(address) : std::string(address);
+}
+
 bool Matches(const StoredWindow& w, const WindowQuery& q) {
   if (q.kind && w.key.kind != *q.kind) return false;
   if (w.start_s < q.since_s) return false;
@@ -34,9 +40,14 @@ Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, con
   std::sort(dirs.begin(), dirs.end());
   std::vector<StoredWindow> out;
   std::map<std::pair<int64_t, SeriesKey>, size_t> index;
+  std::map<std::string, std::pair<int64_t, std::string>> listeners;  // address -> (latest start, service)
   for (const std::string& dir : dirs) {
-    FAULTLINE_ASSIGN_OR_RETURN(auto windows, PartitionState::ReadWindows(dir, query.include_open, window_s));
+    FAULTLINE_ASSIGN_OR_RETURN(auto windows, PartitionState::ReadWindows(dir, true, window_s));
     for (StoredWindow& w : windows) {
+      if (w.key.kind == EntityKind::kListener) {
+        auto& l = listeners[ListenerKey(w.key.Dim("address"), w.key.Dim("machine"))];
+        if (w.start_s >= l.first) l = {w.start_s, std::string(w.key.Dim("service"))};
+      }
       if (!Matches(w, query)) continue;
       if (query.merge_partitions) {
         auto [it, fresh] = index.try_emplace({w.start_s, w.key}, out.size());
@@ -48,6 +59,14 @@ Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, con
         }
       }
       out.push_back(std::move(w));
+    }
+  }
+  for (StoredWindow& w : out) {
+    if (w.key.kind != EntityKind::kEdge) continue;
+    if (w.key.Dim("side") == "server") {
+      w.callee_service = std::string(w.key.Dim("callee"));
+    } else if (auto it = listeners.find(ListenerKey(w.key.Dim("callee"), w.key.Dim("machine"))); it != listeners.end()) {
+      w.callee_service = it->second.second;
     }
   }
   std::sort(out.begin(), out.end(), [](const StoredWindow& a, const StoredWindow& b) {
@@ -77,6 +96,8 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
                        {"p99", s.latency_ns.Quantile(0.99) / 1e6}, {"max", s.latency_ns.max() / 1e6}};
   }
   if (w.key.kind == EntityKind::kEdge) {
+    j["callee_service"] = w.callee_service;
+    j["external"] = w.callee_service.empty();
     j["network"] = {{"retransmits", s.retransmits},
                     {"drops", s.drops},
                     {"resets_sent", s.resets_sent},

@@ -7,6 +7,7 @@
 
 #include "events.pb.h"
 #include "faultline/stream/entity_namer.h"
+#include "faultline/stream/window_query.h"
 
 namespace faultline::stream {
 namespace {
@@ -187,6 +188,46 @@ TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts)
   EXPECT_EQ(packets, (std::map<std::string, uint64_t>{{"10.0.0.1->db server", 5432},
                                                       {"api->10.0.0.9:40000 client", 60000},
                                                       {"api->10.0.0.2:5432 client", 33000}}));
+}
+
+TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitions) {
+  {
+    auto p = Open();
+    BatchBuilder b("node-a");
+    b.Http(kT0 + 1, 200, 1000).Http(kT0 + 1, 200, 1000, true);  // db serves; api calls 10.0.0.2:5432
+    b.Http(kT0 + 2, 200, 1000, true);
+    auto* e = b.batch.add_events();  // api calls 10.0.0.9:80, where nobody is known to listen
+    e->CopyFrom(b.batch.events(1));
+    e->mutable_connection()->mutable_remote()->set_addr(Ip4(10, 0, 0, 9));
+    e->mutable_connection()->mutable_remote()->set_port(80);
+    p->Apply(b.Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+  }
+  {  // a second partition saw more calls to db in the same window
+    auto p = PartitionState::Open(dir_.path(), "faultline.events", 7, {}, namer_);
+    ASSERT_TRUE(p.ok());
+    (*p)->Apply(BatchBuilder("node-b").Http(kT0 + 3, 500, 1000, true).Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE((*p)->Commit().ok());
+  }
+  WindowQuery q;
+  q.kind = EntityKind::kEdge;
+  int64_t window_s = 0;
+  auto edges = QueryWindows(dir_.path(), "faultline.events", q, &window_s);
+  ASSERT_TRUE(edges.ok()) << edges.status().ToString();
+  EXPECT_EQ(window_s, 5);
+  std::map<std::string, std::pair<std::string, uint64_t>> got;  // entity@machine -> (callee service, requests)
+  for (const auto& w : *edges) got[w.key.Entity() + "@" + std::string(w.key.Dim("machine"))] = {w.callee_service, w.stats.requests};
+  EXPECT_EQ(got, (std::map<std::string, std::pair<std::string, uint64_t>>{
+                     {"api->10.0.0.2:5432@node-a", {"db", 2}},
+                     {"api->10.0.0.2:5432@node-b", {"db", 1}},
+                     {"api->10.0.0.9:80@node-a", {"", 1}}}));
+  q.entity = "db";
+  q.kind = EntityKind::kService;
+  auto svc = QueryWindows(dir_.path(), "faultline.events", q);
+  ASSERT_TRUE(svc.ok());
+  ASSERT_EQ(svc->size(), 1u);
+  EXPECT_EQ((*svc)[0].stats.requests, 1u);
+  EXPECT_EQ(QueryWindows(dir_.path() + "/none", "faultline.events", q).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {

@@ -66,6 +66,9 @@ struct StoredWindow {
   SeriesKey key;
   WindowStats stats;
   bool open = false;
+  // Edges, as filled by QueryWindows: the service listening at the callee address ("" when no
+  // listener is known there: an external endpoint).
+  std::string callee_service;
 };
 
 class PartitionState {

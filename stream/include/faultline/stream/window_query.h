@@ -35,7 +35,9 @@ struct WindowQuery {
 };
 
 // Scans <state_dir>/<topic>-<partition>/ for every partition found. Sorted by window start, then
-// series key. Errors: kNotFound when no partition directory exists; RocksDB errors with the path.
+// series key. Client-side edges get their callee_service from the listener series of all
+// partitions (the latest binding of the address; loopback addresses only on the same machine).
+// Errors: kNotFound when no partition directory exists; RocksDB errors with the path.
 // `window_s`, when given, receives the window length the state was built with.
 Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, const std::string& topic,
                                                const WindowQuery& query, int64_t* window_s = nullptr);
