@@ -18,5 +18,6 @@ Runner RegisterAgent(CLI::App& app);
 Runner RegisterBroker(CLI::App& app);
 Runner RegisterDetectors(CLI::App& app);
 Runner RegisterStream(CLI::App& app);
+Runner RegisterAttribute(CLI::App& app);
 
 }  // namespace faultline::cli

@@ -28,14 +28,20 @@ Result<int64_t> ParseSince(const std::string& s) {
   if (s[0] == '-') {
     const double n = std::strtod(s.c_str() + 1, &end);
     const std::string unit(end);
-    const int64_t mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+    const int64_t mult = unit == "s"   ? 1
+                         : unit == "m" ? 60
+                         : unit == "h" ? 3600
+                         : unit == "d" ? 86400
+                                       : 0;
     if (end == s.c_str() + 1 || mult == 0 || n < 0) {
       return InvalidArgument("--since '" + s + "': expected Unix seconds or -N[s|m|h|d]");
     }
-    return static_cast<int64_t>(std::time(nullptr)) - static_cast<int64_t>(n * static_cast<double>(mult));
+    return static_cast<int64_t>(std::time(nullptr)) -
+           static_cast<int64_t>(n * static_cast<double>(mult));
   }
   const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (*end != '\0') return InvalidArgument("--since '" + s + "': expected Unix seconds or -N[s|m|h|d]");
+  if (*end != '\0')
+    return InvalidArgument("--since '" + s + "': expected Unix seconds or -N[s|m|h|d]");
   return static_cast<int64_t>(v);
 }
 
@@ -74,28 +80,36 @@ Runner RegisterStream(CLI::App& app) {
   auto o = std::make_shared<stream::StreamOptions>();
   auto config = std::make_shared<std::string>();
   auto metrics_addr = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand(
-      "stream", "Stream processor: consume agents' events, keep windowed statistics in RocksDB, publish closed windows");
+  CLI::App* sub = app.add_subcommand("stream",
+                                     "Stream processor: consume agents' events, keep windowed "
+                                     "statistics in RocksDB, publish closed windows");
   sub->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,…]");
   sub->add_option("--events-topic", o->events_topic, "Input topic")->capture_default_str();
-  sub->add_option("--metrics-topic", o->metrics_topic, "Output topic for closed windows (\"\" for none)")
+  sub->add_option("--metrics-topic", o->metrics_topic,
+                  "Output topic for closed windows (\"\" for none)")
       ->capture_default_str();
   sub->add_option("--group", o->group_id, "Consumer group")->capture_default_str();
-  sub->add_option("--state-dir", o->state_dir, "RocksDB state directory (shared by the group's processors)");
+  sub->add_option("--state-dir", o->state_dir,
+                  "RocksDB state directory (shared by the group's processors)");
   sub->add_option("--config", *config, "YAML settings (windows, lateness, retention, naming)");
   sub->add_option("--http-addr", o->http_addr, "Serve /windows, /status and /metrics on HOST:PORT");
-  sub->add_option("--commit-interval-ms", o->commit_interval_ms, "State commit interval")->capture_default_str();
-  sub->add_flag("--print-windows", o->print_windows, "Print every closed window to stdout as a JSON line");
+  sub->add_option("--commit-interval-ms", o->commit_interval_ms, "State commit interval")
+      ->capture_default_str();
+  sub->add_flag("--print-windows", o->print_windows,
+                "Print every closed window to stdout as a JSON line");
 
   auto q = std::make_shared<QueryFlags>();
-  CLI::App* query = sub->add_subcommand("query", "Print stored windows as JSON lines (read-only; works while running)");
+  CLI::App* query = sub->add_subcommand(
+      "query", "Print stored windows as JSON lines (read-only; works while running)");
   query->add_option("--state-dir", q->state_dir, "The processor's --state-dir")->required();
-  query->add_option("--events-topic", q->topic, "The processor's input topic")->capture_default_str();
+  query->add_option("--events-topic", q->topic, "The processor's input topic")
+      ->capture_default_str();
   query->add_option("--entity", q->entity, "A service, machine, address or caller->callee");
   query->add_option("--kind", q->kind, "service, edge, listener or machine");
   query->add_option("--since", q->since, "Unix seconds, or -N[s|m|h|d] before now");
   query->add_flag("--closed-only", q->closed_only, "Leave out windows still open");
-  query->add_flag("--by-partition", q->by_partition, "One record per input partition instead of merged");
+  query->add_flag("--by-partition", q->by_partition,
+                  "One record per input partition instead of merged");
 
   return [=] {
     if (query->parsed()) return RunQuery(*q);

@@ -56,17 +56,22 @@ int main(int argc, char** argv) {
         return 1;
       }
       series += (*s)->open_series();
-      std::printf("partition=%d open_ms=%.1f next_offset=%lld open_series=%zu\n", p,
-                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tp).count(),
-                  static_cast<long long>((*s)->next_offset()), (*s)->open_series());
+      std::printf(
+          "partition=%d open_ms=%.1f next_offset=%lld open_series=%zu\n", p,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tp).count(),
+          static_cast<long long>((*s)->next_offset()), (*s)->open_series());
       states.push_back(std::move(s).value());
     }
-    std::printf("reopen_ms=%.1f open_series=%zu\n",
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(), series);
+    std::printf(
+        "reopen_ms=%.1f open_series=%zu\n",
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+        series);
     return 0;
   }
   if (argc != 4) {
-    std::fprintf(stderr, "usage: fill_state DIR PARTITIONS TARGET_BYTES | fill_state --reopen DIR PARTITIONS\n");
+    std::fprintf(
+        stderr,
+        "usage: fill_state DIR PARTITIONS TARGET_BYTES | fill_state --reopen DIR PARTITIONS\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -92,18 +97,21 @@ int main(int argc, char** argv) {
       }
       for (int e = 0; e < 4000; ++e) {
         auto* ev = batch.add_events();
-        ev->set_time_unix_ns(static_cast<uint64_t>(t0 + round * 1'000'000'000LL + static_cast<int64_t>(rng() % 1'000'000'000)));
+        ev->set_time_unix_ns(static_cast<uint64_t>(t0 + round * 1'000'000'000LL +
+                                                   static_cast<int64_t>(rng() % 1'000'000'000)));
         const uint32_t s = static_cast<uint32_t>(rng() % 500);
         ev->set_pid(1000 + s);
         auto* c = ev->mutable_connection();
-        c->mutable_local()->set_addr(std::string{10, 1, static_cast<char>(p), static_cast<char>(s % 250)});
+        c->mutable_local()->set_addr(
+            std::string{10, 1, static_cast<char>(p), static_cast<char>(s % 250)});
         c->mutable_local()->set_port(8000 + s);
         c->mutable_remote()->set_addr(std::string{10, 2, 0, 1});
         c->mutable_remote()->set_port(40000 + static_cast<uint32_t>(rng() % 20000));
         auto* h = ev->mutable_http();
         h->set_role(faultline::v1::ROLE_SERVER);
         h->set_method("GET");
-        h->set_path("/api/v" + std::to_string(rng() % 16) + "/items/" + std::to_string(rng() % 100000));
+        h->set_path("/api/v" + std::to_string(rng() % 16) + "/items/" +
+                    std::to_string(rng() % 100000));
         h->set_status(rng() % 50 ? 200 : 500);
         h->set_latency_ns(1'000'000 + rng() % 50'000'000);
       }
@@ -116,8 +124,10 @@ int main(int argc, char** argv) {
     }
     if (round % 20 == 0) size = DirBytes(dir);
   }
-  std::printf("filled bytes=%llu events=%llu series_windows=%llu\n", static_cast<unsigned long long>(DirBytes(dir)),
-              static_cast<unsigned long long>(counters.events), static_cast<unsigned long long>(counters.windows_closed));
+  std::printf("filled bytes=%llu events=%llu series_windows=%llu\n",
+              static_cast<unsigned long long>(DirBytes(dir)),
+              static_cast<unsigned long long>(counters.events),
+              static_cast<unsigned long long>(counters.windows_closed));
   std::fflush(stdout);
   pause();  // SIGKILL arrives here: no clean close
   return 0;

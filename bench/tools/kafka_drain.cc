@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = CpuSeconds() - cpu0;
-  std::printf("messages=%llu bytes=%llu wall_s=%.3f cpu_s=%.3f checksum=%llu\n", (unsigned long long)messages,
-              (unsigned long long)bytes, wall, cpu, (unsigned long long)checksum);
+  std::printf("messages=%llu bytes=%llu wall_s=%.3f cpu_s=%.3f checksum=%llu\n",
+              (unsigned long long)messages, (unsigned long long)bytes, wall, cpu,
+              (unsigned long long)checksum);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   return 0;

@@ -11,9 +11,9 @@
 //     (weight 0.05). With the defaults a shape alarms when it is 0.7 of the learned range away from
 //     every remembered one: flapping, or a new swing that the level channel, scaled by a noisy
 //     series' sd, still calls ordinary. (Smaller distances made NAB's score worse.)
-// Alarm policy: r = max(level, novelty) / gain. An alarm is raised when r >= `alarm`, unless one was
-// raised in the last `quiet` points (then the score is halved, so a threshold tuned on scores does
-// not count the same incident twice). Every alarm multiplies gain by `habituation`, and gain
+// Alarm policy: r = max(level, novelty) / gain. An alarm is raised when r >= `alarm`, unless one
+// was raised in the last `quiet` points (then the score is halved, so a threshold tuned on scores
+// does not count the same incident twice). Every alarm multiplies gain by `habituation`, and gain
 // decays back toward 1 by `recovery` per calm point (both channels under half the alarm level): a
 // series that keeps alarming must deviate further to alarm again, like an engineer who learns
 // which pager is noisy, and a lasting shift alarms a few times, not every time the bar decays.
@@ -90,15 +90,20 @@ class Combined : public Detector {
     uint64_t n = 0, since = 0, pos = 0, count = 0;
     std::vector<double> recent, prototypes;
     r.F64(&mean), r.F64(&var), r.U64(&n), r.F64(&lo), r.F64(&hi), r.F64(&gain), r.U64(&since);
-    r.Doubles(&recent, p_.window), r.U64(&pos), r.U64(&count), r.Doubles(&prototypes, p_.prototypes * p_.window);
+    r.Doubles(&recent, p_.window), r.U64(&pos), r.U64(&count),
+        r.Doubles(&prototypes, p_.prototypes * p_.window);
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
-    if (pos >= std::max<size_t>(recent.size(), 1) || count * p_.window != prototypes.size() || !(gain >= 1)) {
-      return InvalidArgument("combined state: inconsistent (window position " + std::to_string(pos) + ", " +
-                             std::to_string(count) + " prototypes in " + std::to_string(prototypes.size()) +
-                             " values, gain " + std::to_string(gain) + "); saved with other parameters?");
+    if (pos >= std::max<size_t>(recent.size(), 1) || count * p_.window != prototypes.size() ||
+        !(gain >= 1)) {
+      return InvalidArgument(
+          "combined state: inconsistent (window position " + std::to_string(pos) + ", " +
+          std::to_string(count) + " prototypes in " + std::to_string(prototypes.size()) +
+          " values, gain " + std::to_string(gain) + "); saved with other parameters?");
     }
-    level_.mean = mean, level_.var = var, level_.n = n, lo_ = lo, hi_ = hi, gain_ = gain, since_alarm_ = since;
-    recent_ = std::move(recent), recent_pos_ = pos, prototype_count_ = count, prototypes_ = std::move(prototypes);
+    level_.mean = mean, level_.var = var, level_.n = n, lo_ = lo, hi_ = hi, gain_ = gain,
+    since_alarm_ = since;
+    recent_ = std::move(recent), recent_pos_ = pos, prototype_count_ = count,
+    prototypes_ = std::move(prototypes);
     return Status::Ok();
   }
 
@@ -119,13 +124,15 @@ class Combined : public Detector {
     if (recent_.size() < p_.window) return 0;
     const double range = std::max(hi_ - lo_, 1e-9 * std::max(1.0, std::abs(hi_)));
     shape_.resize(p_.window);
-    for (size_t i = 0; i < p_.window; ++i) shape_[i] = (recent_[(recent_pos_ + i) % p_.window] - lo_) / range;
+    for (size_t i = 0; i < p_.window; ++i)
+      shape_[i] = (recent_[(recent_pos_ + i) % p_.window] - lo_) / range;
     double best = INFINITY;
     size_t nearest = 0;
     for (size_t c = 0; c < prototype_count_; ++c) {
       const double* proto = &prototypes_[c * p_.window];
       double d = 0;
-      for (size_t i = 0; i < p_.window && d < best; ++i) d = std::max(d, std::abs(shape_[i] - proto[i]));
+      for (size_t i = 0; i < p_.window && d < best; ++i)
+        d = std::max(d, std::abs(shape_[i] - proto[i]));
       if (d < best) best = d, nearest = c;
     }
     if (best <= p_.rho) {
@@ -158,12 +165,13 @@ class Combined : public Detector {
 
 FAULTLINE_REGISTER_DETECTOR(
     combined,
-    "level (slow EWMA) + shape novelty with quiet period and habituation: alpha (0.0005), window (8), rho (0.1), "
+    "level (slow EWMA) + shape novelty with quiet period and habituation: alpha (0.0005), window "
+    "(8), rho (0.1), "
     "prototypes (32), learn (150), alarm (7), quiet (100), habituation (1.5), recovery (0.001)",
     [](const Params& params) -> Result<std::unique_ptr<Detector>> {
       ParamReader r("combined", params);
-      FAULTLINE_RETURN_IF_ERROR(r.CheckAllKnown(
-          {"alpha", "window", "rho", "prototypes", "learn", "alarm", "quiet", "habituation", "recovery"}));
+      FAULTLINE_RETURN_IF_ERROR(r.CheckAllKnown({"alpha", "window", "rho", "prototypes", "learn",
+                                                 "alarm", "quiet", "habituation", "recovery"}));
       CombinedParams p;
       FAULTLINE_ASSIGN_OR_RETURN(p.alpha, r.Double("alpha", p.alpha, 1e-6, 1));
       FAULTLINE_ASSIGN_OR_RETURN(int64_t window, r.Int("window", 8, 1, 256));

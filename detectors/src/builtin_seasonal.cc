@@ -27,8 +27,14 @@ namespace {
 
 class Seasonal : public Detector {
  public:
-  Seasonal(int64_t period_s, int64_t slot_s, double alpha, double gamma, double k, int64_t min_periods)
-      : period_s_(period_s), slot_s_(slot_s), alpha_(alpha), gamma_(gamma), k_(k), min_periods_(min_periods),
+  Seasonal(int64_t period_s, int64_t slot_s, double alpha, double gamma, double k,
+           int64_t min_periods)
+      : period_s_(period_s),
+        slot_s_(slot_s),
+        alpha_(alpha),
+        gamma_(gamma),
+        k_(k),
+        min_periods_(min_periods),
         season_(static_cast<size_t>((period_s + slot_s - 1) / slot_s), 0.0),
         seen_(season_.size(), 0.0) {}
 
@@ -36,7 +42,9 @@ class Seasonal : public Detector {
     Verdict v;
     const size_t slot = Slot(time_s);
     if (n_ == 0) first_time_ = time_s;
-    if (n_ > 0) gap_ = n_ == 1 ? double(time_s - last_time_) : gap_ + alpha_ * (double(time_s - last_time_) - gap_);
+    if (n_ > 0)
+      gap_ = n_ == 1 ? double(time_s - last_time_)
+                     : gap_ + alpha_ * (double(time_s - last_time_) - gap_);
     last_time_ = time_s;
     n_++;
     if (!profiled_) {
@@ -90,14 +98,17 @@ class Seasonal : public Detector {
     uint64_t profiled = 0, first = 0, last = 0, n = 0;
     double gap = 0, m2 = 0, level = 0, var = 0;
     std::vector<double> season, seen;
-    r.U64(&profiled), r.U64(&first), r.U64(&last), r.U64(&n), r.F64(&gap), r.F64(&m2), r.F64(&level), r.F64(&var);
+    r.U64(&profiled), r.U64(&first), r.U64(&last), r.U64(&n), r.F64(&gap), r.F64(&m2),
+        r.F64(&level), r.F64(&var);
     r.Doubles(&season, season_.size()), r.Doubles(&seen, seen_.size());
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
     if (season.size() != season_.size() || seen.size() != seen_.size()) {
-      return InvalidArgument("seasonal state: " + std::to_string(season.size()) + " slots, this detector has " +
-                             std::to_string(season_.size()) + " (period_s / slot_s changed?)");
+      return InvalidArgument("seasonal state: " + std::to_string(season.size()) +
+                             " slots, this detector has " + std::to_string(season_.size()) +
+                             " (period_s / slot_s changed?)");
     }
-    profiled_ = profiled != 0, first_time_ = static_cast<int64_t>(first), last_time_ = static_cast<int64_t>(last);
+    profiled_ = profiled != 0, first_time_ = static_cast<int64_t>(first),
+    last_time_ = static_cast<int64_t>(last);
     n_ = n, gap_ = gap, learn_m2_ = m2, level_ = level, var_ = var;
     season_ = std::move(season);
     seen_ = std::move(seen);
@@ -141,21 +152,26 @@ class Seasonal : public Detector {
 }  // namespace
 
 FAULTLINE_REGISTER_DETECTOR(
-    seasonal, "seasonal baseline (level + per-slot profile): period_s (86400), slot_s (1800), alpha (0.01), gamma (0.3), k (4), min_periods (1)",
+    seasonal,
+    "seasonal baseline (level + per-slot profile): period_s (86400), slot_s (1800), alpha (0.01), "
+    "gamma (0.3), k (4), min_periods (1)",
     [](const Params& p) -> Result<std::unique_ptr<Detector>> {
       ParamReader r("seasonal", p);
-      FAULTLINE_RETURN_IF_ERROR(r.CheckAllKnown({"period_s", "slot_s", "alpha", "gamma", "k", "min_periods"}));
+      FAULTLINE_RETURN_IF_ERROR(
+          r.CheckAllKnown({"period_s", "slot_s", "alpha", "gamma", "k", "min_periods"}));
       FAULTLINE_ASSIGN_OR_RETURN(int64_t period_s, r.Int("period_s", 86400, 2, 366LL * 86400));
       FAULTLINE_ASSIGN_OR_RETURN(int64_t slot_s, r.Int("slot_s", 1800, 1, period_s));
       if (period_s / slot_s > 100'000) {
-        return InvalidArgument("seasonal: period_s / slot_s is " + std::to_string(period_s / slot_s) +
+        return InvalidArgument("seasonal: period_s / slot_s is " +
+                               std::to_string(period_s / slot_s) +
                                " slots, at most 100000 (make slot_s larger)");
       }
       FAULTLINE_ASSIGN_OR_RETURN(double alpha, r.Double("alpha", 0.01, 1e-6, 1));
       FAULTLINE_ASSIGN_OR_RETURN(double gamma, r.Double("gamma", 0.3, 1e-6, 1));
       FAULTLINE_ASSIGN_OR_RETURN(double k, r.Double("k", 4, 0.1, 100));
       FAULTLINE_ASSIGN_OR_RETURN(int64_t min_periods, r.Int("min_periods", 1, 1, 1000));
-      return std::unique_ptr<Detector>(new Seasonal(period_s, slot_s, alpha, gamma, k, min_periods));
+      return std::unique_ptr<Detector>(
+          new Seasonal(period_s, slot_s, alpha, gamma, k, min_periods));
     });
 
 }  // namespace faultline::detectors

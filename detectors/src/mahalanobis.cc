@@ -1,8 +1,8 @@
 // mahalanobis: the multivariate detector (Eigen).
 //
-// The model is an exponentially weighted mean μ and covariance Σ (weight alpha). A point x is judged
-// by d² = (x-μ)ᵀ Σ̂⁻¹ (x-μ) with Σ̂ = (1-λ)Σ + λ·diag(Σ) (shrinkage toward the diagonal keeps Σ̂
-// well conditioned when metrics are nearly collinear or a window is short) plus a floor on each
+// The model is an exponentially weighted mean μ and covariance Σ (weight alpha). A point x is
+// judged by d² = (x-μ)ᵀ Σ̂⁻¹ (x-μ) with Σ̂ = (1-λ)Σ + λ·diag(Σ) (shrinkage toward the diagonal keeps
+// Σ̂ well conditioned when metrics are nearly collinear or a window is short) plus a floor on each
 // variance. Under normality d² is chi-square with p degrees of freedom; Wilson–Hilferty turns it
 // into z = ((d²/p)^(1/3) - (1 - 2/(9p))) / sqrt(2/(9p)), anomalous when z > k. Contributions
 // c_i = (x-μ)_i (Σ̂⁻¹(x-μ))_i sum to d² and name the dimension to blame.
@@ -13,8 +13,8 @@
 //
 // It is not in the univariate registry, so NAB does not score it: an embedding of one series into
 // (x, x - previous, x - recent mean) was tried and scored about 0-2 there, because the real
-// series' heavy tails make a Gaussian chi-square alarm on 2% of points. Its job is the joint view of
-// metrics that move together, which NAB's single series do not have.
+// series' heavy tails make a Gaussian chi-square alarm on 2% of points. Its job is the joint view
+// of metrics that move together, which NAB's single series do not have.
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -63,18 +63,21 @@ double ChiSquareAt(double k, double p) {
 class Mahalanobis : public MultiDetector {
  public:
   Mahalanobis(size_t dims, const MahalanobisParams& p)
-      : p_(p), mean_(Eigen::VectorXd::Zero(dims)), cov_(Eigen::MatrixXd::Zero(dims, dims)),
+      : p_(p),
+        mean_(Eigen::VectorXd::Zero(dims)),
+        cov_(Eigen::MatrixXd::Zero(dims, dims)),
         alarm_d2_(ChiSquareAt(p.k, double(dims))) {}
 
   size_t dimensions() const override { return static_cast<size_t>(mean_.size()); }
 
   Result<MultiVerdict> Observe(int64_t, std::span<const double> xs) override {
     if (xs.size() != dimensions()) {
-      return InvalidArgument("mahalanobis: expected " + std::to_string(dimensions()) + " values, got " +
-                             std::to_string(xs.size()));
+      return InvalidArgument("mahalanobis: expected " + std::to_string(dimensions()) +
+                             " values, got " + std::to_string(xs.size()));
     }
     for (size_t i = 0; i < xs.size(); ++i) {
-      if (!std::isfinite(xs[i])) return InvalidArgument("mahalanobis: value " + std::to_string(i) + " is not finite");
+      if (!std::isfinite(xs[i]))
+        return InvalidArgument("mahalanobis: value " + std::to_string(i) + " is not finite");
     }
     const Eigen::Map<const Eigen::VectorXd> x(xs.data(), static_cast<Eigen::Index>(xs.size()));
     MultiVerdict out;
@@ -130,8 +133,8 @@ class Mahalanobis : public MultiDetector {
     r.U64(&n), r.Doubles(&mean, p), r.Doubles(&cov, p * p);
     FAULTLINE_RETURN_IF_ERROR(r.Finish());
     if (mean.size() != p || cov.size() != p * p) {
-      return InvalidArgument("mahalanobis state: " + std::to_string(mean.size()) + " dimensions, this detector has " +
-                             std::to_string(p));
+      return InvalidArgument("mahalanobis state: " + std::to_string(mean.size()) +
+                             " dimensions, this detector has " + std::to_string(p));
     }
     n_ = n;
     mean_ = Eigen::Map<const Eigen::VectorXd>(mean.data(), Eigen::Index(p));
@@ -143,8 +146,9 @@ class Mahalanobis : public MultiDetector {
   Eigen::MatrixXd Shrunk() const {
     Eigen::MatrixXd s = (1 - p_.shrinkage) * cov_;
     for (Eigen::Index i = 0; i < s.rows(); ++i) {
-      const double var = std::max(std::pow(SafeScale(std::sqrt(std::max(cov_(i, i), 0.0)), mean_[i]), 2),
-                                  p_.min_sd * p_.min_sd);
+      const double var =
+          std::max(std::pow(SafeScale(std::sqrt(std::max(cov_(i, i), 0.0)), mean_[i]), 2),
+                   p_.min_sd * p_.min_sd);
       s(i, i) = (1 - p_.shrinkage) * cov_(i, i) + p_.shrinkage * var;
       s(i, i) = std::max(s(i, i), var);
     }
@@ -160,11 +164,14 @@ class Mahalanobis : public MultiDetector {
 
 }  // namespace
 
-Result<std::unique_ptr<MultiDetector>> CreateMultiDetector(const std::string& name, size_t dimensions,
+Result<std::unique_ptr<MultiDetector>> CreateMultiDetector(const std::string& name,
+                                                           size_t dimensions,
                                                            const Params& params) {
-  if (name != "mahalanobis") return NotFound("no multivariate detector named '" + name + "' (known: mahalanobis)");
+  if (name != "mahalanobis")
+    return NotFound("no multivariate detector named '" + name + "' (known: mahalanobis)");
   if (dimensions < 1 || dimensions > 64) {
-    return InvalidArgument("mahalanobis: " + std::to_string(dimensions) + " dimensions, expected 1 to 64");
+    return InvalidArgument("mahalanobis: " + std::to_string(dimensions) +
+                           " dimensions, expected 1 to 64");
   }
   FAULTLINE_ASSIGN_OR_RETURN(MahalanobisParams p, ReadParams(name, params));
   return std::unique_ptr<MultiDetector>(new Mahalanobis(dimensions, p));

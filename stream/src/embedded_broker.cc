@@ -89,9 +89,11 @@ struct EmbeddedBroker::Impl {
   }
 };
 
-Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const EmbeddedBrokerOptions& options) {
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
+    const EmbeddedBrokerOptions& options) {
   if (options.partitions < 1) {
-    return InvalidArgument("--partitions " + std::to_string(options.partitions) + ": must be at least 1");
+    return InvalidArgument("--partitions " + std::to_string(options.partitions) +
+                           ": must be at least 1");
   }
   if (options.port < 0 || options.port > 65535) {
     return InvalidArgument("--port " + std::to_string(options.port) + ": must be 0..65535");
@@ -105,10 +107,13 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const EmbeddedBrok
   d.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (!d.rk) return Unavailable(std::string("embedded broker: ") + err);
   d.cluster = rd_kafka_mock_cluster_new(d.rk, 1);
-  if (!d.cluster) return Unavailable("embedded broker: librdkafka could not start its mock cluster");
+  if (!d.cluster)
+    return Unavailable("embedded broker: librdkafka could not start its mock cluster");
   for (const std::string& topic : options.topics) {
-    if (rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(d.cluster, topic.c_str(), options.partitions, 1)) {
-      return Unavailable("embedded broker: cannot create topic " + topic + ": " + rd_kafka_err2str(e));
+    if (rd_kafka_resp_err_t e =
+            rd_kafka_mock_topic_create(d.cluster, topic.c_str(), options.partitions, 1)) {
+      return Unavailable("embedded broker: cannot create topic " + topic + ": " +
+                         rd_kafka_err2str(e));
     }
   }
   const std::string mock = rd_kafka_mock_cluster_bootstraps(d.cluster);
@@ -121,8 +126,10 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const EmbeddedBrok
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(options.port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(d.listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(d.listen_fd, 64) != 0) {
-      return Unavailable("--port " + std::to_string(options.port) + ": cannot listen on 127.0.0.1: " + strerror(errno));
+    if (bind(d.listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        listen(d.listen_fd, 64) != 0) {
+      return Unavailable("--port " + std::to_string(options.port) +
+                         ": cannot listen on 127.0.0.1: " + strerror(errno));
     }
     d.acceptor = std::thread([&d, target = d.bootstrap] { d.Accept(target); });
     d.bootstrap = "127.0.0.1:" + std::to_string(options.port);

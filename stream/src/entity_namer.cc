@@ -29,10 +29,13 @@ std::string_view FieldValue(std::string_view field, const v1::ProcessIdentity* p
 }
 
 bool AllDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 bool AllHex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 bool IsUuid(std::string_view s) {
   if (s.size() != 36) return false;
@@ -51,7 +54,8 @@ Result<EntityNamer::Template> EntityNamer::Parse(const std::string& text) {
     if (text[i] == '}') return InvalidArgument("naming template '" + text + "': '}' without '{'");
     if (text[i] != '{') continue;
     const size_t close = text.find('}', i);
-    if (close == std::string::npos) return InvalidArgument("naming template '" + text + "': '{' is not closed");
+    if (close == std::string::npos)
+      return InvalidArgument("naming template '" + text + "': '{' is not closed");
     const std::string field = text.substr(i + 1, close - i - 1);
     if (std::find(std::begin(kFields), std::end(kFields), field) == std::end(kFields)) {
       return InvalidArgument("naming template '" + text + "': unknown field {" + field +
@@ -72,8 +76,9 @@ Result<EntityNamer> EntityNamer::Create(const NamingOptions& options) {
   }
   for (const std::string& f : n.service_.back().fields) {
     if (f == "container" || f == "pod" || f == "cgroup") {
-      return InvalidArgument("naming: the last service template '" + n.service_.back().text + "' uses {" + f +
-                             "}, which a process may not have; end with one that always resolves, such as {comm}");
+      return InvalidArgument(
+          "naming: the last service template '" + n.service_.back().text + "' uses {" + f +
+          "}, which a process may not have; end with one that always resolves, such as {comm}");
     }
   }
   FAULTLINE_ASSIGN_OR_RETURN(n.instance_, Parse(options.instance_template));
@@ -89,8 +94,8 @@ std::string EntityNamer::Expand(const Template& t, const v1::ProcessIdentity* pr
       continue;
     }
     const size_t close = t.text.find('}', i);
-    const std::string_view value =
-        FieldValue(std::string_view(t.text).substr(i + 1, close - i - 1), process, pid, machine, &scratch);
+    const std::string_view value = FieldValue(std::string_view(t.text).substr(i + 1, close - i - 1),
+                                              process, pid, machine, &scratch);
     if (value.empty()) return {};
     out.append(value);
     i = close;
@@ -98,7 +103,8 @@ std::string EntityNamer::Expand(const Template& t, const v1::ProcessIdentity* pr
   return out;
 }
 
-std::string EntityNamer::Service(const v1::ProcessIdentity* process, uint32_t pid, std::string_view machine) const {
+std::string EntityNamer::Service(const v1::ProcessIdentity* process, uint32_t pid,
+                                 std::string_view machine) const {
   if (!process) return "unknown";
   for (const Template& t : service_) {
     std::string name = Expand(t, process, pid, machine);
@@ -107,7 +113,8 @@ std::string EntityNamer::Service(const v1::ProcessIdentity* process, uint32_t pi
   return "unknown";
 }
 
-std::string EntityNamer::Instance(const v1::ProcessIdentity* process, uint32_t pid, std::string_view machine) const {
+std::string EntityNamer::Instance(const v1::ProcessIdentity* process, uint32_t pid,
+                                  std::string_view machine) const {
   std::string name = Expand(instance_, process, pid, machine);
   return name.empty() ? std::string(machine) + "/" + std::to_string(pid) : name;
 }
@@ -129,7 +136,8 @@ void EntityNamer::AppendEndpoint(std::string_view method, std::string_view path,
   size_t start = 0;
   while (start <= path.size()) {
     const size_t slash = path.find('/', start);
-    const std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view seg = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (AllDigits(seg)) {
       out->append(":id");
     } else if (IsUuid(seg)) {

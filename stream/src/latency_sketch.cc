@@ -77,8 +77,8 @@ void LatencySketch::Add(double value, uint64_t count) {
 
 Status LatencySketch::Merge(const LatencySketch& other) {
   if (other.alpha_ != alpha_) {
-    return InvalidArgument("sketch merge: relative accuracy " + std::to_string(other.alpha_) + " into " +
-                           std::to_string(alpha_));
+    return InvalidArgument("sketch merge: relative accuracy " + std::to_string(other.alpha_) +
+                           " into " + std::to_string(alpha_));
   }
   if (other.count_ == 0) return Status::Ok();
   if (count_ == 0) {
@@ -136,13 +136,16 @@ Result<LatencySketch> LatencySketch::Decode(std::string_view bytes) {
   ByteReader r(bytes);
   double alpha = 0, sum = 0, min = 0, max = 0;
   uint64_t max_buckets = 0, count = 0, zero = 0, offset = 0, n = 0;
-  if (!r.Double(&alpha) || !r.Varint(&max_buckets) || !r.Varint(&count) || !r.Double(&sum) || !r.Double(&min) ||
-      !r.Double(&max) || !r.Varint(&zero) || !r.Varint(&offset) || !r.Varint(&n)) {
+  if (!r.Double(&alpha) || !r.Varint(&max_buckets) || !r.Varint(&count) || !r.Double(&sum) ||
+      !r.Double(&min) || !r.Double(&max) || !r.Varint(&zero) || !r.Varint(&offset) ||
+      !r.Varint(&n)) {
     return InvalidArgument("latency sketch: truncated header");
   }
-  if (!(alpha >= 1e-4 && alpha <= 0.49) || max_buckets < 16 || max_buckets > (1u << 20) || n > max_buckets) {
-    return InvalidArgument("latency sketch: accuracy " + std::to_string(alpha) + ", " + std::to_string(n) + " of " +
-                           std::to_string(max_buckets) + " buckets: not a sketch");
+  if (!(alpha >= 1e-4 && alpha <= 0.49) || max_buckets < 16 || max_buckets > (1u << 20) ||
+      n > max_buckets) {
+    return InvalidArgument("latency sketch: accuracy " + std::to_string(alpha) + ", " +
+                           std::to_string(n) + " of " + std::to_string(max_buckets) +
+                           " buckets: not a sketch");
   }
   if (!(std::isfinite(sum) && std::isfinite(min) && std::isfinite(max) && min >= 0 && min <= max)) {
     return InvalidArgument("latency sketch: min, max or sum is not a valid summary");
@@ -151,19 +154,22 @@ Result<LatencySketch> LatencySketch::Decode(std::string_view bytes) {
   s.count_ = count, s.sum_ = sum, s.min_ = min, s.max_ = max, s.zero_count_ = zero;
   const int64_t first = UnZigZag(offset);
   if (first < -kMaxIndex || first > kMaxIndex) {
-    return InvalidArgument("latency sketch: first bucket " + std::to_string(first) + " is out of range");
+    return InvalidArgument("latency sketch: first bucket " + std::to_string(first) +
+                           " is out of range");
   }
   s.offset_ = static_cast<int32_t>(first);
   s.counts_.resize(n);
   uint64_t total = zero;
   for (uint64_t i = 0; i < n; ++i) {
-    if (!r.Varint(&s.counts_[i])) return InvalidArgument("latency sketch: truncated at bucket " + std::to_string(i));
+    if (!r.Varint(&s.counts_[i]))
+      return InvalidArgument("latency sketch: truncated at bucket " + std::to_string(i));
     total += s.counts_[i];
   }
-  if (!r.empty()) return InvalidArgument("latency sketch: " + std::to_string(r.remaining()) + " trailing bytes");
+  if (!r.empty())
+    return InvalidArgument("latency sketch: " + std::to_string(r.remaining()) + " trailing bytes");
   if (total != count) {
-    return InvalidArgument("latency sketch: buckets hold " + std::to_string(total) + " values, count says " +
-                           std::to_string(count));
+    return InvalidArgument("latency sketch: buckets hold " + std::to_string(total) +
+                           " values, count says " + std::to_string(count));
   }
   return s;
 }

@@ -58,7 +58,8 @@ std::string VarintValue(uint64_t v) {
 void AppendAddress(const v1::Endpoint& e, std::string* out) {
   const std::string& a = e.addr();
   const bool v4 = a.size() == 4;
-  const bool mapped = a.size() == 16 && a.compare(0, 12, std::string_view("\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) == 0;
+  const bool mapped =
+      a.size() == 16 && a.compare(0, 12, std::string_view("\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) == 0;
   if (v4 || mapped) {
     const char* b = a.data() + (v4 ? 0 : 12);
     for (int i = 0; i < 4; ++i) {
@@ -80,7 +81,8 @@ void AppendAddress(const v1::Endpoint& e, std::string* out) {
   out->push_back(':');
   char digits[8];
   int n = 0;
-  for (unsigned port = e.port() & 0xffff; n == 0 || port; port /= 10) digits[n++] = static_cast<char>('0' + port % 10);
+  for (unsigned port = e.port() & 0xffff; n == 0 || port; port /= 10)
+    digits[n++] = static_cast<char>('0' + port % 10);
   while (n) out->push_back(digits[--n]);
 }
 
@@ -104,10 +106,9 @@ struct PartitionState::OpenWindows {
 PartitionState::PartitionState() : open_(std::make_unique<OpenWindows>()) {}
 PartitionState::~PartitionState() = default;
 
-Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& state_dir, const std::string& topic,
-                                                             int32_t partition, const WindowOptions& options,
-                                                             const EntityNamer& namer,
-                                                             std::shared_ptr<rocksdb::Cache> cache) {
+Result<std::unique_ptr<PartitionState>> PartitionState::Open(
+    const std::string& state_dir, const std::string& topic, int32_t partition,
+    const WindowOptions& options, const EntityNamer& namer, std::shared_ptr<rocksdb::Cache> cache) {
   std::unique_ptr<PartitionState> p(new PartitionState());
   p->path_ = state_dir + "/" + topic + "-" + std::to_string(partition);
   p->partition_ = partition;
@@ -122,7 +123,8 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   ro.keep_log_file_num = 2;
   // Bounded memory however many partitions a processor owns: small memtables (which also bound
   // the log replayed after a crash) under one process-wide budget.
-  static const auto write_buffers = std::make_shared<rocksdb::WriteBufferManager>(kWriteBufferBudget);
+  static const auto write_buffers =
+      std::make_shared<rocksdb::WriteBufferManager>(kWriteBufferBudget);
   ro.write_buffer_size = 16 << 20;
   ro.max_write_buffer_number = 2;
   ro.write_buffer_manager = write_buffers;
@@ -136,7 +138,8 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   rocksdb::Status s = rocksdb::DB::Open(ro, p->path_, &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Unavailable("partition state " + p->path_ + " is held by another process (" + s.ToString() + ")");
+      return Unavailable("partition state " + p->path_ + " is held by another process (" +
+                         s.ToString() + ")");
     }
     return RocksError(p->path_, s);
   }
@@ -150,11 +153,13 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
     if (!r.Varint(&w)) return Internal("partition state " + p->path_ + ": corrupt window length");
     if (static_cast<int64_t>(w) != options.window_s) {
       return FailedPrecondition("partition state " + p->path_ + " holds " + std::to_string(w) +
-                                " s windows, the configuration asks for " + std::to_string(options.window_s) +
+                                " s windows, the configuration asks for " +
+                                std::to_string(options.window_s) +
                                 " s: use another --state-dir or the same window");
     }
   } else {
-    rocksdb::Status ws = p->db_->Put({}, std::string(kWindowKey), VarintValue(static_cast<uint64_t>(options.window_s)));
+    rocksdb::Status ws = p->db_->Put({}, std::string(kWindowKey),
+                                     VarintValue(static_cast<uint64_t>(options.window_s)));
     if (!ws.ok()) return RocksError(p->path_, ws);
   }
   if (p->db_->Get({}, std::string(kOffsetKey), &v).ok()) {
@@ -173,8 +178,10 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
   for (it->Seek(std::string(kOpen)); it->Valid() && it->key().starts_with(kOpen); it->Next()) {
     const std::string_view k(it->key().data() + kOpen.size(), it->key().size() - kOpen.size());
     auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
-    if (k.size() < 8 || !stats.ok()) return Internal("partition state " + p->path_ + ": corrupt open window");
-    p->open_->by_start[FromBe64(k)][std::string(k.substr(8))] = Entry{std::move(stats).value(), false};
+    if (k.size() < 8 || !stats.ok())
+      return Internal("partition state " + p->path_ + ": corrupt open window");
+    p->open_->by_start[FromBe64(k)][std::string(k.substr(8))] =
+        Entry{std::move(stats).value(), false};
   }
   for (it->Seek(std::string(kOutbox)); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
     const std::string_view k(it->key().data() + kOutbox.size(), it->key().size() - kOutbox.size());
@@ -183,24 +190,27 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(const std::string& 
     if (!p->db_->Get({}, std::string(kClosed) + std::string(k), &closed).ok()) continue;  // expired
     auto stats = WindowStats::Decode(closed);
     if (!stats.ok()) return Internal("partition state " + p->path_ + ": corrupt closed window");
-    p->outbox_[{FromBe64(k), std::string(k.substr(8))}] = OutboxEntry{std::move(stats).value(), false};
+    p->outbox_[{FromBe64(k), std::string(k.substr(8))}] =
+        OutboxEntry{std::move(stats).value(), false};
   }
-  for (it->Seek(std::string(kEndpoint)); it->Valid() && it->key().starts_with(kEndpoint); it->Next()) {
-    const std::string_view k(it->key().data() + kEndpoint.size(), it->key().size() - kEndpoint.size());
+  for (it->Seek(std::string(kEndpoint)); it->Valid() && it->key().starts_with(kEndpoint);
+       it->Next()) {
+    const std::string_view k(it->key().data() + kEndpoint.size(),
+                             it->key().size() - kEndpoint.size());
     const size_t sep = k.find('\0');
     if (sep == std::string_view::npos) continue;
     p->endpoints_[std::string(k)] = true;
     p->endpoint_counts_[std::string(k.substr(0, sep))]++;
   }
-  for (it->Seek(std::string(kListener)); it->Valid() && it->key().starts_with(kListener); it->Next()) {
-    const std::string_view k(it->key().data() + kListener.size(), it->key().size() - kListener.size());
+  for (it->Seek(std::string(kListener)); it->Valid() && it->key().starts_with(kListener);
+       it->Next()) {
+    const std::string_view k(it->key().data() + kListener.size(),
+                             it->key().size() - kListener.size());
     p->listeners_[std::string(k)] = it->value().ToString();
   }
   if (!it->status().ok()) return RocksError(p->path_, it->status());
   return p;
 }
-
-
 
 int64_t PartitionState::watermark_s() const {
   return max_event_ns_ / kNsPerS - options_.allowed_lateness_s;
@@ -276,7 +286,8 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     for (const auto& p : batch.processes()) {
       if (p.pid() == pid) proc = &p;
     }
-    names.push_back({pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine)});
+    names.push_back(
+        {pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine)});
     return names.back();
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
@@ -341,7 +352,8 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         EntityNamer::AppendEndpoint(h.method(), h.path(), &endpoint);
         probe.assign(who.service);
         if (!server) probe.append("->").append(remote);
-        const std::string_view counted = EndpointFor(probe, endpoint, counters);  // endpoint or "other"
+        const std::string_view counted =
+            EndpointFor(probe, endpoint, counters);  // endpoint or "other"
         if (server) {
           if (listeners_.find(listener_probe()) == listeners_.end()) {
             listeners_.emplace(probe, who.service);
@@ -392,7 +404,8 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       }
       case v1::Event::kTcpReset: {
         WindowStats* s = edge_series(server_side());
-        (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent : s->resets_received)++;
+        (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent
+                                                                    : s->resets_received)++;
         break;
       }
       case v1::Event::kFlowStats: {
@@ -427,7 +440,8 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
     for (auto& [encoded, entry] : node.mapped()) {
       auto key = SeriesKey::Decode(encoded);
       if (!key.ok()) continue;  // encoded by this process: cannot happen
-      closed_since_commit_.push_back(StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false, {}});
+      closed_since_commit_.push_back(
+          StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false, {}});
       counters->windows_closed++;
     }
   }
@@ -456,7 +470,8 @@ Status PartitionState::Commit() {
   for (const auto& [service, endpoint] : new_endpoints_) {
     batch.Put(std::string(kEndpoint) + service + '\0' + endpoint, "");
   }
-  for (const auto& [listener, service] : new_listeners_) batch.Put(std::string(kListener) + listener, service);
+  for (const auto& [listener, service] : new_listeners_)
+    batch.Put(std::string(kListener) + listener, service);
   if (meta_dirty_) {
     batch.Put(std::string(kOffsetKey), VarintValue(static_cast<uint64_t>(next_offset_)));
     batch.Put(std::string(kMaxEventKey), VarintValue(static_cast<uint64_t>(max_event_ns_)));
@@ -501,7 +516,8 @@ std::vector<StoredWindow> PartitionState::TakeOutbox() {
     if (entry.handed_out) continue;
     entry.handed_out = true;
     auto key = SeriesKey::Decode(k.second);
-    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
+    if (key.ok())
+      out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
@@ -511,15 +527,19 @@ std::vector<StoredWindow> PartitionState::PeekOutbox() const {
   for (const auto& [k, entry] : outbox_) {
     if (entry.handed_out) continue;
     auto key = SeriesKey::Decode(k.second);
-    if (key.ok()) out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
+    if (key.ok())
+      out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
 
-void PartitionState::Published(int64_t start_s, const SeriesKey& key) { published_.emplace_back(start_s, key.Encode()); }
+void PartitionState::Published(int64_t start_s, const SeriesKey& key) {
+  published_.emplace_back(start_s, key.Encode());
+}
 
-Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir, bool include_open,
-                                                               int64_t* window_s) {
+Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir,
+                                                              bool include_open,
+                                                              int64_t* window_s) {
   rocksdb::Options ro;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(ro, partition_dir, &raw);
@@ -536,12 +556,16 @@ Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string&
     if (prefix == kOpen && !include_open) break;
     for (it->Seek(std::string(prefix)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       const std::string_view k(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-      if (k.size() < 8) return Internal("partition state " + partition_dir + ": corrupt window key");
+      if (k.size() < 8)
+        return Internal("partition state " + partition_dir + ": corrupt window key");
       auto key = SeriesKey::Decode(k.substr(8));
       auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
-      if (!key.ok()) return Internal("partition state " + partition_dir + ": " + key.status().message());
-      if (!stats.ok()) return Internal("partition state " + partition_dir + ": " + stats.status().message());
-      out.push_back(StoredWindow{FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen, {}});
+      if (!key.ok())
+        return Internal("partition state " + partition_dir + ": " + key.status().message());
+      if (!stats.ok())
+        return Internal("partition state " + partition_dir + ": " + stats.status().message());
+      out.push_back(StoredWindow{
+          FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen, {}});
     }
   }
   if (!it->status().ok()) return RocksError(partition_dir, it->status());

@@ -32,12 +32,14 @@ Status ConfError(const std::string& source, const YAML::Node& node, const std::s
 }
 
 template <typename T>
-Status ReadScalar(const std::string& source, const YAML::Node& node, const std::string& field, T min, T max, T* out) {
+Status ReadScalar(const std::string& source, const YAML::Node& node, const std::string& field,
+                  T min, T max, T* out) {
   try {
     const T v = node.as<T>();
     if (v < min || v > max) {
-      return ConfError(source, node, field + ": " + node.Scalar() + " is out of range [" + std::to_string(min) + ", " +
-                                         std::to_string(max) + "]");
+      return ConfError(source, node,
+                       field + ": " + node.Scalar() + " is out of range [" + std::to_string(min) +
+                           ", " + std::to_string(max) + "]");
     }
     *out = v;
     return Status::Ok();
@@ -65,24 +67,30 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
       if (key == "window_seconds") {
         FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.window_s));
       } else if (key == "allowed_lateness_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 0, 86400, &w.allowed_lateness_s));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<int64_t>(source, v, key, 0, 86400, &w.allowed_lateness_s));
       } else if (key == "retention_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 0, 90 * 86400, &w.retention_s));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<int64_t>(source, v, key, 0, 90 * 86400, &w.retention_s));
       } else if (key == "max_future_seconds") {
         FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.max_future_s));
       } else if (key == "max_endpoints_per_service") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<size_t>(source, v, key, 1, 100000, &w.max_endpoints_per_service));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<size_t>(source, v, key, 1, 100000, &w.max_endpoints_per_service));
       } else if (key == "commit_interval_ms") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 10, 600000, &o->commit_interval_ms));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<int64_t>(source, v, key, 10, 600000, &o->commit_interval_ms));
       } else if (key == "session_timeout_ms") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int>(source, v, key, 1000, 3600000, &o->session_timeout_ms));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<int>(source, v, key, 1000, 3600000, &o->session_timeout_ms));
       } else if (key == "sync_commits") {
         if (v.Scalar() != "true" && v.Scalar() != "false") {
           return ConfError(source, v, key + ": expected true or false, got '" + v.Scalar() + "'");
         }
         w.sync_commits = v.Scalar() == "true";
       } else if (key == "naming") {
-        if (!v.IsMap()) return ConfError(source, v, "naming: expected a mapping with service and instance");
+        if (!v.IsMap())
+          return ConfError(source, v, "naming: expected a mapping with service and instance");
         for (const auto& n : v) {
           const std::string nk = n.first.as<std::string>();
           if (nk == "service") {
@@ -91,14 +99,17 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
             }
             o->naming.service_templates.clear();
             for (const auto& t : n.second) {
-              if (!t.IsScalar()) return ConfError(source, t, "naming.service: expected a template string");
+              if (!t.IsScalar())
+                return ConfError(source, t, "naming.service: expected a template string");
               o->naming.service_templates.push_back(t.Scalar());
             }
           } else if (nk == "instance") {
-            if (!n.second.IsScalar()) return ConfError(source, n.second, "naming.instance: expected a template string");
+            if (!n.second.IsScalar())
+              return ConfError(source, n.second, "naming.instance: expected a template string");
             o->naming.instance_template = n.second.Scalar();
           } else {
-            return ConfError(source, n.first, "naming: unknown field '" + nk + "' (known: service, instance)");
+            return ConfError(source, n.first,
+                             "naming: unknown field '" + nk + "' (known: service, instance)");
           }
         }
         auto namer = EntityNamer::Create(o->naming);
@@ -106,8 +117,10 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
       } else {
         return ConfError(source, kv.first,
                          "unknown setting '" + key +
-                             "' (known: window_seconds, allowed_lateness_seconds, retention_seconds, max_future_seconds, "
-                             "max_endpoints_per_service, commit_interval_ms, session_timeout_ms, sync_commits, naming)");
+                             "' (known: window_seconds, allowed_lateness_seconds, "
+                             "retention_seconds, max_future_seconds, "
+                             "max_endpoints_per_service, commit_interval_ms, session_timeout_ms, "
+                             "sync_commits, naming)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -127,8 +140,9 @@ struct StreamProcessor::Impl {
   Clock::time_point last_commit = Clock::now();
   Clock::time_point first_apply{}, last_apply{};
 
-  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &closed, &published,
-      &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors, &rebalances, &kafka_errors;
+  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &closed,
+      &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
+      &rebalances, &kafka_errors;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
   uint64_t outbox_expired_reported = 0;
 
@@ -147,26 +161,36 @@ struct StreamProcessor::Impl {
         late(Dropped("late")),
         future(Dropped("future")),
         undecodable(Dropped("undecodable")),
-        folded(m->Counter("faultline_stream_endpoints_folded_total",
-                          "Events whose endpoint was folded into 'other' (per-service endpoint cap)")),
+        folded(
+            m->Counter("faultline_stream_endpoints_folded_total",
+                       "Events whose endpoint was folded into 'other' (per-service endpoint cap)")),
         closed(m->Counter("faultline_stream_windows_closed_total", "Series windows closed")),
-        published(m->Counter("faultline_stream_windows_published_total", "Closed windows delivered to the metrics topic")),
-        publish_failed(m->Counter("faultline_stream_publish_failures_total",
-                                  "Closed windows the metrics topic did not take (retried from the outbox)")),
+        published(m->Counter("faultline_stream_windows_published_total",
+                             "Closed windows delivered to the metrics topic")),
+        publish_failed(
+            m->Counter("faultline_stream_publish_failures_total",
+                       "Closed windows the metrics topic did not take (retried from the outbox)")),
         outbox_expired(Dropped("outbox_expired")),
         commits(m->Counter("faultline_stream_commits_total", "State commits (all partitions)")),
-        commit_seconds(m->Counter("faultline_stream_commit_seconds_total", "Time spent committing state")),
-        commit_errors(m->Counter("faultline_stream_commit_errors_total", "Partition commits that failed")),
+        commit_seconds(
+            m->Counter("faultline_stream_commit_seconds_total", "Time spent committing state")),
+        commit_errors(
+            m->Counter("faultline_stream_commit_errors_total", "Partition commits that failed")),
         rebalances(m->Counter("faultline_stream_rebalances_total", "Partition assignment changes")),
-        kafka_errors(m->Counter("faultline_stream_kafka_errors_total", "Consumer errors reported by Kafka")),
+        kafka_errors(
+            m->Counter("faultline_stream_kafka_errors_total", "Consumer errors reported by Kafka")),
         partitions(m->Gauge("faultline_stream_partitions", "Input partitions this processor owns")),
         open_series(m->Gauge("faultline_stream_open_series", "Series in open windows")),
-        state_bytes(m->Gauge("faultline_stream_state_bytes", "Approximate size of the owned partitions' state")),
-        lag(m->Gauge("faultline_stream_lag_messages", "Messages behind the end of the owned partitions")),
-        last_commit_seconds(m->Gauge("faultline_stream_last_commit_seconds", "Duration of the last commit")) {}
+        state_bytes(m->Gauge("faultline_stream_state_bytes",
+                             "Approximate size of the owned partitions' state")),
+        lag(m->Gauge("faultline_stream_lag_messages",
+                     "Messages behind the end of the owned partitions")),
+        last_commit_seconds(
+            m->Gauge("faultline_stream_last_commit_seconds", "Duration of the last commit")) {}
 
   prometheus::Counter& Dropped(const std::string& reason) {
-    return metrics->Counter("faultline_stream_dropped_total", "Events or windows dropped, by reason", {{"reason", reason}});
+    return metrics->Counter("faultline_stream_dropped_total",
+                            "Events or windows dropped, by reason", {{"reason", reason}});
   }
 
   ~Impl() {
@@ -189,8 +213,8 @@ struct StreamProcessor::Impl {
     }
   }
 
-  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
-                          void* opaque) {
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
     static_cast<Impl*>(opaque)->Rebalance(rk, err, parts);
   }
 
@@ -211,8 +235,10 @@ struct StreamProcessor::Impl {
         const int64_t next = (*state)->next_offset();
         rd_kafka_topic_partition_list_add(assign, parts->elems[i].topic, p)->offset =
             next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
-        spdlog::info("partition {}: assigned, resuming at {} (state of {} open series loaded in {:.1f} ms)", p,
-                     next >= 0 ? std::to_string(next) : "the beginning", (*state)->open_series(), open_ms);
+        spdlog::info(
+            "partition {}: assigned, resuming at {} (state of {} open series loaded in {:.1f} ms)",
+            p, next >= 0 ? std::to_string(next) : "the beginning", (*state)->open_series(),
+            open_ms);
         states[p] = std::move(state).value();
       }
       rd_kafka_error_t* e = cooperative ? rd_kafka_incremental_assign(rk, assign) : nullptr;
@@ -247,8 +273,11 @@ struct StreamProcessor::Impl {
     const auto deadline = Clock::now() + kLockWait;
     while (true) {
       auto state = PartitionState::Open(options.state_dir, topic, p, options.windows, namer);
-      if (state.ok() || state.status().code() != StatusCode::kUnavailable || Clock::now() > deadline) return state;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the previous owner is still closing it
+      if (state.ok() || state.status().code() != StatusCode::kUnavailable ||
+          Clock::now() > deadline)
+        return state;
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(100));  // the previous owner is still closing it
     }
   }
 
@@ -264,7 +293,8 @@ struct StreamProcessor::Impl {
 
   void CommitAll() {
     const auto t0 = Clock::now();
-    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(static_cast<int>(states.size()));
+    rd_kafka_topic_partition_list_t* offsets =
+        rd_kafka_topic_partition_list_new(static_cast<int>(states.size()));
     size_t series = 0;
     uint64_t bytes = 0, expired = 0;
     for (auto& [p, s] : states) {
@@ -273,7 +303,8 @@ struct StreamProcessor::Impl {
       bytes += s->ApproximateBytes();
       expired += s->outbox_expired();
       if (s->next_offset() >= 0) {
-        rd_kafka_topic_partition_list_add(offsets, options.events_topic.c_str(), p)->offset = s->next_offset();
+        rd_kafka_topic_partition_list_add(offsets, options.events_topic.c_str(), p)->offset =
+            s->next_offset();
       }
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -302,7 +333,8 @@ struct StreamProcessor::Impl {
     if (options.print_windows) {
       // Printed when committed: a crash before delivery can print a window again, never lose one.
       for (auto& [p, s] : states) {
-        for (const StoredWindow& w : s->PeekOutbox()) std::printf("%s\n", WindowToJson(w, options.windows.window_s).c_str());
+        for (const StoredWindow& w : s->PeekOutbox())
+          std::printf("%s\n", WindowToJson(w, options.windows.window_s).c_str());
       }
       std::fflush(stdout);
     }
@@ -321,13 +353,14 @@ struct StreamProcessor::Impl {
         const std::string key = std::string(EntityKindName(w.key.kind)) + ":" + w.key.Entity();
         auto* d = new Delivery{this, p, w.start_s, w.key};
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            producer, RD_KAFKA_V_TOPIC(options.metrics_topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(value.data(), value.size()),
-            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            producer, RD_KAFKA_V_TOPIC(options.metrics_topic.c_str()),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key.data(), key.size()),
+            RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (err) {
           delete d;
           publish_failed.Increment();
-          FAULTLINE_WARN_RATE_LIMITED("metrics topic: {} (the window stays in the outbox)", rd_kafka_err2str(err));
+          FAULTLINE_WARN_RATE_LIMITED("metrics topic: {} (the window stays in the outbox)",
+                                      rd_kafka_err2str(err));
         }
       }
     }
@@ -352,9 +385,11 @@ struct StreamProcessor::Impl {
     double total_lag = 0;
     for (auto& [p, s] : states) {
       int64_t low = 0, high = 0;
-      const bool known = rd_kafka_get_watermark_offsets(consumer, options.events_topic.c_str(), p, &low, &high) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR;
-      const int64_t behind = known && high >= 0 ? std::max<int64_t>(0, high - std::max<int64_t>(s->next_offset(), low)) : -1;
+      const bool known = rd_kafka_get_watermark_offsets(consumer, options.events_topic.c_str(), p,
+                                                        &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR;
+      const int64_t behind =
+          known && high >= 0 ? std::max<int64_t>(0, high - std::max<int64_t>(s->next_offset(), low))
+                             : -1;
       if (behind > 0) total_lag += static_cast<double>(behind);
       parts[std::to_string(p)] = {{"next_offset", s->next_offset()},
                                   {"end_offset", known ? high : -1},
@@ -401,7 +436,8 @@ struct StreamProcessor::Impl {
 
   Status StartHttp() {
     const size_t colon = options.http_addr.rfind(':');
-    if (colon == std::string::npos) return InvalidArgument("--http-addr '" + options.http_addr + "': expected HOST:PORT");
+    if (colon == std::string::npos)
+      return InvalidArgument("--http-addr '" + options.http_addr + "': expected HOST:PORT");
     const std::string host = options.http_addr.substr(0, colon);
     int port = 0;
     try {
@@ -459,18 +495,21 @@ struct StreamProcessor::Impl {
     } else if (http->bind_to_port(host, port)) {
       http_port = port;
     }
-    if (http_port <= 0) return Unavailable("--http-addr " + options.http_addr + ": cannot listen there");
+    if (http_port <= 0)
+      return Unavailable("--http-addr " + options.http_addr + ": cannot listen there");
     http_thread = std::thread([this] { http->listen_after_bind(); });
     return Status::Ok();
   }
 };
 
-Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOptions& options, MetricsRegistry* metrics) {
+Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOptions& options,
+                                                                 MetricsRegistry* metrics) {
   // protobuf logs every malformed string field it meets; such batches are counted as undecodable,
   // and the log must stay bounded however many arrive.
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string& message) {
-    FAULTLINE_WARN_RATE_LIMITED("protobuf: {}", message);
-  });
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string& message) {
+        FAULTLINE_WARN_RATE_LIMITED("protobuf: {}", message);
+      });
   if (options.brokers.empty()) return InvalidArgument("--brokers: expected HOST:PORT[,HOST:PORT…]");
   if (options.state_dir.empty()) return InvalidArgument("--state-dir: required");
   FAULTLINE_ASSIGN_OR_RETURN(EntityNamer namer, EntityNamer::Create(options.naming));
@@ -510,10 +549,8 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
   if (!options.metrics_topic.empty()) {
     rd_kafka_conf_t* pconf = rd_kafka_conf_new();
     const std::pair<const char*, std::string> producer_settings[] = {
-        {"bootstrap.servers", options.brokers},
-        {"enable.idempotence", "true"},
-        {"compression.codec", "lz4"},
-        {"linger.ms", "50"},
+        {"bootstrap.servers", options.brokers}, {"enable.idempotence", "true"},
+        {"compression.codec", "lz4"},           {"linger.ms", "50"},
         {"message.timeout.ms", "60000"},
     };
     for (const auto& [k, v] : producer_settings) {
@@ -541,16 +578,19 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
   rd_kafka_topic_partition_list_add(topics, im.options.events_topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(im.consumer, topics);
   rd_kafka_topic_partition_list_destroy(topics);
-  if (err) return Unavailable("subscribe to " + im.options.events_topic + ": " + rd_kafka_err2str(err));
+  if (err)
+    return Unavailable("subscribe to " + im.options.events_topic + ": " + rd_kafka_err2str(err));
   const auto interval = std::chrono::milliseconds(im.options.commit_interval_ms);
   while (!stop.load()) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 50);
     if (m) {
       if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
         im.kafka_errors.Increment();
-        spdlog::error("partition {}: the stored offset is outside the topic's log ({}); it is not consumed until an "
-                      "operator resolves it (another --state-dir starts it afresh)",
-                      m->partition, rd_kafka_message_errstr(m));
+        spdlog::error(
+            "partition {}: the stored offset is outside the topic's log ({}); it is not consumed "
+            "until an "
+            "operator resolves it (another --state-dir starts it afresh)",
+            m->partition, rd_kafka_message_errstr(m));
       } else if (m->err) {
         im.kafka_errors.Increment();
         FAULTLINE_WARN_RATE_LIMITED("Kafka consumer: {}", rd_kafka_message_errstr(m));
@@ -560,7 +600,8 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
         if (m->offset >= s.next_offset()) {
           rd_kafka_timestamp_type_t type;
           const int64_t ts = rd_kafka_message_timestamp(m, &type);
-          s.Apply(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset, ts, &im.counters);
+          s.Apply(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset, ts,
+                  &im.counters);
           im.last_apply = Clock::now();
           if (im.counters.messages == 1) im.first_apply = im.last_apply;
         }
@@ -596,7 +637,8 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
       if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
         // Nothing is owned any more: just acknowledge the revocation.
         if (std::strcmp(rd_kafka_rebalance_protocol(im.consumer), "COOPERATIVE") == 0) {
-          if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(im.consumer, rd_kafka_event_topic_partition_list(ev))) {
+          if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(
+                  im.consumer, rd_kafka_event_topic_partition_list(ev))) {
             rd_kafka_error_destroy(e);
           }
         } else {
@@ -605,7 +647,8 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
       }
       rd_kafka_event_destroy(ev);
     }
-    if (!rd_kafka_consumer_closed(im.consumer)) spdlog::warn("left the consumer group without the broker's answer");
+    if (!rd_kafka_consumer_closed(im.consumer))
+      spdlog::warn("left the consumer group without the broker's answer");
   }
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy_flags(im.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);

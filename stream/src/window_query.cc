@@ -22,25 +22,30 @@ bool Matches(const StoredWindow& w, const WindowQuery& q) {
   if (w.start_s < q.since_s) return false;
   if (w.open && !q.include_open) return false;
   if (q.entity.empty() || w.key.Entity() == q.entity) return true;
-  return std::any_of(w.key.dims.begin(), w.key.dims.end(), [&](const auto& d) { return d.second == q.entity; });
+  return std::any_of(w.key.dims.begin(), w.key.dims.end(),
+                     [&](const auto& d) { return d.second == q.entity; });
 }
 
 }  // namespace
 
-Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, const std::string& topic,
-                                               const WindowQuery& query, int64_t* window_s) {
+Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir,
+                                               const std::string& topic, const WindowQuery& query,
+                                               int64_t* window_s) {
   std::vector<std::string> dirs;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(state_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind(topic + "-", 0) == 0) dirs.push_back(entry.path().string());
+    if (entry.is_directory() && name.rfind(topic + "-", 0) == 0)
+      dirs.push_back(entry.path().string());
   }
   if (ec) return NotFound("state dir " + state_dir + ": " + ec.message());
-  if (dirs.empty()) return NotFound("state dir " + state_dir + ": no partition state for topic " + topic);
+  if (dirs.empty())
+    return NotFound("state dir " + state_dir + ": no partition state for topic " + topic);
   std::sort(dirs.begin(), dirs.end());
   std::vector<StoredWindow> out;
   std::map<std::pair<int64_t, SeriesKey>, size_t> index;
-  std::map<std::string, std::pair<int64_t, std::string>> listeners;  // address -> (latest start, service)
+  std::map<std::string, std::pair<int64_t, std::string>>
+      listeners;  // address -> (latest start, service)
   for (const std::string& dir : dirs) {
     FAULTLINE_ASSIGN_OR_RETURN(auto windows, PartitionState::ReadWindows(dir, true, window_s));
     for (StoredWindow& w : windows) {
@@ -65,7 +70,8 @@ Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, con
     if (w.key.kind != EntityKind::kEdge) continue;
     if (w.key.Dim("side") == "server") {
       w.callee_service = std::string(w.key.Dim("callee"));
-    } else if (auto it = listeners.find(ListenerKey(w.key.Dim("callee"), w.key.Dim("machine"))); it != listeners.end()) {
+    } else if (auto it = listeners.find(ListenerKey(w.key.Dim("callee"), w.key.Dim("machine")));
+               it != listeners.end()) {
       w.callee_service = it->second.second;
     }
   }
@@ -91,32 +97,37 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
     j["status_4xx"] = s.status_4xx;
     j["status_5xx"] = s.status_5xx;
     j["incomplete"] = s.incomplete;
-    j["latency_ms"] = {{"count", s.latency_ns.count()},       {"mean", s.latency_ns.mean() / 1e6},
-                       {"p50", s.latency_ns.Quantile(0.5) / 1e6}, {"p90", s.latency_ns.Quantile(0.9) / 1e6},
-                       {"p99", s.latency_ns.Quantile(0.99) / 1e6}, {"max", s.latency_ns.max() / 1e6}};
+    j["latency_ms"] = {{"count", s.latency_ns.count()},
+                       {"mean", s.latency_ns.mean() / 1e6},
+                       {"p50", s.latency_ns.Quantile(0.5) / 1e6},
+                       {"p90", s.latency_ns.Quantile(0.9) / 1e6},
+                       {"p99", s.latency_ns.Quantile(0.99) / 1e6},
+                       {"max", s.latency_ns.max() / 1e6}};
   }
   if (w.key.kind == EntityKind::kEdge) {
     j["callee_service"] = w.callee_service;
     j["external"] = w.callee_service.empty();
-    j["network"] = {{"retransmits", s.retransmits},
-                    {"drops", s.drops},
-                    {"resets_sent", s.resets_sent},
-                    {"resets_received", s.resets_received},
-                    {"connects_ok", s.connects_ok},
-                    {"connects_refused", s.connects_refused},
-                    {"connects_failed", s.connects_failed},
-                    {"connect_p99_ms", s.connect_ns.Quantile(0.99) / 1e6},
-                    {"rtt_mean_us", s.rtt_samples ? s.rtt_us_sum / static_cast<double>(s.rtt_samples) : 0.0},
-                    {"packets_out", s.packets_out},
-                    {"bytes_out", s.bytes_out},
-                    {"packets_in", s.packets_in},
-                    {"bytes_in", s.bytes_in}};
+    j["network"] = {
+        {"retransmits", s.retransmits},
+        {"drops", s.drops},
+        {"resets_sent", s.resets_sent},
+        {"resets_received", s.resets_received},
+        {"connects_ok", s.connects_ok},
+        {"connects_refused", s.connects_refused},
+        {"connects_failed", s.connects_failed},
+        {"connect_p99_ms", s.connect_ns.Quantile(0.99) / 1e6},
+        {"rtt_mean_us", s.rtt_samples ? s.rtt_us_sum / static_cast<double>(s.rtt_samples) : 0.0},
+        {"packets_out", s.packets_out},
+        {"bytes_out", s.bytes_out},
+        {"packets_in", s.packets_in},
+        {"bytes_in", s.bytes_in}};
   }
   if (w.key.kind == EntityKind::kMachine) j["agent_dropped"] = s.agent_dropped;
   return j.dump();
 }
 
-void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition, v1::WindowRecord* r) {
+void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
+                    v1::WindowRecord* r) {
   const WindowStats& s = w.stats;
   r->set_schema_version(1);
   r->set_kind(std::string(EntityKindName(w.key.kind)));

@@ -8,19 +8,25 @@ namespace faultline::stream {
 
 std::string_view EntityKindName(EntityKind kind) {
   switch (kind) {
-    case EntityKind::kService: return "service";
-    case EntityKind::kEdge: return "edge";
-    case EntityKind::kListener: return "listener";
-    case EntityKind::kMachine: return "machine";
+    case EntityKind::kService:
+      return "service";
+    case EntityKind::kEdge:
+      return "edge";
+    case EntityKind::kListener:
+      return "listener";
+    case EntityKind::kMachine:
+      return "machine";
   }
   return "unknown";
 }
 
 Result<EntityKind> ParseEntityKind(std::string_view name) {
-  for (EntityKind k : {EntityKind::kService, EntityKind::kEdge, EntityKind::kListener, EntityKind::kMachine}) {
+  for (EntityKind k :
+       {EntityKind::kService, EntityKind::kEdge, EntityKind::kListener, EntityKind::kMachine}) {
     if (EntityKindName(k) == name) return k;
   }
-  return InvalidArgument("entity kind '" + std::string(name) + "': expected service, edge, listener or machine");
+  return InvalidArgument("entity kind '" + std::string(name) +
+                         "': expected service, edge, listener or machine");
 }
 
 std::string_view SeriesKey::Dim(std::string_view name) const {
@@ -32,10 +38,14 @@ std::string_view SeriesKey::Dim(std::string_view name) const {
 
 std::string SeriesKey::Entity() const {
   switch (kind) {
-    case EntityKind::kService: return std::string(Dim("service"));
-    case EntityKind::kEdge: return std::string(Dim("caller")) + "->" + std::string(Dim("callee"));
-    case EntityKind::kListener: return std::string(Dim("service"));
-    case EntityKind::kMachine: return std::string(Dim("machine"));
+    case EntityKind::kService:
+      return std::string(Dim("service"));
+    case EntityKind::kEdge:
+      return std::string(Dim("caller")) + "->" + std::string(Dim("callee"));
+    case EntityKind::kListener:
+      return std::string(Dim("service"));
+    case EntityKind::kMachine:
+      return std::string(Dim("machine"));
   }
   return {};
 }
@@ -54,7 +64,8 @@ Result<SeriesKey> SeriesKey::Decode(std::string_view bytes) {
   if (bytes.empty()) return InvalidArgument("series key: empty");
   SeriesKey key;
   const auto kind = static_cast<uint8_t>(bytes[0]);
-  if (kind < 1 || kind > 4) return InvalidArgument("series key: unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 4)
+    return InvalidArgument("series key: unknown kind " + std::to_string(kind));
   key.kind = static_cast<EntityKind>(kind);
   ByteReader r(bytes.substr(1));
   while (!r.empty()) {
@@ -69,15 +80,18 @@ Result<SeriesKey> SeriesKey::Decode(std::string_view bytes) {
 }
 
 Status WindowStats::Merge(const WindowStats& o) {
-  requests += o.requests, status_4xx += o.status_4xx, status_5xx += o.status_5xx, incomplete += o.incomplete;
+  requests += o.requests, status_4xx += o.status_4xx, status_5xx += o.status_5xx,
+      incomplete += o.incomplete;
   FAULTLINE_RETURN_IF_ERROR(latency_ns.Merge(o.latency_ns));
   retransmits += o.retransmits;
   for (const auto& [reason, n] : o.drops) drops[reason] += n;
   resets_sent += o.resets_sent, resets_received += o.resets_received;
-  connects_ok += o.connects_ok, connects_refused += o.connects_refused, connects_failed += o.connects_failed;
+  connects_ok += o.connects_ok, connects_refused += o.connects_refused,
+      connects_failed += o.connects_failed;
   FAULTLINE_RETURN_IF_ERROR(connect_ns.Merge(o.connect_ns));
   rtt_samples += o.rtt_samples, rtt_us_sum += o.rtt_us_sum;
-  packets_out += o.packets_out, bytes_out += o.bytes_out, packets_in += o.packets_in, bytes_in += o.bytes_in;
+  packets_out += o.packets_out, bytes_out += o.bytes_out, packets_in += o.packets_in,
+      bytes_in += o.bytes_in;
   agent_dropped += o.agent_dropped;
   return Status::Ok();
 }
@@ -98,13 +112,15 @@ void WindowStats::EncodeTo(std::string* out) const {
     PutBytes(out, reason);
     PutVarint(out, n);
   }
-  for (uint64_t v : {resets_sent, resets_received, connects_ok, connects_refused, connects_failed}) PutVarint(out, v);
+  for (uint64_t v : {resets_sent, resets_received, connects_ok, connects_refused, connects_failed})
+    PutVarint(out, v);
   sketch.clear();
   connect_ns.EncodeTo(&sketch);
   PutBytes(out, sketch);
   PutVarint(out, rtt_samples);
   PutDouble(out, rtt_us_sum);
-  for (uint64_t v : {packets_out, bytes_out, packets_in, bytes_in, agent_dropped}) PutVarint(out, v);
+  for (uint64_t v : {packets_out, bytes_out, packets_in, bytes_in, agent_dropped})
+    PutVarint(out, v);
 }
 
 Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
@@ -112,8 +128,11 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   WindowStats s;
   uint64_t format = 0;
   if (!r.Varint(&format)) return InvalidArgument("window stats: empty");
-  if (format != kFormat) return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1");
-  auto truncated = [](const char* where) { return InvalidArgument(std::string("window stats: truncated at ") + where); };
+  if (format != kFormat)
+    return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1");
+  auto truncated = [](const char* where) {
+    return InvalidArgument(std::string("window stats: truncated at ") + where);
+  };
   for (uint64_t* v : {&s.requests, &s.status_4xx, &s.status_5xx, &s.incomplete}) {
     if (!r.Varint(v)) return truncated("golden counts");
   }
@@ -128,7 +147,8 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
     if (!r.Bytes(&reason) || !r.Varint(&count)) return truncated("drops");
     s.drops[std::string(reason)] = count;
   }
-  for (uint64_t* v : {&s.resets_sent, &s.resets_received, &s.connects_ok, &s.connects_refused, &s.connects_failed}) {
+  for (uint64_t* v : {&s.resets_sent, &s.resets_received, &s.connects_ok, &s.connects_refused,
+                      &s.connects_failed}) {
     if (!r.Varint(v)) return truncated("resets and connects");
   }
   if (!r.Bytes(&sketch)) return truncated("connect latency");
@@ -137,7 +157,8 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   for (uint64_t* v : {&s.packets_out, &s.bytes_out, &s.packets_in, &s.bytes_in, &s.agent_dropped}) {
     if (!r.Varint(v)) return truncated("packets");
   }
-  if (!r.empty()) return InvalidArgument("window stats: " + std::to_string(r.remaining()) + " trailing bytes");
+  if (!r.empty())
+    return InvalidArgument("window stats: " + std::to_string(r.remaining()) + " trailing bytes");
   return s;
 }
 

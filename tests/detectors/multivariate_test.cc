@@ -15,7 +15,8 @@ std::unique_ptr<MultiDetector> Make(size_t dims, const Params& p = {}) {
   return d.ok() ? std::move(d).value() : nullptr;
 }
 
-// Two metrics that move together: x2 = x1 + small noise (like requests and the connections they use).
+// Two metrics that move together: x2 = x1 + small noise (like requests and the connections they
+// use).
 struct Correlated {
   std::mt19937_64 rng{5};
   std::normal_distribution<double> unit{0.0, 1.0};
@@ -46,7 +47,8 @@ TEST(MahalanobisDetector, ABrokenCorrelationFiresWhereEachMetricAloneLooksNormal
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v.value().verdict.anomalous);
   EXPECT_GT(v.value().distance2, 30.0);
-  EXPECT_NEAR(v.value().contributions[0] + v.value().contributions[1], v.value().distance2, 1e-9 * v.value().distance2);
+  EXPECT_NEAR(v.value().contributions[0] + v.value().contributions[1], v.value().distance2,
+              1e-9 * v.value().distance2);
   // The same values without the correlation in the model are unremarkable.
   auto independent = Make(2);
   std::mt19937_64 rng(9);
@@ -109,8 +111,10 @@ TEST(MahalanobisDetector, SaveAndRestoreGiveIdenticalVerdicts) {
     ASSERT_EQ(va.value().verdict.anomalous, vb.value().verdict.anomalous) << i;
     ASSERT_EQ(va.value().distance2, vb.value().distance2) << i;
   }
-  EXPECT_EQ(Make(3)->RestoreState(a->SaveState()).message(), "mahalanobis state: 2 dimensions, this detector has 3");
-  EXPECT_EQ(b->RestoreState("junk").message(), "mahalanobis state: truncated or not this detector's state");
+  EXPECT_EQ(Make(3)->RestoreState(a->SaveState()).message(),
+            "mahalanobis state: 2 dimensions, this detector has 3");
+  EXPECT_EQ(b->RestoreState("junk").message(),
+            "mahalanobis state: truncated or not this detector's state");
 }
 
 TEST(MahalanobisDetector, BadInputIsRefusedWithItsReason) {
@@ -119,8 +123,10 @@ TEST(MahalanobisDetector, BadInputIsRefusedWithItsReason) {
   EXPECT_EQ(d->Observe(0, three).status().message(), "mahalanobis: expected 2 values, got 3");
   const std::array<double, 2> nan = {1, std::nan("")};
   EXPECT_EQ(d->Observe(0, nan).status().message(), "mahalanobis: value 1 is not finite");
-  EXPECT_EQ(CreateMultiDetector("pca", 2, {}).status().message(), "no multivariate detector named 'pca' (known: mahalanobis)");
-  EXPECT_EQ(CreateMultiDetector("mahalanobis", 0, {}).status().message(), "mahalanobis: 0 dimensions, expected 1 to 64");
+  EXPECT_EQ(CreateMultiDetector("pca", 2, {}).status().message(),
+            "no multivariate detector named 'pca' (known: mahalanobis)");
+  EXPECT_EQ(CreateMultiDetector("mahalanobis", 0, {}).status().message(),
+            "mahalanobis: 0 dimensions, expected 1 to 64");
   EXPECT_EQ(CreateMultiDetector("mahalanobis", 2, {{"shrinkage", "2"}}).status().message(),
             "mahalanobis: parameter shrinkage=2: must be in [0.000000, 1.000000]");
 }

@@ -14,7 +14,9 @@
 namespace {
 
 struct Fixture {
-  std::string dir = (std::filesystem::temp_directory_path() / ("fl_fuzz_state_" + std::to_string(getpid()))).string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("fl_fuzz_state_" + std::to_string(getpid())))
+          .string();
   faultline::stream::EntityNamer namer = faultline::stream::EntityNamer::Create({}).value();
   std::unique_ptr<faultline::stream::PartitionState> state;
   int64_t offset = 0;

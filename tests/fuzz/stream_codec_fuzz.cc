@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!back.ok() || !(*back == *s)) abort();
     WindowStats sum = *s;
     if (!sum.Merge(*s).ok() || sum.requests != 2 * s->requests) abort();
-  } else if (s.status().message().rfind("window stats:", 0) != 0 && s.status().message().rfind("latency sketch:", 0) != 0) {
+  } else if (s.status().message().rfind("window stats:", 0) != 0 &&
+             s.status().message().rfind("latency sketch:", 0) != 0) {
     abort();
   }
   if (auto k = SeriesKey::Decode(in); k.ok()) {

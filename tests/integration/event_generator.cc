@@ -54,7 +54,8 @@ std::string IpText(int service) {
 
 // The reference: independent of the processor's code; counts only.
 struct RefCounts {
-  uint64_t requests = 0, s4xx = 0, s5xx = 0, latency_count = 0, packets_out = 0, retransmits = 0, connects_ok = 0;
+  uint64_t requests = 0, s4xx = 0, s5xx = 0, latency_count = 0, packets_out = 0, retransmits = 0,
+           connects_ok = 0;
 };
 using RefKey = std::pair<int64_t, std::string>;  // window start, canonical "kind|k=v|k=v…"
 
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
   app.add_option("--window-s", f.window_s);
   app.add_option("--lateness-s", f.lateness_s);
   app.add_option("--reference", f.reference, "Write the expected windows here (JSON lines)");
-  app.add_option("--pace-ms", f.pace_ms, "Wall-clock milliseconds between rounds, to spread the stream over time");
+  app.add_option("--pace-ms", f.pace_ms,
+                 "Wall-clock milliseconds between rounds, to spread the stream over time");
   CLI11_PARSE(app, argc, argv);
 
   char err[512];
@@ -149,7 +151,8 @@ int main(int argc, char** argv) {
         const int callee = (s + 1) % f.services;
         // Out of order within 2 s, or late by 6..20 s beyond the newest event.
         int64_t t = tick_ns - static_cast<int64_t>(u(rng) * 2e9);
-        if (u(rng) < f.late) t = tick_ns - f.lateness_s * kNs - static_cast<int64_t>((1 + u(rng) * 15) * 1e9);
+        if (u(rng) < f.late)
+          t = tick_ns - f.lateness_s * kNs - static_cast<int64_t>((1 + u(rng) * 15) * 1e9);
         t = std::max<int64_t>(t, 0);
         auto* ev = batch.add_events();
         ev->set_time_unix_ns(static_cast<uint64_t>(t));
@@ -175,35 +178,43 @@ int main(int argc, char** argv) {
             c->mutable_local()->set_addr(Ip(s)), c->mutable_local()->set_port(8080);
             c->mutable_remote()->set_addr(Ip((s + f.services - 1) % f.services));
             c->mutable_remote()->set_port(ephemeral);
-            key = "service|endpoint=GET /api/:id|instance=" + instance + "|machine=" + node + "|service=" + svc;
+            key = "service|endpoint=GET /api/:id|instance=" + instance + "|machine=" + node +
+                  "|service=" + svc;
             if (auto* r = ref.At(partition, t, key)) {
               // the listener series shares the event's window
-              auto& l = ref.windows[{t / kNs - (t / kNs) % f.window_s,
-                                     "listener|address=" + IpText(s) + ":8080|machine=" + node + "|service=" + svc}];
+              auto& l = ref.windows[{
+                  t / kNs - (t / kNs) % f.window_s,
+                  "listener|address=" + IpText(s) + ":8080|machine=" + node + "|service=" + svc}];
               l.requests++;
-              r->requests++, r->s4xx += status == 404, r->s5xx += status == 503, r->latency_count += complete;
+              r->requests++, r->s4xx += status == 404, r->s5xx += status == 503,
+                  r->latency_count += complete;
             }
           } else {
             c->mutable_local()->set_addr(Ip(s)), c->mutable_local()->set_port(ephemeral);
             c->mutable_remote()->set_addr(Ip(callee)), c->mutable_remote()->set_port(8080);
-            key = "edge|callee=" + IpText(callee) + ":8080|caller=" + svc + "|endpoint=GET /api/:id|instance=" + instance +
-                  "|machine=" + node + "|side=client";
+            key = "edge|callee=" + IpText(callee) + ":8080|caller=" + svc +
+                  "|endpoint=GET /api/:id|instance=" + instance + "|machine=" + node +
+                  "|side=client";
             if (auto* r = ref.At(partition, t, key)) {
-              r->requests++, r->s4xx += status == 404, r->s5xx += status == 503, r->latency_count += complete;
+              r->requests++, r->s4xx += status == 404, r->s5xx += status == 503,
+                  r->latency_count += complete;
             }
           }
         } else {
           c->mutable_local()->set_addr(Ip(s)), c->mutable_local()->set_port(ephemeral);
           c->mutable_remote()->set_addr(Ip(callee)), c->mutable_remote()->set_port(8080);
-          const std::string key = "edge|callee=" + IpText(callee) + ":8080|caller=" + svc + "|instance=" + instance +
-                                  "|machine=" + node + "|side=client";
+          const std::string key = "edge|callee=" + IpText(callee) + ":8080|caller=" + svc +
+                                  "|instance=" + instance + "|machine=" + node + "|side=client";
           if (kind < 0.95) {
             auto* fl = ev->mutable_flow_stats();
             const uint64_t packets = 1 + rng() % 100, retrans = rng() % 3;
-            fl->set_interval_ns(1'000'000'000), fl->set_packets_out(packets), fl->set_bytes_out(packets * 1400);
-            fl->set_packets_in(packets), fl->set_bytes_in(packets * 200), fl->set_retransmits(retrans);
+            fl->set_interval_ns(1'000'000'000), fl->set_packets_out(packets),
+                fl->set_bytes_out(packets * 1400);
+            fl->set_packets_in(packets), fl->set_bytes_in(packets * 200),
+                fl->set_retransmits(retrans);
             fl->set_srtt_us(100 + static_cast<uint32_t>(rng() % 500));
-            if (auto* r = ref.At(partition, t, key)) r->packets_out += packets, r->retransmits += retrans;
+            if (auto* r = ref.At(partition, t, key))
+              r->packets_out += packets, r->retransmits += retrans;
           } else {
             auto* tc = ev->mutable_tcp_connect();
             tc->set_result(faultline::v1::TcpConnect::RESULT_ESTABLISHED);
@@ -218,7 +229,8 @@ int main(int argc, char** argv) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(f.topic.c_str()), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(node.data(), node.size()),
-            RD_KAFKA_V_VALUE(bytes.data(), bytes.size()), RD_KAFKA_V_TIMESTAMP(tick_ns / 1'000'000), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE(bytes.data(), bytes.size()), RD_KAFKA_V_TIMESTAMP(tick_ns / 1'000'000),
+            RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           rd_kafka_poll(rk, 10);
           continue;
@@ -247,11 +259,13 @@ int main(int argc, char** argv) {
       j["key"] = k.second;
       j["requests"] = c.requests, j["status_4xx"] = c.s4xx, j["status_5xx"] = c.s5xx;
       j["latency_count"] = c.latency_count;
-      j["packets_out"] = c.packets_out, j["retransmits"] = c.retransmits, j["connects_ok"] = c.connects_ok;
+      j["packets_out"] = c.packets_out, j["retransmits"] = c.retransmits,
+      j["connects_ok"] = c.connects_ok;
       out << j.dump() << "\n";
     }
   }
-  for (const auto& [p, n] : per_partition) std::cout << "partition=" << p << " messages=" << n << "\n";
+  for (const auto& [p, n] : per_partition)
+    std::cout << "partition=" << p << " messages=" << n << "\n";
   std::cout << "events=" << events << " late=" << ref.late << std::endl;
   return 0;
 }

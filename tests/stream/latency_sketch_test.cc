@@ -30,7 +30,8 @@ TEST(LatencySketch, QuantilesAreWithinTheRelativeErrorOnRandomData) {
     }
     for (double q : {0.01, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999}) {
       const double exact = Exact(values, q);
-      EXPECT_LE(std::abs(sketch.Quantile(q) - exact), 0.01 * exact) << "dist " << dist << " q " << q;
+      EXPECT_LE(std::abs(sketch.Quantile(q) - exact), 0.01 * exact)
+          << "dist " << dist << " q " << q;
     }
     EXPECT_EQ(sketch.count(), 100'000u);
     EXPECT_EQ(sketch.min(), *std::min_element(values.begin(), values.end()));
@@ -66,11 +67,14 @@ TEST(LatencySketch, EncodeDecodeRoundTripAndBadBytes) {
   EXPECT_TRUE(*back == s);
   EXPECT_EQ(back->Quantile(0.5), s.Quantile(0.5));
   EXPECT_LT(bytes.size(), 700u);  // 1000 distinct values in ~350 buckets of 1-2 bytes each
-  EXPECT_EQ(LatencySketch::Decode(bytes.substr(0, 10)).status().message(), "latency sketch: truncated header");
-  EXPECT_EQ(LatencySketch::Decode(bytes + "x").status().message(), "latency sketch: 1 trailing bytes");
+  EXPECT_EQ(LatencySketch::Decode(bytes.substr(0, 10)).status().message(),
+            "latency sketch: truncated header");
+  EXPECT_EQ(LatencySketch::Decode(bytes + "x").status().message(),
+            "latency sketch: 1 trailing bytes");
   std::string wrong = bytes;
   wrong[wrong.size() - 1] ^= 0x01;  // the last bucket's count changes
-  EXPECT_EQ(LatencySketch::Decode(wrong).status().message(), "latency sketch: buckets hold 999 values, count says 1000");
+  EXPECT_EQ(LatencySketch::Decode(wrong).status().message(),
+            "latency sketch: buckets hold 999 values, count says 1000");
 }
 
 TEST(LatencySketch, TheBucketBoundKeepsHighQuantilesAccurate) {
@@ -81,7 +85,8 @@ TEST(LatencySketch, TheBucketBoundKeepsHighQuantilesAccurate) {
     values.push_back(v);
     s.Add(v);
   }
-  for (double q : {0.99, 0.999}) EXPECT_LE(std::abs(s.Quantile(q) - Exact(values, q)), 0.01 * Exact(values, q)) << q;
+  for (double q : {0.99, 0.999})
+    EXPECT_LE(std::abs(s.Quantile(q) - Exact(values, q)), 0.01 * Exact(values, q)) << q;
   EXPECT_EQ(s.count(), 10000u);
   std::string bytes;
   s.EncodeTo(&bytes);

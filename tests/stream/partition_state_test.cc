@@ -18,8 +18,8 @@ constexpr int64_t kT0 = 1'700'000'000;  // a window boundary for 5 s windows
 class TempDir {
  public:
   TempDir() {
-    path_ = std::filesystem::temp_directory_path() / ("fl_state_" + std::to_string(::getpid()) + "_" +
-                                                      std::to_string(counter_++));
+    path_ = std::filesystem::temp_directory_path() /
+            ("fl_state_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     std::filesystem::remove_all(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -30,7 +30,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return std::string{char(a), char(b), char(c), char(d)}; }
+std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return std::string{char(a), char(b), char(c), char(d)};
+}
 
 struct BatchBuilder {
   v1::EventBatch batch;
@@ -69,7 +71,8 @@ class PartitionStateTest : public ::testing::Test {
     return p.ok() ? std::move(p).value() : nullptr;
   }
   // Windows of one kind, by (start, entity + endpoint), from the stored history.
-  std::map<std::pair<int64_t, std::string>, WindowStats> Stored(EntityKind kind, bool include_open = true) {
+  std::map<std::pair<int64_t, std::string>, WindowStats> Stored(EntityKind kind,
+                                                                bool include_open = true) {
     auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", include_open);
     EXPECT_TRUE(all.ok()) << all.status().ToString();
     std::map<std::pair<int64_t, std::string>, WindowStats> out;
@@ -89,8 +92,9 @@ TEST_F(PartitionStateTest, EventsLandInTheirEventTimeWindowsAndCloseAtTheWaterma
   ASSERT_EQ(p->next_offset(), -1);
   // Window [T0, T0+5): 200 and 503; window [T0+5, T0+10): 404. The max event time T0+9 puts the
   // watermark at T0+4: nothing is closed yet.
-  p->Apply(BatchBuilder("node-a").Http(kT0 + 1, 200, 1'000'000).Http(kT0 + 4.9, 503, 3'000'000).Bytes(), 0, -1,
-           &counters_);
+  p->Apply(
+      BatchBuilder("node-a").Http(kT0 + 1, 200, 1'000'000).Http(kT0 + 4.9, 503, 3'000'000).Bytes(),
+      0, -1, &counters_);
   p->Apply(BatchBuilder("node-a").Http(kT0 + 9, 404, 2'000'000).Bytes(), 1, -1, &counters_);
   EXPECT_EQ(counters_.windows_closed, 0u);
   EXPECT_EQ(p->watermark_s(), kT0 + 4);
@@ -117,12 +121,14 @@ TEST_F(PartitionStateTest, EventsLandInTheirEventTimeWindowsAndCloseAtTheWaterma
 
 TEST_F(PartitionStateTest, LateEventsInsideTheGraceUpdateTheirWindowLaterOnesAreCountedAndDropped) {
   auto p = Open();
-  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 8, 200, 1000).Bytes(), 0, -1, &counters_);
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 8, 200, 1000).Bytes(), 0, -1,
+           &counters_);
   // Watermark T0+3: window [T0, T0+5) is still open; an out-of-order event for it counts.
   p->Apply(BatchBuilder("n").Http(kT0 + 2, 500, 1000).Bytes(), 1, -1, &counters_);
   EXPECT_EQ(counters_.late, 0u);
   // T0+12 closes [T0, T0+5) (watermark T0+7); an event at T0+4 is then late.
-  p->Apply(BatchBuilder("n").Http(kT0 + 12, 200, 1000).Http(kT0 + 4, 200, 1000).Bytes(), 2, -1, &counters_);
+  p->Apply(BatchBuilder("n").Http(kT0 + 12, 200, 1000).Http(kT0 + 4, 200, 1000).Bytes(), 2, -1,
+           &counters_);
   EXPECT_EQ(counters_.late, 1u);
   EXPECT_EQ(counters_.events, 5u);
   ASSERT_TRUE(p->Commit().ok());
@@ -134,7 +140,8 @@ TEST_F(PartitionStateTest, LateEventsInsideTheGraceUpdateTheirWindowLaterOnesAre
 TEST_F(PartitionStateTest, EventsFromTheFutureAndGarbageAreCountedNotApplied) {
   auto p = Open();
   const int64_t msg_ms = (kT0 + 1) * 1000;
-  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 1 + 301, 200, 1000).Bytes(), 0, msg_ms, &counters_);
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 1 + 301, 200, 1000).Bytes(), 0,
+           msg_ms, &counters_);
   EXPECT_EQ(counters_.future, 1u);
   EXPECT_EQ(p->max_event_ns(), (kT0 + 1) * kS);
   p->Apply("\xff\xff\xff garbage", 1, msg_ms, &counters_);
@@ -148,7 +155,9 @@ TEST_F(PartitionStateTest, TheClientSideBecomesACallEdgeAndEndpointsAreCapped) {
   auto p = Open(o);
   BatchBuilder b("node-a");
   b.Http(kT0 + 1, 200, 1000, true, "/a").Http(kT0 + 1, 200, 1000, false, "/a");
-  b.Http(kT0 + 1, 200, 1000, false, "/b").Http(kT0 + 1, 200, 1000, false, "/c").Http(kT0 + 1, 200, 1000, false, "/d");
+  b.Http(kT0 + 1, 200, 1000, false, "/b")
+      .Http(kT0 + 1, 200, 1000, false, "/c")
+      .Http(kT0 + 1, 200, 1000, false, "/d");
   p->Apply(b.Bytes(), 0, -1, &counters_);
   EXPECT_EQ(counters_.endpoints_folded, 2u);
   ASSERT_TRUE(p->Commit().ok());
@@ -165,7 +174,8 @@ TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts)
   auto p = Open();
   BatchBuilder b("node-a");
   b.Http(kT0 + 1, 200, 1000);  // db listens on 10.0.0.2:5432
-  auto flow = [&](uint32_t pid, std::string local, uint32_t lport, std::string remote, uint32_t rport) {
+  auto flow = [&](uint32_t pid, std::string local, uint32_t lport, std::string remote,
+                  uint32_t rport) {
     auto* e = b.batch.add_events();
     e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
     e->set_pid(pid);
@@ -174,16 +184,19 @@ TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts)
     c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
     e->mutable_flow_stats()->set_packets_out(lport);
   };
-  flow(200, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1), 1000);     // db's end: a known listener, whatever the ports
-  flow(100, Ip4(10, 0, 0, 1), 60000, Ip4(10, 0, 0, 9), 40000);   // unknown ends: the lower port serves
-  flow(100, Ip4(10, 0, 0, 1), 33000, Ip4(10, 0, 0, 2), 5432);    // the peer is a known listener here
+  flow(200, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1),
+       1000);  // db's end: a known listener, whatever the ports
+  flow(100, Ip4(10, 0, 0, 1), 60000, Ip4(10, 0, 0, 9),
+       40000);  // unknown ends: the lower port serves
+  flow(100, Ip4(10, 0, 0, 1), 33000, Ip4(10, 0, 0, 2), 5432);  // the peer is a known listener here
   p->Apply(b.Bytes(), 0, -1, &counters_);
   ASSERT_TRUE(p->Commit().ok());
   std::map<std::string, uint64_t> packets;  // "caller->callee side" -> packets_out
   auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
   ASSERT_TRUE(all.ok());
   for (const auto& w : *all) {
-    if (w.key.kind == EntityKind::kEdge) packets[w.key.Entity() + " " + std::string(w.key.Dim("side"))] += w.stats.packets_out;
+    if (w.key.kind == EntityKind::kEdge)
+      packets[w.key.Entity() + " " + std::string(w.key.Dim("side"))] += w.stats.packets_out;
   }
   EXPECT_EQ(packets, (std::map<std::string, uint64_t>{{"10.0.0.1->db server", 5432},
                                                       {"api->10.0.0.9:40000 client", 60000},
@@ -194,7 +207,8 @@ TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitio
   {
     auto p = Open();
     BatchBuilder b("node-a");
-    b.Http(kT0 + 1, 200, 1000).Http(kT0 + 1, 200, 1000, true);  // db serves; api calls 10.0.0.2:5432
+    b.Http(kT0 + 1, 200, 1000)
+        .Http(kT0 + 1, 200, 1000, true);  // db serves; api calls 10.0.0.2:5432
     b.Http(kT0 + 2, 200, 1000, true);
     auto* e = b.batch.add_events();  // api calls 10.0.0.9:80, where nobody is known to listen
     e->CopyFrom(b.batch.events(1));
@@ -215,8 +229,11 @@ TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitio
   auto edges = QueryWindows(dir_.path(), "faultline.events", q, &window_s);
   ASSERT_TRUE(edges.ok()) << edges.status().ToString();
   EXPECT_EQ(window_s, 5);
-  std::map<std::string, std::pair<std::string, uint64_t>> got;  // entity@machine -> (callee service, requests)
-  for (const auto& w : *edges) got[w.key.Entity() + "@" + std::string(w.key.Dim("machine"))] = {w.callee_service, w.stats.requests};
+  std::map<std::string, std::pair<std::string, uint64_t>>
+      got;  // entity@machine -> (callee service, requests)
+  for (const auto& w : *edges)
+    got[w.key.Entity() + "@" + std::string(w.key.Dim("machine"))] = {w.callee_service,
+                                                                     w.stats.requests};
   EXPECT_EQ(got, (std::map<std::string, std::pair<std::string, uint64_t>>{
                      {"api->10.0.0.2:5432@node-a", {"db", 2}},
                      {"api->10.0.0.2:5432@node-b", {"db", 1}},
@@ -227,7 +244,8 @@ TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitio
   ASSERT_TRUE(svc.ok());
   ASSERT_EQ(svc->size(), 1u);
   EXPECT_EQ((*svc)[0].stats.requests, 1u);
-  EXPECT_EQ(QueryWindows(dir_.path() + "/none", "faultline.events", q).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(QueryWindows(dir_.path() + "/none", "faultline.events", q).status().code(),
+            StatusCode::kNotFound);
 }
 
 TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {
@@ -260,7 +278,8 @@ TEST_F(PartitionStateTest, ASecondOpenerIsRefusedWhileTheFirstHoldsThePartition)
 
 TEST_F(PartitionStateTest, TheOutboxHandsOutClosedWindowsOnceAndForgetsThemWhenPublished) {
   auto p = Open();
-  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 20, 200, 1000).Bytes(), 0, -1, &counters_);
+  p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 20, 200, 1000).Bytes(), 0, -1,
+           &counters_);
   EXPECT_TRUE(p->TakeOutbox().empty()) << "only committed windows are handed out";
   ASSERT_TRUE(p->Commit().ok());
   auto out = p->TakeOutbox();
@@ -286,17 +305,21 @@ TEST(EntityNamer, TemplatesFallBackAndErrorsNameTheField) {
   EXPECT_EQ(n->Service(&p, 7, "node-1"), "0123456789ab");
   EXPECT_EQ(n->Service(nullptr, 7, "node-1"), "unknown");
   EXPECT_EQ(n->Instance(&p, 7, "node-1"), "node-1/7");
-  EXPECT_EQ(EntityNamer::Create({{"{comm"}, "{pid}"}).status().message(), "naming template '{comm': '{' is not closed");
+  EXPECT_EQ(EntityNamer::Create({{"{comm"}, "{pid}"}).status().message(),
+            "naming template '{comm': '{' is not closed");
   EXPECT_EQ(EntityNamer::Create({{"{image}"}, "{pid}"}).status().message(),
-            "naming template '{image}': unknown field {image} (known: comm, container, pod, cgroup, machine, pid)");
+            "naming template '{image}': unknown field {image} (known: comm, container, pod, "
+            "cgroup, machine, pid)");
   EXPECT_EQ(EntityNamer::Create({{"{pod}"}, "{pid}"}).status().message(),
-            "naming: the last service template '{pod}' uses {pod}, which a process may not have; end with one that "
+            "naming: the last service template '{pod}' uses {pod}, which a process may not have; "
+            "end with one that "
             "always resolves, such as {comm}");
 }
 
 TEST(EntityNamer, EndpointsTemplateIdentifiers) {
   EXPECT_EQ(EntityNamer::Endpoint("GET", "/users/42/orders/7"), "GET /users/:id/orders/:id");
-  EXPECT_EQ(EntityNamer::Endpoint("PUT", "/o/123e4567-e89b-12d3-a456-426614174000"), "PUT /o/:uuid");
+  EXPECT_EQ(EntityNamer::Endpoint("PUT", "/o/123e4567-e89b-12d3-a456-426614174000"),
+            "PUT /o/:uuid");
   EXPECT_EQ(EntityNamer::Endpoint("GET", "/blob/0123456789abcdef0123"), "GET /blob/:hex");
   EXPECT_EQ(EntityNamer::Endpoint("GET", "/v2/cafe"), "GET /v2/cafe");
   EXPECT_EQ(EntityNamer::Endpoint("", ""), "- -");

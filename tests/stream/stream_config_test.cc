@@ -19,7 +19,9 @@ sync_commits: true
 naming:
   service: ["{container}", "{comm}"]
   instance: "{pod}/{pid}"
-)", "s.yaml", &o).ok());
+)",
+                                "s.yaml", &o)
+                  .ok());
   EXPECT_EQ(o.windows.window_s, 10);
   EXPECT_EQ(o.windows.allowed_lateness_s, 3);
   EXPECT_EQ(o.windows.retention_s, 7200);
@@ -37,17 +39,25 @@ naming:
 
 TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
   StreamOptions o;
-  auto err = [&](const std::string& yaml) { return ParseStreamConfig(yaml, "s.yaml", &o).message(); };
-  EXPECT_EQ(err("window_seconds: 5\nwindow_secs: 5\n"),
-            "s.yaml:2: unknown setting 'window_secs' (known: window_seconds, allowed_lateness_seconds, "
-            "retention_seconds, max_future_seconds, max_endpoints_per_service, commit_interval_ms, session_timeout_ms, "
-            "sync_commits, naming)");
-  EXPECT_EQ(err("window_seconds: five\n"), "s.yaml:1: window_seconds: expected a number, got 'five'");
+  auto err = [&](const std::string& yaml) {
+    return ParseStreamConfig(yaml, "s.yaml", &o).message();
+  };
+  EXPECT_EQ(
+      err("window_seconds: 5\nwindow_secs: 5\n"),
+      "s.yaml:2: unknown setting 'window_secs' (known: window_seconds, allowed_lateness_seconds, "
+      "retention_seconds, max_future_seconds, max_endpoints_per_service, commit_interval_ms, "
+      "session_timeout_ms, "
+      "sync_commits, naming)");
+  EXPECT_EQ(err("window_seconds: five\n"),
+            "s.yaml:1: window_seconds: expected a number, got 'five'");
   EXPECT_EQ(err("\nwindow_seconds: 0\n"), "s.yaml:2: window_seconds: 0 is out of range [1, 86400]");
-  EXPECT_EQ(err("sync_commits: yes\n"), "s.yaml:1: sync_commits: expected true or false, got 'yes'");
+  EXPECT_EQ(err("sync_commits: yes\n"),
+            "s.yaml:1: sync_commits: expected true or false, got 'yes'");
   EXPECT_EQ(err("naming:\n  service: ['{img}']\n"),
-            "s.yaml:2: naming template '{img}': unknown field {img} (known: comm, container, pod, cgroup, machine, pid)");
-  EXPECT_EQ(err("naming:\n  services: []\n"), "s.yaml:2: naming: unknown field 'services' (known: service, instance)");
+            "s.yaml:2: naming template '{img}': unknown field {img} (known: comm, container, pod, "
+            "cgroup, machine, pid)");
+  EXPECT_EQ(err("naming:\n  services: []\n"),
+            "s.yaml:2: naming: unknown field 'services' (known: service, instance)");
   EXPECT_EQ(err("- a\n- b\n"), "s.yaml:1: expected a mapping of settings");
   EXPECT_EQ(err("window_seconds: [1\n"), "s.yaml:2: end of sequence flow not found");
 }

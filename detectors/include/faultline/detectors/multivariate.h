@@ -43,7 +43,7 @@ class MultiDetector {
 // with k. Parameters: alpha (0.01), k (4), shrinkage (0.1), min_points (30), min_sd (0: a floor on
 // every dimension's standard deviation, in the metrics' unit). Errors name the
 // parameter (kInvalidArgument), or an unknown name (kNotFound).
-Result<std::unique_ptr<MultiDetector>> CreateMultiDetector(const std::string& name, size_t dimensions,
-                                                           const Params& params);
+Result<std::unique_ptr<MultiDetector>> CreateMultiDetector(const std::string& name,
+                                                           size_t dimensions, const Params& params);
 
 }  // namespace faultline::detectors

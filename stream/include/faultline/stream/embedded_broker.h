@@ -21,7 +21,8 @@ struct EmbeddedBrokerOptions {
   // Partitions per topic. Default: 4.
   int partitions = 4;
   // Topics created at start. Default: faultline.events, faultline.metrics, faultline.incidents.
-  std::vector<std::string> topics = {"faultline.events", "faultline.metrics", "faultline.incidents"};
+  std::vector<std::string> topics = {"faultline.events", "faultline.metrics",
+                                     "faultline.incidents"};
 };
 
 class EmbeddedBroker {

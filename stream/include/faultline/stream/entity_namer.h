@@ -39,8 +39,10 @@ class EntityNamer {
   static Result<EntityNamer> Create(const NamingOptions& options);
 
   // `process` may be null (the agent did not know the pid): the service is "unknown".
-  std::string Service(const v1::ProcessIdentity* process, uint32_t pid, std::string_view machine) const;
-  std::string Instance(const v1::ProcessIdentity* process, uint32_t pid, std::string_view machine) const;
+  std::string Service(const v1::ProcessIdentity* process, uint32_t pid,
+                      std::string_view machine) const;
+  std::string Instance(const v1::ProcessIdentity* process, uint32_t pid,
+                       std::string_view machine) const;
 
   // "GET /users/:id/orders": numeric segments become :id, UUIDs :uuid, long hex strings :hex, and
   // the path is cut at 128 characters; an empty method or path becomes "-".

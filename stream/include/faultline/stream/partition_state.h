@@ -20,7 +20,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -76,10 +75,10 @@ class PartitionState {
   // Opens (creating if needed) the partition's database. Errors: kUnavailable when another
   // process holds it (its message says so); kFailedPrecondition when it was built with another
   // window length; kInternal for other RocksDB errors, with the path.
-  static Result<std::unique_ptr<PartitionState>> Open(const std::string& state_dir, const std::string& topic,
-                                                      int32_t partition, const WindowOptions& options,
-                                                      const EntityNamer& namer,
-                                                      std::shared_ptr<rocksdb::Cache> cache = nullptr);
+  static Result<std::unique_ptr<PartitionState>> Open(
+      const std::string& state_dir, const std::string& topic, int32_t partition,
+      const WindowOptions& options, const EntityNamer& namer,
+      std::shared_ptr<rocksdb::Cache> cache = nullptr);
   ~PartitionState();
 
   int32_t partition() const { return partition_; }
@@ -91,7 +90,8 @@ class PartitionState {
 
   // Applies the message at `offset` (a serialized EventBatch; garbage is counted, never an error)
   // whose broker timestamp is `message_time_ms` (-1: unknown).
-  void Apply(std::string_view payload, int64_t offset, int64_t message_time_ms, ApplyCounters* counters);
+  void Apply(std::string_view payload, int64_t offset, int64_t message_time_ms,
+             ApplyCounters* counters);
 
   // Writes all changes since the last commit in one batch. Errors: kInternal naming the path.
   Status Commit();
@@ -111,7 +111,8 @@ class PartitionState {
   // Reads every window stored under a partition directory (read-only; works while a processor
   // holds it), closed and, when `include_open`, open ones, and the window length it was built
   // with. Errors name the path.
-  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir, bool include_open,
+  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir,
+                                                       bool include_open,
                                                        int64_t* window_s = nullptr);
 
  private:
@@ -136,7 +137,8 @@ class PartitionState {
   // The series of one window, by its encoded key (SeriesKey::Encode's layout).
   WindowStats* Series(int64_t window_start_s, std::string_view encoded_key);
   // The endpoint to count under `owner`: itself, or "other" past the cap.
-  std::string_view EndpointFor(std::string_view owner, std::string_view endpoint, ApplyCounters* counters);
+  std::string_view EndpointFor(std::string_view owner, std::string_view endpoint,
+                               ApplyCounters* counters);
   void CloseWindows(ApplyCounters* counters);
 
   std::string path_;

@@ -54,12 +54,14 @@ struct StreamOptions {
 // retention_seconds, max_future_seconds, max_endpoints_per_service, commit_interval_ms,
 // sync_commits, session_timeout_ms, naming: {service: [templates…], instance: template}).
 // Errors: kInvalidArgument naming `source`, the line and the field.
-Status ParseStreamConfig(const std::string& yaml, const std::string& source, StreamOptions* options);
+Status ParseStreamConfig(const std::string& yaml, const std::string& source,
+                         StreamOptions* options);
 
 class StreamProcessor {
  public:
   // Errors: kInvalidArgument for options (naming the flag), kUnavailable for Kafka set-up.
-  static Result<std::unique_ptr<StreamProcessor>> Create(const StreamOptions& options, MetricsRegistry* metrics);
+  static Result<std::unique_ptr<StreamProcessor>> Create(const StreamOptions& options,
+                                                         MetricsRegistry* metrics);
   ~StreamProcessor();
 
   // Consumes until `stop` is set; then commits, publishes what it can within 5 s, and leaves the

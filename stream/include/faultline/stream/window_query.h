@@ -39,13 +39,15 @@ struct WindowQuery {
 // partitions (the latest binding of the address; loopback addresses only on the same machine).
 // Errors: kNotFound when no partition directory exists; RocksDB errors with the path.
 // `window_s`, when given, receives the window length the state was built with.
-Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir, const std::string& topic,
-                                               const WindowQuery& query, int64_t* window_s = nullptr);
+Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir,
+                                               const std::string& topic, const WindowQuery& query,
+                                               int64_t* window_s = nullptr);
 
 // One JSON object (a single line) per window; window_s is the window length the stream used.
 std::string WindowToJson(const StoredWindow& w, int64_t window_s);
 
 // The record published for a closed window of `partition`.
-void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition, v1::WindowRecord* out);
+void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
+                    v1::WindowRecord* out);
 
 }  // namespace faultline::stream
