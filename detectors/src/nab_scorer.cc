@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "faultline/common/text.h"
 #include "faultline/detectors/detector.h"
 
 namespace faultline::detectors {
@@ -220,16 +221,6 @@ Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> LoadNabW
 
 namespace {
 
-std::vector<std::string_view> SplitCells(std::string_view line) {
-  std::vector<std::string_view> cells;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = line.find(',', start);
-    cells.push_back(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
-    if (comma == std::string_view::npos) return cells;
-    start = comma + 1;
-  }
-}
 
 }  // namespace
 
@@ -238,14 +229,11 @@ Status ParseSeriesCsv(std::string_view text, const std::string& source, const st
   size_t ts_col = 0, v_col = 1;
   int line_no = 0;
   while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const std::string_view line = NextLine(&text);  // some NAB files end lines with CRLF
     line_no++;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // some NAB files end lines with CRLF
     if (line.empty()) continue;
     const auto where = [&] { return source + ":" + std::to_string(line_no) + ": "; };
-    const std::vector<std::string_view> cells = SplitCells(line);
+    const std::vector<std::string_view> cells = SplitFields(line);
     if (line_no == 1 && std::find(cells.begin(), cells.end(), "timestamp") != cells.end()) {
       ts_col = size_t(std::find(cells.begin(), cells.end(), "timestamp") - cells.begin());
       v_col = size_t(std::find(cells.begin(), cells.end(), value_column) - cells.begin());

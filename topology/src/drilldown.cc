@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "faultline/common/text.h"
+
 namespace faultline::topology {
 namespace {
 
@@ -14,16 +16,6 @@ namespace {
 constexpr size_t kMaxValues = size_t{1} << 21;
 constexpr size_t kMaxLayer = 3;
 
-std::vector<std::string_view> SplitCsvLine(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = line.find(',', start);
-    out.push_back(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
-    if (comma == std::string_view::npos) return out;
-    start = comma + 1;
-  }
-}
 
 bool ParseDouble(std::string_view s, double* out) {
   const std::string text(s);
@@ -63,14 +55,11 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
   int line_no = 0;
   bool header = true;
   while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const std::string_view line = NextLine(&text);
     line_no++;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
     const auto where = [&] { return source + ":" + std::to_string(line_no) + ": "; };
-    const std::vector<std::string_view> cells = SplitCsvLine(line);
+    const std::vector<std::string_view> cells = SplitFields(line);
     if (header) {
       if (cells.size() < 3 || cells[0] != "real" || cells[1] != "predict") {
         return InvalidArgument(where() + "expected the header real,predict,<dimension>,…");
