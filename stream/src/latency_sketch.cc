@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "varint.h"
 
@@ -56,7 +57,7 @@ void LatencySketch::Grow(int32_t index) {
 
 void LatencySketch::Add(double value, uint64_t count) {
   if (std::isnan(value) || count == 0) return;
-  value = std::max(value, 0.0);
+  value = std::clamp(value, 0.0, std::numeric_limits<double>::max());
   if (count_ == 0) {
     min_ = max_ = value;
   } else {
@@ -64,7 +65,7 @@ void LatencySketch::Add(double value, uint64_t count) {
     max_ = std::max(max_, value);
   }
   count_ += count;
-  sum_ += value * static_cast<double>(count);
+  sum_ = SaturatingAdd(sum_, value * static_cast<double>(count));
   if (value < kMinValue) {
     zero_count_ += count;
     return;
@@ -87,7 +88,7 @@ Status LatencySketch::Merge(const LatencySketch& other) {
     min_ = std::min(min_, other.min_), max_ = std::max(max_, other.max_);
   }
   count_ += other.count_;
-  sum_ += other.sum_;
+  sum_ = SaturatingAdd(sum_, other.sum_);
   zero_count_ += other.zero_count_;
   if (!other.counts_.empty()) {
     Grow(other.offset_);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,12 @@ inline void PutBytes(std::string* out, std::string_view s) {
   PutVarint(out, s.size());
   out->append(s);
 }
+// Adds non-negative sums without reaching infinity, which the decoders refuse: a sum that would
+// overflow stays at the largest double instead of making the stored record unreadable.
+inline double SaturatingAdd(double a, double b) {
+  const double s = a + b;
+  return s <= std::numeric_limits<double>::max() ? s : std::numeric_limits<double>::max();
+}
 inline uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
 }
@@ -41,6 +48,7 @@ class ByteReader {
     for (int shift = 0; shift < 64 && !in_.empty(); shift += 7) {
       const auto byte = static_cast<uint8_t>(in_.front());
       in_.remove_prefix(1);
+      if (shift == 63 && byte > 1) return false;  // bits past the 64th: not a uint64
       result |= static_cast<uint64_t>(byte & 0x7f) << shift;
       if (!(byte & 0x80)) {
         if (byte == 0 && shift > 0) return false;  // not minimal: one value, one encoding

@@ -1,6 +1,7 @@
 #include "faultline/stream/window_stats.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "varint.h"
 
@@ -89,7 +90,7 @@ Status WindowStats::Merge(const WindowStats& o) {
   connects_ok += o.connects_ok, connects_refused += o.connects_refused,
       connects_failed += o.connects_failed;
   FAULTLINE_RETURN_IF_ERROR(connect_ns.Merge(o.connect_ns));
-  rtt_samples += o.rtt_samples, rtt_us_sum += o.rtt_us_sum;
+  rtt_samples += o.rtt_samples, rtt_us_sum = SaturatingAdd(rtt_us_sum, o.rtt_us_sum);
   packets_out += o.packets_out, bytes_out += o.bytes_out, packets_in += o.packets_in,
       bytes_in += o.bytes_in;
   agent_dropped += o.agent_dropped;
@@ -154,6 +155,10 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   if (!r.Bytes(&sketch)) return truncated("connect latency");
   FAULTLINE_ASSIGN_OR_RETURN(s.connect_ns, LatencySketch::Decode(sketch));
   if (!r.Varint(&s.rtt_samples) || !r.Double(&s.rtt_us_sum)) return truncated("rtt");
+  if (!(std::isfinite(s.rtt_us_sum) && s.rtt_us_sum >= 0)) {
+    return InvalidArgument("window stats: rtt sum " + std::to_string(s.rtt_us_sum) +
+                           " is not a finite non-negative number");
+  }
   for (uint64_t* v : {&s.packets_out, &s.bytes_out, &s.packets_in, &s.bytes_in, &s.agent_dropped}) {
     if (!r.Varint(v)) return truncated("packets");
   }

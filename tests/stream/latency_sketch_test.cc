@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
+
+#include "faultline/stream/window_stats.h"
 
 namespace faultline::stream {
 namespace {
@@ -104,6 +107,57 @@ TEST(LatencySketch, EmptyAndEdgeValues) {
   EXPECT_EQ(s.count(), 4u);
   EXPECT_EQ(s.mean(), 75);
   EXPECT_NEAR(s.Quantile(0.9), 100, 1);
+}
+
+TEST(LatencySketch, HugeValuesSaturateTheSumInsteadOfMakingItUnreadable) {
+  constexpr double kMax = std::numeric_limits<double>::max();
+  LatencySketch s;
+  s.Add(kMax, 3);  // the sum would be infinite
+  s.Add(std::numeric_limits<double>::infinity());
+  EXPECT_EQ(s.count(), 4u);
+  EXPECT_EQ(s.sum(), kMax);
+  EXPECT_EQ(s.Quantile(1), kMax);
+  LatencySketch twice = s;
+  ASSERT_TRUE(twice.Merge(s).ok());
+  EXPECT_EQ(twice.sum(), kMax);
+  std::string bytes;
+  twice.EncodeTo(&bytes);
+  auto back = LatencySketch::Decode(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->count(), 8u);
+}
+
+TEST(WindowStats, RttSumMustBeFiniteAndMergesSaturate) {
+  WindowStats w;
+  w.rtt_samples = 2;
+  w.rtt_us_sum = std::numeric_limits<double>::max();
+  WindowStats twice = w;
+  ASSERT_TRUE(twice.Merge(w).ok());
+  EXPECT_EQ(twice.rtt_samples, 4u);
+  EXPECT_EQ(twice.rtt_us_sum, std::numeric_limits<double>::max());
+  std::string bytes;
+  twice.EncodeTo(&bytes);
+  ASSERT_TRUE(WindowStats::Decode(bytes).ok());
+
+  w.rtt_us_sum = std::nan("");  // a record written by something else: refused, not compared
+  bytes.clear();
+  w.EncodeTo(&bytes);
+  EXPECT_EQ(WindowStats::Decode(bytes).status().message(),
+            "window stats: rtt sum nan is not a finite non-negative number");
+}
+
+TEST(WindowStats, AVarintWithBitsPastTheSixtyFourthIsRefused) {
+  // UINT64_MAX is nine 0xff bytes and a final 0x01; a final 0x03 would spell the same value a
+  // second way (the extra bit falls off), which breaks "one value, one encoding": refused.
+  WindowStats w;
+  w.requests = std::numeric_limits<uint64_t>::max();
+  std::string bytes;
+  w.EncodeTo(&bytes);
+  ASSERT_EQ(bytes[10], '\x01');  // after the one-byte format
+  ASSERT_TRUE(WindowStats::Decode(bytes).ok());
+  bytes[10] = '\x03';
+  EXPECT_EQ(WindowStats::Decode(bytes).status().message(),
+            "window stats: truncated at golden counts");
 }
 
 }  // namespace
