@@ -19,5 +19,6 @@ Runner RegisterBroker(CLI::App& app);
 Runner RegisterDetectors(CLI::App& app);
 Runner RegisterStream(CLI::App& app);
 Runner RegisterAttribute(CLI::App& app);
+Runner RegisterTopology(CLI::App& app);
 
 }  // namespace faultline::cli

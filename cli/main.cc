@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(faultline::cli::RegisterDetectors(app));
   add(faultline::cli::RegisterStream(app));
   add(faultline::cli::RegisterAttribute(app));
+  add(faultline::cli::RegisterTopology(app));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_default_logger(spdlog::default_logger());

@@ -1,0 +1,210 @@
+#include "faultline/topology/graph.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+
+#include "faultline/stream/partition_state.h"
+
+namespace faultline::topology {
+namespace {
+
+using stream::EntityKind;
+using stream::StoredWindow;
+
+StoredWindow Window(int64_t start, EntityKind kind,
+                    std::vector<std::pair<std::string, std::string>> dims, uint64_t requests = 0,
+                    std::string callee_service = "") {
+  StoredWindow w;
+  w.start_s = start;
+  w.key.kind = kind;
+  std::sort(dims.begin(), dims.end());
+  w.key.dims = std::move(dims);
+  w.stats.requests = requests;
+  w.callee_service = std::move(callee_service);
+  return w;
+}
+
+// gateway (on m1) calls cart (m2) through 10.0.0.2:8080, and an outside API 93.184.216.34:443;
+// cart is called by an outside client 203.0.113.9 (server side), and by gateway (server side
+// too: 10.0.0.1 is a known host since gateway listens there, so it adds nothing).
+std::vector<StoredWindow> Shop(int64_t t) {
+  return {
+      Window(t, EntityKind::kListener,
+             {{"service", "gateway"}, {"address", "10.0.0.1:80"}, {"machine", "m1"}}),
+      Window(t, EntityKind::kListener,
+             {{"service", "cart"}, {"address", "10.0.0.2:8080"}, {"machine", "m2"}}),
+      Window(
+          t, EntityKind::kService,
+          {{"service", "gateway"}, {"endpoint", "GET /"}, {"instance", "gw-1"}, {"machine", "m1"}},
+          10),
+      Window(t, EntityKind::kService,
+             {{"service", "cart"},
+              {"endpoint", "GET /cart"},
+              {"instance", "cart-1"},
+              {"machine", "m2"}},
+             7),
+      Window(t, EntityKind::kEdge,
+             {{"caller", "gateway"},
+              {"callee", "10.0.0.2:8080"},
+              {"instance", "gw-1"},
+              {"machine", "m1"},
+              {"side", "client"}},
+             7, "cart"),
+      Window(t, EntityKind::kEdge,
+             {{"caller", "gateway"},
+              {"callee", "93.184.216.34:443"},
+              {"instance", "gw-1"},
+              {"machine", "m1"},
+              {"side", "client"}},
+             3),
+      Window(t, EntityKind::kEdge,
+             {{"caller", "203.0.113.9"},
+              {"callee", "cart"},
+              {"instance", "cart-1"},
+              {"machine", "m2"},
+              {"side", "server"}},
+             2),
+      Window(t, EntityKind::kEdge,
+             {{"caller", "10.0.0.1"},
+              {"callee", "cart"},
+              {"instance", "cart-1"},
+              {"machine", "m2"},
+              {"side", "server"}},
+             7),
+      Window(t, EntityKind::kMachine, {{"machine", "m3"}}),
+  };
+}
+
+TEST(Topology, BuiltFromTheStreamsWindows) {
+  Topology t;
+  t.ObserveWindows(Shop(100), 5);
+  EXPECT_EQ(t.ToText(),
+            "9 nodes, 9 edges\n"
+            "node service cart  seen 105..105\n"
+            "node service gateway  seen 105..105\n"
+            "node instance cart-1  seen 105..105\n"
+            "node instance gw-1  seen 105..105\n"
+            "node machine m1  seen 105..105\n"
+            "node machine m2  seen 105..105\n"
+            "node machine m3  seen 105..105\n"
+            "node external 203.0.113.9  seen 105..105\n"
+            "node external 93.184.216.34:443  seen 105..105\n"
+            "edge calls gateway -> cart  requests 7  seen 105..105\n"
+            "edge calls gateway -> 93.184.216.34:443  requests 3  seen 105..105\n"
+            "edge calls 203.0.113.9 -> cart  requests 2  seen 105..105\n"
+            "edge instance_of cart-1 -> cart  seen 105..105\n"
+            "edge instance_of gw-1 -> gateway  seen 105..105\n"
+            "edge runs_on cart-1 -> m2  seen 105..105\n"
+            "edge runs_on gw-1 -> m1  seen 105..105\n"
+            "edge network m1 -> m2  seen 105..105\n"
+            "edge network m1 -> 93.184.216.34:443  seen 105..105\n");
+}
+
+TEST(Topology, ObservingTheSameWindowsAgainDoesNotCountTwice) {
+  Topology t;
+  t.ObserveWindows(Shop(100), 5);
+  t.ObserveWindows(Shop(100), 5);
+  const auto edges = t.Edges();
+  ASSERT_EQ(edges[0].to.name, "cart");
+  EXPECT_EQ(edges[0].requests, 7u);
+  // Later windows (the history the stream retains grew): the sum over them.
+  auto more = Shop(100);
+  for (auto& w : Shop(105)) more.push_back(w);
+  t.ObserveWindows(more, 5);
+  EXPECT_EQ(t.Edges()[0].requests, 14u);
+  EXPECT_EQ(t.Edges()[0].last_seen_s, 110);
+}
+
+TEST(Topology, QueriesAndBreadthFirstDownstream) {
+  Topology t;
+  t.ObserveWindows(Shop(100), 5);
+  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "cart"}, {NodeKind::kService, "db"}, 105, 4);
+  const NodeRef gateway{NodeKind::kService, "gateway"};
+  EXPECT_EQ(t.Successors(gateway, EdgeKind::kCalls),
+            (std::vector<NodeRef>{{NodeKind::kService, "cart"},
+                                  {NodeKind::kExternal, "93.184.216.34:443"}}));
+  EXPECT_EQ(t.Predecessors(gateway, EdgeKind::kInstanceOf),
+            (std::vector<NodeRef>{{NodeKind::kInstance, "gw-1"}}));
+  EXPECT_EQ(t.Successors({NodeKind::kInstance, "gw-1"}, EdgeKind::kRunsOn),
+            (std::vector<NodeRef>{{NodeKind::kMachine, "m1"}}));
+  const auto down = t.Downstream(gateway);
+  ASSERT_EQ(down.size(), 4u);
+  EXPECT_EQ(down[0], std::make_pair(gateway, 0));
+  EXPECT_EQ(down[1], std::make_pair(NodeRef{NodeKind::kService, "cart"}, 1));
+  EXPECT_EQ(down[2], std::make_pair(NodeRef{NodeKind::kExternal, "93.184.216.34:443"}, 1));
+  EXPECT_EQ(down[3], std::make_pair(NodeRef{NodeKind::kService, "db"}, 2));
+  EXPECT_TRUE(t.Downstream({NodeKind::kService, "nope"}).empty());
+}
+
+TEST(Topology, AgeingRemovesWhatWasNotSeenRecently) {
+  Topology t;
+  t.ObserveWindows(Shop(100), 5);  // everything seen at 105
+  // Later only gateway -> cart keeps being seen (and its ends).
+  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "gateway"}, {NodeKind::kService, "cart"},
+                4000, 1);
+  EXPECT_EQ(t.LatestSeen(), 4000);
+  EXPECT_EQ(t.AgeOut(4000, 3900), 0u);  // cutoff 100: everything was seen at 105 or later
+  EXPECT_EQ(t.node_count(), 9u);
+  EXPECT_EQ(t.AgeOut(4000, 3000), 7u + 8u);  // cutoff 1000: 7 nodes and 8 edges go
+  EXPECT_EQ(t.ToText(),
+            "2 nodes, 1 edges\n"
+            "node service cart  seen 105..4000\n"
+            "node service gateway  seen 105..4000\n"
+            "edge calls gateway -> cart  requests 8  seen 105..4000\n");
+}
+
+TEST(Topology, PersistenceRoundTrip) {
+  const std::string dir = testing::TempDir() + "/topology_roundtrip";
+  std::filesystem::remove_all(dir);
+  Topology t;
+  t.ObserveWindows(Shop(100), 5);
+  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "a|b"}, {NodeKind::kService, "c d"}, 90, 5);
+  ASSERT_TRUE(t.Save(dir).ok());
+  auto back = Topology::Load(dir);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->ToText(), t.ToText());
+  EXPECT_EQ(back->ToJson(), t.ToJson());
+
+  // Saving a smaller graph replaces the old one.
+  Topology small;
+  small.ObserveNode({NodeKind::kMachine, "m9"}, 7);
+  ASSERT_TRUE(small.Save(dir).ok());
+  back = Topology::Load(dir);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->ToText(), "1 nodes, 0 edges\nnode machine m9  seen 7..7\n");
+
+  EXPECT_EQ(Topology::Load(dir + "-missing").status().code(), StatusCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Topology, LoadNamesAMalformedRecord) {
+  const std::string dir = testing::TempDir() + "/topology_bad";
+  std::filesystem::remove_all(dir);
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir, &db).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|1|api", "10 x").ok());
+    delete db;
+  }
+  EXPECT_EQ(Topology::Load(dir).status().message(),
+            "topology store " + dir + ": record \"n|1|api\": value \"10 x\" is not numbers");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Topology, DotIsAGraphvizDigraph) {
+  Topology t;
+  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "api"}, {NodeKind::kService, "d\"b"}, 5, 3);
+  EXPECT_EQ(t.ToDot(),
+            "digraph faultline {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n"
+            "  \"service:api\" [label=\"api\", shape=box, style=rounded];\n"
+            "  \"service:d\\\"b\" [label=\"d\\\"b\", shape=box, style=rounded];\n"
+            "  \"service:api\" -> \"service:d\\\"b\" [label=\"3 req\", penwidth=2];\n"
+            "}\n");
+}
+
+}  // namespace
+}  // namespace faultline::topology
