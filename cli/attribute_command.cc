@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "faultline/topology/attribution.h"
 #include "faultline/topology/drilldown.h"
 
 namespace faultline::cli {
@@ -13,19 +14,63 @@ Runner RegisterAttribute(CLI::App& app) {
   auto files = std::make_shared<std::vector<std::string>>();
   auto o = std::make_shared<topology::DrillDownOptions>();
   auto timing = std::make_shared<bool>(false);
-  CLI::App* sub = app.add_subcommand(
-      "attribute", "Root-cause drill-down: print the dimension-value combinations that explain a KPI's deviation");
-  sub->add_option("cases", *files, "CSV cases in the Squeeze layout: real,predict,<dimension>,…")->required();
-  sub->add_option("--min-purity", o->min_purity, "Share of an element's leaves that must be abnormal")
+  CLI::App* sub = app.add_subcommand("attribute",
+                                     "Root-cause drill-down: print the dimension-value "
+                                     "combinations that explain a KPI's deviation");
+  auto situation = std::make_shared<std::string>();
+  auto format = std::make_shared<std::string>("text");
+  auto ao = std::make_shared<topology::AttributionOptions>();
+  sub->add_option("cases", *files, "CSV cases in the Squeeze layout: real,predict,<dimension>,…");
+  sub->add_option(
+      "--situation", *situation,
+      "A situation (JSON): rank the root causes of its alarm (horizontal, vertical, network)");
+  sub->add_option("--format", *format, "Output of --situation: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  sub->add_option("--robust-z", o->robust_z, "Abnormal beyond this many robust sd of the deviations")
+  sub->add_option("--z", ao->z_threshold, "--situation: anomalous beyond this robust z")
       ->capture_default_str();
-  sub->add_option("--min-deviation", o->min_deviation, "Abnormal at least at this relative deviation")
+  sub->add_option("--min-correlation", ao->min_correlation,
+                  "--situation: shapes agree from this Pearson correlation")
+      ->capture_default_str();
+  sub->add_option("--min-purity", o->min_purity,
+                  "Share of an element's leaves that must be abnormal")
+      ->capture_default_str();
+  sub->add_option("--robust-z", o->robust_z,
+                  "Abnormal beyond this many robust sd of the deviations")
+      ->capture_default_str();
+  sub->add_option("--min-deviation", o->min_deviation,
+                  "Abnormal at least at this relative deviation")
       ->capture_default_str();
   sub->add_option("--min-share", o->min_share, "Share of abnormal leaves an element must explain")
       ->capture_default_str();
   sub->add_flag("--timing", *timing, "Prefix each line with the file and the milliseconds it took");
   return [=] {
+    if (!situation->empty()) {
+      if (!files->empty()) {
+        std::cerr << "faultline attribute: give CSV cases or --situation, not both\n";
+        return 2;
+      }
+      std::ifstream in(*situation, std::ios::binary);
+      if (!in) {
+        std::cerr << "faultline attribute: " << *situation << ": cannot open\n";
+        return 1;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      auto s = topology::ParseSituationJson(text.str(), *situation);
+      if (!s.ok()) {
+        std::cerr << "faultline attribute: " << s.status().message() << "\n";
+        return 1;
+      }
+      const topology::AttributionResult r = topology::Attribute(*s, *ao);
+      std::cout << (*format == "json" ? topology::AttributionToJson(r) + "\n"
+                                      : topology::AttributionToText(r));
+      return 0;
+    }
+    if (files->empty()) {
+      std::cerr << "faultline attribute: give CSV cases or --situation FILE\n";
+      return 2;
+    }
     int rc = 0;
     for (const std::string& path : *files) {
       std::ifstream in(path, std::ios::binary);
@@ -45,7 +90,8 @@ Runner RegisterAttribute(CLI::App& app) {
       }
       const topology::DrillDownResult r = topology::DrillDown(*cube, *o);
       const std::string set = topology::FormatElements(*cube, r.elements);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (*timing) {
         std::printf("%s\t%.2f\t%s\n", path.c_str(), ms, set.c_str());
       } else {

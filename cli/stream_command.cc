@@ -7,6 +7,7 @@
 #include "faultline/common/metrics.h"
 #include "faultline/stream/stream_processor.h"
 #include "faultline/stream/window_query.h"
+#include "faultline/topology/situation.h"
 
 namespace faultline::cli {
 namespace {
@@ -74,6 +75,54 @@ int RunQuery(const QueryFlags& f) {
   return 0;
 }
 
+struct SituationFlags {
+  std::string state_dir;
+  std::string topic = "faultline.events";
+  std::string alarm;
+  int64_t at_s = 0;
+  int64_t lookback_s = 180;
+};
+
+// The situation around an alarm, from the stored windows: [at - lookback, latest window end).
+int RunSituation(const SituationFlags& f) {
+  const std::string usage =
+      "--alarm '" + f.alarm + "': expected service|edge|machine:ENTITY:METRIC";
+  topology::Alarm alarm;
+  const size_t a = f.alarm.find(':'), b = f.alarm.rfind(':');
+  if (a == std::string::npos || b == a) {
+    std::cerr << "faultline stream situation: " << usage << "\n";
+    return 2;
+  }
+  const std::string kind = f.alarm.substr(0, a);
+  alarm.ref.kind = kind == "service"   ? topology::SeriesKind::kService
+                   : kind == "edge"    ? topology::SeriesKind::kEdge
+                   : kind == "machine" ? topology::SeriesKind::kMachine
+                                       : topology::SeriesKind::kInstance;
+  alarm.ref.entity = f.alarm.substr(a + 1, b - a - 1);
+  alarm.ref.metric = f.alarm.substr(b + 1);
+  if ((kind != "service" && kind != "edge" && kind != "machine") || alarm.ref.entity.empty() ||
+      alarm.ref.metric.empty()) {
+    std::cerr << "faultline stream situation: " << usage << "\n";
+    return 2;
+  }
+  int64_t window_s = 0;
+  auto windows = stream::QueryWindows(f.state_dir, f.topic, stream::WindowQuery{}, &window_s);
+  if (!windows.ok()) {
+    std::cerr << "faultline stream situation: " << windows.status().message() << "\n";
+    return 1;
+  }
+  if (windows->empty()) {
+    std::cerr << "faultline stream situation: no windows stored under " << f.state_dir << "\n";
+    return 1;
+  }
+  const int64_t latest = windows->back().start_s + window_s;
+  alarm.at_s = f.at_s ? f.at_s : windows->back().start_s;
+  std::cout << topology::SituationToJson(topology::BuildSituation(
+                   *windows, window_s, alarm.at_s - f.lookback_s, latest, alarm))
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 Runner RegisterStream(CLI::App& app) {
@@ -111,8 +160,25 @@ Runner RegisterStream(CLI::App& app) {
   query->add_flag("--by-partition", q->by_partition,
                   "One record per input partition instead of merged");
 
+  auto sf = std::make_shared<SituationFlags>();
+  CLI::App* situation = sub->add_subcommand(
+      "situation",
+      "Print the situation (JSON) around an alarm, for faultline attribute --situation");
+  situation->add_option("--state-dir", sf->state_dir, "The processor's --state-dir")->required();
+  situation->add_option("--events-topic", sf->topic, "The processor's input topic")
+      ->capture_default_str();
+  situation
+      ->add_option("--alarm", sf->alarm, "KIND:ENTITY:METRIC, e.g. service:gateway:latency_p99_ms")
+      ->required();
+  situation->add_option("--at", sf->at_s,
+                        "When the alarm was raised (Unix seconds; default: the latest window)");
+  situation->add_option("--lookback", sf->lookback_s, "Seconds of history before the alarm")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}))
+      ->capture_default_str();
+
   return [=] {
     if (query->parsed()) return RunQuery(*q);
+    if (situation->parsed()) return RunSituation(*sf);
     if (!config->empty()) {
       std::ifstream in(*config);
       if (!in) {

@@ -19,10 +19,12 @@ std::string MakeCube(const std::set<std::string>& causes, double drop, uint64_t 
   for (int h = 0; h < 4; ++h) {
     for (int s = 0; s < 5; ++s) {
       for (int r = 0; r < 3; ++r) {
-        const std::string host = "h" + std::to_string(h), svc = "s" + std::to_string(s), reg = "r" + std::to_string(r);
+        const std::string host = "h" + std::to_string(h), svc = "s" + std::to_string(s),
+                          reg = "r" + std::to_string(r);
         bool hit = false;
-        for (const std::string& c : {"host=" + host, "service=" + svc, "region=" + reg, "host=" + host + "&service=" + svc,
-                                     "host=" + host + "&region=" + reg, "service=" + svc + "&region=" + reg}) {
+        for (const std::string& c :
+             {"host=" + host, "service=" + svc, "region=" + reg, "host=" + host + "&service=" + svc,
+              "host=" + host + "&region=" + reg, "service=" + svc + "&region=" + reg}) {
           hit = hit || causes.count(c);
         }
         const double real = 100 * (hit ? 1 - drop : 1) + noise(rng);
@@ -39,19 +41,23 @@ std::string Solve(const std::string& csv) {
   return FormatElements(*cube, DrillDown(*cube).elements);
 }
 
-TEST(DrillDown, OneElementInOneDimension) { EXPECT_EQ(Solve(MakeCube({"service=s2"}, 0.5)), "service=s2"); }
+TEST(DrillDown, OneElementInOneDimension) {
+  EXPECT_EQ(Solve(MakeCube({"service=s2"}, 0.5)), "service=s2");
+}
 
 TEST(DrillDown, SeveralElementsInOneDimension) {
   EXPECT_EQ(Solve(MakeCube({"host=h0", "host=h3"}, 0.4)), "host=h0;host=h3");
 }
 
 TEST(DrillDown, ACombinationOfTwoDimensionsIsNotMistakenForEitherAlone) {
-  // host=h1 alone: only 1 of its 5 services is abnormal (purity 0.2); service=s4 alone: 1 of 4 hosts.
+  // host=h1 alone: only 1 of its 5 services is abnormal (purity 0.2); service=s4 alone: 1 of 4
+  // hosts.
   EXPECT_EQ(Solve(MakeCube({"host=h1&service=s4"}, 0.6)), "host=h1&service=s4");
 }
 
 TEST(DrillDown, ElementsFromDifferentCuboidsAndLayers) {
-  EXPECT_EQ(Solve(MakeCube({"region=r2", "host=h0&service=s1"}, 0.5)), "host=h0&service=s1;region=r2");
+  EXPECT_EQ(Solve(MakeCube({"region=r2", "host=h0&service=s1"}, 0.5)),
+            "host=h0&service=s1;region=r2");
 }
 
 TEST(DrillDown, NoisyButNormalDataExplainsNothing) {
@@ -82,18 +88,23 @@ TEST(DrillDown, LeavesWithoutDataAreSkippedAndUnexpectedTrafficIsAbnormal) {
     for (int b = 0; b < 4; ++b) {
       const bool empty = b == 3;
       const bool surge = a == 2 && b < 3;  // a2 sees traffic nobody expected
-      csv += std::to_string(empty ? 0 : surge ? 50 : 100) + "," + (empty || surge ? "0" : "100") + ",a" +
-             std::to_string(a) + ",b" + std::to_string(b) + "\n";
+      csv += std::to_string(empty   ? 0
+                            : surge ? 50
+                                    : 100) +
+             "," + (empty || surge ? "0" : "100") + ",a" + std::to_string(a) + ",b" +
+             std::to_string(b) + "\n";
     }
   }
   EXPECT_EQ(Solve(csv), "a=a2");
 }
 
 TEST(SqueezeCsv, ErrorsNameTheSourceLineAndProblem) {
-  EXPECT_EQ(ParseSqueezeCsv("", "c.csv").status().message(), "c.csv: empty (expected the header real,predict,<dimension>,…)");
+  EXPECT_EQ(ParseSqueezeCsv("", "c.csv").status().message(),
+            "c.csv: empty (expected the header real,predict,<dimension>,…)");
   EXPECT_EQ(ParseSqueezeCsv("predict,real,a\n", "c.csv").status().message(),
             "c.csv:1: expected the header real,predict,<dimension>,…");
-  EXPECT_EQ(ParseSqueezeCsv("real,predict,a\n1,2\n", "c.csv").status().message(), "c.csv:2: 2 columns, the header has 3");
+  EXPECT_EQ(ParseSqueezeCsv("real,predict,a\n1,2\n", "c.csv").status().message(),
+            "c.csv:2: 2 columns, the header has 3");
   EXPECT_EQ(ParseSqueezeCsv("real,predict,a\n1,x,a1\n", "c.csv").status().message(),
             "c.csv:2: predict 'x' is not a number");
   auto ok = ParseSqueezeCsv("real,predict,a,b\r\n1,2,a1,b1\r\n3,4,a2,b1\r\n", "c.csv");

@@ -16,7 +16,6 @@ namespace {
 constexpr size_t kMaxValues = size_t{1} << 21;
 constexpr size_t kMaxLayer = 3;
 
-
 bool ParseDouble(std::string_view s, double* out) {
   const std::string text(s);
   char* end = nullptr;
@@ -65,7 +64,8 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
         return InvalidArgument(where() + "expected the header real,predict,<dimension>,…");
       }
       for (size_t i = 2; i < cells.size(); ++i) {
-        if (cells[i].empty()) return InvalidArgument(where() + "dimension " + std::to_string(i - 1) + " has no name");
+        if (cells[i].empty())
+          return InvalidArgument(where() + "dimension " + std::to_string(i - 1) + " has no name");
         cube.dims.emplace_back(cells[i]);
       }
       cube.values.resize(cube.dims.size());
@@ -78,25 +78,28 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
                              std::to_string(cube.dims.size() + 2));
     }
     double real = 0, predict = 0;
-    if (!ParseDouble(cells[0], &real)) return InvalidArgument(where() + "real '" + std::string(cells[0]) + "' is not a number");
+    if (!ParseDouble(cells[0], &real))
+      return InvalidArgument(where() + "real '" + std::string(cells[0]) + "' is not a number");
     if (!ParseDouble(cells[1], &predict)) {
       return InvalidArgument(where() + "predict '" + std::string(cells[1]) + "' is not a number");
     }
     cube.real.push_back(real);
     cube.predict.push_back(predict);
     for (size_t j = 0; j < cube.dims.size(); ++j) {
-      auto [it, fresh] = ids[j].try_emplace(std::string(cells[j + 2]), static_cast<uint32_t>(cube.values[j].size()));
+      auto [it, fresh] = ids[j].try_emplace(std::string(cells[j + 2]),
+                                            static_cast<uint32_t>(cube.values[j].size()));
       if (fresh) {
         if (cube.values[j].size() >= kMaxValues) {
-          return InvalidArgument(where() + "dimension " + cube.dims[j] + " has more than " + std::to_string(kMaxValues) +
-                                 " values");
+          return InvalidArgument(where() + "dimension " + cube.dims[j] + " has more than " +
+                                 std::to_string(kMaxValues) + " values");
         }
         cube.values[j].emplace_back(cells[j + 2]);
       }
       cube.cells.push_back(it->second);
     }
   }
-  if (header) return InvalidArgument(source + ": empty (expected the header real,predict,<dimension>,…)");
+  if (header)
+    return InvalidArgument(source + ": empty (expected the header real,predict,<dimension>,…)");
   return cube;
 }
 
@@ -121,7 +124,8 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
   // from the 20th percentile of distances to it (for Gaussian noise that percentile is
   // 0.2533 sd). A plain median and MAD break down when half the leaves are abnormal.
   std::vector<double> by_size = devs;
-  std::sort(by_size.begin(), by_size.end(), [](double a, double b) { return std::abs(a) < std::abs(b); });
+  std::sort(by_size.begin(), by_size.end(),
+            [](double a, double b) { return std::abs(a) < std::abs(b); });
   by_size.resize(std::max<size_t>(1, by_size.size() * 2 / 5));
   const double center = devs.empty() ? 0 : Median(by_size);
   for (double& d : devs) d = std::abs(d - center);
@@ -134,14 +138,17 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
   const double cut = std::max(o.min_deviation, o.robust_z * spread);
   std::vector<char> abnormal(n, 0), remaining(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    if (valid[i] && std::abs(dev[i] - center) > cut) abnormal[i] = remaining[i] = 1, result.abnormal_leaves++;
+    if (valid[i] && std::abs(dev[i] - center) > cut)
+      abnormal[i] = remaining[i] = 1, result.abnormal_leaves++;
   }
   size_t left = result.abnormal_leaves;
   const double min_cover = std::max(2.0, o.min_share * static_cast<double>(result.abnormal_leaves));
 
   // 2. Cuboids from one attribute up; greedy cover by the purest, most explanatory elements.
   for (size_t layer = 1; layer <= std::min({o.max_layer, nd, kMaxLayer}); ++layer) {
-    if (static_cast<double>(left) < std::max(1.0, 0.01 * static_cast<double>(result.abnormal_leaves))) break;
+    if (static_cast<double>(left) <
+        std::max(1.0, 0.01 * static_cast<double>(result.abnormal_leaves)))
+      break;
     struct Candidate {
       std::vector<size_t> cuboid;
       uint64_t key;
@@ -170,7 +177,8 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
         if (c.unexplained == 0) continue;
         const double purity = static_cast<double>(c.abnormal) / static_cast<double>(c.leaves);
         if (purity >= o.min_purity) {
-          candidates.push_back({cuboid, key, c.leaves, c.unexplained, purity * static_cast<double>(c.unexplained)});
+          candidates.push_back(
+              {cuboid, key, c.leaves, c.unexplained, purity * static_cast<double>(c.unexplained)});
         }
       }
     }
@@ -202,7 +210,8 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
       }
       uint64_t key = c.key;
       for (size_t k = c.cuboid.size(); k-- > 0;) {
-        e.attrs.insert(e.attrs.begin(), {c.cuboid[k], static_cast<uint32_t>(key & ((1u << 21) - 1))});
+        e.attrs.insert(e.attrs.begin(),
+                       {c.cuboid[k], static_cast<uint32_t>(key & ((1u << 21) - 1))});
         key >>= 21;
       }
       result.elements.push_back(std::move(e));

@@ -1,0 +1,231 @@
+#include "faultline/topology/attribution.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "faultline/stream/partition_state.h"
+
+namespace faultline::topology {
+namespace {
+
+// The recorded situations of tests/data/situations (written by its make.py): gateway -> api -> db
+// and gateway -> search; faults from t=1120, where the alarm on gateway latency_p99_ms is raised.
+Situation Load(const std::string& name) {
+  const std::string path = std::string(FAULTLINE_SOURCE_DIR) + "/tests/data/situations/" + name;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto s = ParseSituationJson(text.str(), name);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : Situation{};
+}
+
+std::vector<std::string> Path(std::initializer_list<const char*> p) { return {p.begin(), p.end()}; }
+
+TEST(Attribution, SlowLeafBehindTheGateway) {
+  const AttributionResult r = Attribute(Load("slow_leaf.json"));
+  EXPECT_TRUE(r.symptom.anomalous);
+  EXPECT_GT(r.symptom.z, 20);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  const Candidate& c = r.candidates[0];
+  EXPECT_EQ(c.kind, CandidateKind::kService);
+  EXPECT_EQ(c.entity, "db");
+  EXPECT_EQ(c.path, Path({"db", "api", "gateway"}));
+  ASSERT_EQ(c.evidence.size(), 1u);
+  EXPECT_EQ(c.evidence[0].ref.metric, "latency_p99_ms");
+  EXPECT_EQ(c.evidence[0].start_s, 1120);
+  EXPECT_NEAR(c.evidence[0].baseline, 20, 1);
+  EXPECT_NEAR(c.evidence[0].observed, 80, 3);
+  EXPECT_GT(c.evidence[0].correlation, 0.95);
+  EXPECT_TRUE(r.set_aside.empty());
+  EXPECT_EQ(r.summary.substr(0, r.summary.find(" (")),
+            "gateway latency_p99_ms rose; most likely cause: service db");
+}
+
+TEST(Attribution, PacketLossOnOneCallEdge) {
+  const AttributionResult r = Attribute(Load("edge_loss.json"));
+  ASSERT_EQ(r.candidates.size(), 1u);
+  const Candidate& c = r.candidates[0];
+  EXPECT_EQ(c.kind, CandidateKind::kEdge);
+  EXPECT_EQ(c.entity, "gateway->api");
+  EXPECT_EQ(c.path, Path({"gateway->api", "gateway"}));
+  ASSERT_EQ(c.evidence.size(), 3u);  // the caller's latency, then the network's signals
+  EXPECT_EQ(c.evidence[0].ref.metric, "latency_p99_ms");
+  EXPECT_EQ(c.evidence[1].ref.metric, "retransmits");
+  EXPECT_EQ(c.evidence[1].baseline, 0);
+  EXPECT_NEAR(c.evidence[1].observed, 30, 2);
+  EXPECT_EQ(c.evidence[1].z, 1000);  // from a zero baseline: capped
+  EXPECT_EQ(c.evidence[2].ref.metric, "rtt_mean_ms");
+  EXPECT_NE(c.explanation.find("the network between them"), std::string::npos);
+}
+
+TEST(Attribution, CpuExhaustionOnOneMachine) {
+  const AttributionResult r = Attribute(Load("cpu_exhaustion.json"));
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].kind, CandidateKind::kMachine);
+  EXPECT_EQ(r.candidates[0].entity, "m3");
+  EXPECT_EQ(r.candidates[0].path, Path({"m3", "db", "api", "gateway"}));
+  ASSERT_EQ(r.candidates[0].evidence.size(), 2u);
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, "cpu_throttled_s");
+  EXPECT_EQ(r.candidates[0].evidence[1].ref.metric, "runq_p99_ms");
+  // The service stays, ranked below, as the step through which the machine hurts.
+  EXPECT_EQ(r.candidates[1].entity, "db");
+  EXPECT_NE(r.candidates[1].explanation.find("it runs on machine m3"), std::string::npos);
+  // Machines m1 and m2 and db's instance memory stayed normal: no candidate.
+  for (const Candidate& c : r.candidates) EXPECT_NE(c.entity, "m2");
+}
+
+TEST(Attribution, AnOppositelyMovingSiblingIsSetAside) {
+  const AttributionResult r = Attribute(Load("negative_sibling.json"));
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+  ASSERT_EQ(r.set_aside.size(), 1u);
+  EXPECT_EQ(r.set_aside[0].entity, "search");
+  EXPECT_EQ(r.set_aside[0].reason.substr(0, r.set_aside[0].reason.find(" (")),
+            "latency_p99_ms fell");
+  EXPECT_NE(r.set_aside[0].reason.find("the opposite of the symptom, so it cannot explain it"),
+            std::string::npos);
+}
+
+TEST(Attribution, AFaultFreeSituationHasNoRootCause) {
+  const AttributionResult r = Attribute(Load("fault_free.json"));
+  EXPECT_FALSE(r.symptom.anomalous);
+  EXPECT_TRUE(r.candidates.empty());
+  EXPECT_TRUE(r.set_aside.empty());
+  EXPECT_EQ(r.summary.substr(0, r.summary.find(" (")),
+            "no anomaly: gateway latency_p99_ms is within its baseline");
+}
+
+TEST(Attribution, TooLittleHistoryIsSaidNotGuessed) {
+  Situation s = Load("slow_leaf.json");
+  s.alarm.at_s = 1000 + 7 * 5;  // 5 baseline windows before the lead
+  const AttributionResult r = Attribute(s);
+  EXPECT_TRUE(r.candidates.empty());
+  EXPECT_EQ(r.summary,
+            "cannot judge gateway latency_p99_ms: 5 windows of history before the alarm, 6 needed");
+}
+
+TEST(Attribution, ADetectorsVerdictDecides) {
+  Situation s = Load("slow_leaf.json");
+  // A detector that saw db itself as normal: what api sees of db (the caller's view of the edge)
+  // still rose, with no network signal: the edge is the candidate, ranked as a weak one.
+  s.verdicts.push_back(
+      {{SeriesKind::kService, "db", "latency_p99_ms"}, 1125, false, 0.1, "combined"});
+  const AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].kind, CandidateKind::kEdge);
+  EXPECT_EQ(r.candidates[0].entity, "api->db");
+  EXPECT_LT(r.candidates[0].score, 1);
+  EXPECT_NE(r.candidates[0].explanation.find("with no network signal"), std::string::npos);
+  EXPECT_EQ(r.candidates[0].path, Path({"api->db", "api", "gateway"}));
+}
+
+TEST(Attribution, TextAndJsonRenderings) {
+  const AttributionResult r = Attribute(Load("edge_loss.json"));
+  const std::string text = AttributionToText(r);
+  EXPECT_NE(text.find("1. edge gateway->api  score "), std::string::npos);
+  EXPECT_NE(text.find("   path: gateway->api -> gateway\n"), std::string::npos);
+  const std::string json = AttributionToJson(r);
+  EXPECT_EQ(
+      json.rfind("{\"summary\":\"gateway latency_p99_ms rose; most likely cause: edge gateway->api",
+                 0),
+      0u);
+  EXPECT_NE(json.find("\"path\":[\"gateway->api\",\"gateway\"]"), std::string::npos);
+}
+
+TEST(Situation, JsonRoundTrip) {
+  const Situation s = Load("cpu_exhaustion.json");
+  EXPECT_EQ(s.windows(), 36u);
+  EXPECT_EQ(s.series.size(), 27u);
+  EXPECT_EQ(s.topology.node_count(), 11u);
+  EXPECT_EQ(s.topology.edge_count(), 11u);
+  const std::string json = SituationToJson(s);
+  auto back = ParseSituationJson(json, "again");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(SituationToJson(*back), json);
+}
+
+TEST(Situation, ErrorsNameTheSourceAndThePath) {
+  auto err = [](const std::string& text) {
+    return ParseSituationJson(text, "s.json").status().message();
+  };
+  EXPECT_EQ(err("{").rfind("s.json: not JSON: ", 0), 0u);
+  EXPECT_EQ(err("[]"), "s.json: $: expected an object");
+  const std::string head =
+      R"({"window_s":5,"start_s":0,"alarm":{"kind":"service","entity":"a","metric":"m","at_s":0},)";
+  EXPECT_EQ(
+      err(head + R"("series":[{"kind":"service","entity":"a","metric":"m","values":[1,"x"]}]})"),
+      "s.json: series[0].values[1]: expected a number or null");
+  EXPECT_EQ(err(head + R"("series":[{"kind":"pod","entity":"a","metric":"m","values":[]}]})"),
+            "s.json: series[0].kind: kind \"pod\": expected service, instance, machine or edge");
+  EXPECT_EQ(err(head + R"("series":[], "extra": 1})"), "s.json: $: unknown field \"extra\"");
+  EXPECT_EQ(
+      err(head + R"("series":[{"kind":"service","entity":"a","metric":"m","values":[1e300]}]})"),
+      "s.json: series[0].values[0]: out of range");
+  EXPECT_EQ(
+      err(head + R"("topology":{"edges":[{"kind":"uses","from":"a","to":"b"}]},"series":[]})"),
+      "s.json: topology.edges[0].kind: edge kind \"uses\": expected calls, instance_of, "
+      "runs_on or network");
+  const std::string dup = R"({"kind":"service","entity":"a","metric":"m","values":[]})";
+  EXPECT_EQ(err(head + "\"series\":[" + dup + "," + dup + "]}"),
+            "s.json: series[1]: the same series as series[0]");
+  EXPECT_EQ(err(R"({"window_s":0,"start_s":0,"alarm":{},"series":[]})"),
+            "s.json: window_s: expected 1..86400");
+}
+
+TEST(Situation, BuiltFromTheStreamsWindows) {
+  using stream::EntityKind;
+  std::vector<stream::StoredWindow> windows;
+  auto add = [&](int64_t start, EntityKind kind,
+                 std::vector<std::pair<std::string, std::string>> dims, uint64_t requests,
+                 uint64_t errors, double latency_ns, std::string callee = "") {
+    stream::StoredWindow w;
+    w.start_s = start;
+    w.key.kind = kind;
+    std::sort(dims.begin(), dims.end());
+    w.key.dims = std::move(dims);
+    w.stats.requests = requests;
+    w.stats.status_5xx = errors;
+    for (uint64_t i = 0; i < requests; ++i) w.stats.latency_ns.Add(latency_ns);
+    w.callee_service = std::move(callee);
+    windows.push_back(std::move(w));
+  };
+  for (int64_t t = 100; t < 120; t += 5) {
+    // Two endpoints of api on one instance: merged into the service's series.
+    add(t, EntityKind::kService,
+        {{"service", "api"}, {"endpoint", "GET /a"}, {"instance", "i1"}, {"machine", "m"}}, 4, 1,
+        2e6);
+    add(t, EntityKind::kService,
+        {{"service", "api"}, {"endpoint", "GET /b"}, {"instance", "i1"}, {"machine", "m"}}, 4, 0,
+        2e6);
+    add(t, EntityKind::kEdge,
+        {{"caller", "api"},
+         {"callee", "10.0.0.9:5432"},
+         {"instance", "i1"},
+         {"machine", "m"},
+         {"side", "client"}},
+        3, 0, 1e6);
+  }
+  const Situation s =
+      BuildSituation(windows, 5, 105, 120, {{SeriesKind::kService, "api", "latency_p99_ms"}, 115});
+  EXPECT_EQ(s.start_s, 105);
+  EXPECT_EQ(s.windows(), 3u);
+  const MetricSeries* req = s.Find({SeriesKind::kService, "api", "requests"});
+  ASSERT_NE(req, nullptr);
+  EXPECT_EQ(req->values, (std::vector<double>{8, 8, 8}));
+  EXPECT_EQ(s.Find({SeriesKind::kService, "api", "error_rate"})->values,
+            (std::vector<double>{0.125, 0.125, 0.125}));
+  EXPECT_NEAR(s.Find({SeriesKind::kService, "api", "latency_p99_ms"})->values[0], 2, 0.02);
+  const MetricSeries* edge = s.Find({SeriesKind::kEdge, "api->10.0.0.9:5432", "requests"});
+  ASSERT_NE(edge, nullptr);
+  EXPECT_EQ(edge->values, (std::vector<double>{3, 3, 3}));
+  EXPECT_NE(s.Find({SeriesKind::kEdge, "api->10.0.0.9:5432", "retransmits"}), nullptr);
+  EXPECT_TRUE(s.topology.HasNode({NodeKind::kExternal, "10.0.0.9:5432"}));
+  auto back = ParseSituationJson(SituationToJson(s), "built");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+}
+
+}  // namespace
+}  // namespace faultline::topology

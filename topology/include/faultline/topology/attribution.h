@@ -1,0 +1,94 @@
+// Horizontal, vertical and network-edge attribution over a Situation: from the alarmed service,
+// find the places whose own behaviour explains the symptom, rank them, and give the path by which
+// each propagates to the alarm.
+//
+// Every series is judged the same way around the alarm: windows before (alarm - lead windows) are
+// the baseline (median and MAD), the rest is the test period; a series is anomalous when, from the
+// first test window beyond `z_threshold` robust standard deviations, the median of the test values
+// still is, and differs from the baseline median by at least `min_change` of it. A detector's
+// verdict in the situation overrides the anomalous/normal call (the robust z still gives the
+// direction). Two series "agree in shape" when their Pearson correlation over the situation is at
+// least `min_correlation`.
+//
+//  * Horizontal: from a service, each callee (calls edges) whose metrics of the symptom's family
+//    (latency explains latency; latency or errors explain errors; requests explain requests) are
+//    anomalous in the same direction and agree in shape explains it; the walk recurses into the
+//    explainers. A callee anomalous only the other way, or whose shape is the symptom's mirror
+//    image, is set aside with the reason. A service nothing downstream explains is a root cause.
+//  * Network edge: when the caller's view of an edge is anomalous but the callee's own view is
+//    not, the edge is the candidate, with the edge's network health (retransmits, drops, resets,
+//    failed connects, RTT) that rose at the same time as its evidence.
+//  * Vertical: for a root-cause service, its instances and their machines: resource series that
+//    rose anomalously and agree in shape with the service's symptom make that machine (or
+//    instance) the deeper cause, the service one step of the path.
+// Ranking: resource causes, then network edges with network evidence, then services, then edges
+// seen only from the caller; within a class by strength (|z| and correlation).
+//
+// Thread-compatible; pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "faultline/topology/situation.h"
+
+namespace faultline::topology {
+
+struct AttributionOptions {
+  // Default: 4.
+  double z_threshold = 4;
+  // Relative to the baseline median. Default: 0.2.
+  double min_change = 0.2;
+  // Default: 0.6.
+  double min_correlation = 0.6;
+  // A cause may start this many windows before the alarm. Default: 2.
+  int64_t lead_windows = 2;
+  // Baseline windows needed to judge a series. Default: 6.
+  size_t min_baseline = 6;
+};
+
+// One series' behaviour around the alarm.
+struct SeriesAnomaly {
+  SeriesRef ref;
+  bool anomalous = false;
+  double z = 0;  // signed, of the test period's median against the baseline
+  double baseline = 0, observed = 0;
+  size_t baseline_windows = 0;  // with data; fewer than min_baseline: not judged
+  int64_t start_s = 0;          // first test window beyond the threshold (when anomalous)
+  double correlation = 0;       // with the series it is compared to (the symptom it may explain)
+  std::string verdict_from;     // the detector whose verdict decided, "" when the robust z did
+};
+
+enum class CandidateKind : uint8_t { kService, kEdge, kInstance, kMachine };
+std::string_view CandidateKindName(CandidateKind kind);
+
+struct Candidate {
+  CandidateKind kind = CandidateKind::kService;
+  std::string entity;  // edges: "caller->callee"
+  double score = 0;
+  std::vector<SeriesAnomaly> evidence;
+  std::vector<std::string> path;  // from the cause to the alarmed service
+  std::string explanation;
+};
+
+struct SetAside {
+  std::string entity;
+  std::string reason;
+};
+
+struct AttributionResult {
+  SeriesAnomaly symptom;
+  std::vector<Candidate> candidates;  // best first
+  std::vector<SetAside> set_aside;
+  std::string summary;  // one line
+};
+
+AttributionResult Attribute(const Situation& situation, const AttributionOptions& options = {});
+
+// For people: the summary, then each candidate with its evidence and path, then what was set
+// aside. JSON: the same as one object.
+std::string AttributionToText(const AttributionResult& result);
+std::string AttributionToJson(const AttributionResult& result);
+
+}  // namespace faultline::topology

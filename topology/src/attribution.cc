@@ -1,0 +1,388 @@
+#include "faultline/topology/attribution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+namespace faultline::topology {
+namespace {
+
+enum class Family { kLatency, kErrors, kTraffic, kOther };
+
+Family FamilyOf(std::string_view metric) {
+  if (metric.find("latency") != std::string_view::npos) return Family::kLatency;
+  if (metric.find("error") != std::string_view::npos) return Family::kErrors;
+  if (metric.find("requests") != std::string_view::npos) return Family::kTraffic;
+  return Family::kOther;
+}
+
+// Which families of a callee can explain a symptom of family `f`.
+bool Explains(Family cause, Family symptom) {
+  if (symptom == Family::kErrors) return cause == Family::kErrors || cause == Family::kLatency;
+  return cause == symptom && symptom != Family::kOther;
+}
+
+bool IsNetworkMetric(std::string_view m) {
+  return m == "retransmits" || m == "drops" || m == "resets" || m == "connects_failed" ||
+         m.find("rtt") != std::string_view::npos;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  const double upper = v[mid];
+  if (v.size() % 2) return upper;
+  return (upper + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+}
+
+double Pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  double sa = 0, sb = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) continue;
+    sa += a[i], sb += b[i], n++;
+  }
+  if (n < 3) return 0;
+  const double ma = sa / static_cast<double>(n), mb = sb / static_cast<double>(n);
+  double cov = 0, va = 0, vb = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) continue;
+    cov += (a[i] - ma) * (b[i] - mb), va += (a[i] - ma) * (a[i] - ma),
+        vb += (b[i] - mb) * (b[i] - mb);
+  }
+  if (va <= 0 || vb <= 0) return 0;
+  return cov / std::sqrt(va * vb);
+}
+
+std::string Fixed(double v, int digits = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+class Attributor {
+ public:
+  Attributor(const Situation& s, const AttributionOptions& o) : s_(s), o_(o) {
+    const int64_t alarm_index = (s.alarm.at_s - s.start_s) / s.window_s;
+    split_ = static_cast<size_t>(std::max<int64_t>(0, alarm_index - o.lead_windows));
+  }
+
+  // The robust judgement of one series; `compare` (may be null) gives the correlation.
+  SeriesAnomaly Judge(const MetricSeries& m, const MetricSeries* compare) const {
+    SeriesAnomaly a;
+    a.ref = m.ref;
+    if (compare) a.correlation = Pearson(m.values, compare->values);
+    std::vector<double> base;
+    for (size_t i = 0; i < std::min(split_, m.values.size()); ++i)
+      if (!std::isnan(m.values[i])) base.push_back(m.values[i]);
+    a.baseline_windows = base.size();
+    if (base.size() < o_.min_baseline) return a;
+    const double med = Median(base);
+    std::vector<double> dev;
+    for (double v : base) dev.push_back(std::abs(v - med));
+    const double sigma = std::max({1.4826 * Median(dev), 0.05 * std::abs(med), 1e-6});
+    a.baseline = med;
+    size_t first = m.values.size();
+    for (size_t i = split_; i < m.values.size(); ++i) {
+      if (!std::isnan(m.values[i]) && std::abs(m.values[i] - med) / sigma >= o_.z_threshold) {
+        first = i;
+        break;
+      }
+    }
+    std::vector<double> test;
+    for (size_t i = first < m.values.size() ? first : split_; i < m.values.size(); ++i)
+      if (!std::isnan(m.values[i])) test.push_back(m.values[i]);
+    if (test.empty()) return a;
+    a.observed = Median(test);
+    a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);  // from a zero baseline: huge
+    a.anomalous = first < m.values.size() && std::abs(a.z) >= o_.z_threshold &&
+                  std::abs(a.observed - med) >= o_.min_change * std::abs(med);
+    if (a.anomalous) a.start_s = s_.start_s + static_cast<int64_t>(first) * s_.window_s;
+    // A detector's verdict in the test period decides.
+    const int64_t from = s_.start_s + static_cast<int64_t>(split_) * s_.window_s;
+    for (const Verdict& v : s_.verdicts) {
+      if (!(v.ref == m.ref) || v.at_s < from) continue;
+      a.verdict_from = v.detector.empty() ? "verdict" : v.detector;
+      a.anomalous = v.anomalous;
+      if (v.anomalous && a.start_s == 0) a.start_s = v.at_s;
+    }
+    return a;
+  }
+
+  AttributionResult Run() {
+    const MetricSeries* symptom = s_.Find(s_.alarm.ref);
+    if (!symptom) {
+      result_.summary = "no series " + Name(s_.alarm.ref) + " in the situation";
+      return std::move(result_);
+    }
+    result_.symptom = Judge(*symptom, nullptr);
+    result_.symptom.correlation = 1;
+    if (result_.symptom.baseline_windows < o_.min_baseline &&
+        result_.symptom.verdict_from.empty()) {
+      result_.summary = "cannot judge " + Name(s_.alarm.ref) + ": " +
+                        std::to_string(result_.symptom.baseline_windows) +
+                        " windows of history before the alarm, " + std::to_string(o_.min_baseline) +
+                        " needed";
+      return std::move(result_);
+    }
+    if (!result_.symptom.anomalous) {
+      result_.summary = "no anomaly: " + Name(s_.alarm.ref) + " is within its baseline (z " +
+                        Fixed(result_.symptom.z) + ")";
+      return std::move(result_);
+    }
+    if (s_.alarm.ref.kind != SeriesKind::kService) {
+      result_.summary = "attribution starts at a service; the alarm is on " +
+                        std::string(SeriesKindName(s_.alarm.ref.kind)) + " " + s_.alarm.ref.entity;
+      return std::move(result_);
+    }
+    Visit(s_.alarm.ref.entity, result_.symptom, *symptom, {s_.alarm.ref.entity});
+    std::stable_sort(result_.candidates.begin(), result_.candidates.end(),
+                     [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    if (result_.candidates.empty()) {
+      result_.summary = Name(s_.alarm.ref) + " is anomalous but nothing explains it";
+    } else {
+      const Candidate& top = result_.candidates.front();
+      result_.summary = Name(s_.alarm.ref) + " " + (result_.symptom.z > 0 ? "rose" : "fell") +
+                        "; most likely cause: " + std::string(CandidateKindName(top.kind)) + " " +
+                        top.entity + " (" + top.explanation + ")";
+    }
+    return std::move(result_);
+  }
+
+ private:
+  static std::string Name(const SeriesRef& r) { return r.entity + " " + r.metric; }
+
+  // The best anomaly among `series` of families that explain `symptom`, in its direction and
+  // agreeing in shape with it; also reports a contrary anomaly if there is one.
+  struct Match {
+    std::optional<SeriesAnomaly> same;
+    std::optional<SeriesAnomaly> contrary;
+  };
+  Match Compare(const std::vector<const MetricSeries*>& series, const SeriesAnomaly& symptom,
+                const MetricSeries& symptom_series) const {
+    Match m;
+    const Family f = FamilyOf(symptom.ref.metric);
+    for (const MetricSeries* ms : series) {
+      if (!Explains(FamilyOf(ms->ref.metric), f)) continue;
+      SeriesAnomaly a = Judge(*ms, &symptom_series);
+      const bool same_way = (a.z > 0) == (symptom.z > 0);
+      if (a.anomalous && same_way && a.correlation >= o_.min_correlation) {
+        if (!m.same || Strength(a) > Strength(*m.same)) m.same = a;
+      } else if ((a.anomalous && !same_way) || a.correlation <= -o_.min_correlation) {
+        if (!m.contrary || std::abs(a.z) > std::abs(m.contrary->z)) m.contrary = a;
+      }
+    }
+    return m;
+  }
+
+  // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3 resource,
+  // 2 network edge, 1 service, 0 edge seen only by the caller) keep the classes apart.
+  static double Strength(const SeriesAnomaly& a) {
+    return (std::min(std::abs(a.z), 100.0) / 100 + std::abs(a.correlation)) / 2;
+  }
+
+  static std::vector<std::string> Prepend(const std::string& head, std::vector<std::string> path) {
+    path.insert(path.begin(), head);
+    return path;
+  }
+
+  // `path` runs from `service` to the alarmed service.
+  void Visit(const std::string& service, const SeriesAnomaly& symptom,
+             const MetricSeries& symptom_series, const std::vector<std::string>& path) {
+    if (!visited_.insert(service).second) return;
+    bool explained = false;
+    for (const NodeRef& callee :
+         s_.topology.Successors({NodeKind::kService, service}, EdgeKind::kCalls)) {
+      const std::string edge = service + "->" + callee.name;
+      const Match own =
+          Compare(s_.SeriesOf(SeriesKind::kService, callee.name), symptom, symptom_series);
+      if (own.same) {
+        explained = true;
+        const MetricSeries* next = s_.Find(own.same->ref);
+        Visit(callee.name, *own.same, *next, Prepend(callee.name, path));
+        continue;
+      }
+      const Match seen = Compare(s_.SeriesOf(SeriesKind::kEdge, edge), symptom, symptom_series);
+      if (seen.same) {
+        explained = true;
+        Candidate c;
+        c.kind = CandidateKind::kEdge;
+        c.entity = edge;
+        c.evidence.push_back(*seen.same);
+        const MetricSeries* edge_symptom = s_.Find(seen.same->ref);
+        for (const MetricSeries* ms : s_.SeriesOf(SeriesKind::kEdge, edge)) {
+          if (!IsNetworkMetric(ms->ref.metric)) continue;
+          SeriesAnomaly a = Judge(*ms, edge_symptom);
+          if (a.anomalous && a.z > 0) c.evidence.push_back(a);
+        }
+        const bool network = c.evidence.size() > 1;
+        std::string what;
+        for (size_t i = 1; i < c.evidence.size(); ++i)
+          what += (i > 1 ? ", " : "") + c.evidence[i].ref.metric;
+        c.explanation =
+            network
+                ? "the caller sees " + seen.same->ref.metric + " " +
+                      (seen.same->z > 0 ? "rise" : "fall") + " while " + callee.name +
+                      " itself does not, and " + what + " rose with it: the network between them"
+                : "the caller sees " + seen.same->ref.metric + " change while " + callee.name +
+                      " itself does not, with no network signal (queueing before "
+                      "the server, or an unobserved hop)";
+        c.score = (network ? 2 : 0) + Strength(*seen.same);
+        c.path = Prepend(edge, path);
+        result_.candidates.push_back(std::move(c));
+        continue;
+      }
+      const SeriesAnomaly* contrary = own.contrary    ? &*own.contrary
+                                      : seen.contrary ? &*seen.contrary
+                                                      : nullptr;
+      if (contrary) {
+        result_.set_aside.push_back(
+            {callee.name,
+             contrary->ref.metric + " " +
+                 (contrary->anomalous ? (contrary->z > 0 ? "rose" : "fell") : "moved") + " (z " +
+                 Fixed(contrary->z) + ", correlation " + Fixed(contrary->correlation) + " with " +
+                 symptom.ref.entity + " " + symptom.ref.metric +
+                 "): the opposite of the symptom, so it cannot explain it"});
+      }
+    }
+    if (explained) return;
+    // Nothing downstream explains this service: it is a root cause; look under it.
+    Candidate c;
+    c.kind = CandidateKind::kService;
+    c.entity = service;
+    c.evidence.push_back(symptom);
+    c.score = 1 + Strength(symptom);
+    c.path = path;
+    c.explanation = symptom.ref.metric + " " + (symptom.z > 0 ? "rose" : "fell") + " from " +
+                    Fixed(symptom.baseline) + " to " + Fixed(symptom.observed) +
+                    " and no service it calls explains it";
+    Vertical(service, symptom, symptom_series, path, &c);
+    result_.candidates.push_back(std::move(c));
+  }
+
+  void Vertical(const std::string& service, const SeriesAnomaly& symptom,
+                const MetricSeries& symptom_series, const std::vector<std::string>& path,
+                Candidate* service_candidate) {
+    std::set<std::string> machines_done;
+    for (const NodeRef& inst :
+         s_.topology.Predecessors({NodeKind::kService, service}, EdgeKind::kInstanceOf)) {
+      ResourceCandidate(CandidateKind::kInstance, SeriesKind::kInstance, inst.name, symptom,
+                        symptom_series, path, service_candidate);
+      for (const NodeRef& m : s_.topology.Successors(inst, EdgeKind::kRunsOn)) {
+        if (!machines_done.insert(m.name).second) continue;
+        ResourceCandidate(CandidateKind::kMachine, SeriesKind::kMachine, m.name, symptom,
+                          symptom_series, path, service_candidate);
+      }
+    }
+  }
+
+  void ResourceCandidate(CandidateKind kind, SeriesKind series_kind, const std::string& name,
+                         const SeriesAnomaly& symptom, const MetricSeries& symptom_series,
+                         const std::vector<std::string>& path, Candidate* service_candidate) {
+    Candidate c;
+    c.kind = kind;
+    c.entity = name;
+    double best = 0;
+    for (const MetricSeries* ms : s_.SeriesOf(series_kind, name)) {
+      SeriesAnomaly a = Judge(*ms, &symptom_series);
+      // Resource pressure rises; its shape must follow the symptom's (or mirror it when the
+      // symptom is a fall, such as throughput dropping while CPU saturates).
+      const double agree = symptom.z > 0 ? a.correlation : -a.correlation;
+      if (a.anomalous && a.z > 0 && agree >= o_.min_correlation) {
+        best = std::max(best, Strength(a));
+        c.evidence.push_back(std::move(a));
+      }
+    }
+    if (c.evidence.empty()) return;
+    std::string what;
+    for (size_t i = 0; i < c.evidence.size(); ++i)
+      what += (i ? ", " : "") + c.evidence[i].ref.metric;
+    c.explanation = what + " rose with " + symptom.ref.entity + " " + symptom.ref.metric + ": " +
+                    (kind == CandidateKind::kMachine ? "the machine under it is starved"
+                                                     : "the instance is starved");
+    c.score = 3 + best;
+    c.path = Prepend(name, path);
+    service_candidate->explanation += "; it runs on " + std::string(CandidateKindName(kind)) + " " +
+                                      name + " whose " + what + " rose at the same time";
+    result_.candidates.push_back(std::move(c));
+  }
+
+  const Situation& s_;
+  const AttributionOptions& o_;
+  size_t split_ = 0;
+  std::set<std::string> visited_;
+  AttributionResult result_;
+};
+
+nlohmann::ordered_json AnomalyJson(const SeriesAnomaly& a) {
+  nlohmann::ordered_json j = {{"kind", SeriesKindName(a.ref.kind)},
+                              {"entity", a.ref.entity},
+                              {"metric", a.ref.metric},
+                              {"anomalous", a.anomalous},
+                              {"z", a.z},
+                              {"baseline", a.baseline},
+                              {"baseline_windows", a.baseline_windows},
+                              {"observed", a.observed},
+                              {"start_s", a.start_s},
+                              {"correlation", a.correlation}};
+  if (!a.verdict_from.empty()) j["verdict_from"] = a.verdict_from;
+  return j;
+}
+
+}  // namespace
+
+std::string_view CandidateKindName(CandidateKind kind) {
+  static constexpr std::string_view kNames[] = {"service", "edge", "instance", "machine"};
+  return kNames[static_cast<int>(kind)];
+}
+
+AttributionResult Attribute(const Situation& situation, const AttributionOptions& options) {
+  return Attributor(situation, options).Run();
+}
+
+std::string AttributionToText(const AttributionResult& r) {
+  std::string out = r.summary + "\n";
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    const Candidate& c = r.candidates[i];
+    out += std::to_string(i + 1) + ". " + std::string(CandidateKindName(c.kind)) + " " + c.entity +
+           "  score " + Fixed(c.score) + "\n   " + c.explanation + "\n";
+    for (const SeriesAnomaly& a : c.evidence) {
+      out += "   - " + a.ref.entity + " " + a.ref.metric + ": " + Fixed(a.baseline) + " -> " +
+             Fixed(a.observed) + " (z " + Fixed(a.z) + ", from " + std::to_string(a.start_s) +
+             ", correlation " + Fixed(a.correlation) + ")\n";
+    }
+    out += "   path:";
+    for (size_t k = 0; k < c.path.size(); ++k) out += (k ? " -> " : " ") + c.path[k];
+    out += "\n";
+  }
+  for (const SetAside& s : r.set_aside) out += "set aside " + s.entity + ": " + s.reason + "\n";
+  return out;
+}
+
+std::string AttributionToJson(const AttributionResult& r) {
+  nlohmann::ordered_json j;
+  j["summary"] = r.summary;
+  j["symptom"] = AnomalyJson(r.symptom);
+  j["candidates"] = nlohmann::ordered_json::array();
+  for (const Candidate& c : r.candidates) {
+    nlohmann::ordered_json ev = nlohmann::ordered_json::array();
+    for (const SeriesAnomaly& a : c.evidence) ev.push_back(AnomalyJson(a));
+    j["candidates"].push_back({{"kind", CandidateKindName(c.kind)},
+                               {"entity", c.entity},
+                               {"score", c.score},
+                               {"explanation", c.explanation},
+                               {"evidence", std::move(ev)},
+                               {"path", c.path}});
+  }
+  j["set_aside"] = nlohmann::ordered_json::array();
+  for (const SetAside& s : r.set_aside)
+    j["set_aside"].push_back({{"entity", s.entity}, {"reason", s.reason}});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace faultline::topology
