@@ -98,6 +98,67 @@ TEST(DrillDown, LeavesWithoutDataAreSkippedAndUnexpectedTrafficIsAbnormal) {
   EXPECT_EQ(Solve(csv), "a=a2");
 }
 
+// A ratio KPI, the error rate (errors / requests) by host x service: every leaf expects 1000
+// requests and a 1% error rate. Host h2's traffic triples (its error count triples with it, at
+// the normal rate) while service s3's error rate goes to 10% on every host.
+std::string ErrorRateCube() {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> noise(0, 1);
+  std::ostringstream csv;
+  csv << "real,predict,real_den,predict_den,host,service\n";
+  for (int h = 0; h < 4; ++h) {
+    for (int s = 0; s < 5; ++s) {
+      const double requests = h == 2 ? 3000 : 1000;
+      const double rate = s == 3 ? 0.10 : 0.01;
+      csv << requests * rate + noise(rng) * 0.1 << "," << 10 << "," << requests << ",1000,h" << h
+          << ",s" << s << "\n";
+    }
+  }
+  return csv.str();
+}
+
+TEST(DrillDown, ARatioKpiComparesRatesNotCounts) {
+  auto cube = ParseSqueezeCsv(ErrorRateCube(), "rate.csv");
+  ASSERT_TRUE(cube.ok()) << cube.status().ToString();
+  EXPECT_TRUE(cube->ratio());
+  const DrillDownResult r = DrillDown(*cube);
+  EXPECT_EQ(FormatElements(*cube, r.elements), "service=s3");
+  ASSERT_EQ(r.elements.size(), 1u);
+  EXPECT_EQ(r.elements[0].leaves, 4u);
+  EXPECT_EQ(r.elements[0].real_den, 6000);  // h2 carries three times the traffic
+  EXPECT_NEAR(r.elements[0].real / r.elements[0].real_den, 0.10, 0.001);
+  EXPECT_EQ(r.elements[0].predict / r.elements[0].predict_den, 0.01);
+
+  // The same numbers read as an additive KPI (error counts): host h2's tripled count is a
+  // deviation too, which the ratio view rightly does not blame.
+  std::string additive = ErrorRateCube();
+  std::string out;
+  std::istringstream lines(additive);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t a = line.find(','), b = line.find(',', a + 1), c = line.find(',', b + 1),
+                 d = line.find(',', c + 1);
+    out += line.substr(0, b) + line.substr(d) + "\n";
+  }
+  auto counts = ParseSqueezeCsv(out, "counts.csv");
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_FALSE(counts->ratio());
+  EXPECT_EQ(FormatElements(*counts, DrillDown(*counts).elements), "host=h2;service=s3");
+}
+
+TEST(DrillDown, RatioLeavesWithoutADenominatorAreSkipped) {
+  auto cube = ParseSqueezeCsv(
+      "real,predict,real_den,predict_den,host\n5,1,0,100,h0\n1,1,100,100,h1\n", "r.csv");
+  ASSERT_TRUE(cube.ok());
+  const DrillDownResult r = DrillDown(*cube);
+  EXPECT_EQ(r.abnormal_leaves, 0u);
+  EXPECT_EQ(ParseSqueezeCsv("real,predict,real_den,predict_den,host\n1,1,x,1,h0\n", "r.csv")
+                .status()
+                .message(),
+            "r.csv:2: real_den 'x' is not a number");
+  EXPECT_EQ(ParseSqueezeCsv("real,predict,real_den,predict_den\n", "r.csv").status().message(),
+            "r.csv:1: expected at least one dimension after the values");
+}
+
 TEST(SqueezeCsv, ErrorsNameTheSourceLineAndProblem) {
   EXPECT_EQ(ParseSqueezeCsv("", "c.csv").status().message(),
             "c.csv: empty (expected the header real,predict,<dimension>,…)");

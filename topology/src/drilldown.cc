@@ -52,7 +52,8 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
   Cube cube;
   std::vector<std::unordered_map<std::string, uint32_t>> ids;
   int line_no = 0;
-  bool header = true;
+  bool header = true, ratio = false;
+  size_t first_dim = 2;
   while (!text.empty()) {
     const std::string_view line = NextLine(&text);
     line_no++;
@@ -63,9 +64,15 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
       if (cells.size() < 3 || cells[0] != "real" || cells[1] != "predict") {
         return InvalidArgument(where() + "expected the header real,predict,<dimension>,…");
       }
-      for (size_t i = 2; i < cells.size(); ++i) {
-        if (cells[i].empty())
-          return InvalidArgument(where() + "dimension " + std::to_string(i - 1) + " has no name");
+      ratio = cells.size() >= 4 && cells[2] == "real_den" && cells[3] == "predict_den";
+      first_dim = ratio ? 4 : 2;
+      if (cells.size() <= first_dim)
+        return InvalidArgument(where() + "expected at least one dimension after the values");
+      for (size_t i = first_dim; i < cells.size(); ++i) {
+        if (cells[i].empty()) {
+          return InvalidArgument(where() + "dimension " + std::to_string(i - first_dim + 1) +
+                                 " has no name");
+        }
         cube.dims.emplace_back(cells[i]);
       }
       cube.values.resize(cube.dims.size());
@@ -73,9 +80,9 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
       header = false;
       continue;
     }
-    if (cells.size() != cube.dims.size() + 2) {
+    if (cells.size() != cube.dims.size() + first_dim) {
       return InvalidArgument(where() + std::to_string(cells.size()) + " columns, the header has " +
-                             std::to_string(cube.dims.size() + 2));
+                             std::to_string(cube.dims.size() + first_dim));
     }
     double real = 0, predict = 0;
     if (!ParseDouble(cells[0], &real))
@@ -85,15 +92,28 @@ Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source) {
     }
     cube.real.push_back(real);
     cube.predict.push_back(predict);
+    if (ratio) {
+      double real_den = 0, predict_den = 0;
+      if (!ParseDouble(cells[2], &real_den)) {
+        return InvalidArgument(where() + "real_den '" + std::string(cells[2]) +
+                               "' is not a number");
+      }
+      if (!ParseDouble(cells[3], &predict_den)) {
+        return InvalidArgument(where() + "predict_den '" + std::string(cells[3]) +
+                               "' is not a number");
+      }
+      cube.real_den.push_back(real_den);
+      cube.predict_den.push_back(predict_den);
+    }
     for (size_t j = 0; j < cube.dims.size(); ++j) {
-      auto [it, fresh] = ids[j].try_emplace(std::string(cells[j + 2]),
+      auto [it, fresh] = ids[j].try_emplace(std::string(cells[j + first_dim]),
                                             static_cast<uint32_t>(cube.values[j].size()));
       if (fresh) {
         if (cube.values[j].size() >= kMaxValues) {
           return InvalidArgument(where() + "dimension " + cube.dims[j] + " has more than " +
                                  std::to_string(kMaxValues) + " values");
         }
-        cube.values[j].emplace_back(cells[j + 2]);
+        cube.values[j].emplace_back(cells[j + first_dim]);
       }
       cube.cells.push_back(it->second);
     }
@@ -112,11 +132,16 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
   std::vector<double> devs;
   devs.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    if (cube.predict[i] <= 0 && cube.real[i] <= 0) continue;
+    double real = cube.real[i], predict = cube.predict[i];
+    if (cube.ratio()) {
+      if (!(cube.real_den[i] > 0 && cube.predict_den[i] > 0)) continue;
+      real /= cube.real_den[i], predict /= cube.predict_den[i];
+    }
+    if (predict <= 0 && real <= 0) continue;
     valid[i] = 1;
     // A leaf with nothing expected but something observed deviates fully (upward).
-    dev[i] = cube.predict[i] > 0 ? (cube.predict[i] - cube.real[i]) / cube.predict[i] : -1.0;
-    if (cube.predict[i] > 0) devs.push_back(dev[i]);
+    dev[i] = predict > 0 ? (predict - real) / predict : -1.0;
+    if (predict > 0) devs.push_back(dev[i]);
   }
   // The normal leaves' center and spread, robust to a large share of abnormal leaves (up to half
   // of them and more): the center is the median of the 40% of deviations closest to zero (the
@@ -206,6 +231,7 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
         e.abnormal += abnormal[i];
         e.real += cube.real[i];
         e.predict += cube.predict[i];
+        if (cube.ratio()) e.real_den += cube.real_den[i], e.predict_den += cube.predict_den[i];
         if (remaining[i]) remaining[i] = 0, left--;
       }
       uint64_t key = c.key;

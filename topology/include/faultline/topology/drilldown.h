@@ -16,6 +16,8 @@
 //      only if it explains at least min_share of all abnormal leaves (so noise is not "explained");
 //   3. the search stops when (almost) every abnormal leaf is explained.
 // Leaves with neither an observed nor an expected value carry no information and are skipped.
+// For a ratio KPI the leaves' ratios are compared (so a leaf whose traffic merely grew is normal),
+// and leaves whose denominators are not both positive carry no ratio and are skipped.
 //
 // Thread-compatible; pure functions.
 #pragma once
@@ -36,10 +38,16 @@ struct Cube {
   std::vector<std::vector<std::string>> values;  // per dimension: id -> value
   std::vector<uint32_t> cells;                   // leaf i, dimension j at i * dims.size() + j
   std::vector<double> real, predict;
+  // A derived ratio KPI (error rate = errors / requests, mean latency = total / count): each
+  // leaf's value is real / real_den against predict / predict_den, and an element's value the
+  // ratio of its sums. Empty for an additive KPI.
+  std::vector<double> real_den, predict_den;
+  bool ratio() const { return !real_den.empty(); }
   size_t leaves() const { return real.size(); }
 };
 
-// The Squeeze layout: a header `real,predict,<dim>,…` then one row per leaf. Errors:
+// The Squeeze layout: a header `real,predict,<dim>,…` then one row per leaf. A ratio KPI has two
+// more columns after predict, `real_den,predict_den` (its denominators). Errors:
 // kInvalidArgument naming `source`, the line and the problem.
 Result<Cube> ParseSqueezeCsv(std::string_view text, const std::string& source);
 
@@ -61,6 +69,7 @@ struct RootCauseElement {
   size_t leaves = 0;                               // leaves with data under the element
   size_t abnormal = 0;                             // of which abnormal
   double real = 0, predict = 0;                    // sums over its leaves
+  double real_den = 0, predict_den = 0;            // ratio KPIs: the denominators' sums
 };
 
 struct DrillDownResult {
