@@ -23,6 +23,8 @@ struct AgentFlags {
   std::string node_name;
   std::string proc_root = "/proc";
   int flow_interval_ms = 1000;
+  int resource_interval_ms = 1000;
+  bool no_resources = false;
   size_t max_connections = 65536;
 };
 
@@ -71,6 +73,8 @@ int RunAgent(const AgentFlags& f) {
   opts.node_name = f.node_name;
   opts.proc_root = f.proc_root;
   opts.flow_interval = std::chrono::milliseconds(f.flow_interval_ms);
+  opts.resource_interval = std::chrono::milliseconds(f.resource_interval_ms);
+  opts.probes.resources = !f.no_resources;
   opts.max_connections = f.max_connections;
   auto a = agent::Agent::Start(opts, sink.get(), &metrics);
   if (!a.ok()) {
@@ -109,6 +113,12 @@ Runner RegisterAgent(CLI::App& app) {
   sub->add_option("--flow-interval-ms", f->flow_interval_ms, "Read-out period of flow counters")
       ->check(CLI::Range(50, 600000))
       ->capture_default_str();
+  sub->add_option("--resource-interval-ms", f->resource_interval_ms,
+                  "Period of the CPU, run-queue, memory and block I/O summaries")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  sub->add_flag("--no-resources", f->no_resources,
+                "Do not load the resource-pressure programs (run queue, block I/O, OOM kills)");
   sub->add_option("--max-connections", f->max_connections, "Bound of the connection table")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();

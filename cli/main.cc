@@ -6,6 +6,8 @@
 #include "commands.h"
 #include "faultline/common/log.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+
 namespace faultline::cli {
 std::atomic<bool> g_stop{false};
 }
@@ -25,7 +27,8 @@ int main(int argc, char** argv) {
   add(faultline::cli::RegisterTopology(app));
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::default_logger());
+  // Logs go to stderr: stdout carries data (JSON lines of `agent --output jsonl`, windows, graphs).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("faultline"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   if (!faultline::SetLogLevel(log_level)) {
     fprintf(stderr, "faultline: --log-level '%s': expected trace, debug, info, warn, error or off\n", log_level.c_str());

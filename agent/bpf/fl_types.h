@@ -31,7 +31,12 @@ enum fl_kstat {
 	FL_KSTAT_SKIPPED_OTHER = 3,     /* data on a connection classified as not HTTP (not a loss) */
 	FL_KSTAT_FLOW_MAP_FULL = 4,     /* a flow counter update failed: flow map full */
 	FL_KSTAT_CONNECT_MAP_FULL = 5,  /* a connect attempt could not be timed */
-	FL_KSTAT_MAX = 8,
+	FL_KSTAT_RUNQ_PENDING_FULL = 6, /* a runnable task could not be timed: map full */
+	FL_KSTAT_RUNQ_MAP_FULL = 7,     /* a cgroup's run-queue histogram could not be made */
+	FL_KSTAT_IO_PENDING_FULL = 8,   /* a block request could not be timed: map full */
+	FL_KSTAT_IO_MAP_FULL = 9,       /* a (device, cgroup) I/O entry could not be made */
+	FL_KSTAT_OOM_RINGBUF_FULL = 10, /* an OOM kill event was dropped: ring buffer full */
+	FL_KSTAT_MAX = 16,
 };
 
 #endif

@@ -16,6 +16,7 @@
 #include "faultline/agent/connection_table.h"
 #include "faultline/agent/identity.h"
 #include "faultline/common/log.h"
+#include "resource_collector.h"
 
 namespace faultline::agent {
 namespace {
@@ -69,7 +70,9 @@ v1::HttpExchange::Outcome ToProto(HttpOutcome o) {
 
 const char* kKernelStatNames[FL_KSTAT_MAX] = {
     "kernel_ringbuf_full", "kernel_inflight_full", "kernel_payload_fault", nullptr,
-    "kernel_flow_map_full", "kernel_connect_map_full", nullptr, nullptr};
+    "kernel_flow_map_full", "kernel_connect_map_full", "kernel_runq_pending_full",
+    "kernel_runq_map_full", "kernel_io_pending_full", "kernel_io_map_full",
+    "kernel_oom_ringbuf_full", nullptr, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 
@@ -90,6 +93,13 @@ struct Agent::Impl {
   std::vector<HttpExchange> exchanges;
 
   uint64_t last_flow_read_ns = 0;
+  uint64_t last_resource_read_ns = 0;
+  std::unique_ptr<ResourceCollector> resources;
+  ResourceCollector::Output resource_out;
+  std::vector<RunqSample> runq_samples;
+  std::vector<IoSample> io_samples;
+  std::vector<uint64_t> forget_runq;
+  std::vector<fl_io_key> forget_io;
   std::unordered_map<std::string, fl_flow_stats> flow_prev;
   std::unordered_map<std::string, uint64_t> drop_prev;
   std::vector<FlowSample> flow_samples;
@@ -114,8 +124,9 @@ struct Agent::Impl {
     prometheus::Counter* total = nullptr;
     uint64_t interval = 0;
   };
-  enum Kind { kHttp, kTcpConnect, kTcpReset, kFlowStats, kKinds };
-  static constexpr const char* kKindNames[kKinds] = {"http", "tcp_connect", "tcp_reset", "flow_stats"};
+  enum Kind { kHttp, kTcpConnect, kTcpReset, kFlowStats, kCgroupResources, kMachineResources, kOomKill, kKinds };
+  static constexpr const char* kKindNames[kKinds] = {"http", "tcp_connect", "tcp_reset", "flow_stats",
+                                                     "cgroup_resources", "machine_resources", "oom_kill"};
   std::array<KindCounter, kKinds> kinds;
 
   void CountEvent(Kind kind) {
@@ -266,6 +277,37 @@ struct Agent::Impl {
     }
   }
 
+  void OnOom(const fl_oom_event& o) {
+    if (!resources) return;
+    v1::OomKill kill = resources->Oom(o);
+    v1::Event* e = NewEvent(o.victim_pid, kill.victim_comm(), 0, o.ts_ns);
+    e->set_time_unix_ns(ToUnix(o.ts_ns));
+    *e->mutable_oom_kill() = std::move(kill);
+    CountEvent(kOomKill);
+    spdlog::info("OOM kill: pid {} ({}) in memory cgroup {}", o.victim_pid, e->oom_kill().victim_comm(),
+                 e->oom_kill().cgroup_path().empty() ? "?" : e->oom_kill().cgroup_path());
+  }
+
+  void ReadResources(uint64_t now) {
+    const uint64_t interval = last_resource_read_ns ? now - last_resource_read_ns : 0;
+    last_resource_read_ns = now;
+    probes->ReadResources(&runq_samples, &io_samples);
+    resources->Collect(runq_samples, io_samples, now, interval, &resource_out, &forget_runq, &forget_io);
+    probes->ForgetResources(forget_runq, forget_io);
+    CountDrop("resource_cgroups_over_limit", resource_out.cgroups_over_limit);
+    CountDrop("resource_cgroup_unknown", resource_out.unknown_cgroups);
+    for (v1::CgroupResources& c : resource_out.cgroups) {
+      v1::Event* e = NewEvent(0, {}, 0, now);
+      e->set_time_unix_ns(ToUnix(now));
+      *e->mutable_cgroup_resources() = std::move(c);
+      CountEvent(kCgroupResources);
+    }
+    v1::Event* e = NewEvent(0, {}, 0, now);
+    e->set_time_unix_ns(ToUnix(now));
+    *e->mutable_machine_resources() = std::move(resource_out.machine);
+    CountEvent(kMachineResources);
+  }
+
   void ReadFlows(uint64_t now) {
     const uint64_t interval = last_flow_read_ns ? now - last_flow_read_ns : 0;
     last_flow_read_ns = now;
@@ -377,9 +419,23 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   }
   auto probes = KernelProbes::Open(
       options.probes, [impl](const fl_sock_event& e, std::string_view p) { impl->OnSock(e, p); },
-      [impl](const fl_tcp_event& e) { impl->OnTcp(e); });
+      [impl](const fl_tcp_event& e) { impl->OnTcp(e); },
+      [impl](const fl_oom_event& e) { impl->OnOom(e); });
   if (!probes.ok()) return probes.status();
   impl->probes = std::move(probes).value();
+  if (impl->probes->resources()) {
+    const std::string unified_controllers = [&] {
+      CgroupLayout l = ParseCgroupMounts(ReadSmallFile(options.proc_root + "/mounts"), "");
+      return l.unified.empty() ? std::string() : ReadSmallFile(l.unified + "/cgroup.controllers");
+    }();
+    CgroupLayout layout = ParseCgroupMounts(ReadSmallFile(options.proc_root + "/mounts"), unified_controllers);
+    int cpu_version = 0, memory_version = 0;
+    const std::string cpu_mount = layout.MountFor("cpu", &cpu_version);
+    const std::string memory_mount = layout.MountFor("memory", &memory_version);
+    spdlog::info("resource pressure: cpu from cgroup v{} at {}, memory from cgroup v{} at {}", cpu_version,
+                 cpu_mount.empty() ? "-" : cpu_mount, memory_version, memory_mount.empty() ? "-" : memory_mount);
+    impl->resources = std::make_unique<ResourceCollector>(CgroupReader(std::move(layout)), options.proc_root);
+  }
 
   std::string node = options.node_name;
   if (node.empty() && getenv("NODE_NAME")) node = getenv("NODE_NAME");
@@ -394,6 +450,7 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   impl->batch.mutable_node()->set_boot_id(ReadFirstLine("/proc/sys/kernel/random/boot_id"));
   impl->batch.mutable_node()->set_kernel(u.release);
   impl->last_flow_read_ns = NowNs(CLOCK_MONOTONIC);
+  impl->last_resource_read_ns = impl->last_flow_read_ns;
   spdlog::info("agent started on node {} (capture {} bytes per syscall)", node, options.probes.capture_bytes);
   return agent;
 }
@@ -408,6 +465,10 @@ void Agent::Step(int timeout_ms) {
   if (now - d.last_flow_read_ns >= static_cast<uint64_t>(std::chrono::nanoseconds(d.opts.flow_interval).count())) {
     d.ReadFlows(now);
   }
+  if (d.resources && now - d.last_resource_read_ns >=
+                         static_cast<uint64_t>(std::chrono::nanoseconds(d.opts.resource_interval).count())) {
+    d.ReadResources(now);
+  }
   if (d.batch.events_size() >= static_cast<int>(d.opts.batch_max_events) ||
       (d.batch.events_size() > 0 &&
        now - d.batch_opened_ns >= static_cast<uint64_t>(std::chrono::nanoseconds(d.opts.batch_linger).count()))) {
@@ -421,6 +482,7 @@ void Agent::Drain() {
   while (d.probes->Poll(0) > 0) {
   }
   d.ReadFlows(NowNs(CLOCK_MONOTONIC));
+  if (d.resources) d.ReadResources(NowNs(CLOCK_MONOTONIC));
   d.PublishBatch();
   d.sink->Poll();
 }

@@ -63,6 +63,42 @@ std::string EventToJson(const v1::EventBatch& batch, int index) {
   return EventJson(batch, e, process);
 }
 
+// count, mean and the p50/p90/p99 upper bucket bounds in ms, and the buckets themselves.
+nlohmann::ordered_json HistogramJson(const v1::Log2Histogram& h) {
+  nlohmann::ordered_json j;
+  j["count"] = h.count();
+  j["mean_ms"] = h.count() ? static_cast<double>(h.sum_ns()) / static_cast<double>(h.count()) / 1e6 : 0.0;
+  for (auto [name, q] : {std::pair{"p50_ms", 0.5}, std::pair{"p90_ms", 0.9}, std::pair{"p99_ms", 0.99}}) {
+    double bound = 0;
+    uint64_t seen = 0;
+    for (int i = 0; i < h.buckets_size(); ++i) {
+      seen += h.buckets(i);
+      if (static_cast<double>(seen) >= q * static_cast<double>(h.count())) {
+        bound = static_cast<double>(uint64_t{2} << i) / 1e6;  // the bucket's upper bound
+        break;
+      }
+    }
+    j[name] = bound;
+  }
+  j["log2_ns_buckets"] = std::vector<uint64_t>(h.buckets().begin(), h.buckets().end());
+  return j;
+}
+
+nlohmann::ordered_json BlockIoJson(const google::protobuf::RepeatedPtrField<v1::BlockIo>& ios) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& b : ios) {
+    out.push_back({{"device", b.device()},
+                   {"major", b.major()},
+                   {"minor", b.minor()},
+                   {"read_bytes", b.read_bytes()},
+                   {"write_bytes", b.write_bytes()},
+                   {"read_ops", b.read_ops()},
+                   {"write_ops", b.write_ops()},
+                   {"latency", HistogramJson(b.latency())}});
+  }
+  return out;
+}
+
 std::string EventJson(const v1::EventBatch& batch, const v1::Event& e, const v1::ProcessIdentity* process) {
   nlohmann::ordered_json j;
   j["time_unix_ns"] = e.time_unix_ns();
@@ -129,6 +165,54 @@ std::string EventJson(const v1::EventBatch& batch, const v1::Event& e, const v1:
       for (const auto& [k, n] : s.events()) j["events"][k] = n;
       j["dropped"] = nlohmann::ordered_json::object();
       for (const auto& [k, n] : s.dropped()) j["dropped"][k] = n;
+      break;
+    }
+    case v1::Event::kCgroupResources: {
+      const auto& c = e.cgroup_resources();
+      j["type"] = "cgroup_resources";
+      j["interval_ms"] = c.interval_ns() / 1'000'000;
+      j["cgroup"] = c.cgroup_path();
+      if (!c.container_id().empty()) j["container_id"] = c.container_id();
+      if (!c.pod_uid().empty()) j["pod_uid"] = c.pod_uid();
+      j["cgroup_version"] = c.cgroup_version();
+      j["cpu_usage_ms"] = static_cast<double>(c.cpu_usage_ns()) / 1e6;
+      j["cpu_periods"] = c.cpu_periods();
+      j["cpu_throttled_periods"] = c.cpu_throttled_periods();
+      j["cpu_throttled_ms"] = static_cast<double>(c.cpu_throttled_ns()) / 1e6;
+      j["runq_latency"] = HistogramJson(c.runq_latency());
+      j["memory_usage_bytes"] = c.memory_usage_bytes();
+      j["memory_limit_bytes"] = c.memory_limit_bytes();
+      j["memory_working_set_bytes"] = c.memory_working_set_bytes();
+      j["major_page_faults"] = c.major_page_faults();
+      j["oom_kills"] = c.oom_kills();
+      j["block_io"] = BlockIoJson(c.block_io());
+      break;
+    }
+    case v1::Event::kMachineResources: {
+      const auto& m = e.machine_resources();
+      j["type"] = "machine_resources";
+      j["interval_ms"] = m.interval_ns() / 1'000'000;
+      j["cpus"] = m.cpus();
+      j["cpu_busy_ms"] = static_cast<double>(m.cpu_busy_ns()) / 1e6;
+      j["cpu_total_ms"] = static_cast<double>(m.cpu_total_ns()) / 1e6;
+      j["runq_latency"] = HistogramJson(m.runq_latency());
+      j["memory_total_bytes"] = m.memory_total_bytes();
+      j["memory_available_bytes"] = m.memory_available_bytes();
+      j["major_page_faults"] = m.major_page_faults();
+      j["block_io"] = BlockIoJson(m.block_io());
+      break;
+    }
+    case v1::Event::kOomKill: {
+      const auto& k = e.oom_kill();
+      j["type"] = "oom_kill";
+      j["victim_comm"] = k.victim_comm();
+      j["memory_cgroup"] = k.cgroup_path();
+      if (!k.container_id().empty()) j["victim_container_id"] = k.container_id();
+      if (!k.pod_uid().empty()) j["victim_pod_uid"] = k.pod_uid();
+      j["total_vm_kb"] = k.total_vm_kb();
+      j["anon_rss_kb"] = k.anon_rss_kb();
+      j["trigger_pid"] = k.trigger_pid();
+      j["trigger_comm"] = k.trigger_comm();
       break;
     }
     default: j["type"] = "unknown"; break;

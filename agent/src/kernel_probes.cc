@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "faultline/common/log.h"
+#include "resource.skel.h"
 #include "sock_io.skel.h"
 #include "tcp_health.skel.h"
 
@@ -22,6 +23,9 @@ static_assert(sizeof(fl_tuple) == 44, "fl_tuple layout is shared with the kernel
 static_assert(sizeof(fl_sock_event) == 152, "fl_sock_event layout is shared with the kernel");
 static_assert(sizeof(fl_tcp_event) == 104, "fl_tcp_event layout is shared with the kernel");
 static_assert(sizeof(fl_flow_key) == 40 && sizeof(fl_flow_stats) == 64, "flow map layout");
+static_assert(sizeof(fl_hist) == 272 && sizeof(fl_io_key) == 16 && sizeof(fl_io_stats) == 280,
+              "resource map layout");
+static_assert(sizeof(fl_oom_event) == 72, "fl_oom_event layout is shared with the kernel");
 
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   char line[1024];
@@ -87,9 +91,11 @@ Status CheckKernelPrerequisites() {
 struct KernelProbes::Impl {
   SkeletonPtr<sock_io, sock_io__destroy> sock;
   SkeletonPtr<tcp_health, tcp_health__destroy> tcp;
+  SkeletonPtr<resource, resource__destroy> res;
   ring_buffer* rings = nullptr;
   SockHandler on_sock;
   TcpHandler on_tcp;
+  OomHandler on_oom;
   btf* vmlinux = nullptr;
   std::unordered_map<uint32_t, std::string> reason_names;
   int ncpus = 1;
@@ -113,10 +119,17 @@ struct KernelProbes::Impl {
     self->on_tcp(*static_cast<const fl_tcp_event*>(data));
     return 0;
   }
+  static int OnOom(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    if (size < sizeof(fl_oom_event) || !self->on_oom) return 0;
+    self->on_oom(*static_cast<const fl_oom_event*>(data));
+    return 0;
+  }
 };
 
 Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& options,
-                                                         SockHandler on_sock, TcpHandler on_tcp) {
+                                                         SockHandler on_sock, TcpHandler on_tcp,
+                                                         OomHandler on_oom) {
   FAULTLINE_RETURN_IF_ERROR(CheckKernelPrerequisites());
   if (options.capture_bytes > FL_MAX_CAPTURE) {
     return InvalidArgument("--capture-bytes " + std::to_string(options.capture_bytes) +
@@ -132,6 +145,7 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
   impl = std::make_unique<Impl>();
   impl->on_sock = std::move(on_sock);
   impl->on_tcp = std::move(on_tcp);
+  impl->on_oom = std::move(on_oom);
   impl->ncpus = libbpf_num_possible_cpus();
 
   FAULTLINE_RETURN_IF_ERROR((LoadAndAttach<sock_io, sock_io__open_opts, sock_io__load, sock_io__attach>(
@@ -145,10 +159,18 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
       (LoadAndAttach<tcp_health, tcp_health__open_opts, tcp_health__load, tcp_health__attach>(
           &impl->tcp.skel, "tcp_health", [](tcp_health*) {})));
 
+  if (options.resources) {
+    FAULTLINE_RETURN_IF_ERROR(
+        (LoadAndAttach<resource, resource__open_opts, resource__load, resource__attach>(
+            &impl->res.skel, "resource", [](resource*) {})));
+  }
+
   impl->rings = ring_buffer__new(bpf_map__fd(impl->sock.skel->maps.sock_events), Impl::OnSock,
                                  impl.get(), nullptr);
   if (!impl->rings ||
-      ring_buffer__add(impl->rings, bpf_map__fd(impl->tcp.skel->maps.tcp_events), Impl::OnTcp, impl.get()) != 0) {
+      ring_buffer__add(impl->rings, bpf_map__fd(impl->tcp.skel->maps.tcp_events), Impl::OnTcp, impl.get()) != 0 ||
+      (impl->res.skel && ring_buffer__add(impl->rings, bpf_map__fd(impl->res.skel->maps.oom_events),
+                                          Impl::OnOom, impl.get()) != 0)) {
     return Unavailable(std::string("cannot set up the BPF ring buffers: ") + strerror(errno));
   }
   impl->vmlinux = btf__load_vmlinux_btf();
@@ -197,10 +219,35 @@ void KernelProbes::ForgetFlows(const std::vector<fl_flow_key>& keys) {
   for (const auto& k : keys) bpf_map_delete_elem(flow_fd, &k);
 }
 
+bool KernelProbes::resources() const { return impl_->res.skel != nullptr; }
+
+void KernelProbes::ReadResources(std::vector<RunqSample>* runq, std::vector<IoSample>* io) const {
+  runq->clear();
+  io->clear();
+  if (!impl_->res.skel) return;
+  ForEachEntry<fl_runq_key, fl_hist>(bpf_map__fd(impl_->res.skel->maps.runq_hist),
+                                     [&](const fl_runq_key& k, const fl_hist& h) { runq->push_back({k.cgroup_id, h}); });
+  ForEachEntry<fl_io_key, fl_io_stats>(bpf_map__fd(impl_->res.skel->maps.io_stats),
+                                       [&](const fl_io_key& k, const fl_io_stats& v) { io->push_back({k, v}); });
+}
+
+void KernelProbes::ForgetResources(const std::vector<uint64_t>& runq_cgroups, const std::vector<fl_io_key>& io) {
+  if (!impl_->res.skel) return;
+  const int runq_fd = bpf_map__fd(impl_->res.skel->maps.runq_hist);
+  for (uint64_t id : runq_cgroups) {
+    const fl_runq_key k{id};
+    bpf_map_delete_elem(runq_fd, &k);
+  }
+  const int io_fd = bpf_map__fd(impl_->res.skel->maps.io_stats);
+  for (const auto& k : io) bpf_map_delete_elem(io_fd, &k);
+}
+
 std::array<uint64_t, FL_KSTAT_MAX> KernelProbes::KernelStats() const {
   std::array<uint64_t, FL_KSTAT_MAX> total{};
   std::vector<uint64_t> per_cpu(impl_->ncpus);
-  for (int fd : {bpf_map__fd(impl_->sock.skel->maps.fl_kstats), bpf_map__fd(impl_->tcp.skel->maps.fl_kstats)}) {
+  std::vector<int> fds = {bpf_map__fd(impl_->sock.skel->maps.fl_kstats), bpf_map__fd(impl_->tcp.skel->maps.fl_kstats)};
+  if (impl_->res.skel) fds.push_back(bpf_map__fd(impl_->res.skel->maps.fl_kstats));
+  for (int fd : fds) {
     for (uint32_t i = 0; i < FL_KSTAT_MAX; ++i) {
       if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) continue;
       for (uint64_t v : per_cpu) total[i] += v;

@@ -58,4 +58,11 @@ statuses=$(grep -A1 'path: "/status/299"' "$work/decoded" | grep -c 'status: 299
 echo "messages=$(wc -l <"$work/index") server_events=$server client_events=$client status_299=$statuses"
 grep -q 'schema_version: 1' "$work/decoded" || { echo "FAIL: no schema_version"; exit 1; }
 [[ $server == 3 && $client == 3 && $statuses == 6 ]] || { echo "FAIL: expected 3 server and 3 client events with status 299"; sed -n 1,80p "$work/decoded"; exit 1; }
+# Resource pressure travels the same way: machine summaries every second, cgroup summaries.
+machine=$(grep -c '^  machine_resources {' "$work/decoded" || true)
+cgroups=$(grep -c '^  cgroup_resources {' "$work/decoded" || true)
+echo "machine_resources=$machine cgroup_resources=$cgroups"
+[[ $machine -ge 5 && $cgroups -ge 5 ]] || { echo "FAIL: expected resource summaries on the topic"; exit 1; }
+grep -A60 '^  machine_resources {' "$work/decoded" | grep -q '^    memory_total_bytes: [1-9]' ||
+  { echo "FAIL: machine_resources without memory_total_bytes"; grep -m1 -A14 "^  machine_resources {" "$work/decoded"; exit 1; }
 echo PASS

@@ -48,6 +48,9 @@ struct AgentOptions {
   std::chrono::seconds connection_idle{300};
   // How often flow counters and agent stats are read out. Default: 1 s.
   std::chrono::milliseconds flow_interval{1000};
+  // How often resource pressure (cgroups and the machine) is summarized, when probes.resources
+  // is on. Default: 1 s.
+  std::chrono::milliseconds resource_interval{1000};
   // A batch is published when it holds this many events... Default: 2000.
   size_t batch_max_events = 2000;
   // ...or when its oldest event is this old. Default: 200 ms.

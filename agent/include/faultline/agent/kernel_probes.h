@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "faultline/common/status.h"
+#include "resource_event.h"
 #include "sock_io_event.h"
 #include "tcp_health_event.h"
 
@@ -29,6 +30,18 @@ struct ProbeOptions {
   // Pid whose sockets are never traced (the agent itself, so its Kafka traffic is not traced).
   // 0 traces everything. Default: 0.
   uint32_t ignore_tgid = 0;
+  // Load the resource-pressure programs (run-queue latency, block I/O, OOM kills). Default: true.
+  bool resources = true;
+};
+
+struct RunqSample {
+  uint64_t cgroup_id;
+  fl_hist hist;
+};
+
+struct IoSample {
+  fl_io_key key;
+  fl_io_stats stats;
 };
 
 struct FlowSample {
@@ -45,11 +58,13 @@ class KernelProbes {
  public:
   using SockHandler = std::function<void(const fl_sock_event&, std::string_view payload)>;
   using TcpHandler = std::function<void(const fl_tcp_event&)>;
+  using OomHandler = std::function<void(const fl_oom_event&)>;
 
   // Loads and attaches every program. Errors: kPermissionDenied (not root), kUnavailable (no
   // BTF, no tracefs, the kernel refused a program), each with a sentence saying what is missing.
   static Result<std::unique_ptr<KernelProbes>> Open(const ProbeOptions& options,
-                                                    SockHandler on_sock, TcpHandler on_tcp);
+                                                    SockHandler on_sock, TcpHandler on_tcp,
+                                                    OomHandler on_oom = nullptr);
   ~KernelProbes();
 
   // Waits up to `timeout_ms` for events, then consumes everything queued. Returns the number of
@@ -60,6 +75,14 @@ class KernelProbes {
   void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const;
   // Forgets flows that have gone quiet (their counters restart if they come back).
   void ForgetFlows(const std::vector<fl_flow_key>& keys);
+  // Whether the resource programs are loaded.
+  bool resources() const;
+  // Snapshots the cumulative run-queue histograms per cgroup and I/O counters per (device,
+  // cgroup, op); empty when the resource programs are not loaded.
+  void ReadResources(std::vector<RunqSample>* runq, std::vector<IoSample>* io) const;
+  // Forgets entries that have gone quiet (their counters restart if they come back).
+  void ForgetResources(const std::vector<uint64_t>& runq_cgroups, const std::vector<fl_io_key>& io);
+
   // The kernel side's loss counters (enum fl_kstat), summed over CPUs and both programs.
   std::array<uint64_t, FL_KSTAT_MAX> KernelStats() const;
 
