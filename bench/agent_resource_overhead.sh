@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What the resource-pressure signals cost: nginx under wrk on loopback (as bench/agent_overhead.sh)
+# with the agent running, alternating runs with the resource programs off (--no-resources) and on
+# (the default). Prints per run the throughput, the agent's user-space CPU and its events; then
+# one run each way with kernel.bpf_stats_enabled=1 for the BPF programs' own run time, per program
+# for the resource ones (they run on every context switch, wake-up and block request); and as its
+# last lines the ratios on/off.
+# Usage: sudo bench/agent_resource_overhead.sh [PAIRS=3] [SECONDS=10] [CONNECTIONS=16]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=${1:-3} secs=${2:-10} conns=${3:-16}
+fl=build/faultline
+[[ -x $fl ]] || { echo "build first: scripts/build.sh" >&2; exit 1; }
+command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  sysctl -qw kernel.bpf_stats_enabled=0 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_for() { local i; for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2" >&2; return 1; }
+
+port=18681
+mkdir -p "$work/www" "$work/logs"
+head -c 612 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$port; root $work/www; }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
+for ((i = 0; i < 100; i++)); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+"$fl" broker >"$work/broker.out" 2>&1 & pids+=($!)
+wait_for "$work/broker.out" '^bootstrap='
+bootstrap=$(grep -m1 '^bootstrap=' "$work/broker.out" | cut -d= -f2)
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+bpf_json() { bpftool -j prog show; }
+
+# One run: "rps agent_cpu_us resource_events"; $1 = extra agent flags.
+run() {
+  "$fl" agent --brokers "$bootstrap" --metrics-addr 127.0.0.1:19465 $1 >"$work/agent.out" 2>&1 &
+  local apid=$! t0 t1 rps ev
+  pids+=($apid)
+  wait_for "$work/agent.out" 'agent started'
+  t0=$(cpu_ticks "$apid")
+  wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
+  t1=$(cpu_ticks "$apid")
+  ev=$(curl -sf http://127.0.0.1:19465/metrics | awk '/^faultline_agent_events_total\{kind="(cgroup|machine)_resources"\}/ {s+=$2} END {printf "%d", s}')
+  kill -INT "$apid"; wait "$apid" || true
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
+  echo "$rps $(( (t1 - t0) * 1000000 / hz )) $ev"
+}
+
+off_rps=() on_rps=() off_cpu=() on_cpu=()
+for ((r = 1; r <= pairs; r++)); do
+  read -r rps cpu ev < <(run --no-resources); off_rps+=("$rps"); off_cpu+=("$cpu")
+  echo "run $r resources off: rps=$rps agent_cpu_ms=$((cpu / 1000)) resource_events=$ev"
+  read -r rps cpu ev < <(run ""); on_rps+=("$rps"); on_cpu+=("$cpu")
+  echo "run $r resources on:  rps=$rps agent_cpu_ms=$((cpu / 1000)) resource_events=$ev"
+done
+
+# BPF run time per program, one run each way with stats on.
+sysctl -qw kernel.bpf_stats_enabled=1
+for mode in off on; do
+  flags=$([[ $mode == off ]] && echo --no-resources || echo "")
+  "$fl" agent --brokers "$bootstrap" $flags >"$work/agent.out" 2>&1 &
+  apid=$!; pids+=($apid)
+  wait_for "$work/agent.out" 'agent started'
+  bpf_json >"$work/b0.json"
+  wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
+  bpf_json >"$work/b1.json"
+  kill -INT "$apid"; wait "$apid" || true
+  python3 - "$work/b0.json" "$work/b1.json" "$mode" "$secs" "$(awk '/requests in/ {print $1}' "$work/wrk.out")" <<'PY'
+import json, sys
+b0 = {p["id"]: p for p in json.load(open(sys.argv[1]))}
+b1 = json.load(open(sys.argv[2]))
+mode, secs, reqs = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+total = 0
+for p in sorted(b1, key=lambda p: p.get("name", "")):
+    if not p.get("name", "").startswith("fl_"): continue
+    before = b0.get(p["id"], {})
+    ns = p.get("run_time_ns", 0) - before.get("run_time_ns", 0)
+    cnt = p.get("run_cnt", 0) - before.get("run_cnt", 0)
+    total += ns
+    if p["name"].startswith(("fl_sched", "fl_block", "fl_mark")):
+        print("bpf %s: %s calls=%d (%.0f/s) ns_per_call=%.0f cpu_ms_per_s=%.2f"
+              % (mode, p["name"], cnt, cnt / secs, ns / cnt if cnt else 0, ns / 1e6 / secs))
+print("bpf %s: all fl_ programs cpu_ms_per_s=%.1f us_per_request=%.3f" % (mode, total / 1e6 / secs, total / 1e3 / reqs))
+PY
+done
+sysctl -qw kernel.bpf_stats_enabled=0
+
+mean() { printf '%s\n' "$@" | awk '{s+=$1} END {printf "%.3f", s/NR}'; }
+echo "throughput_ratio_on_off=$(awk -v a="$(mean "${on_rps[@]}")" -v b="$(mean "${off_rps[@]}")" 'BEGIN {printf "%.3f", a/b}')"
+echo "agent_cpu_ms_per_s_off=$(awk -v c="$(mean "${off_cpu[@]}")" -v s="$secs" 'BEGIN {printf "%.1f", c/1000/s}')"
+echo "agent_cpu_ms_per_s_on=$(awk -v c="$(mean "${on_cpu[@]}")" -v s="$secs" 'BEGIN {printf "%.1f", c/1000/s}')"
