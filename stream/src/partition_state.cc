@@ -9,6 +9,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -28,6 +29,15 @@ constexpr std::string_view kOpen = "open/";
 constexpr std::string_view kClosed = "closed/";
 constexpr std::string_view kOutbox = "outbox/";
 constexpr std::string_view kEndpoint = "endpoint/";
+
+// A power-of-two histogram (bucket i: [2^i, 2^(i+1)) ns) into a sketch: each bucket's count at its
+// geometric middle, so the sketch's quantiles are within the bucket (a factor of sqrt 2).
+void AddLog2Histogram(const v1::Log2Histogram& h, LatencySketch* out) {
+  for (int i = 0; i < h.buckets_size() && i < 64; ++i) {
+    if (h.buckets(i) == 0) continue;
+    out->Add(std::ldexp(1.4142135623730951, i), h.buckets(i));
+  }
+}
 constexpr std::string_view kListener = "listener/";
 constexpr size_t kWriteBufferBudget = 256 << 20;
 
@@ -423,6 +433,23 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         PutDim(&key, "machine", machine);
         WindowStats* s = Series(start_s, key);
         for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
+        break;
+      }
+      case v1::Event::kMachineResources: {
+        key.assign(1, static_cast<char>(EntityKind::kMachine));
+        PutDim(&key, "machine", machine);
+        WindowStats* s = Series(start_s, key);
+        const auto& m = ev.machine_resources();
+        s->resource_samples++;
+        s->cpu_busy_ns += m.cpu_busy_ns(), s->cpu_total_ns += m.cpu_total_ns();
+        AddLog2Histogram(m.runq_latency(), &s->runq_ns);
+        s->major_faults += m.major_page_faults();
+        s->memory_available_sum += m.memory_available_bytes();
+        for (const auto& b : m.block_io()) {
+          s->io_read_bytes += b.read_bytes(), s->io_write_bytes += b.write_bytes();
+          s->io_ops += b.latency().count();
+          AddLog2Histogram(b.latency(), &s->io_ns);
+        }
         break;
       }
       default:

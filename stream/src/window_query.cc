@@ -122,7 +122,26 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
         {"packets_in", s.packets_in},
         {"bytes_in", s.bytes_in}};
   }
-  if (w.key.kind == EntityKind::kMachine) j["agent_dropped"] = s.agent_dropped;
+  if (w.key.kind == EntityKind::kMachine) {
+    j["agent_dropped"] = s.agent_dropped;
+    if (s.resource_samples) {
+      j["resources"] = {{"samples", s.resource_samples},
+                        {"cpu_busy_ratio", s.cpu_total_ns ? static_cast<double>(s.cpu_busy_ns) /
+                                                                static_cast<double>(s.cpu_total_ns)
+                                                          : 0.0},
+                        {"runq_latency_ms",
+                         {{"count", s.runq_ns.count()},
+                          {"mean", s.runq_ns.mean() / 1e6},
+                          {"p99", s.runq_ns.Quantile(0.99) / 1e6}}},
+                        {"major_faults", s.major_faults},
+                        {"memory_available_bytes", s.memory_available_sum / s.resource_samples},
+                        {"io_read_bytes", s.io_read_bytes},
+                        {"io_write_bytes", s.io_write_bytes},
+                        {"io_ops", s.io_ops},
+                        {"io_latency_ms",
+                         {{"mean", s.io_ns.mean() / 1e6}, {"p99", s.io_ns.Quantile(0.99) / 1e6}}}};
+    }
+  }
   return j.dump();
 }
 
@@ -163,6 +182,20 @@ void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
   r->set_packets_in(s.packets_in);
   r->set_bytes_in(s.bytes_in);
   r->set_agent_dropped(s.agent_dropped);
+  if (s.resource_samples) {
+    r->set_resource_samples(s.resource_samples);
+    r->set_cpu_busy_ratio(s.cpu_total_ns ? static_cast<double>(s.cpu_busy_ns) /
+                                               static_cast<double>(s.cpu_total_ns)
+                                         : 0);
+    r->set_runq_p99_ns(s.runq_ns.Quantile(0.99));
+    r->set_runq_mean_ns(s.runq_ns.mean());
+    r->set_major_faults(s.major_faults);
+    r->set_memory_available_bytes(s.memory_available_sum / s.resource_samples);
+    r->set_io_read_bytes(s.io_read_bytes);
+    r->set_io_write_bytes(s.io_write_bytes);
+    r->set_io_ops(s.io_ops);
+    r->set_io_p99_ns(s.io_ns.Quantile(0.99));
+  }
 }
 
 }  // namespace faultline::stream

@@ -94,11 +94,19 @@ Status WindowStats::Merge(const WindowStats& o) {
   packets_out += o.packets_out, bytes_out += o.bytes_out, packets_in += o.packets_in,
       bytes_in += o.bytes_in;
   agent_dropped += o.agent_dropped;
+  resource_samples += o.resource_samples;
+  cpu_busy_ns += o.cpu_busy_ns, cpu_total_ns += o.cpu_total_ns;
+  FAULTLINE_RETURN_IF_ERROR(runq_ns.Merge(o.runq_ns));
+  major_faults += o.major_faults;
+  memory_available_sum += o.memory_available_sum;
+  io_read_bytes += o.io_read_bytes, io_write_bytes += o.io_write_bytes, io_ops += o.io_ops;
+  FAULTLINE_RETURN_IF_ERROR(io_ns.Merge(o.io_ns));
   return Status::Ok();
 }
 
 namespace {
-constexpr uint64_t kFormat = 1;
+// 1: golden metrics, network health, agent_dropped. 2: 1 + resource pressure (read: both).
+constexpr uint64_t kFormat = 2;
 }  // namespace
 
 void WindowStats::EncodeTo(std::string* out) const {
@@ -122,6 +130,15 @@ void WindowStats::EncodeTo(std::string* out) const {
   PutDouble(out, rtt_us_sum);
   for (uint64_t v : {packets_out, bytes_out, packets_in, bytes_in, agent_dropped})
     PutVarint(out, v);
+  for (uint64_t v : {resource_samples, cpu_busy_ns, cpu_total_ns, major_faults,
+                     memory_available_sum, io_read_bytes, io_write_bytes, io_ops})
+    PutVarint(out, v);
+  sketch.clear();
+  runq_ns.EncodeTo(&sketch);
+  PutBytes(out, sketch);
+  sketch.clear();
+  io_ns.EncodeTo(&sketch);
+  PutBytes(out, sketch);
 }
 
 Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
@@ -129,8 +146,8 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   WindowStats s;
   uint64_t format = 0;
   if (!r.Varint(&format)) return InvalidArgument("window stats: empty");
-  if (format != kFormat)
-    return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1");
+  if (format != 1 && format != 2)
+    return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1 or 2");
   auto truncated = [](const char* where) {
     return InvalidArgument(std::string("window stats: truncated at ") + where);
   };
@@ -161,6 +178,16 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   }
   for (uint64_t* v : {&s.packets_out, &s.bytes_out, &s.packets_in, &s.bytes_in, &s.agent_dropped}) {
     if (!r.Varint(v)) return truncated("packets");
+  }
+  if (format >= 2) {
+    for (uint64_t* v : {&s.resource_samples, &s.cpu_busy_ns, &s.cpu_total_ns, &s.major_faults,
+                        &s.memory_available_sum, &s.io_read_bytes, &s.io_write_bytes, &s.io_ops}) {
+      if (!r.Varint(v)) return truncated("resources");
+    }
+    if (!r.Bytes(&sketch)) return truncated("run-queue latency");
+    FAULTLINE_ASSIGN_OR_RETURN(s.runq_ns, LatencySketch::Decode(sketch));
+    if (!r.Bytes(&sketch)) return truncated("block I/O latency");
+    FAULTLINE_ASSIGN_OR_RETURN(s.io_ns, LatencySketch::Decode(sketch));
   }
   if (!r.empty())
     return InvalidArgument("window stats: " + std::to_string(r.remaining()) + " trailing bytes");

@@ -103,6 +103,10 @@ def total(kind, entity, metric):
 assert total("service", "frontend", "requests") == 12, "frontend requests"
 assert total("service", "backend", "requests") == 12, "backend requests"
 assert total("edge", "frontend->backend", "requests") == 12, "edge requests"
+# The machine's resource pressure, from the agent's summaries, for vertical attribution.
+for metric in ("cpu_busy_ratio", "runq_p99_ms", "memory_available_mb"):
+    rows = [m for m in s["series"] if (m["kind"], m["entity"], m["metric"]) == ("machine", "topo-node", metric)]
+    assert rows and any(v is not None and v > 0 for v in rows[0]["values"]), "machine " + metric
 calls = [e for e in s["topology"]["edges"] if e["kind"] == "calls" and e["from"] == "frontend"]
 assert [e["to"] for e in calls] == ["backend"], calls
 PY

@@ -295,6 +295,63 @@ TEST_F(PartitionStateTest, TheOutboxHandsOutClosedWindowsOnceAndForgetsThemWhenP
   EXPECT_EQ(again[0].key, out[1].key);
 }
 
+TEST_F(PartitionStateTest, MachineResourceSummariesBecomeMachineWindows) {
+  auto p = Open();
+  BatchBuilder b("node-a");
+  for (int i = 0; i < 2; ++i) {  // two 1 s summaries in the window starting at kT0
+    auto* e = b.batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 1 + i) * kS));
+    auto* m = e->mutable_machine_resources();
+    m->set_cpu_busy_ns(500'000'000), m->set_cpu_total_ns(2'000'000'000);
+    m->set_memory_available_bytes(1000 + 1000 * i);
+    m->set_major_page_faults(3);
+    auto* r = m->mutable_runq_latency();
+    r->set_count(10), r->set_sum_ns(10 * 1500);
+    for (int k = 0; k < 11; ++k) r->add_buckets(k == 10 ? 10 : 0);  // [1024, 2048) ns
+    auto* io = m->add_block_io();
+    io->set_device("vda"), io->set_write_bytes(4096), io->set_write_ops(1);
+    io->mutable_latency()->set_count(1);
+    for (int k = 0; k < 21; ++k) io->mutable_latency()->add_buckets(k == 20 ? 1 : 0);  // ~1 ms
+  }
+  b.Http(kT0 + 12, 200, 1000);  // moves the watermark past the window
+  p->Apply(b.Bytes(), 0, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  const auto machines = Stored(EntityKind::kMachine);
+  ASSERT_EQ(machines.count({kT0, "node-a "}), 1u);
+  const WindowStats& w = machines.at({kT0, "node-a "});
+  EXPECT_EQ(w.resource_samples, 2u);
+  EXPECT_EQ(w.cpu_busy_ns, 1'000'000'000u);
+  EXPECT_EQ(w.cpu_total_ns, 4'000'000'000u);
+  EXPECT_EQ(w.major_faults, 6u);
+  EXPECT_EQ(w.memory_available_sum, 3000u);
+  EXPECT_EQ(w.runq_ns.count(), 20u);
+  EXPECT_NEAR(w.runq_ns.Quantile(0.99), 1448, 1448 * 0.02);  // the bucket's geometric middle
+  EXPECT_EQ(w.io_write_bytes, 8192u);
+  EXPECT_EQ(w.io_ops, 2u);
+  EXPECT_NEAR(w.io_ns.Quantile(0.5), 1.483e6, 1.483e6 * 0.02);
+}
+
+TEST(WindowStatsCodec, FormatOneRecordsStillDecode) {
+  // A record written before resource pressure existed (format 1): the same fields, then nothing.
+  WindowStats w;
+  w.requests = 7, w.agent_dropped = 2;
+  std::string bytes;
+  w.EncodeTo(&bytes);
+  ASSERT_EQ(bytes[0], 2);
+  std::string v1 = bytes;
+  v1[0] = 1;
+  // Cut the format-2 tail: 8 varints of 0 and two empty-sketch byte strings.
+  LatencySketch empty;
+  std::string sketch;
+  empty.EncodeTo(&sketch);
+  v1.resize(bytes.size() - 8 - 2 * (1 + sketch.size()));
+  auto back = WindowStats::Decode(v1);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == w);
+  v1[0] = 3;
+  EXPECT_EQ(WindowStats::Decode(v1).status().message(), "window stats: format 3, expected 1 or 2");
+}
+
 TEST(EntityNamer, TemplatesFallBackAndErrorsNameTheField) {
   auto n = EntityNamer::Create({{"{container}", "{comm}"}, "{machine}/{pid}"});
   ASSERT_TRUE(n.ok());

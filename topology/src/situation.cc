@@ -361,6 +361,32 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
     };
     if (id.first == SeriesKind::kMachine) {
       add("agent_dropped", [](const stream::WindowStats& w) { return double(w.agent_dropped); });
+      bool resources = false;
+      for (const auto& w : slots) resources = resources || w.resource_samples;
+      if (!resources) continue;
+      add("cpu_busy_ratio", [&](const stream::WindowStats& w) {
+        return w.cpu_total_ns ? double(w.cpu_busy_ns) / double(w.cpu_total_ns) : nan;
+      });
+      add("runq_p99_ms", [&](const stream::WindowStats& w) {
+        return w.runq_ns.count() ? w.runq_ns.Quantile(0.99) / 1e6 : nan;
+      });
+      add("runq_mean_ms", [&](const stream::WindowStats& w) {
+        return w.runq_ns.count() ? w.runq_ns.mean() / 1e6 : nan;
+      });
+      add("major_faults", [&](const stream::WindowStats& w) {
+        return w.resource_samples ? double(w.major_faults) : nan;
+      });
+      add("memory_available_mb", [&](const stream::WindowStats& w) {
+        return w.resource_samples
+                   ? double(w.memory_available_sum) / double(w.resource_samples) / 1048576
+                   : nan;
+      });
+      add("io_latency_p99_ms", [&](const stream::WindowStats& w) {
+        return w.io_ns.count() ? w.io_ns.Quantile(0.99) / 1e6 : nan;
+      });
+      add("io_bytes", [&](const stream::WindowStats& w) {
+        return w.resource_samples ? double(w.io_read_bytes + w.io_write_bytes) : nan;
+      });
       continue;
     }
     add("requests", [](const stream::WindowStats& w) { return double(w.requests); });

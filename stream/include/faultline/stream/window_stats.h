@@ -70,6 +70,15 @@ struct WindowStats {
   // Events the agent reported losing (machines).
   uint64_t agent_dropped = 0;
 
+  // Resource pressure (machines), from the agents' MachineResources summaries.
+  uint64_t resource_samples = 0;           // summaries merged in
+  uint64_t cpu_busy_ns = 0, cpu_total_ns = 0;
+  LatencySketch runq_ns;                   // run-queue latency of every task
+  uint64_t major_faults = 0;
+  uint64_t memory_available_sum = 0;       // bytes, summed over the summaries (mean = / samples)
+  uint64_t io_read_bytes = 0, io_write_bytes = 0, io_ops = 0;
+  LatencySketch io_ns;                     // block request latency, every device
+
   Status Merge(const WindowStats& other);
   void EncodeTo(std::string* out) const;
   static Result<WindowStats> Decode(std::string_view bytes);
