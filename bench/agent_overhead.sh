@@ -17,42 +17,15 @@ fl=build/faultline
 [[ -x $fl ]] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  sysctl -qw kernel.bpf_stats_enabled=0 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() { local i; for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2" >&2; return 1; }
-
+source bench/lib.sh
 port=18680
-mkdir -p "$work/www" "$work/logs"
-head -c 612 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$port; root $work/www; }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
-for ((i = 0; i < 100; i++)); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-
-"$fl" broker >"$work/broker.out" 2>&1 & pids+=($!)
-wait_for "$work/broker.out" '^bootstrap='
-bootstrap=$(grep -m1 '^bootstrap=' "$work/broker.out" | cut -d= -f2)
+start_nginx "$port"
+start_broker "$fl"
 
 # wrk: requests/s and p99 latency in microseconds.
 run_wrk() {
   wrk -t1 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$work/wrk.out"
+  check_wrk "$work/wrk.out"
   local rps p99 reqs
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")

@@ -13,37 +13,10 @@ fl=build/faultline
 [[ -x $fl ]] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  sysctl -qw kernel.bpf_stats_enabled=0 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() { local i; for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2" >&2; return 1; }
-
+source bench/lib.sh
 port=18681
-mkdir -p "$work/www" "$work/logs"
-head -c 612 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$port; root $work/www; }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
-for ((i = 0; i < 100; i++)); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-"$fl" broker >"$work/broker.out" 2>&1 & pids+=($!)
-wait_for "$work/broker.out" '^bootstrap='
-bootstrap=$(grep -m1 '^bootstrap=' "$work/broker.out" | cut -d= -f2)
+start_nginx "$port"
+start_broker "$fl"
 
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -57,6 +30,7 @@ run() {
   wait_for "$work/agent.out" 'agent started'
   t0=$(cpu_ticks "$apid")
   wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
+  check_wrk "$work/wrk.out"
   t1=$(cpu_ticks "$apid")
   ev=$(curl -sf http://127.0.0.1:19465/metrics | awk '/^faultline_agent_events_total\{kind="(cgroup|machine)_resources"\}/ {s+=$2} END {printf "%d", s}')
   kill -INT "$apid"; wait "$apid" || true
@@ -81,6 +55,7 @@ for mode in off on; do
   wait_for "$work/agent.out" 'agent started'
   bpf_json >"$work/b0.json"
   wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
+  check_wrk "$work/wrk.out"
   bpf_json >"$work/b1.json"
   kill -INT "$apid"; wait "$apid" || true
   python3 - "$work/b0.json" "$work/b1.json" "$mode" "$secs" "$(awk '/requests in/ {print $1}' "$work/wrk.out")" <<'PY'

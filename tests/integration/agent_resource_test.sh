@@ -10,30 +10,11 @@
 # Usage: agent_resource_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
-work=$(mktemp -d)
+source "$(dirname "$0")/lib.sh"
+skip_without_ebpf "$build/faultline"
 tag="fl-test-$$"
-pids=() cgdirs=() loopdev=''
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n $loopdev ]] && losetup -d "$loopdev" 2>/dev/null || true
-  for d in "${cgdirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {
-  local file=$1 pattern=$2 i
-  for ((i = 0; i < 300; i++)); do
-    if grep -q -- "$pattern" "$file" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$pattern' in $file" >&2; cat "$file" >&2; return 1
-}
-
-if [[ ${FAULTLINE_REQUIRE_EBPF:-0} != 1 ]] && ! "$build/faultline" agent --output jsonl --duration 0 >/dev/null 2>"$work/probe.err"; then
-  echo "SKIP: eBPF unavailable: $(cat "$work/probe.err")"; exit 0
-fi
+cgdirs=() loopdev=''
+cleanup_hooks+=('[[ -n $loopdev ]] && losetup -d "$loopdev"' 'for d in "${cgdirs[@]}"; do rmdir "$d"; done')
 
 # Where each controller lives: a v1 hierarchy of its own, else the v2 one.
 v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
@@ -44,13 +25,9 @@ if [[ -z $cpu_root || -z $mem_root || -z $io_root ]]; then
   echo "+cpu +memory +io" >"$v2/cgroup.subtree_control"
   cpu_root=${cpu_root:-$v2} mem_root=${mem_root:-$v2} io_root=${io_root:-$v2}
 fi
-mkcg() {  # mkcg ROOT NAME -> the directory
-  mkdir -p "$1/$tag-$2"
-  cgdirs+=("$1/$tag-$2")
-  echo "$1/$tag-$2"
-}
-hog=$(mkcg "$cpu_root" hog) idle=$(mkcg "$cpu_root" idle)
-oom=$(mkcg "$mem_root" oom) io=$(mkcg "$io_root" io)
+# The test's cgroups (made here, not in a subshell, so that cleanup knows them all).
+hog=$cpu_root/$tag-hog idle=$cpu_root/$tag-idle oom=$mem_root/$tag-oom io=$io_root/$tag-io
+for d in "$hog" "$idle" "$oom" "$io"; do mkdir "$d" && cgdirs+=("$d"); done
 if [[ -f $hog/cpu.max ]]; then
   echo "20000 100000" >"$hog/cpu.max"
 else
@@ -78,7 +55,7 @@ fi
   >"$work/events.jsonl" 2>"$work/agent.err" &
 agent=$!
 pids+=($agent)
-wait_for "$work/agent.err" 'agent started'
+wait_for "$work/agent.err" 'agent started' >/dev/null
 
 # Runs COMMAND… inside the cgroup directory DIR: the shell enters it, then execs, so the command
 # keeps the pid. It replaces the calling (sub)shell: call it with & or inside ( ).

@@ -7,27 +7,8 @@
 # Usage: topology_live_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1 src=$2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {
-  local file=$1 pattern=$2 i
-  for ((i = 0; i < 300; i++)); do
-    if grep -q -- "$pattern" "$file" 2>/dev/null; then grep -m1 -- "$pattern" "$file"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$pattern' in $file" >&2; cat "$file" >&2; return 1
-}
-
-if [[ ${FAULTLINE_REQUIRE_EBPF:-0} != 1 ]] && ! "$build/faultline" agent --output jsonl --duration 0 >/dev/null 2>"$work/probe.err"; then
-  echo "SKIP: eBPF unavailable: $(cat "$work/probe.err")"; exit 0
-fi
+source "$(dirname "$0")/lib.sh"
+skip_without_ebpf "$build/faultline"
 
 "$build/faultline" broker >"$work/broker.out" 2>&1 & pids+=($!)
 bootstrap=$(wait_for "$work/broker.out" '^bootstrap=' | cut -d= -f2)

@@ -1,0 +1,32 @@
+# Sourced by the integration scripts. Sets `work` (a scratch directory) and `pids` (background
+# processes to stop), both cleaned up on exit in reverse order of start; scripts add their own
+# cleanup commands to `cleanup_hooks` (run after the processes stop, before `work` goes).
+work=$(mktemp -d)
+pids=()
+cleanup_hooks=()
+fl_cleanup() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+  for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
+  for i in "${cleanup_hooks[@]}"; do eval "$i" || true; done
+  rm -rf "$work"
+}
+trap fl_cleanup EXIT
+
+# wait_for FILE PATTERN: waits (at most 30 s) until FILE has a line matching PATTERN; prints it.
+wait_for() {
+  local file=$1 pattern=$2 i
+  for ((i = 0; i < 300; i++)); do
+    if grep -q -- "$pattern" "$file" 2>/dev/null; then grep -m1 -- "$pattern" "$file"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$pattern' in $file" >&2; cat "$file" >&2; return 1
+}
+
+# skip_without_ebpf FAULTLINE: exits 0 with SKIP when the agent cannot load its programs, unless
+# FAULTLINE_REQUIRE_EBPF=1 (CI), where the test goes on and fails.
+skip_without_ebpf() {
+  if [[ ${FAULTLINE_REQUIRE_EBPF:-0} != 1 ]] && ! "$1" agent --output jsonl --duration 0 >/dev/null 2>"$work/probe.err"; then
+    echo "SKIP: eBPF unavailable: $(cat "$work/probe.err")"; exit 0
+  fi
+}
