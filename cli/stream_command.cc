@@ -84,42 +84,42 @@ struct SituationFlags {
 };
 
 // The situation around an alarm, from the stored windows: [at - lookback, latest window end).
-int RunSituation(const SituationFlags& f) {
-  const std::string usage =
-      "--alarm '" + f.alarm + "': expected service|edge|machine:ENTITY:METRIC";
+Result<std::string> SituationJson(const SituationFlags& f) {
+  const std::string usage = "alarm '" + f.alarm + "': expected service|edge|machine:ENTITY:METRIC";
   topology::Alarm alarm;
   const size_t a = f.alarm.find(':'), b = f.alarm.rfind(':');
-  if (a == std::string::npos || b == a) {
-    std::cerr << "faultline stream situation: " << usage << "\n";
-    return 2;
-  }
+  if (a == std::string::npos || b == a) return InvalidArgument(usage);
   const std::string kind = f.alarm.substr(0, a);
-  alarm.ref.kind = kind == "service"   ? topology::SeriesKind::kService
-                   : kind == "edge"    ? topology::SeriesKind::kEdge
-                   : kind == "machine" ? topology::SeriesKind::kMachine
-                                       : topology::SeriesKind::kInstance;
+  alarm.ref.kind = kind == "service" ? topology::SeriesKind::kService
+                   : kind == "edge"  ? topology::SeriesKind::kEdge
+                                     : topology::SeriesKind::kMachine;
   alarm.ref.entity = f.alarm.substr(a + 1, b - a - 1);
   alarm.ref.metric = f.alarm.substr(b + 1);
   if ((kind != "service" && kind != "edge" && kind != "machine") || alarm.ref.entity.empty() ||
       alarm.ref.metric.empty()) {
-    std::cerr << "faultline stream situation: " << usage << "\n";
-    return 2;
+    return InvalidArgument(usage);
+  }
+  if (f.lookback_s < 1 || f.lookback_s > 86400) {
+    return InvalidArgument("lookback " + std::to_string(f.lookback_s) +
+                           ": expected 1..86400 seconds");
   }
   int64_t window_s = 0;
-  auto windows = stream::QueryWindows(f.state_dir, f.topic, stream::WindowQuery{}, &window_s);
-  if (!windows.ok()) {
-    std::cerr << "faultline stream situation: " << windows.status().message() << "\n";
-    return 1;
+  FAULTLINE_ASSIGN_OR_RETURN(
+      auto windows, stream::QueryWindows(f.state_dir, f.topic, stream::WindowQuery{}, &window_s));
+  if (windows.empty()) return NotFound("no windows stored under " + f.state_dir);
+  const int64_t latest = windows.back().start_s + window_s;
+  alarm.at_s = f.at_s ? f.at_s : windows.back().start_s;
+  return topology::SituationToJson(
+      topology::BuildSituation(windows, window_s, alarm.at_s - f.lookback_s, latest, alarm));
+}
+
+int RunSituation(const SituationFlags& f) {
+  auto json = SituationJson(f);
+  if (!json.ok()) {
+    std::cerr << "faultline stream situation: " << json.status().message() << "\n";
+    return json.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  if (windows->empty()) {
-    std::cerr << "faultline stream situation: no windows stored under " << f.state_dir << "\n";
-    return 1;
-  }
-  const int64_t latest = windows->back().start_s + window_s;
-  alarm.at_s = f.at_s ? f.at_s : windows->back().start_s;
-  std::cout << topology::SituationToJson(topology::BuildSituation(
-                   *windows, window_s, alarm.at_s - f.lookback_s, latest, alarm))
-            << "\n";
+  std::cout << *json << "\n";
   return 0;
 }
 
@@ -141,7 +141,8 @@ Runner RegisterStream(CLI::App& app) {
   sub->add_option("--state-dir", o->state_dir,
                   "RocksDB state directory (shared by the group's processors)");
   sub->add_option("--config", *config, "YAML settings (windows, lateness, retention, naming)");
-  sub->add_option("--http-addr", o->http_addr, "Serve /windows, /status and /metrics on HOST:PORT");
+  sub->add_option("--http-addr", o->http_addr,
+                  "Serve /windows, /situation, /status and /metrics on HOST:PORT");
   sub->add_option("--commit-interval-ms", o->commit_interval_ms, "State commit interval")
       ->capture_default_str();
   sub->add_flag("--print-windows", o->print_windows,
@@ -192,6 +193,26 @@ Runner RegisterStream(CLI::App& app) {
         return 2;
       }
     }
+    // GET /situation?alarm=KIND:ENTITY:METRIC[&at=UNIX_S][&lookback=S] on --http-addr.
+    o->http_handlers["/situation"] =
+        [state_dir = o->state_dir, topic = o->events_topic](
+            const std::map<std::string, std::string>& params) -> Result<std::string> {
+      SituationFlags f;
+      f.state_dir = state_dir, f.topic = topic;
+      auto get = [&](const char* k) {
+        auto it = params.find(k);
+        return it == params.end() ? std::string() : it->second;
+      };
+      f.alarm = get("alarm");
+      for (auto [name, into] : {std::pair{"at", &f.at_s}, std::pair{"lookback", &f.lookback_s}}) {
+        const std::string v = get(name);
+        if (v.empty()) continue;
+        char* end = nullptr;
+        *into = std::strtoll(v.c_str(), &end, 10);
+        if (*end != '\0') return InvalidArgument(std::string(name) + " '" + v + "': not a number");
+      }
+      return SituationJson(f);
+    };
     MetricsRegistry metrics;
     auto sp = stream::StreamProcessor::Create(*o, &metrics);
     if (!sp.ok()) {

@@ -449,6 +449,20 @@ struct StreamProcessor::Impl {
     http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
     });
+    for (const auto& [path, handler] : options.http_handlers) {
+      http->Get(path, [handler](const httplib::Request& req, httplib::Response& res) {
+        std::map<std::string, std::string> params;
+        for (const auto& [k, v] : req.params) params.emplace(k, v);
+        Result<std::string> body = handler(params);
+        if (!body.ok()) {
+          const StatusCode c = body.status().code();
+          res.status = c == StatusCode::kInvalidArgument ? 400 : c == StatusCode::kNotFound ? 404 : 500;
+          res.set_content(body.status().message() + "\n", "text/plain");
+          return;
+        }
+        res.set_content(*body + "\n", "application/json");
+      });
+    }
     http->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(status_mu);
       res.set_content(status.dump(), "application/json");

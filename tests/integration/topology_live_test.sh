@@ -15,7 +15,8 @@ bootstrap=$(wait_for "$work/broker.out" '^bootstrap=' | cut -d= -f2)
 "$build/faultline" agent --brokers "$bootstrap" --node-name topo-node >"$work/agent.out" 2>&1 & pids+=($!)
 wait_for "$work/agent.out" 'agent started' >/dev/null
 "$build/faultline" stream --brokers "$bootstrap" --state-dir "$work/state" --commit-interval-ms 200 \
-  >"$work/stream.out" 2>&1 & pids+=($!)
+  --http-addr 127.0.0.1:0 >"$work/stream.out" 2>&1 & pids+=($!)
+http_port=$(wait_for "$work/stream.out" '^http_port=' | cut -d= -f2)
 
 mkdir -p "$work/bin"
 python=$(readlink -f /usr/bin/python3)  # the Debian interpreter, not a version-manager shim
@@ -91,6 +92,13 @@ for metric in ("cpu_busy_ratio", "runq_p99_ms", "memory_available_mb"):
 calls = [e for e in s["topology"]["edges"] if e["kind"] == "calls" and e["from"] == "frontend"]
 assert [e["to"] for e in calls] == ["backend"], calls
 PY
+# The running processor serves the same on /situation; a bad alarm is a 400 naming it.
+curl -sf "http://127.0.0.1:$http_port/situation?alarm=service:frontend:latency_p99_ms" >"$work/served.json"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["alarm"]["entity"] == "frontend" and s["series"]' \
+  "$work/served.json" || { echo "FAIL: /situation"; head -c 300 "$work/served.json"; exit 1; }
+code=$(curl -s -o "$work/bad.txt" -w '%{http_code}' "http://127.0.0.1:$http_port/situation?alarm=frontend")
+[[ $code == 400 && $(cat "$work/bad.txt") == "alarm 'frontend': expected service|edge|machine:ENTITY:METRIC" ]] ||
+  { echo "FAIL: /situation with a bad alarm answered $code: $(cat "$work/bad.txt")"; exit 1; }
 "$build/faultline" attribute --situation "$work/situation.json" >"$work/attribution.txt"
 grep -q '^cannot judge frontend latency_p99_ms: [0-5] windows of history before the alarm, 6 needed$' \
   "$work/attribution.txt" ||

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,11 @@ struct StreamOptions {
   std::string http_addr;
   // Also print every closed window to stdout as a JSON line. Default: false.
   bool print_windows = false;
+  // More GET endpoints on http_addr, by path ("/situation"), for layers built on the stream: each
+  // gets the query parameters and returns a JSON body, or an error (kInvalidArgument: 400,
+  // kNotFound: 404, others: 500, the message as the body). Default: none.
+  using HttpHandler = std::function<Result<std::string>(const std::map<std::string, std::string>&)>;
+  std::map<std::string, HttpHandler> http_handlers;
   WindowOptions windows;
   NamingOptions naming;
 };
