@@ -449,8 +449,10 @@ struct StreamProcessor::Impl {
     http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
     });
-    for (const auto& [path, handler] : options.http_handlers) {
-      http->Get(path, [handler](const httplib::Request& req, httplib::Response& res) {
+    for (const auto& entry : options.http_handlers) {
+      // Copied: not a structured binding, which clang 14 cannot capture.
+      const StreamOptions::HttpHandler handler = entry.second;
+      http->Get(entry.first, [handler](const httplib::Request& req, httplib::Response& res) {
         std::map<std::string, std::string> params;
         for (const auto& [k, v] : req.params) params.emplace(k, v);
         Result<std::string> body = handler(params);
