@@ -9,13 +9,16 @@
 #include "metrics.pb.h"
 
 namespace faultline::stream {
-namespace {
-
-// Loopback addresses name a listener only on their own machine.
-std::string ListenerKey(std::string_view address, std::string_view machine) {
-  const bool loopback = address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
-  return loopback ? std::string(machine) + "|" + std::string(address) : std::string(address);
+bool IsLoopbackAddress(std::string_view address) {
+  return address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
 }
+
+std::string ListenerKey(std::string_view address, std::string_view machine) {
+  return IsLoopbackAddress(address) ? std::string(machine) + "|" + std::string(address)
+                                    : std::string(address);
+}
+
+namespace {
 
 bool Matches(const StoredWindow& w, const WindowQuery& q) {
   if (q.kind && w.key.kind != *q.kind) return false;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "faultline/stream/partition_state.h"
+#include "faultline/stream/window_query.h"
 
 namespace faultline::topology {
 namespace {
@@ -35,9 +36,6 @@ using Graph = boost::adjacency_list<boost::listS, boost::listS, boost::bidirecti
 using Vertex = Graph::vertex_descriptor;
 using Edge = Graph::edge_descriptor;
 
-bool IsLoopback(std::string_view address) {
-  return address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
-}
 std::string_view HostOf(std::string_view address) {  // "10.0.0.1:80" -> "10.0.0.1"
   const size_t colon = address.rfind(':');
   return colon == std::string_view::npos ? address : address.substr(0, colon);
@@ -137,16 +135,16 @@ void Topology::ObserveEdge(EdgeKind kind, const NodeRef& from, const NodeRef& to
 
 void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, int64_t window_s) {
   using stream::EntityKind;
-  // Hosts that listen somewhere, and the machine behind each listening address.
+  // Hosts that listen somewhere, and the machine behind each listening address (by ListenerKey,
+  // the same lookup QueryWindows resolves callees with).
   std::set<std::string, std::less<>> known_hosts;
-  std::map<std::string, std::string, std::less<>> machine_of_address;
+  std::map<std::string, std::string> machine_of_address;
   for (const auto& w : windows) {
     if (w.key.kind != EntityKind::kListener) continue;
     const std::string_view address = w.key.Dim("address");
     known_hosts.emplace(HostOf(address));
-    std::string key = IsLoopback(address) ? std::string(w.key.Dim("machine")) + "|" : "";
-    key += address;
-    machine_of_address[key] = std::string(w.key.Dim("machine"));
+    machine_of_address[stream::ListenerKey(address, w.key.Dim("machine"))] =
+        std::string(w.key.Dim("machine"));
   }
   // Requests per calls edge over these windows: they replace what the edge held (the windows
   // are the stream's retained history, so counting them again must not add them twice).
@@ -174,7 +172,7 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
       case EntityKind::kEdge: {
         const std::string_view caller = w.key.Dim("caller"), callee = w.key.Dim("callee");
         if (w.key.Dim("side") == "server") {
-          if (known_hosts.count(caller) || IsLoopback(caller)) break;  // reported client-side
+          if (known_hosts.count(caller) || stream::IsLoopbackAddress(caller)) break;  // reported client-side
           const NodeRef from{NodeKind::kExternal, std::string(caller)};
           const NodeRef to{NodeKind::kService, std::string(callee)};
           ObserveEdge(EdgeKind::kCalls, from, to, seen);
@@ -188,9 +186,7 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
         ObserveEdge(EdgeKind::kCalls, from, to, seen);
         requests[{from, to}] += w.stats.requests;
         if (machine.empty()) break;
-        std::string key = IsLoopback(callee) ? std::string(machine) + "|" : "";
-        key += callee;
-        auto it = machine_of_address.find(key);
+        auto it = machine_of_address.find(stream::ListenerKey(callee, machine));
         const NodeRef peer = it != machine_of_address.end()
                                  ? NodeRef{NodeKind::kMachine, it->second}
                                  : NodeRef{NodeKind::kExternal, std::string(callee)};

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "faultline/common/status.h"
@@ -33,6 +34,12 @@ struct WindowQuery {
   // Merge the same series and window from different partitions into one. Default: true.
   bool merge_partitions = true;
 };
+
+// Whether an address ("127.0.0.1:80", "[::1]:80", or a bare host) is a loopback one.
+bool IsLoopbackAddress(std::string_view address);
+// How a listening address is looked up across machines: a loopback address names a listener only
+// on its own machine, so it is qualified by it ("m1|127.0.0.1:80"); others stand alone.
+std::string ListenerKey(std::string_view address, std::string_view machine);
 
 // Scans <state_dir>/<topic>-<partition>/ for every partition found. Sorted by window start, then
 // series key. Client-side edges get their callee_service from the listener series of all
