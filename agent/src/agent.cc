@@ -424,11 +424,7 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   if (!probes.ok()) return probes.status();
   impl->probes = std::move(probes).value();
   if (impl->probes->resources()) {
-    const std::string unified_controllers = [&] {
-      CgroupLayout l = ParseCgroupMounts(ReadSmallFile(options.proc_root + "/mounts"), "");
-      return l.unified.empty() ? std::string() : ReadSmallFile(l.unified + "/cgroup.controllers");
-    }();
-    CgroupLayout layout = ParseCgroupMounts(ReadSmallFile(options.proc_root + "/mounts"), unified_controllers);
+    CgroupLayout layout = ReadCgroupLayout(options.proc_root);
     int cpu_version = 0, memory_version = 0;
     const std::string cpu_mount = layout.MountFor("cpu", &cpu_version);
     const std::string memory_mount = layout.MountFor("memory", &memory_version);

@@ -89,12 +89,16 @@ std::string CgroupLayout::MountFor(std::string_view controller, int* version) co
   return {};
 }
 
+void CgroupLayout::SetUnifiedControllers(std::string_view text) {
+  unified_controllers = std::string(text);
+  while (!unified_controllers.empty() &&
+         (unified_controllers.back() == '\n' || unified_controllers.back() == ' '))
+    unified_controllers.pop_back();
+}
+
 CgroupLayout ParseCgroupMounts(std::string_view mounts, std::string_view unified_controllers) {
   CgroupLayout layout;
-  layout.unified_controllers = std::string(unified_controllers);
-  while (!layout.unified_controllers.empty() &&
-         (layout.unified_controllers.back() == '\n' || layout.unified_controllers.back() == ' '))
-    layout.unified_controllers.pop_back();
+  layout.SetUnifiedControllers(unified_controllers);
   while (!mounts.empty()) {
     const size_t nl = mounts.find('\n');
     std::string_view line = mounts.substr(0, nl);
@@ -213,6 +217,13 @@ bool ParseProcStatCpu(std::string_view proc_stat, uint64_t* busy, uint64_t* tota
   for (size_t i = 0; i < std::min<size_t>(n, 8); ++i) *total += v[i];
   *busy = *total - v[3] - (n > 4 ? v[4] : 0);
   return true;
+}
+
+CgroupLayout ReadCgroupLayout(const std::string& proc_root) {
+  CgroupLayout layout = ParseCgroupMounts(ReadSmallFile(proc_root + "/mounts"), "");
+  if (!layout.unified.empty())
+    layout.SetUnifiedControllers(ReadSmallFile(layout.unified + "/cgroup.controllers"));
+  return layout;
 }
 
 CgroupReader::CgroupReader(CgroupLayout layout, size_t max_dirs)

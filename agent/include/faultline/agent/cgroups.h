@@ -26,10 +26,14 @@ struct CgroupLayout {
   // The mount point of the hierarchy that has `controller` ("cpu", "cpuacct", "memory", "blkio"
   // / "io"), and its version (1 or 2); "" and 0 when no hierarchy has it.
   std::string MountFor(std::string_view controller, int* version = nullptr) const;
+  // Keeps the v2 root's cgroup.controllers text without its trailing newline.
+  void SetUnifiedControllers(std::string_view text);
 };
 
 // From the text of /proc/mounts (or /proc/self/mounts) and the unified root's cgroup.controllers.
 CgroupLayout ParseCgroupMounts(std::string_view proc_mounts, std::string_view unified_controllers);
+// This host's layout: <proc_root>/mounts, then the v2 root's cgroup.controllers if there is one.
+CgroupLayout ReadCgroupLayout(const std::string& proc_root);
 
 // "key value" lines (cpu.stat, memory.stat, memory.events, memory.oom_control, /proc/vmstat):
 // unparsable lines are skipped.
