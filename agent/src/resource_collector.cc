@@ -24,6 +24,12 @@ fl_hist Minus(const fl_hist& cur, const fl_hist& prev) {
   return d;
 }
 
+void Accumulate(const fl_hist& h, fl_hist* into) {
+  into->count += h.count;
+  into->sum_ns += h.sum_ns;
+  for (int i = 0; i < FL_HIST_BUCKETS; ++i) into->buckets[i] += h.buckets[i];
+}
+
 void AddTo(const fl_hist& h, v1::Log2Histogram* out) {
   out->set_count(out->count() + h.count);
   out->set_sum_ns(out->sum_ns() + h.sum_ns);
@@ -108,15 +114,9 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
       continue;
     }
     prev.changed_ns = now_ns;
-    machine_runq.count += d.count;
-    machine_runq.sum_ns += d.sum_ns;
-    for (int i = 0; i < FL_HIST_BUCKETS; ++i) machine_runq.buckets[i] += d.buckets[i];
+    Accumulate(d, &machine_runq);
     const std::string path = path_of("cpu", s.cgroup_id);
-    if (path.empty()) continue;
-    fl_hist& h = by_path[path].runq;
-    h.count += d.count;
-    h.sum_ns += d.sum_ns;
-    for (int i = 0; i < FL_HIST_BUCKETS; ++i) h.buckets[i] += d.buckets[i];
+    if (!path.empty()) Accumulate(d, &by_path[path].runq);
   }
 
   std::map<uint32_t, v1::BlockIo> machine_io;
