@@ -89,16 +89,13 @@ Result<std::string> SituationJson(const SituationFlags& f) {
   topology::Alarm alarm;
   const size_t a = f.alarm.find(':'), b = f.alarm.rfind(':');
   if (a == std::string::npos || b == a) return InvalidArgument(usage);
-  const std::string kind = f.alarm.substr(0, a);
-  alarm.ref.kind = kind == "service" ? topology::SeriesKind::kService
-                   : kind == "edge"  ? topology::SeriesKind::kEdge
-                                     : topology::SeriesKind::kMachine;
+  // The stream builds service, edge and machine series, not instance ones.
+  auto kind = topology::ParseSeriesKind(f.alarm.substr(0, a));
+  if (!kind.ok() || *kind == topology::SeriesKind::kInstance) return InvalidArgument(usage);
+  alarm.ref.kind = *kind;
   alarm.ref.entity = f.alarm.substr(a + 1, b - a - 1);
   alarm.ref.metric = f.alarm.substr(b + 1);
-  if ((kind != "service" && kind != "edge" && kind != "machine") || alarm.ref.entity.empty() ||
-      alarm.ref.metric.empty()) {
-    return InvalidArgument(usage);
-  }
+  if (alarm.ref.entity.empty() || alarm.ref.metric.empty()) return InvalidArgument(usage);
   if (f.lookback_s < 1 || f.lookback_s > 86400) {
     return InvalidArgument("lookback " + std::to_string(f.lookback_s) +
                            ": expected 1..86400 seconds");

@@ -64,13 +64,6 @@ class Reader {
   const std::string& source_;
 };
 
-Result<SeriesKind> ParseSeriesKind(std::string_view name) {
-  for (int k = 1; k <= 4; ++k)
-    if (kSeriesKinds[k] == name) return static_cast<SeriesKind>(k);
-  return InvalidArgument("kind \"" + std::string(name) +
-                         "\": expected service, instance, machine or edge");
-}
-
 Result<SeriesRef> ReadRef(const Reader& r, const Json& j, const std::string& path) {
   SeriesRef ref;
   FAULTLINE_ASSIGN_OR_RETURN(std::string kind, r.String(j["kind"], path + ".kind"));
@@ -91,6 +84,13 @@ Json RefJson(const SeriesRef& ref) {
 }  // namespace
 
 std::string_view SeriesKindName(SeriesKind kind) { return kSeriesKinds[static_cast<int>(kind)]; }
+
+Result<SeriesKind> ParseSeriesKind(std::string_view name) {
+  for (int k = 1; k <= 4; ++k)
+    if (kSeriesKinds[k] == name) return static_cast<SeriesKind>(k);
+  return InvalidArgument("kind \"" + std::string(name) +
+                         "\": expected service, instance, machine or edge");
+}
 
 size_t Situation::windows() const {
   size_t n = 0;

@@ -40,6 +40,8 @@ namespace faultline::topology {
 
 enum class SeriesKind : uint8_t { kService = 1, kInstance = 2, kMachine = 3, kEdge = 4 };
 std::string_view SeriesKindName(SeriesKind kind);
+// Errors: kInvalidArgument naming the known kinds.
+Result<SeriesKind> ParseSeriesKind(std::string_view name);
 
 struct SeriesRef {
   SeriesKind kind = SeriesKind::kService;
