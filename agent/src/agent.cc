@@ -326,13 +326,12 @@ struct Agent::Impl {
       const std::string key = FlowKeyBytes(f.key);
       fl_flow_stats& prev = flow_prev[key];
       const fl_flow_stats& cur = f.stats;
-      auto delta = [](uint64_t c, uint64_t p) { return c >= p ? c - p : c; };
       v1::FlowStats fs;
-      fs.set_packets_out(delta(cur.packets_out, prev.packets_out));
-      fs.set_bytes_out(delta(cur.bytes_out, prev.bytes_out));
-      fs.set_packets_in(delta(cur.packets_in, prev.packets_in));
-      fs.set_bytes_in(delta(cur.bytes_in, prev.bytes_in));
-      fs.set_retransmits(delta(cur.retransmits, prev.retransmits));
+      fs.set_packets_out(CounterDelta(cur.packets_out, prev.packets_out));
+      fs.set_bytes_out(CounterDelta(cur.bytes_out, prev.bytes_out));
+      fs.set_packets_in(CounterDelta(cur.packets_in, prev.packets_in));
+      fs.set_bytes_in(CounterDelta(cur.bytes_in, prev.bytes_in));
+      fs.set_retransmits(CounterDelta(cur.retransmits, prev.retransmits));
       auto drops = drops_by_flow.find(key);
       const bool active = fs.packets_out() || fs.packets_in() || fs.retransmits() ||
                           drops != drops_by_flow.end();

@@ -55,8 +55,6 @@ void AddIo(const fl_io_key& k, uint64_t bytes, const fl_hist& lat, const std::st
   AddTo(lat, b.mutable_latency());
 }
 
-uint64_t Delta(uint64_t cur, uint64_t prev) { return cur >= prev ? cur - prev : cur; }
-
 }  // namespace
 
 ResourceCollector::ResourceCollector(CgroupReader reader, std::string proc_root, size_t max_cgroups)
@@ -126,7 +124,7 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
     const fl_hist d = Minus(s.stats.latency, prev.value.latency);
     const uint64_t bytes = s.stats.latency.count < prev.value.latency.count
                                ? s.stats.bytes
-                               : Delta(s.stats.bytes, prev.value.bytes);
+                               : CounterDelta(s.stats.bytes, prev.value.bytes);
     prev.value = s.stats;
     if (d.count == 0) {
       if (prev.changed_ns && now_ns - prev.changed_ns > kForgetNs) {
@@ -170,10 +168,10 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
     CgroupPrev& prev = prev_it->second;
     const CpuFigures cpu = reader_.ReadCpu(path);
     if (cpu.valid && !fresh && prev.cpu.valid) {
-      c.set_cpu_usage_ns(Delta(cpu.usage_ns, prev.cpu.usage_ns));
-      c.set_cpu_periods(Delta(cpu.periods, prev.cpu.periods));
-      c.set_cpu_throttled_periods(Delta(cpu.throttled_periods, prev.cpu.throttled_periods));
-      c.set_cpu_throttled_ns(Delta(cpu.throttled_ns, prev.cpu.throttled_ns));
+      c.set_cpu_usage_ns(CounterDelta(cpu.usage_ns, prev.cpu.usage_ns));
+      c.set_cpu_periods(CounterDelta(cpu.periods, prev.cpu.periods));
+      c.set_cpu_throttled_periods(CounterDelta(cpu.throttled_periods, prev.cpu.throttled_periods));
+      c.set_cpu_throttled_ns(CounterDelta(cpu.throttled_ns, prev.cpu.throttled_ns));
     }
     prev.cpu = cpu;
     AddTo(agg.runq, c.mutable_runq_latency());
@@ -183,8 +181,8 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
       c.set_memory_limit_bytes(mem.limit);
       c.set_memory_working_set_bytes(mem.working_set);
       if (!fresh && prev.memory.valid) {
-        c.set_major_page_faults(Delta(mem.major_faults, prev.memory.major_faults));
-        c.set_oom_kills(Delta(mem.oom_kills, prev.memory.oom_kills));
+        c.set_major_page_faults(CounterDelta(mem.major_faults, prev.memory.major_faults));
+        c.set_oom_kills(CounterDelta(mem.oom_kills, prev.memory.oom_kills));
       }
     }
     prev.memory = mem;
@@ -202,9 +200,9 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
       1'000'000'000ULL / static_cast<uint64_t>(std::max(1L, sysconf(_SC_CLK_TCK)));
   const uint64_t majfault = ParseKeyValues(ReadSmallFile(proc_root_ + "/vmstat"))["pgmajfault"];
   if (ParseProcStatCpu(ReadSmallFile(proc_root_ + "/stat"), &busy, &total) && machine_primed_) {
-    m.set_cpu_busy_ns(Delta(busy, stat_busy_prev_) * ns_per_tick);
-    m.set_cpu_total_ns(Delta(total, stat_total_prev_) * ns_per_tick);
-    m.set_major_page_faults(Delta(majfault, majfault_prev_));
+    m.set_cpu_busy_ns(CounterDelta(busy, stat_busy_prev_) * ns_per_tick);
+    m.set_cpu_total_ns(CounterDelta(total, stat_total_prev_) * ns_per_tick);
+    m.set_major_page_faults(CounterDelta(majfault, majfault_prev_));
   }
   stat_busy_prev_ = busy, stat_total_prev_ = total, majfault_prev_ = majfault;
   machine_primed_ = true;

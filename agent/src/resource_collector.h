@@ -15,6 +15,10 @@
 
 namespace faultline::agent {
 
+// The growth of a cumulative counter since `prev`; a counter that went back was reset (its map
+// entry or cgroup was recreated), so all of `cur` is new.
+inline uint64_t CounterDelta(uint64_t cur, uint64_t prev) { return cur >= prev ? cur - prev : cur; }
+
 class ResourceCollector {
  public:
   // At most `max_cgroups` cgroups are reported per interval (the busiest by run-queue samples).
