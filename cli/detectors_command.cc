@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "faultline/common/catalog.h"
 #include "faultline/detectors/detector.h"
 #include "faultline/detectors/nab_scorer.h"
 #include "faultline/detectors/plugin_loader.h"
@@ -167,10 +168,21 @@ Runner RegisterDetectors(CLI::App& app) {
   run->add_option("--param", r->params, "Detector parameter NAME=VALUE (repeatable)");
   run->add_option("file", r->data, "CSV: timestamp,value")->required();
   CLI::App* list = sub->add_subcommand("list", "List the built-in detectors and their parameters");
-  return [f, t, r, nab, test, run, list] {
+  CLI::App* metrics = sub->add_subcommand(
+      "metrics", "List the metric catalog: name, unit, family, entity kinds, how it is computed");
+  return [f, t, r, nab, test, run, list, metrics] {
     if (nab->parsed()) return RunNab(*f);
     if (test->parsed()) return RunPluginTest(*t);
     if (run->parsed()) return RunPluginTest(*r);
+    if (metrics->parsed()) {
+      std::printf("%-22s %-12s %-8s %-28s %s\n", "metric", "unit", "family", "kinds", "computed");
+      for (const MetricInfo& m : Metrics()) {
+        std::printf("%-22s %-12s %-8s %-28s %s\n", std::string(m.name).c_str(),
+                    std::string(m.unit).c_str(), std::string(MetricFamilyName(m.family)).c_str(),
+                    m.kinds.Describe().c_str(), std::string(m.computed).c_str());
+      }
+      return 0;
+    }
     (void)list;
     for (const auto* info : detectors::DetectorRegistry::Global().List()) {
       std::printf("%-12s %s\n", info->name.c_str(), info->description.c_str());

@@ -52,7 +52,7 @@ int RunQuery(const QueryFlags& f) {
   q.include_open = !f.closed_only;
   q.merge_partitions = !f.by_partition;
   if (!f.kind.empty()) {
-    auto k = stream::ParseEntityKind(f.kind);
+    auto k = stream::ParseStreamKind(f.kind);
     if (!k.ok()) {
       std::cerr << "faultline stream query: --kind: " << k.status().message() << "\n";
       return 2;
@@ -85,17 +85,12 @@ struct SituationFlags {
 
 // The situation around an alarm, from the stored windows: [at - lookback, latest window end).
 Result<std::string> SituationJson(const SituationFlags& f) {
-  const std::string usage = "alarm '" + f.alarm + "': expected service|edge|machine:ENTITY:METRIC";
   topology::Alarm alarm;
-  const size_t a = f.alarm.find(':'), b = f.alarm.rfind(':');
-  if (a == std::string::npos || b == a) return InvalidArgument(usage);
-  // The stream builds service, edge and machine series, not instance ones.
-  auto kind = topology::ParseSeriesKind(f.alarm.substr(0, a));
-  if (!kind.ok() || *kind == topology::SeriesKind::kInstance) return InvalidArgument(usage);
-  alarm.ref.kind = *kind;
-  alarm.ref.entity = f.alarm.substr(a + 1, b - a - 1);
-  alarm.ref.metric = f.alarm.substr(b + 1);
-  if (alarm.ref.entity.empty() || alarm.ref.metric.empty()) return InvalidArgument(usage);
+  // The stream builds service, edge and machine series.
+  auto ref = topology::ParseSeriesRef(
+      f.alarm, {EntityKind::kService, EntityKind::kEdge, EntityKind::kMachine});
+  if (!ref.ok()) return InvalidArgument("alarm " + ref.status().message());
+  alarm.ref = std::move(*ref);
   if (f.lookback_s < 1 || f.lookback_s > 86400) {
     return InvalidArgument("lookback " + std::to_string(f.lookback_s) +
                            ": expected 1..86400 seconds");

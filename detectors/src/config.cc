@@ -55,14 +55,24 @@ Result<DetectorRule> ParseRule(const std::string& source, const YAML::Node& n, c
   if (with_match && n["match"]) {
     const YAML::Node m = n["match"];
     if (!m.IsMap()) return InvalidArgument(At(source, m) + where + ".match: expected a mapping");
-    FAULTLINE_RETURN_IF_ERROR(CheckKeys(source, m, where + ".match", {"entity", "metric", "labels"}));
-    for (const char* key : {"entity", "metric"}) {
+    FAULTLINE_RETURN_IF_ERROR(
+        CheckKeys(source, m, where + ".match", {"kind", "entity", "metric", "labels"}));
+    for (const char* key : {"kind", "entity", "metric"}) {
       if (m[key] && !m[key].IsScalar()) return InvalidArgument(At(source, m[key]) + where + ".match." + key + ": expected a string");
     }
     if (m["entity"]) rule.entity = m["entity"].as<std::string>();
-    if (m["metric"]) rule.metric = m["metric"].as<std::string>();
     if (rule.entity == "*") rule.entity.clear();
-    if (rule.metric == "*") rule.metric.clear();
+    if (m["kind"] && m["kind"].as<std::string>() != "*") {
+      auto kind = ParseEntityKind(m["kind"].as<std::string>());
+      if (!kind.ok()) return InvalidArgument(At(source, m["kind"]) + where + ".match.kind: " + kind.status().message());
+      rule.kind = *kind;
+    }
+    if (m["metric"] && m["metric"].as<std::string>() != "*") {
+      const std::string name = m["metric"].as<std::string>();
+      auto metric = rule.kind ? ParseMetricFor(name, *rule.kind) : ParseMetric(name);
+      if (!metric.ok()) return InvalidArgument(At(source, m["metric"]) + where + ".match.metric: " + metric.status().message());
+      rule.metric = *metric;
+    }
     FAULTLINE_ASSIGN_OR_RETURN(rule.labels, StringMap(source, m["labels"], where + ".match.labels"));
   }
   // Validate the detector and its parameters now, not when the first series arrives.
@@ -101,11 +111,12 @@ int NestingBound(const std::string& text, int* line_of_max) {
 
 }  // namespace
 
-const DetectorRule* DetectorConfig::Match(const std::string& entity, const std::string& metric,
+const DetectorRule* DetectorConfig::Match(EntityKind kind, std::string_view entity, Metric metric,
                                           const std::map<std::string, std::string>& labels) const {
   for (const DetectorRule& r : rules) {
+    if (r.kind && *r.kind != kind) continue;
+    if (r.metric && *r.metric != metric) continue;
     if (!r.entity.empty() && r.entity != entity) continue;
-    if (!r.metric.empty() && r.metric != metric) continue;
     bool all = true;
     for (const auto& [k, v] : r.labels) {
       auto it = labels.find(k);

@@ -473,7 +473,7 @@ struct StreamProcessor::Impl {
       WindowQuery q;
       if (req.has_param("entity")) q.entity = req.get_param_value("entity");
       if (req.has_param("kind")) {
-        auto k = ParseEntityKind(req.get_param_value("kind"));
+        auto k = ParseStreamKind(req.get_param_value("kind"));
         if (!k.ok()) {
           res.status = 400;
           res.set_content(k.status().message() + "\n", "text/plain");

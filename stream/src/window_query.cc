@@ -1,6 +1,7 @@
 #include "faultline/stream/window_query.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 
@@ -95,55 +96,46 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
   nlohmann::ordered_json dims = nlohmann::ordered_json::object();
   for (const auto& [k, v] : w.key.dims) dims[k] = v;
   j["dims"] = dims;
+  // Raw additive counts, then every catalog metric of the kind (null where undefined).
   if (w.key.kind != EntityKind::kMachine) {
     j["requests"] = s.requests;
     j["status_4xx"] = s.status_4xx;
     j["status_5xx"] = s.status_5xx;
     j["incomplete"] = s.incomplete;
-    j["latency_ms"] = {{"count", s.latency_ns.count()},
-                       {"mean", s.latency_ns.mean() / 1e6},
-                       {"p50", s.latency_ns.Quantile(0.5) / 1e6},
-                       {"p90", s.latency_ns.Quantile(0.9) / 1e6},
-                       {"p99", s.latency_ns.Quantile(0.99) / 1e6},
-                       {"max", s.latency_ns.max() / 1e6}};
+    j["latency_samples"] = s.latency_ns.count();
   }
   if (w.key.kind == EntityKind::kEdge) {
     j["callee_service"] = w.callee_service;
     j["external"] = w.callee_service.empty();
-    j["network"] = {
-        {"retransmits", s.retransmits},
-        {"drops", s.drops},
-        {"resets_sent", s.resets_sent},
-        {"resets_received", s.resets_received},
-        {"connects_ok", s.connects_ok},
-        {"connects_refused", s.connects_refused},
-        {"connects_failed", s.connects_failed},
-        {"connect_p99_ms", s.connect_ns.Quantile(0.99) / 1e6},
-        {"rtt_mean_us", s.rtt_samples ? s.rtt_us_sum / static_cast<double>(s.rtt_samples) : 0.0},
-        {"packets_out", s.packets_out},
-        {"bytes_out", s.bytes_out},
-        {"packets_in", s.packets_in},
-        {"bytes_in", s.bytes_in}};
+    j["network"] = {{"retransmits", s.retransmits},
+                    {"drops", s.drops},
+                    {"resets_sent", s.resets_sent},
+                    {"resets_received", s.resets_received},
+                    {"connects_ok", s.connects_ok},
+                    {"connects_refused", s.connects_refused},
+                    {"connects_failed", s.connects_failed},
+                    {"rtt_samples", s.rtt_samples},
+                    {"packets_out", s.packets_out},
+                    {"bytes_out", s.bytes_out},
+                    {"packets_in", s.packets_in},
+                    {"bytes_in", s.bytes_in}};
   }
   if (w.key.kind == EntityKind::kMachine) {
     j["agent_dropped"] = s.agent_dropped;
-    if (s.resource_samples) {
-      j["resources"] = {{"samples", s.resource_samples},
-                        {"cpu_busy_ratio", s.cpu_total_ns ? static_cast<double>(s.cpu_busy_ns) /
-                                                                static_cast<double>(s.cpu_total_ns)
-                                                          : 0.0},
-                        {"runq_latency_ms",
-                         {{"count", s.runq_ns.count()},
-                          {"mean", s.runq_ns.mean() / 1e6},
-                          {"p99", s.runq_ns.Quantile(0.99) / 1e6}}},
-                        {"major_faults", s.major_faults},
-                        {"memory_available_bytes", s.memory_available_sum / s.resource_samples},
-                        {"io_read_bytes", s.io_read_bytes},
-                        {"io_write_bytes", s.io_write_bytes},
-                        {"io_ops", s.io_ops},
-                        {"io_latency_ms",
-                         {{"mean", s.io_ns.mean() / 1e6}, {"p99", s.io_ns.Quantile(0.99) / 1e6}}}};
+    j["resources"] = {{"samples", s.resource_samples},
+                      {"io_read_bytes", s.io_read_bytes},
+                      {"io_write_bytes", s.io_write_bytes},
+                      {"io_ops", s.io_ops}};
+  }
+  // Listeners carry requests only; their metrics would repeat the service's.
+  if (w.key.kind != EntityKind::kListener) {
+    nlohmann::ordered_json metrics = nlohmann::ordered_json::object();
+    for (const MetricInfo& m : Metrics()) {
+      if (!m.kinds.Has(w.key.kind)) continue;
+      const double v = ComputeMetric(m.id, s, window_s);
+      metrics[std::string(m.name)] = std::isnan(v) ? nlohmann::ordered_json() : nlohmann::ordered_json(v);
     }
+    j["metrics"] = std::move(metrics);
   }
   return j.dump();
 }
@@ -151,7 +143,7 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
 void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
                     v1::WindowRecord* r) {
   const WindowStats& s = w.stats;
-  r->set_schema_version(1);
+  r->set_schema_version(2);
   r->set_kind(std::string(EntityKindName(w.key.kind)));
   r->set_entity(w.key.Entity());
   for (const auto& [k, v] : w.key.dims) (*r->mutable_dims())[k] = v;
@@ -199,6 +191,14 @@ void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
     r->set_io_ops(s.io_ops);
     r->set_io_p99_ns(s.io_ns.Quantile(0.99));
   }
+  for (const MetricInfo& m : Metrics()) {
+    if (!m.kinds.Has(w.key.kind) || w.key.kind == EntityKind::kListener) continue;
+    const double v = ComputeMetric(m.id, s, window_s);
+    if (!std::isnan(v)) (*r->mutable_metrics())[std::string(m.name)] = v;
+  }
+  std::string stats;
+  s.EncodeTo(&stats);
+  r->set_window_stats(std::move(stats));
 }
 
 }  // namespace faultline::stream

@@ -2,33 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "varint.h"
 
 namespace faultline::stream {
-
-std::string_view EntityKindName(EntityKind kind) {
-  switch (kind) {
-    case EntityKind::kService:
-      return "service";
-    case EntityKind::kEdge:
-      return "edge";
-    case EntityKind::kListener:
-      return "listener";
-    case EntityKind::kMachine:
-      return "machine";
-  }
-  return "unknown";
-}
-
-Result<EntityKind> ParseEntityKind(std::string_view name) {
-  for (EntityKind k :
-       {EntityKind::kService, EntityKind::kEdge, EntityKind::kListener, EntityKind::kMachine}) {
-    if (EntityKindName(k) == name) return k;
-  }
-  return InvalidArgument("entity kind '" + std::string(name) +
-                         "': expected service, edge, listener or machine");
-}
 
 std::string_view SeriesKey::Dim(std::string_view name) const {
   for (const auto& [k, v] : dims) {
@@ -192,6 +170,88 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   if (!r.empty())
     return InvalidArgument("window stats: " + std::to_string(r.remaining()) + " trailing bytes");
   return s;
+}
+
+}  // namespace faultline::stream
+
+namespace faultline::stream {
+
+double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
+  constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+  constexpr double kNsPerMs = 1e6, kBytesPerMiB = 1048576;
+  auto ratio = [&](double num, double den) { return den > 0 ? num / den : kNan; };
+  auto quantile_ms = [&](const LatencySketch& s, double q) {
+    return s.count() ? s.Quantile(q) / kNsPerMs : kNan;
+  };
+  auto mean_ms = [&](const LatencySketch& s) { return s.count() ? s.mean() / kNsPerMs : kNan; };
+  auto resources = [&](double v) { return w.resource_samples ? v : kNan; };
+  (void)window_s;  // for rates over the window (a container's CPU cores)
+  switch (metric) {
+    case Metric::kRequests:
+      return static_cast<double>(w.requests);
+    case Metric::kErrors:
+      return static_cast<double>(w.status_5xx);
+    case Metric::kErrorRate:
+      return ratio(static_cast<double>(w.status_5xx), static_cast<double>(w.requests));
+    case Metric::kClientErrors:
+      return static_cast<double>(w.status_4xx);
+    case Metric::kIncomplete:
+      return static_cast<double>(w.incomplete);
+    case Metric::kLatencyMeanMs:
+      return mean_ms(w.latency_ns);
+    case Metric::kLatencyP50Ms:
+      return quantile_ms(w.latency_ns, 0.5);
+    case Metric::kLatencyP90Ms:
+      return quantile_ms(w.latency_ns, 0.9);
+    case Metric::kLatencyP99Ms:
+      return quantile_ms(w.latency_ns, 0.99);
+    case Metric::kLatencyMaxMs:
+      return w.latency_ns.count() ? w.latency_ns.max() / kNsPerMs : kNan;
+    case Metric::kRetransmits:
+      return static_cast<double>(w.retransmits);
+    case Metric::kDrops: {
+      uint64_t d = 0;
+      for (const auto& [reason, n] : w.drops) d += n;
+      return static_cast<double>(d);
+    }
+    case Metric::kResets:
+      return static_cast<double>(w.resets_sent + w.resets_received);
+    case Metric::kConnectsRefused:
+      return static_cast<double>(w.connects_refused);
+    case Metric::kConnectsFailed:
+      return static_cast<double>(w.connects_failed);
+    case Metric::kConnectP99Ms:
+      return quantile_ms(w.connect_ns, 0.99);
+    case Metric::kRttMeanMs:
+      return w.rtt_samples ? w.rtt_us_sum / static_cast<double>(w.rtt_samples) / 1e3 : kNan;
+    case Metric::kCpuBusyRatio:
+      return ratio(static_cast<double>(w.cpu_busy_ns), static_cast<double>(w.cpu_total_ns));
+    case Metric::kRunqP99Ms:
+      return quantile_ms(w.runq_ns, 0.99);
+    case Metric::kRunqMeanMs:
+      return mean_ms(w.runq_ns);
+    case Metric::kMemoryAvailableMb:
+      return resources(static_cast<double>(w.memory_available_sum) /
+                       static_cast<double>(std::max<uint64_t>(w.resource_samples, 1)) /
+                       kBytesPerMiB);
+    case Metric::kMajorFaults:
+      return resources(static_cast<double>(w.major_faults));
+    case Metric::kIoLatencyP99Ms:
+      return quantile_ms(w.io_ns, 0.99);
+    case Metric::kIoBytes:
+      return resources(static_cast<double>(w.io_read_bytes + w.io_write_bytes));
+    case Metric::kAgentDropped:
+      return static_cast<double>(w.agent_dropped);
+    // Container figures and OOM kills: the stream keeps no cgroup windows yet, so a window of the
+    // kinds it makes never holds them.
+    case Metric::kCpuUsageCores:
+    case Metric::kCpuThrottledRatio:
+    case Metric::kMemoryWorkingSetMb:
+    case Metric::kMemoryUsageRatio:
+    case Metric::kOomKills:
+      return kNan;
+  }
+  return kNan;
 }
 
 }  // namespace faultline::stream

@@ -8,7 +8,7 @@ namespace {
 TEST(DetectorConfig, FirstMatchingRuleWinsAndTheDefaultCatchesTheRest) {
   auto c = ParseDetectorConfig(R"(
 rules:
-  - match: {entity: service, metric: latency_p99, labels: {service: checkout}}
+  - match: {kind: service, metric: latency_p99_ms, labels: {service: checkout}}
     detector: ewma
     params: {alpha: 0.1, k: 4}
   - match: {metric: error_rate}
@@ -19,19 +19,29 @@ default: {detector: cusum}
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ASSERT_EQ(c->rules.size(), 2u);
   EXPECT_EQ(c->rules[0].line, 3);
-  const DetectorRule* r = c->Match("service", "latency_p99", {{"service", "checkout"}, {"instance", "a"}});
+  const DetectorRule* r = c->Match(EntityKind::kService, "checkout", Metric::kLatencyP99Ms,
+                                   {{"service", "checkout"}, {"instance", "a"}});
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->detector, "ewma");
   EXPECT_EQ(r->params.at("k"), "4");
-  EXPECT_EQ(c->Match("edge", "error_rate", {})->detector, "threshold");
-  EXPECT_EQ(c->Match("service", "latency_p99", {{"service", "cart"}})->detector, "cusum");
+  EXPECT_EQ(c->Match(EntityKind::kEdge, "a->b", Metric::kErrorRate, {})->detector, "threshold");
+  EXPECT_EQ(c->Match(EntityKind::kService, "cart", Metric::kLatencyP99Ms, {{"service", "cart"}})
+                ->detector,
+            "cusum");
+  // A rule for a service's latency does not match an edge's.
+  EXPECT_EQ(c->Match(EntityKind::kEdge, "checkout", Metric::kLatencyP99Ms, {{"service", "checkout"}})
+                ->detector,
+            "cusum");
 }
 
 TEST(DetectorConfig, ErrorsNameTheLineAndTheField) {
-  const std::map<std::string, std::string> cases = {
+  const std::vector<std::pair<std::string, std::string>> cases = {
       {"rules:\n  - detector: nope\n", "d.yaml:2: rules[0]: no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, spot, threshold)"},
       {"rules:\n  - detector: ewma\n    params: {alpha: 7}\n", "d.yaml:2: rules[0]: ewma: parameter alpha=7: must be in [0.000001, 1.000000]"},
-      {"rules:\n  - match: {metrc: x}\n    detector: ewma\n", "d.yaml:2: rules[0].match: unknown key 'metrc' (expected entity, metric, labels)"},
+      {"rules:\n  - match: {metrc: x}\n    detector: ewma\n", "d.yaml:2: rules[0].match: unknown key 'metrc' (expected kind, entity, metric, labels)"},
+      {"rules:\n  - match: {metric: latency_p99}\n    detector: ewma\n", "d.yaml:2: rules[0].match.metric: unknown metric \"latency_p99\" (known: " + KnownMetricNames() + ")"},
+      {"rules:\n  - match: {kind: services}\n    detector: ewma\n", "d.yaml:2: rules[0].match.kind: kind \"services\": expected service, edge, listener, machine, instance, container or external"},
+      {"rules:\n  - match: {kind: machine, metric: retransmits}\n    detector: ewma\n", "d.yaml:2: rules[0].match.metric: metric \"retransmits\" does not apply to a machine (it applies to edge; metrics of a machine: cpu_busy_ratio, runq_p99_ms, runq_mean_ms, memory_available_mb, major_faults, oom_kills, io_latency_p99_ms, io_bytes, agent_dropped)"},
       {"rules:\n  - params: {k: 3}\n", "d.yaml:2: rules[0].detector: required, the name of a detector"},
       {"rulez: []\n", "d.yaml:1: top level: unknown key 'rulez' (expected rules, default)"},
       {"rules: {a: 1}\n", "d.yaml:1: rules: required, a list of rules"},
@@ -46,10 +56,10 @@ TEST(DetectorConfig, ErrorsNameTheLineAndTheField) {
 }
 
 TEST(DetectorConfig, NoRuleAndNoDefaultMatchesNothing) {
-  auto c = ParseDetectorConfig("rules:\n  - match: {entity: machine}\n    detector: mad\n", "d.yaml");
+  auto c = ParseDetectorConfig("rules:\n  - match: {kind: machine}\n    detector: mad\n", "d.yaml");
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->Match("service", "x", {}), nullptr);
-  EXPECT_EQ(c->Match("machine", "cpu", {})->detector, "mad");
+  EXPECT_EQ(c->Match(EntityKind::kService, "x", Metric::kRequests, {}), nullptr);
+  EXPECT_EQ(c->Match(EntityKind::kMachine, "m1", Metric::kCpuBusyRatio, {})->detector, "mad");
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ def canonical(w):
         "requests": w.get("requests", 0),
         "status_4xx": w.get("status_4xx", 0),
         "status_5xx": w.get("status_5xx", 0),
-        "latency_count": w.get("latency_ms", {}).get("count", 0),
+        "latency_count": w.get("latency_samples", 0),
         "packets_out": net.get("packets_out", 0),
         "retransmits": net.get("retransmits", 0),
         "connects_ok": net.get("connects_ok", 0),

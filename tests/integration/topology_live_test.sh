@@ -97,7 +97,7 @@ curl -sf "http://127.0.0.1:$http_port/situation?alarm=service:frontend:latency_p
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["alarm"]["entity"] == "frontend" and s["series"]' \
   "$work/served.json" || { echo "FAIL: /situation"; head -c 300 "$work/served.json"; exit 1; }
 code=$(curl -s -o "$work/bad.txt" -w '%{http_code}' "http://127.0.0.1:$http_port/situation?alarm=frontend")
-[[ $code == 400 && $(cat "$work/bad.txt") == "alarm 'frontend': expected service|edge|machine:ENTITY:METRIC" ]] ||
+[[ $code == 400 && $(cat "$work/bad.txt") == 'alarm "frontend": expected KIND:ENTITY:METRIC with KIND service, edge or machine' ]] ||
   { echo "FAIL: /situation with a bad alarm answered $code: $(cat "$work/bad.txt")"; exit 1; }
 "$build/faultline" attribute --situation "$work/situation.json" >"$work/attribution.txt"
 grep -q '^cannot judge frontend latency_p99_ms: [0-5] windows of history before the alarm, 6 needed$' \

@@ -30,11 +30,11 @@ TEST(Attribution, SlowLeafBehindTheGateway) {
   EXPECT_GT(r.symptom.z, 20);
   ASSERT_EQ(r.candidates.size(), 1u);
   const Candidate& c = r.candidates[0];
-  EXPECT_EQ(c.kind, CandidateKind::kService);
+  EXPECT_EQ(c.kind, EntityKind::kService);
   EXPECT_EQ(c.entity, "db");
   EXPECT_EQ(c.path, Path({"db", "api", "gateway"}));
   ASSERT_EQ(c.evidence.size(), 1u);
-  EXPECT_EQ(c.evidence[0].ref.metric, "latency_p99_ms");
+  EXPECT_EQ(c.evidence[0].ref.metric, Metric::kLatencyP99Ms);
   EXPECT_EQ(c.evidence[0].start_s, 1120);
   EXPECT_NEAR(c.evidence[0].baseline, 20, 1);
   EXPECT_NEAR(c.evidence[0].observed, 80, 3);
@@ -48,33 +48,67 @@ TEST(Attribution, PacketLossOnOneCallEdge) {
   const AttributionResult r = Attribute(Load("edge_loss.json"));
   ASSERT_EQ(r.candidates.size(), 1u);
   const Candidate& c = r.candidates[0];
-  EXPECT_EQ(c.kind, CandidateKind::kEdge);
+  EXPECT_EQ(c.kind, EntityKind::kEdge);
   EXPECT_EQ(c.entity, "gateway->api");
   EXPECT_EQ(c.path, Path({"gateway->api", "gateway"}));
-  ASSERT_EQ(c.evidence.size(), 3u);  // the caller's latency, then the network's signals
-  EXPECT_EQ(c.evidence[0].ref.metric, "latency_p99_ms");
-  EXPECT_EQ(c.evidence[1].ref.metric, "retransmits");
+  ASSERT_EQ(c.evidence.size(), 4u);  // the caller's latency, then the network's signals
+  EXPECT_EQ(c.evidence[0].ref.metric, Metric::kLatencyP99Ms);
+  EXPECT_EQ(c.evidence[1].ref.metric, Metric::kRetransmits);
   EXPECT_EQ(c.evidence[1].baseline, 0);
   EXPECT_NEAR(c.evidence[1].observed, 30, 2);
   EXPECT_EQ(c.evidence[1].z, 1000);  // from a zero baseline: capped
-  EXPECT_EQ(c.evidence[2].ref.metric, "rtt_mean_ms");
+  EXPECT_EQ(c.evidence[2].ref.metric, Metric::kDrops);
+  EXPECT_EQ(c.evidence[3].ref.metric, Metric::kRttMeanMs);
   EXPECT_NE(c.explanation.find("the network between them"), std::string::npos);
 }
 
 TEST(Attribution, CpuExhaustionOnOneMachine) {
   const AttributionResult r = Attribute(Load("cpu_exhaustion.json"));
-  ASSERT_EQ(r.candidates.size(), 2u);
-  EXPECT_EQ(r.candidates[0].kind, CandidateKind::kMachine);
+  // The machine, then its two containers (their run queues waited too, but nothing of theirs
+  // reached a limit), then db, the step through which they hurt.
+  ASSERT_EQ(r.candidates.size(), 4u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kMachine);
   EXPECT_EQ(r.candidates[0].entity, "m3");
   EXPECT_EQ(r.candidates[0].path, Path({"m3", "db", "api", "gateway"}));
   ASSERT_EQ(r.candidates[0].evidence.size(), 2u);
-  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, "cpu_throttled_s");
-  EXPECT_EQ(r.candidates[0].evidence[1].ref.metric, "runq_p99_ms");
-  // The service stays, ranked below, as the step through which the machine hurts.
-  EXPECT_EQ(r.candidates[1].entity, "db");
-  EXPECT_NE(r.candidates[1].explanation.find("it runs on machine m3"), std::string::npos);
-  // Machines m1 and m2 and db's instance memory stayed normal: no candidate.
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kCpuBusyRatio);
+  EXPECT_EQ(r.candidates[0].evidence[1].ref.metric, Metric::kRunqP99Ms);
+  EXPECT_GE(r.candidates[0].score, 3.5);
+  for (size_t i : {1, 2}) {
+    EXPECT_EQ(r.candidates[i].kind, EntityKind::kContainer);
+    ASSERT_EQ(r.candidates[i].evidence.size(), 1u);
+    EXPECT_EQ(r.candidates[i].evidence[0].ref.metric, Metric::kRunqP99Ms);
+    EXPECT_LT(r.candidates[i].score, 3.5);
+  }
+  EXPECT_EQ(r.candidates[3].entity, "db");
+  EXPECT_NE(r.candidates[3].explanation.find("it runs on machine m3"), std::string::npos);
+  // Machines m1 and m2 stayed normal: no candidate.
   for (const Candidate& c : r.candidates) EXPECT_NE(c.entity, "m2");
+}
+
+TEST(Attribution, AThrottledContainerOnAHealthyMachine) {
+  const AttributionResult r = Attribute(Load("container_throttle.json"));
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kContainer);
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  EXPECT_EQ(r.candidates[0].path, Path({"ctr-db-1", "db", "api", "gateway"}));
+  ASSERT_EQ(r.candidates[0].evidence.size(), 2u);
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kCpuThrottledRatio);
+  EXPECT_EQ(r.candidates[1].entity, "db");
+  EXPECT_NE(r.candidates[1].explanation.find("it runs on container ctr-db-1"), std::string::npos);
+}
+
+TEST(Attribution, RefusedConnectionsExplainTheCallersErrors) {
+  // No exchange on api->db completed to show errors; the refused connects are the evidence.
+  const AttributionResult r = Attribute(Load("callee_refused.json"));
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kEdge);
+  EXPECT_EQ(r.candidates[0].entity, "api->db");
+  EXPECT_EQ(r.candidates[0].path, Path({"api->db", "api", "gateway"}));
+  ASSERT_EQ(r.candidates[0].evidence.size(), 1u);
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kConnectsRefused);
+  EXPECT_NE(r.candidates[0].explanation.find("connects_refused on the connections of api->db"),
+            std::string::npos);
 }
 
 TEST(Attribution, AnOppositelyMovingSiblingIsSetAside) {
@@ -112,10 +146,10 @@ TEST(Attribution, ADetectorsVerdictDecides) {
   // A detector that saw db itself as normal: what api sees of db (the caller's view of the edge)
   // still rose, with no network signal: the edge is the candidate, ranked as a weak one.
   s.verdicts.push_back(
-      {{SeriesKind::kService, "db", "latency_p99_ms"}, 1125, false, 0.1, "combined"});
+      {{EntityKind::kService, "db", Metric::kLatencyP99Ms}, 1125, false, 0.1, "combined"});
   const AttributionResult r = Attribute(s);
   ASSERT_EQ(r.candidates.size(), 1u);
-  EXPECT_EQ(r.candidates[0].kind, CandidateKind::kEdge);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kEdge);
   EXPECT_EQ(r.candidates[0].entity, "api->db");
   EXPECT_LT(r.candidates[0].score, 1);
   EXPECT_NE(r.candidates[0].explanation.find("with no network signal"), std::string::npos);
@@ -138,9 +172,11 @@ TEST(Attribution, TextAndJsonRenderings) {
 TEST(Situation, JsonRoundTrip) {
   const Situation s = Load("cpu_exhaustion.json");
   EXPECT_EQ(s.windows(), 36u);
-  EXPECT_EQ(s.series.size(), 27u);
-  EXPECT_EQ(s.topology.node_count(), 11u);
-  EXPECT_EQ(s.topology.edge_count(), 11u);
+  EXPECT_EQ(s.series.size(), 46u);
+  EXPECT_EQ(s.topology.node_count(), 18u);  // 4 services, 1 external, 3 machines, 5 + 5
+  EXPECT_EQ(s.topology.edge_count(), 19u);  // 4 calls, 5 instance_of, 10 runs_on
+  ASSERT_EQ(s.breakdowns.size(), 1u);
+  EXPECT_EQ(s.breakdowns[0].leaves.size(), 4u);
   const std::string json = SituationToJson(s);
   auto back = ParseSituationJson(json, "again");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -154,21 +190,37 @@ TEST(Situation, ErrorsNameTheSourceAndThePath) {
   EXPECT_EQ(err("{").rfind("s.json: not JSON: ", 0), 0u);
   EXPECT_EQ(err("[]"), "s.json: $: expected an object");
   const std::string head =
-      R"({"window_s":5,"start_s":0,"alarm":{"kind":"service","entity":"a","metric":"m","at_s":0},)";
+      R"({"window_s":5,"start_s":0,"alarm":{"kind":"service","entity":"a","metric":"requests","at_s":0},)";
   EXPECT_EQ(
-      err(head + R"("series":[{"kind":"service","entity":"a","metric":"m","values":[1,"x"]}]})"),
+      err(head + R"("series":[{"kind":"service","entity":"a","metric":"errors","values":[1,"x"]}]})"),
       "s.json: series[0].values[1]: expected a number or null");
-  EXPECT_EQ(err(head + R"("series":[{"kind":"pod","entity":"a","metric":"m","values":[]}]})"),
-            "s.json: series[0].kind: kind \"pod\": expected service, instance, machine or edge");
+  EXPECT_EQ(err(head + R"("series":[{"kind":"pod","entity":"a","metric":"errors","values":[]}]})"),
+            "s.json: series[0].kind: kind \"pod\": expected service, edge, machine, instance or "
+            "container");
+  EXPECT_EQ(err(head + R"("series":[{"kind":"service","entity":"a","metric":"p99","values":[]}]})"),
+            "s.json: series[0].metric: unknown metric \"p99\" (known: " + KnownMetricNames() + ")");
+  EXPECT_EQ(
+      err(head + R"("series":[{"kind":"service","entity":"a","metric":"drops","values":[]}]})"),
+      "s.json: series[0].metric: metric \"drops\" does not apply to a service (it applies to "
+      "edge; metrics of a service: " +
+          KnownMetricNames(EntityKind::kService) + ")");
+  EXPECT_EQ(
+      err(head +
+          R"("series":[],"breakdowns":[{"service":"a","dims":["endpoint"],"leaves":[{"values":[],"requests":[],"errors":[],"latency_sum_ms":[]}]}]})"),
+      "s.json: breakdowns[0].leaves[0].values: expected 1 dimension values");
+  EXPECT_EQ(
+      err(head +
+          R"("series":[],"breakdowns":[{"service":"a","dims":["endpoint"],"leaves":[{"values":["x"],"requests":[1],"errors":[],"latency_sum_ms":[1]}]}]})"),
+      "s.json: breakdowns[0].leaves[0]: requests, errors and latency_sum_ms differ in length");
   EXPECT_EQ(err(head + R"("series":[], "extra": 1})"), "s.json: $: unknown field \"extra\"");
   EXPECT_EQ(
-      err(head + R"("series":[{"kind":"service","entity":"a","metric":"m","values":[1e300]}]})"),
+      err(head + R"("series":[{"kind":"service","entity":"a","metric":"errors","values":[1e300]}]})"),
       "s.json: series[0].values[0]: out of range");
   EXPECT_EQ(
       err(head + R"("topology":{"edges":[{"kind":"uses","from":"a","to":"b"}]},"series":[]})"),
       "s.json: topology.edges[0].kind: edge kind \"uses\": expected calls, instance_of, "
       "runs_on or network");
-  const std::string dup = R"({"kind":"service","entity":"a","metric":"m","values":[]})";
+  const std::string dup = R"({"kind":"service","entity":"a","metric":"errors","values":[]})";
   EXPECT_EQ(err(head + "\"series\":[" + dup + "," + dup + "]}"),
             "s.json: series[1]: the same series as series[0]");
   EXPECT_EQ(err(R"({"window_s":0,"start_s":0,"alarm":{},"series":[]})"),
@@ -176,7 +228,6 @@ TEST(Situation, ErrorsNameTheSourceAndThePath) {
 }
 
 TEST(Situation, BuiltFromTheStreamsWindows) {
-  using stream::EntityKind;
   std::vector<stream::StoredWindow> windows;
   auto add = [&](int64_t start, EntityKind kind,
                  std::vector<std::pair<std::string, std::string>> dims, uint64_t requests,
@@ -209,20 +260,34 @@ TEST(Situation, BuiltFromTheStreamsWindows) {
         3, 0, 1e6);
   }
   const Situation s =
-      BuildSituation(windows, 5, 105, 120, {{SeriesKind::kService, "api", "latency_p99_ms"}, 115});
+      BuildSituation(windows, 5, 105, 120, {{EntityKind::kService, "api", Metric::kLatencyP99Ms}, 115});
   EXPECT_EQ(s.start_s, 105);
   EXPECT_EQ(s.windows(), 3u);
-  const MetricSeries* req = s.Find({SeriesKind::kService, "api", "requests"});
+  const MetricSeries* req = s.Find({EntityKind::kService, "api", Metric::kRequests});
   ASSERT_NE(req, nullptr);
   EXPECT_EQ(req->values, (std::vector<double>{8, 8, 8}));
-  EXPECT_EQ(s.Find({SeriesKind::kService, "api", "error_rate"})->values,
+  EXPECT_EQ(s.Find({EntityKind::kService, "api", Metric::kErrorRate})->values,
             (std::vector<double>{0.125, 0.125, 0.125}));
-  EXPECT_NEAR(s.Find({SeriesKind::kService, "api", "latency_p99_ms"})->values[0], 2, 0.02);
-  const MetricSeries* edge = s.Find({SeriesKind::kEdge, "api->10.0.0.9:5432", "requests"});
+  EXPECT_NEAR(s.Find({EntityKind::kService, "api", Metric::kLatencyP99Ms})->values[0], 2, 0.02);
+  // Every catalog metric of a service and of an edge, and no machine resource series without
+  // resource summaries.
+  EXPECT_EQ(s.SeriesOf(EntityKind::kService, "api").size(), 10u);
+  EXPECT_EQ(s.SeriesOf(EntityKind::kEdge, "api->10.0.0.9:5432").size(), 17u);
+  const MetricSeries* edge = s.Find({EntityKind::kEdge, "api->10.0.0.9:5432", Metric::kRequests});
   ASSERT_NE(edge, nullptr);
   EXPECT_EQ(edge->values, (std::vector<double>{3, 3, 3}));
-  EXPECT_NE(s.Find({SeriesKind::kEdge, "api->10.0.0.9:5432", "retransmits"}), nullptr);
-  EXPECT_TRUE(s.topology.HasNode({NodeKind::kExternal, "10.0.0.9:5432"}));
+  EXPECT_NE(s.Find({EntityKind::kEdge, "api->10.0.0.9:5432", Metric::kRetransmits}), nullptr);
+  // api's breakdown: one leaf per endpoint (one instance), with its own requests and errors.
+  const Breakdown* b = s.BreakdownOf("api");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->dims, (std::vector<std::string>{"endpoint", "instance", "machine"}));
+  ASSERT_EQ(b->leaves.size(), 2u);
+  EXPECT_EQ(b->leaves[0].values, (std::vector<std::string>{"GET /a", "i1", "m"}));
+  EXPECT_EQ(b->leaves[0].requests, (std::vector<double>{4, 4, 4}));
+  EXPECT_EQ(b->leaves[0].errors, (std::vector<double>{1, 1, 1}));
+  EXPECT_NEAR(b->leaves[0].latency_sum_ms[0], 8, 0.1);
+  EXPECT_EQ(b->leaves[1].errors, (std::vector<double>{0, 0, 0}));
+  EXPECT_TRUE(s.topology.HasNode({EntityKind::kExternal, "10.0.0.9:5432"}));
   auto back = ParseSituationJson(SituationToJson(s), "built");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
 }

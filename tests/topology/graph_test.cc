@@ -84,11 +84,11 @@ TEST(Topology, BuiltFromTheStreamsWindows) {
             "9 nodes, 9 edges\n"
             "node service cart  seen 105..105\n"
             "node service gateway  seen 105..105\n"
-            "node instance cart-1  seen 105..105\n"
-            "node instance gw-1  seen 105..105\n"
             "node machine m1  seen 105..105\n"
             "node machine m2  seen 105..105\n"
             "node machine m3  seen 105..105\n"
+            "node instance cart-1  seen 105..105\n"
+            "node instance gw-1  seen 105..105\n"
             "node external 203.0.113.9  seen 105..105\n"
             "node external 93.184.216.34:443  seen 105..105\n"
             "edge calls gateway -> cart  requests 7  seen 105..105\n"
@@ -120,29 +120,29 @@ TEST(Topology, ObservingTheSameWindowsAgainDoesNotCountTwice) {
 TEST(Topology, QueriesAndBreadthFirstDownstream) {
   Topology t;
   t.ObserveWindows(Shop(100), 5);
-  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "cart"}, {NodeKind::kService, "db"}, 105, 4);
-  const NodeRef gateway{NodeKind::kService, "gateway"};
+  t.ObserveEdge(EdgeKind::kCalls, {EntityKind::kService, "cart"}, {EntityKind::kService, "db"}, 105, 4);
+  const NodeRef gateway{EntityKind::kService, "gateway"};
   EXPECT_EQ(t.Successors(gateway, EdgeKind::kCalls),
-            (std::vector<NodeRef>{{NodeKind::kService, "cart"},
-                                  {NodeKind::kExternal, "93.184.216.34:443"}}));
+            (std::vector<NodeRef>{{EntityKind::kService, "cart"},
+                                  {EntityKind::kExternal, "93.184.216.34:443"}}));
   EXPECT_EQ(t.Predecessors(gateway, EdgeKind::kInstanceOf),
-            (std::vector<NodeRef>{{NodeKind::kInstance, "gw-1"}}));
-  EXPECT_EQ(t.Successors({NodeKind::kInstance, "gw-1"}, EdgeKind::kRunsOn),
-            (std::vector<NodeRef>{{NodeKind::kMachine, "m1"}}));
+            (std::vector<NodeRef>{{EntityKind::kInstance, "gw-1"}}));
+  EXPECT_EQ(t.Successors({EntityKind::kInstance, "gw-1"}, EdgeKind::kRunsOn),
+            (std::vector<NodeRef>{{EntityKind::kMachine, "m1"}}));
   const auto down = t.Downstream(gateway);
   ASSERT_EQ(down.size(), 4u);
   EXPECT_EQ(down[0], std::make_pair(gateway, 0));
-  EXPECT_EQ(down[1], std::make_pair(NodeRef{NodeKind::kService, "cart"}, 1));
-  EXPECT_EQ(down[2], std::make_pair(NodeRef{NodeKind::kExternal, "93.184.216.34:443"}, 1));
-  EXPECT_EQ(down[3], std::make_pair(NodeRef{NodeKind::kService, "db"}, 2));
-  EXPECT_TRUE(t.Downstream({NodeKind::kService, "nope"}).empty());
+  EXPECT_EQ(down[1], std::make_pair(NodeRef{EntityKind::kService, "cart"}, 1));
+  EXPECT_EQ(down[2], std::make_pair(NodeRef{EntityKind::kExternal, "93.184.216.34:443"}, 1));
+  EXPECT_EQ(down[3], std::make_pair(NodeRef{EntityKind::kService, "db"}, 2));
+  EXPECT_TRUE(t.Downstream({EntityKind::kService, "nope"}).empty());
 }
 
 TEST(Topology, AgeingRemovesWhatWasNotSeenRecently) {
   Topology t;
   t.ObserveWindows(Shop(100), 5);  // everything seen at 105
   // Later only gateway -> cart keeps being seen (and its ends).
-  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "gateway"}, {NodeKind::kService, "cart"},
+  t.ObserveEdge(EdgeKind::kCalls, {EntityKind::kService, "gateway"}, {EntityKind::kService, "cart"},
                 4000, 1);
   EXPECT_EQ(t.LatestSeen(), 4000);
   EXPECT_EQ(t.AgeOut(4000, 3900), 0u);  // cutoff 100: everything was seen at 105 or later
@@ -160,7 +160,7 @@ TEST(Topology, PersistenceRoundTrip) {
   std::filesystem::remove_all(dir);
   Topology t;
   t.ObserveWindows(Shop(100), 5);
-  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "a|b"}, {NodeKind::kService, "c d"}, 90, 5);
+  t.ObserveEdge(EdgeKind::kCalls, {EntityKind::kService, "a|b"}, {EntityKind::kService, "c d"}, 90, 5);
   ASSERT_TRUE(t.Save(dir).ok());
   auto back = Topology::Load(dir);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -169,7 +169,7 @@ TEST(Topology, PersistenceRoundTrip) {
 
   // Saving a smaller graph replaces the old one.
   Topology small;
-  small.ObserveNode({NodeKind::kMachine, "m9"}, 7);
+  small.ObserveNode({EntityKind::kMachine, "m9"}, 7);
   ASSERT_TRUE(small.Save(dir).ok());
   back = Topology::Load(dir);
   ASSERT_TRUE(back.ok());
@@ -195,9 +195,46 @@ TEST(Topology, LoadNamesAMalformedRecord) {
   std::filesystem::remove_all(dir);
 }
 
+// Stores written before the entity kinds were unified name node kinds by number: 1 service,
+// 2 instance, 3 machine, 4 external.
+TEST(Topology, LoadReadsTheEarlierNumericLayout) {
+  const std::string dir = testing::TempDir() + "/topology_legacy";
+  std::filesystem::remove_all(dir);
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir, &db).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|2|api-1", "10 20").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|3|m1", "10 20").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("e|3|2|3|api-1\0m1", 16), "10 20 0").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|9|x", "10 20").ok());
+    delete db;
+  }
+  EXPECT_EQ(Topology::Load(dir).status().message(),
+            "topology store " + dir + ": record \"n|9|x\": unknown kind");
+  {
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, &db).ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), "n|9|x").ok());
+    delete db;
+  }
+  auto t = Topology::Load(dir);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->ToText(),
+            "2 nodes, 1 edges\nnode machine m1  seen 10..20\nnode instance api-1  seen 10..20\n"
+            "edge runs_on api-1 -> m1  seen 10..20\n");
+  // Saved again, it is in the named layout and reads back the same.
+  ASSERT_TRUE(t->Save(dir).ok());
+  auto again = Topology::Load(dir);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ToText(), t->ToText());
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Topology, DotIsAGraphvizDigraph) {
   Topology t;
-  t.ObserveEdge(EdgeKind::kCalls, {NodeKind::kService, "api"}, {NodeKind::kService, "d\"b"}, 5, 3);
+  t.ObserveEdge(EdgeKind::kCalls, {EntityKind::kService, "api"}, {EntityKind::kService, "d\"b"}, 5, 3);
   EXPECT_EQ(t.ToDot(),
             "digraph faultline {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n"
             "  \"service:api\" [label=\"api\", shape=box, style=rounded];\n"

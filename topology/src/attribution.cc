@@ -11,24 +11,39 @@
 namespace faultline::topology {
 namespace {
 
-enum class Family { kLatency, kErrors, kTraffic, kOther };
+using Family = MetricFamily;
 
-Family FamilyOf(std::string_view metric) {
-  if (metric.find("latency") != std::string_view::npos) return Family::kLatency;
-  if (metric.find("error") != std::string_view::npos) return Family::kErrors;
-  if (metric.find("requests") != std::string_view::npos) return Family::kTraffic;
-  return Family::kOther;
-}
+Family FamilyOf(Metric metric) { return Info(metric).family; }
 
 // Which families of a callee can explain a symptom of family `f`.
 bool Explains(Family cause, Family symptom) {
-  if (symptom == Family::kErrors) return cause == Family::kErrors || cause == Family::kLatency;
-  return cause == symptom && symptom != Family::kOther;
+  switch (symptom) {
+    case Family::kErrors:
+      return cause == Family::kErrors || cause == Family::kLatency;
+    case Family::kLatency:
+    case Family::kTraffic:
+      return cause == symptom;
+    default:
+      return false;
+  }
 }
 
-bool IsNetworkMetric(std::string_view m) {
-  return m == "retransmits" || m == "drops" || m == "resets" || m == "connects_failed" ||
-         m.find("rtt") != std::string_view::npos;
+std::string MName(Metric m) { return std::string(MetricName(m)); }
+
+bool IsNetworkMetric(Metric m) { return FamilyOf(m) == Family::kNetwork; }
+
+bool IsResourceMetric(Metric m) {
+  const Family f = FamilyOf(m);
+  return f == Family::kCpu || f == Family::kMemory || f == Family::kIo;
+}
+
+// Evidence of a limit reached or a resource saturated, rather than contention alone.
+bool IsLimitEvidence(EntityKind kind, Metric m) {
+  if (kind == EntityKind::kContainer)
+    return m == Metric::kCpuThrottledRatio || m == Metric::kMemoryUsageRatio ||
+           m == Metric::kOomKills || m == Metric::kMemoryWorkingSetMb;
+  return m == Metric::kCpuBusyRatio || m == Metric::kMemoryAvailableMb ||
+         m == Metric::kOomKills || m == Metric::kIoLatencyP99Ms || m == Metric::kMajorFaults;
 }
 
 double Median(std::vector<double> v) {
@@ -65,53 +80,62 @@ std::string Fixed(double v, int digits = 2) {
   return buf;
 }
 
+}  // namespace
+
+SeriesJudge::SeriesJudge(const Situation& s, const AttributionOptions& o) : s_(s), o_(o) {
+  const int64_t alarm_index = (s.alarm.at_s - s.start_s) / s.window_s;
+  split_ = static_cast<size_t>(std::max<int64_t>(0, alarm_index - o.lead_windows));
+}
+
+SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* compare) const {
+  SeriesAnomaly a;
+  a.ref = m.ref;
+  if (compare) a.correlation = Pearson(m.values, compare->values);
+  std::vector<double> base;
+  for (size_t i = 0; i < std::min(split_, m.values.size()); ++i)
+    if (!std::isnan(m.values[i])) base.push_back(m.values[i]);
+  a.baseline_windows = base.size();
+  if (base.size() < o_.min_baseline) return a;
+  const double med = Median(base);
+  std::vector<double> dev;
+  for (double v : base) dev.push_back(std::abs(v - med));
+  const double sigma = std::max({1.4826 * Median(dev), 0.05 * std::abs(med), 1e-6});
+  a.baseline = med;
+  size_t first = m.values.size();
+  for (size_t i = split_; i < m.values.size(); ++i) {
+    if (!std::isnan(m.values[i]) && std::abs(m.values[i] - med) / sigma >= o_.z_threshold) {
+      first = i;
+      break;
+    }
+  }
+  std::vector<double> test;
+  for (size_t i = first < m.values.size() ? first : split_; i < m.values.size(); ++i)
+    if (!std::isnan(m.values[i])) test.push_back(m.values[i]);
+  if (test.empty()) return a;
+  a.observed = Median(test);
+  a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);  // from a zero baseline: huge
+  a.anomalous = first < m.values.size() && std::abs(a.z) >= o_.z_threshold &&
+                std::abs(a.observed - med) >= o_.min_change * std::abs(med);
+  if (a.anomalous) a.start_s = s_.start_s + static_cast<int64_t>(first) * s_.window_s;
+  // A detector's verdict in the test period decides.
+  const int64_t from = s_.start_s + static_cast<int64_t>(split_) * s_.window_s;
+  for (const Verdict& v : s_.verdicts) {
+    if (!(v.ref == m.ref) || v.at_s < from) continue;
+    a.verdict_from = v.detector.empty() ? "verdict" : v.detector;
+    a.anomalous = v.anomalous;
+    if (v.anomalous && a.start_s == 0) a.start_s = v.at_s;
+  }
+  return a;
+}
+
+namespace {
+
 class Attributor {
  public:
-  Attributor(const Situation& s, const AttributionOptions& o) : s_(s), o_(o) {
-    const int64_t alarm_index = (s.alarm.at_s - s.start_s) / s.window_s;
-    split_ = static_cast<size_t>(std::max<int64_t>(0, alarm_index - o.lead_windows));
-  }
+  Attributor(const Situation& s, const AttributionOptions& o) : s_(s), o_(o), judge_(s, o) {}
 
-  // The robust judgement of one series; `compare` (may be null) gives the correlation.
   SeriesAnomaly Judge(const MetricSeries& m, const MetricSeries* compare) const {
-    SeriesAnomaly a;
-    a.ref = m.ref;
-    if (compare) a.correlation = Pearson(m.values, compare->values);
-    std::vector<double> base;
-    for (size_t i = 0; i < std::min(split_, m.values.size()); ++i)
-      if (!std::isnan(m.values[i])) base.push_back(m.values[i]);
-    a.baseline_windows = base.size();
-    if (base.size() < o_.min_baseline) return a;
-    const double med = Median(base);
-    std::vector<double> dev;
-    for (double v : base) dev.push_back(std::abs(v - med));
-    const double sigma = std::max({1.4826 * Median(dev), 0.05 * std::abs(med), 1e-6});
-    a.baseline = med;
-    size_t first = m.values.size();
-    for (size_t i = split_; i < m.values.size(); ++i) {
-      if (!std::isnan(m.values[i]) && std::abs(m.values[i] - med) / sigma >= o_.z_threshold) {
-        first = i;
-        break;
-      }
-    }
-    std::vector<double> test;
-    for (size_t i = first < m.values.size() ? first : split_; i < m.values.size(); ++i)
-      if (!std::isnan(m.values[i])) test.push_back(m.values[i]);
-    if (test.empty()) return a;
-    a.observed = Median(test);
-    a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);  // from a zero baseline: huge
-    a.anomalous = first < m.values.size() && std::abs(a.z) >= o_.z_threshold &&
-                  std::abs(a.observed - med) >= o_.min_change * std::abs(med);
-    if (a.anomalous) a.start_s = s_.start_s + static_cast<int64_t>(first) * s_.window_s;
-    // A detector's verdict in the test period decides.
-    const int64_t from = s_.start_s + static_cast<int64_t>(split_) * s_.window_s;
-    for (const Verdict& v : s_.verdicts) {
-      if (!(v.ref == m.ref) || v.at_s < from) continue;
-      a.verdict_from = v.detector.empty() ? "verdict" : v.detector;
-      a.anomalous = v.anomalous;
-      if (v.anomalous && a.start_s == 0) a.start_s = v.at_s;
-    }
-    return a;
+    return judge_.Judge(m, compare);
   }
 
   AttributionResult Run() {
@@ -135,9 +159,9 @@ class Attributor {
                         Fixed(result_.symptom.z) + ")";
       return std::move(result_);
     }
-    if (s_.alarm.ref.kind != SeriesKind::kService) {
+    if (s_.alarm.ref.kind != EntityKind::kService) {
       result_.summary = "attribution starts at a service; the alarm is on " +
-                        std::string(SeriesKindName(s_.alarm.ref.kind)) + " " + s_.alarm.ref.entity;
+                        std::string(EntityKindName(s_.alarm.ref.kind)) + " " + s_.alarm.ref.entity;
       return std::move(result_);
     }
     Visit(s_.alarm.ref.entity, result_.symptom, *symptom, {s_.alarm.ref.entity});
@@ -148,14 +172,14 @@ class Attributor {
     } else {
       const Candidate& top = result_.candidates.front();
       result_.summary = Name(s_.alarm.ref) + " " + (result_.symptom.z > 0 ? "rose" : "fell") +
-                        "; most likely cause: " + std::string(CandidateKindName(top.kind)) + " " +
+                        "; most likely cause: " + std::string(EntityKindName(top.kind)) + " " +
                         top.entity + " (" + top.explanation + ")";
     }
     return std::move(result_);
   }
 
  private:
-  static std::string Name(const SeriesRef& r) { return r.entity + " " + r.metric; }
+  static std::string Name(const SeriesRef& r) { return SeriesName(r); }
 
   // The best anomaly among `series` of families that explain `symptom`, in its direction and
   // agreeing in shape with it; also reports a contrary anomaly if there is one.
@@ -197,25 +221,25 @@ class Attributor {
     if (!visited_.insert(service).second) return;
     bool explained = false;
     for (const NodeRef& callee :
-         s_.topology.Successors({NodeKind::kService, service}, EdgeKind::kCalls)) {
+         s_.topology.Successors({EntityKind::kService, service}, EdgeKind::kCalls)) {
       const std::string edge = service + "->" + callee.name;
       const Match own =
-          Compare(s_.SeriesOf(SeriesKind::kService, callee.name), symptom, symptom_series);
+          Compare(s_.SeriesOf(EntityKind::kService, callee.name), symptom, symptom_series);
       if (own.same) {
         explained = true;
         const MetricSeries* next = s_.Find(own.same->ref);
         Visit(callee.name, *own.same, *next, Prepend(callee.name, path));
         continue;
       }
-      const Match seen = Compare(s_.SeriesOf(SeriesKind::kEdge, edge), symptom, symptom_series);
+      const Match seen = Compare(s_.SeriesOf(EntityKind::kEdge, edge), symptom, symptom_series);
       if (seen.same) {
         explained = true;
         Candidate c;
-        c.kind = CandidateKind::kEdge;
+        c.kind = EntityKind::kEdge;
         c.entity = edge;
         c.evidence.push_back(*seen.same);
         const MetricSeries* edge_symptom = s_.Find(seen.same->ref);
-        for (const MetricSeries* ms : s_.SeriesOf(SeriesKind::kEdge, edge)) {
+        for (const MetricSeries* ms : s_.SeriesOf(EntityKind::kEdge, edge)) {
           if (!IsNetworkMetric(ms->ref.metric)) continue;
           SeriesAnomaly a = Judge(*ms, edge_symptom);
           if (a.anomalous && a.z > 0) c.evidence.push_back(a);
@@ -223,16 +247,24 @@ class Attributor {
         const bool network = c.evidence.size() > 1;
         std::string what;
         for (size_t i = 1; i < c.evidence.size(); ++i)
-          what += (i > 1 ? ", " : "") + c.evidence[i].ref.metric;
+          what += (i > 1 ? ", " : "") + MName(c.evidence[i].ref.metric);
         c.explanation =
             network
-                ? "the caller sees " + seen.same->ref.metric + " " +
+                ? "the caller sees " + MName(seen.same->ref.metric) + " " +
                       (seen.same->z > 0 ? "rise" : "fall") + " while " + callee.name +
                       " itself does not, and " + what + " rose with it: the network between them"
-                : "the caller sees " + seen.same->ref.metric + " change while " + callee.name +
+                : "the caller sees " + MName(seen.same->ref.metric) + " change while " + callee.name +
                       " itself does not, with no network signal (queueing before "
                       "the server, or an unobserved hop)";
         c.score = (network ? 2 : 0) + Strength(*seen.same);
+        c.path = Prepend(edge, path);
+        result_.candidates.push_back(std::move(c));
+        continue;
+      }
+      // Connections refused, reset or lost explain a caller's errors or latency even when no
+      // exchange on the edge completed to show them.
+      if (Candidate c = NetworkOnly(edge, symptom, symptom_series); !c.evidence.empty()) {
+        explained = true;
         c.path = Prepend(edge, path);
         result_.candidates.push_back(std::move(c));
         continue;
@@ -243,86 +275,123 @@ class Attributor {
       if (contrary) {
         result_.set_aside.push_back(
             {callee.name,
-             contrary->ref.metric + " " +
+             MName(contrary->ref.metric) + " " +
                  (contrary->anomalous ? (contrary->z > 0 ? "rose" : "fell") : "moved") + " (z " +
                  Fixed(contrary->z) + ", correlation " + Fixed(contrary->correlation) + " with " +
-                 symptom.ref.entity + " " + symptom.ref.metric +
+                 SeriesName(symptom.ref) +
                  "): the opposite of the symptom, so it cannot explain it"});
       }
     }
     if (explained) return;
     // Nothing downstream explains this service: it is a root cause; look under it.
     Candidate c;
-    c.kind = CandidateKind::kService;
+    c.kind = EntityKind::kService;
     c.entity = service;
     c.evidence.push_back(symptom);
     c.score = 1 + Strength(symptom);
     c.path = path;
-    c.explanation = symptom.ref.metric + " " + (symptom.z > 0 ? "rose" : "fell") + " from " +
+    c.explanation = MName(symptom.ref.metric) + " " + (symptom.z > 0 ? "rose" : "fell") + " from " +
                     Fixed(symptom.baseline) + " to " + Fixed(symptom.observed) +
                     " and no service it calls explains it";
     Vertical(service, symptom, symptom_series, path, &c);
     result_.candidates.push_back(std::move(c));
   }
 
+  // The edge's network series that rose with the symptom, as a candidate (no evidence: none).
+  Candidate NetworkOnly(const std::string& edge, const SeriesAnomaly& symptom,
+                        const MetricSeries& symptom_series) const {
+    Candidate c;
+    c.kind = EntityKind::kEdge;
+    c.entity = edge;
+    const Family f = FamilyOf(symptom.ref.metric);
+    if (symptom.z <= 0 || (f != Family::kErrors && f != Family::kLatency)) return c;
+    double best = 0;
+    for (const MetricSeries* ms : s_.SeriesOf(EntityKind::kEdge, edge)) {
+      if (!IsNetworkMetric(ms->ref.metric)) continue;
+      SeriesAnomaly a = Judge(*ms, &symptom_series);
+      if (a.anomalous && a.z > 0 && a.correlation >= o_.min_correlation) {
+        best = std::max(best, Strength(a));
+        c.evidence.push_back(std::move(a));
+      }
+    }
+    if (c.evidence.empty()) return c;
+    std::string what;
+    for (size_t i = 0; i < c.evidence.size(); ++i)
+      what += (i ? ", " : "") + MName(c.evidence[i].ref.metric);
+    c.explanation = what + " on the connections of " + edge + " rose with " +
+                    SeriesName(symptom.ref) + ": the network or the callee's listener";
+    c.score = 2 + best;
+    return c;
+  }
+
+  // Instances -> the containers they run in -> machines (or instances -> machines directly).
   void Vertical(const std::string& service, const SeriesAnomaly& symptom,
                 const MetricSeries& symptom_series, const std::vector<std::string>& path,
                 Candidate* service_candidate) {
-    std::set<std::string> machines_done;
-    for (const NodeRef& inst :
-         s_.topology.Predecessors({NodeKind::kService, service}, EdgeKind::kInstanceOf)) {
-      ResourceCandidate(CandidateKind::kInstance, SeriesKind::kInstance, inst.name, symptom,
-                        symptom_series, path, service_candidate);
-      for (const NodeRef& m : s_.topology.Successors(inst, EdgeKind::kRunsOn)) {
-        if (!machines_done.insert(m.name).second) continue;
-        ResourceCandidate(CandidateKind::kMachine, SeriesKind::kMachine, m.name, symptom,
-                          symptom_series, path, service_candidate);
+    std::set<NodeRef> done;
+    auto visit = [&](const NodeRef& host, auto& self) -> void {
+      if (!done.insert(host).second) return;
+      if (host.kind != EntityKind::kContainer && host.kind != EntityKind::kMachine) return;
+      ResourceCandidate(host.kind, host.name, symptom, symptom_series, path, service_candidate);
+      if (host.kind == EntityKind::kContainer) {
+        for (const NodeRef& under : s_.topology.Successors(host, EdgeKind::kRunsOn))
+          self(under, self);
       }
+    };
+    for (const NodeRef& inst :
+         s_.topology.Predecessors({EntityKind::kService, service}, EdgeKind::kInstanceOf)) {
+      for (const NodeRef& host : s_.topology.Successors(inst, EdgeKind::kRunsOn))
+        visit(host, visit);
     }
   }
 
-  void ResourceCandidate(CandidateKind kind, SeriesKind series_kind, const std::string& name,
-                         const SeriesAnomaly& symptom, const MetricSeries& symptom_series,
-                         const std::vector<std::string>& path, Candidate* service_candidate) {
+  void ResourceCandidate(EntityKind kind, const std::string& name, const SeriesAnomaly& symptom,
+                         const MetricSeries& symptom_series, const std::vector<std::string>& path,
+                         Candidate* service_candidate) {
     Candidate c;
     c.kind = kind;
     c.entity = name;
     double best = 0;
-    for (const MetricSeries* ms : s_.SeriesOf(series_kind, name)) {
+    bool limit = false;
+    for (const MetricSeries* ms : s_.SeriesOf(kind, name)) {
+      if (!IsResourceMetric(ms->ref.metric)) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
-      // Resource pressure rises; its shape must follow the symptom's (or mirror it when the
-      // symptom is a fall, such as throughput dropping while CPU saturates).
-      const double agree = symptom.z > 0 ? a.correlation : -a.correlation;
-      if (a.anomalous && a.z > 0 && agree >= o_.min_correlation) {
+      // Pressure shows as a rise (a fall for available memory); its shape must follow the
+      // symptom's, or mirror it when the symptom is a fall (throughput dropping while CPU
+      // saturates).
+      const double pressure = Info(ms->ref.metric).polarity == Polarity::kDownIsBad ? -1 : 1;
+      const double agree = (symptom.z > 0 ? 1 : -1) * pressure * a.correlation;
+      if (a.anomalous && a.z * pressure > 0 && agree >= o_.min_correlation) {
         best = std::max(best, Strength(a));
+        limit = limit || IsLimitEvidence(kind, ms->ref.metric);
         c.evidence.push_back(std::move(a));
       }
     }
     if (c.evidence.empty()) return;
     std::string what;
     for (size_t i = 0; i < c.evidence.size(); ++i)
-      what += (i ? ", " : "") + c.evidence[i].ref.metric;
-    c.explanation = what + " rose with " + symptom.ref.entity + " " + symptom.ref.metric + ": " +
-                    (kind == CandidateKind::kMachine ? "the machine under it is starved"
-                                                     : "the instance is starved");
-    c.score = 3 + best;
+      what += (i ? ", " : "") + MName(c.evidence[i].ref.metric);
+    c.explanation = what + " moved with " + SeriesName(symptom.ref) + ": " +
+                    (kind == EntityKind::kMachine ? "the machine under it is starved"
+                                                  : "the container it runs in is starved");
+    c.score = 3 + (limit ? 0.5 : 0) + best / 2;
     c.path = Prepend(name, path);
-    service_candidate->explanation += "; it runs on " + std::string(CandidateKindName(kind)) + " " +
-                                      name + " whose " + what + " rose at the same time";
+    service_candidate->explanation += "; it runs on " + std::string(EntityKindName(kind)) + " " +
+                                      name + " whose " + what + " moved at the same time";
     result_.candidates.push_back(std::move(c));
   }
 
   const Situation& s_;
   const AttributionOptions& o_;
-  size_t split_ = 0;
+  SeriesJudge judge_;
   std::set<std::string> visited_;
   AttributionResult result_;
 };
 
 nlohmann::ordered_json AnomalyJson(const SeriesAnomaly& a) {
-  nlohmann::ordered_json j = {{"kind", SeriesKindName(a.ref.kind)},
+  nlohmann::ordered_json j = {{"kind", EntityKindName(a.ref.kind)},
                               {"entity", a.ref.entity},
-                              {"metric", a.ref.metric},
+                              {"metric", MetricName(a.ref.metric)},
                               {"anomalous", a.anomalous},
                               {"z", a.z},
                               {"baseline", a.baseline},
@@ -336,11 +405,6 @@ nlohmann::ordered_json AnomalyJson(const SeriesAnomaly& a) {
 
 }  // namespace
 
-std::string_view CandidateKindName(CandidateKind kind) {
-  static constexpr std::string_view kNames[] = {"service", "edge", "instance", "machine"};
-  return kNames[static_cast<int>(kind)];
-}
-
 AttributionResult Attribute(const Situation& situation, const AttributionOptions& options) {
   return Attributor(situation, options).Run();
 }
@@ -349,10 +413,10 @@ std::string AttributionToText(const AttributionResult& r) {
   std::string out = r.summary + "\n";
   for (size_t i = 0; i < r.candidates.size(); ++i) {
     const Candidate& c = r.candidates[i];
-    out += std::to_string(i + 1) + ". " + std::string(CandidateKindName(c.kind)) + " " + c.entity +
+    out += std::to_string(i + 1) + ". " + std::string(EntityKindName(c.kind)) + " " + c.entity +
            "  score " + Fixed(c.score) + "\n   " + c.explanation + "\n";
     for (const SeriesAnomaly& a : c.evidence) {
-      out += "   - " + a.ref.entity + " " + a.ref.metric + ": " + Fixed(a.baseline) + " -> " +
+      out += "   - " + SeriesName(a.ref) + ": " + Fixed(a.baseline) + " -> " +
              Fixed(a.observed) + " (z " + Fixed(a.z) + ", from " + std::to_string(a.start_s) +
              ", correlation " + Fixed(a.correlation) + ")\n";
     }
@@ -372,7 +436,7 @@ std::string AttributionToJson(const AttributionResult& r) {
   for (const Candidate& c : r.candidates) {
     nlohmann::ordered_json ev = nlohmann::ordered_json::array();
     for (const SeriesAnomaly& a : c.evidence) ev.push_back(AnomalyJson(a));
-    j["candidates"].push_back({{"kind", CandidateKindName(c.kind)},
+    j["candidates"].push_back({{"kind", EntityKindName(c.kind)},
                                {"entity", c.entity},
                                {"score", c.score},
                                {"explanation", c.explanation},

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "faultline/stream/partition_state.h"
@@ -17,7 +18,6 @@
 namespace faultline::topology {
 namespace {
 
-constexpr std::string_view kNodeKinds[] = {"", "service", "instance", "machine", "external"};
 constexpr std::string_view kEdgeKinds[] = {"", "calls", "instance_of", "runs_on", "network"};
 
 struct VertexProps {
@@ -41,15 +41,17 @@ std::string_view HostOf(std::string_view address) {  // "10.0.0.1:80" -> "10.0.0
   return colon == std::string_view::npos ? address : address.substr(0, colon);
 }
 
-// Record layout in the store: keys "n|<kind>|<name>" and "e|<kind>|<from kind>|<to
-// kind>|<from>\0<to>", values "<first> <last>[ <requests>]" in decimal.
+// Record layout in the store: keys "n|<kind name>|<name>" and "e|<edge kind>|<from kind
+// name>|<to kind name>|<from>\0<to>", values "<first> <last>[ <requests>]" in decimal. Stores
+// written before the entity kinds were unified hold node kinds as numbers 1-4 (service,
+// instance, machine, external); Load reads both.
 std::string NodeKey(const NodeRef& n) {
-  return "n|" + std::to_string(static_cast<int>(n.kind)) + "|" + n.name;
+  return "n|" + std::string(EntityKindName(n.kind)) + "|" + n.name;
 }
 std::string EdgeKey(EdgeKind k, const NodeRef& from, const NodeRef& to) {
   std::string key = "e|" + std::to_string(static_cast<int>(k)) + "|" +
-                    std::to_string(static_cast<int>(from.kind)) + "|" +
-                    std::to_string(static_cast<int>(to.kind)) + "|" + from.name;
+                    std::string(EntityKindName(from.kind)) + "|" +
+                    std::string(EntityKindName(to.kind)) + "|" + from.name;
   key.push_back('\0');
   key += to.name;
   return key;
@@ -71,14 +73,10 @@ std::string DotQuote(std::string_view s) {
 
 }  // namespace
 
-std::string_view NodeKindName(NodeKind kind) { return kNodeKinds[static_cast<int>(kind)]; }
 std::string_view EdgeKindName(EdgeKind kind) { return kEdgeKinds[static_cast<int>(kind)]; }
 
-Result<NodeKind> ParseNodeKind(std::string_view name) {
-  for (int k = 1; k <= 4; ++k)
-    if (kNodeKinds[k] == name) return static_cast<NodeKind>(k);
-  return InvalidArgument("node kind \"" + std::string(name) +
-                         "\": expected service, instance, machine or external");
+Result<EntityKind> ParseNodeKind(std::string_view name) {
+  return ParseEntityKind(name, kNodeKinds);
 }
 Result<EdgeKind> ParseEdgeKind(std::string_view name) {
   for (int k = 1; k <= 4; ++k)
@@ -134,7 +132,7 @@ void Topology::ObserveEdge(EdgeKind kind, const NodeRef& from, const NodeRef& to
 }
 
 void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, int64_t window_s) {
-  using stream::EntityKind;
+
   // Hosts that listen somewhere, and the machine behind each listening address (by ListenerKey,
   // the same lookup QueryWindows resolves callees with).
   std::set<std::string, std::less<>> known_hosts;
@@ -155,42 +153,42 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
     switch (w.key.kind) {
       case EntityKind::kService:
       case EntityKind::kListener: {
-        const NodeRef service{NodeKind::kService, std::string(w.key.Dim("service"))};
+        const NodeRef service{EntityKind::kService, std::string(w.key.Dim("service"))};
         ObserveNode(service, seen);
-        if (!machine.empty()) ObserveNode({NodeKind::kMachine, std::string(machine)}, seen);
+        if (!machine.empty()) ObserveNode({EntityKind::kMachine, std::string(machine)}, seen);
         if (!instance.empty()) {
-          const NodeRef inst{NodeKind::kInstance, std::string(instance)};
+          const NodeRef inst{EntityKind::kInstance, std::string(instance)};
           ObserveEdge(EdgeKind::kInstanceOf, inst, service, seen);
           if (!machine.empty())
-            ObserveEdge(EdgeKind::kRunsOn, inst, {NodeKind::kMachine, std::string(machine)}, seen);
+            ObserveEdge(EdgeKind::kRunsOn, inst, {EntityKind::kMachine, std::string(machine)}, seen);
         }
         break;
       }
       case EntityKind::kMachine:
-        ObserveNode({NodeKind::kMachine, std::string(machine)}, seen);
+        ObserveNode({EntityKind::kMachine, std::string(machine)}, seen);
         break;
       case EntityKind::kEdge: {
         const std::string_view caller = w.key.Dim("caller"), callee = w.key.Dim("callee");
         if (w.key.Dim("side") == "server") {
           if (known_hosts.count(caller) || stream::IsLoopbackAddress(caller)) break;  // reported client-side
-          const NodeRef from{NodeKind::kExternal, std::string(caller)};
-          const NodeRef to{NodeKind::kService, std::string(callee)};
+          const NodeRef from{EntityKind::kExternal, std::string(caller)};
+          const NodeRef to{EntityKind::kService, std::string(callee)};
           ObserveEdge(EdgeKind::kCalls, from, to, seen);
           requests[{from, to}] += w.stats.requests;
           break;
         }
-        const NodeRef from{NodeKind::kService, std::string(caller)};
+        const NodeRef from{EntityKind::kService, std::string(caller)};
         const NodeRef to = w.callee_service.empty()
-                               ? NodeRef{NodeKind::kExternal, std::string(callee)}
-                               : NodeRef{NodeKind::kService, w.callee_service};
+                               ? NodeRef{EntityKind::kExternal, std::string(callee)}
+                               : NodeRef{EntityKind::kService, w.callee_service};
         ObserveEdge(EdgeKind::kCalls, from, to, seen);
         requests[{from, to}] += w.stats.requests;
         if (machine.empty()) break;
         auto it = machine_of_address.find(stream::ListenerKey(callee, machine));
         const NodeRef peer = it != machine_of_address.end()
-                                 ? NodeRef{NodeKind::kMachine, it->second}
-                                 : NodeRef{NodeKind::kExternal, std::string(callee)};
-        ObserveEdge(EdgeKind::kNetwork, {NodeKind::kMachine, std::string(machine)}, peer, seen);
+                                 ? NodeRef{EntityKind::kMachine, it->second}
+                                 : NodeRef{EntityKind::kExternal, std::string(callee)};
+        ObserveEdge(EdgeKind::kNetwork, {EntityKind::kMachine, std::string(machine)}, peer, seen);
         break;
       }
     }
@@ -300,7 +298,7 @@ std::vector<std::pair<NodeRef, int>> Topology::Downstream(const NodeRef& service
   Graph calls;
   std::map<Vertex, Vertex> to_calls, from_calls;
   for (const auto& [ref, v] : impl_->index) {
-    if (ref.kind != NodeKind::kService && ref.kind != NodeKind::kExternal) continue;
+    if (ref.kind != EntityKind::kService && ref.kind != EntityKind::kExternal) continue;
     const Vertex c = boost::add_vertex(g[v], calls);
     to_calls[v] = c, from_calls[c] = v;
   }
@@ -335,7 +333,7 @@ std::string Topology::ToText() const {
   out += std::to_string(nodes.size()) + " nodes, " + std::to_string(edges.size()) + " edges\n";
   for (const NodeInfo& n : nodes) {
     out += "node ";
-    out += NodeKindName(n.ref.kind);
+    out += EntityKindName(n.ref.kind);
     out += " " + n.ref.name + "  seen " + std::to_string(n.first_seen_s) + ".." +
            std::to_string(n.last_seen_s) + "\n";
   }
@@ -353,7 +351,7 @@ std::string Topology::ToJson() const {
   nlohmann::ordered_json j;
   j["nodes"] = nlohmann::ordered_json::array();
   for (const NodeInfo& n : Nodes()) {
-    j["nodes"].push_back({{"kind", NodeKindName(n.ref.kind)},
+    j["nodes"].push_back({{"kind", EntityKindName(n.ref.kind)},
                           {"name", n.ref.name},
                           {"first_seen_s", n.first_seen_s},
                           {"last_seen_s", n.last_seen_s}});
@@ -361,9 +359,9 @@ std::string Topology::ToJson() const {
   j["edges"] = nlohmann::ordered_json::array();
   for (const EdgeInfo& e : Edges()) {
     nlohmann::ordered_json o = {{"kind", EdgeKindName(e.kind)},
-                                {"from_kind", NodeKindName(e.from.kind)},
+                                {"from_kind", EntityKindName(e.from.kind)},
                                 {"from", e.from.name},
-                                {"to_kind", NodeKindName(e.to.kind)},
+                                {"to_kind", EntityKindName(e.to.kind)},
                                 {"to", e.to.name},
                                 {"first_seen_s", e.first_seen_s},
                                 {"last_seen_s", e.last_seen_s}};
@@ -375,15 +373,29 @@ std::string Topology::ToJson() const {
 
 std::string Topology::ToDot() const {
   auto id = [](const NodeRef& n) {
-    return DotQuote(std::string(NodeKindName(n.kind)) + ":" + n.name);
+    return DotQuote(std::string(EntityKindName(n.kind)) + ":" + n.name);
   };
   std::string out = "digraph faultline {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
   for (const NodeInfo& n : Nodes()) {
-    static constexpr std::string_view kShapes[] = {"", "shape=box, style=rounded",
-                                                   "shape=ellipse, fontsize=10", "shape=box3d",
-                                                   "shape=box, style=dashed"};
-    out += "  " + id(n.ref) + " [label=" + DotQuote(n.ref.name) + ", " +
-           std::string(kShapes[static_cast<int>(n.ref.kind)]) + "];\n";
+    std::string_view shape = "shape=box, style=rounded";  // services
+    switch (n.ref.kind) {
+      case EntityKind::kInstance:
+        shape = "shape=ellipse, fontsize=10";
+        break;
+      case EntityKind::kContainer:
+        shape = "shape=component, fontsize=10";
+        break;
+      case EntityKind::kMachine:
+        shape = "shape=box3d";
+        break;
+      case EntityKind::kExternal:
+        shape = "shape=box, style=dashed";
+        break;
+      default:
+        break;
+    }
+    out += "  " + id(n.ref) + " [label=" + DotQuote(n.ref.name) + ", " + std::string(shape) +
+           "];\n";
   }
   for (const EdgeInfo& e : Edges()) {
     out += "  " + id(e.from) + " -> " + id(e.to);
@@ -468,25 +480,37 @@ Result<Topology> Topology::Load(const std::string& path) {
         return bad("value \"" + value + "\" is not numbers");
       nums.push_back(v);
     }
-    int64_t kind = 0;
-    if (f.size() != want || !ParseInt(f[1], &kind) || kind < 1 || kind > 4)
-      return bad("unknown kind");
+    // A node kind by name, or by its number in stores of the earlier layout.
+    auto node_kind = [](std::string_view field) -> std::optional<EntityKind> {
+      static constexpr EntityKind kLegacy[] = {EntityKind::kService, EntityKind::kInstance,
+                                               EntityKind::kMachine, EntityKind::kExternal};
+      int64_t n = 0;
+      if (ParseInt(field, &n)) {
+        if (n < 1 || n > 4) return std::nullopt;
+        return kLegacy[n - 1];
+      }
+      auto k = ParseNodeKind(field);
+      if (!k.ok()) return std::nullopt;
+      return *k;
+    };
+    if (f.size() != want) return bad("unknown kind");
     if (!edge) {
       if (nums.size() != 2) return bad("a node holds first and last seen");
-      const NodeRef n{static_cast<NodeKind>(kind), std::string(f[2])};
+      const std::optional<EntityKind> kind = node_kind(f[1]);
+      if (!kind) return bad("unknown kind");
+      const NodeRef n{*kind, std::string(f[2])};
       t.ObserveNode(n, nums[0]);
       t.ObserveNode(n, nums[1]);
       return Status::Ok();
     }
-    int64_t fk = 0, tk = 0;
+    int64_t kind = 0;
+    if (!ParseInt(f[1], &kind) || kind < 1 || kind > 4) return bad("unknown kind");
+    const std::optional<EntityKind> fk = node_kind(f[2]), tk = node_kind(f[3]);
     const size_t nul = f[4].find('\0');
-    if (!ParseInt(f[2], &fk) || fk < 1 || fk > 4 || !ParseInt(f[3], &tk) || tk < 1 || tk > 4 ||
-        nul == std::string_view::npos) {
-      return bad("not an edge record");
-    }
+    if (!fk || !tk || nul == std::string_view::npos) return bad("not an edge record");
     if (nums.size() != 3 || nums[2] < 0) return bad("an edge holds first, last seen and requests");
-    const NodeRef from{static_cast<NodeKind>(fk), std::string(f[4].substr(0, nul))};
-    const NodeRef to{static_cast<NodeKind>(tk), std::string(f[4].substr(nul + 1))};
+    const NodeRef from{*fk, std::string(f[4].substr(0, nul))};
+    const NodeRef to{*tk, std::string(f[4].substr(nul + 1))};
     if (!t.HasNode(from) || !t.HasNode(to)) return bad("an end of the edge is not stored");
     t.ObserveEdge(static_cast<EdgeKind>(kind), from, to, nums[0], static_cast<uint64_t>(nums[2]));
     t.ObserveEdge(static_cast<EdgeKind>(kind), from, to, nums[1]);

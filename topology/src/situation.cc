@@ -7,13 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "faultline/stream/partition_state.h"
+#include "faultline/stream/window_stats.h"
 
 namespace faultline::topology {
 namespace {
 
 using Json = nlohmann::json;
-constexpr size_t kMaxSeries = 100000, kMaxValues = 100000;
-constexpr std::string_view kSeriesKinds[] = {"", "service", "instance", "machine", "edge"};
+constexpr size_t kMaxSeries = 100000, kMaxValues = 100000, kMaxLeaves = 100000;
 
 // Reads one JSON object's fields, refusing unknown ones, with errors naming the JSON path.
 class Reader {
@@ -71,25 +71,70 @@ Result<SeriesRef> ReadRef(const Reader& r, const Json& j, const std::string& pat
   if (!k.ok()) return r.Error(path + ".kind", k.status().message());
   ref.kind = *k;
   FAULTLINE_ASSIGN_OR_RETURN(ref.entity, r.String(j["entity"], path + ".entity"));
-  FAULTLINE_ASSIGN_OR_RETURN(ref.metric, r.String(j["metric"], path + ".metric"));
   if (ref.entity.empty()) return r.Error(path + ".entity", "empty");
-  if (ref.metric.empty()) return r.Error(path + ".metric", "empty");
+  FAULTLINE_ASSIGN_OR_RETURN(std::string metric, r.String(j["metric"], path + ".metric"));
+  auto m = ParseMetricFor(metric, ref.kind);
+  if (!m.ok()) return r.Error(path + ".metric", m.status().message());
+  ref.metric = *m;
   return ref;
 }
 
-Json RefJson(const SeriesRef& ref) {
-  return {{"kind", SeriesKindName(ref.kind)}, {"entity", ref.entity}, {"metric", ref.metric}};
+// A JSON array of numbers or nulls (NaN), each finite and below 1e150 in magnitude.
+Status ReadValues(const Reader& r, const Json& v, const std::string& path,
+                  std::vector<double>* out) {
+  if (!v.is_array()) return r.Error(path, "expected an array");
+  if (v.size() > kMaxValues) return r.Error(path, "more than 100000 values");
+  out->reserve(v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    if (v[k].is_null()) {
+      out->push_back(std::numeric_limits<double>::quiet_NaN());
+      continue;
+    }
+    const std::string vpath = path + "[" + std::to_string(k) + "]";
+    if (!v[k].is_number()) return r.Error(vpath, "expected a number or null");
+    const double x = v[k].get<double>();
+    if (!std::isfinite(x) || std::abs(x) >= 1e150) return r.Error(vpath, "out of range");
+    out->push_back(x);
+  }
+  return Status::Ok();
+}
+
+nlohmann::ordered_json ValuesJson(const std::vector<double>& values) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (double v : values) {
+    if (std::isnan(v)) {
+      out.push_back(nullptr);
+    } else {
+      out.push_back(v);
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
-std::string_view SeriesKindName(SeriesKind kind) { return kSeriesKinds[static_cast<int>(kind)]; }
+Result<EntityKind> ParseSeriesKind(std::string_view name) {
+  return ParseEntityKind(name, kSeriesKinds);
+}
 
-Result<SeriesKind> ParseSeriesKind(std::string_view name) {
-  for (int k = 1; k <= 4; ++k)
-    if (kSeriesKinds[k] == name) return static_cast<SeriesKind>(k);
-  return InvalidArgument("kind \"" + std::string(name) +
-                         "\": expected service, instance, machine or edge");
+std::string SeriesName(const SeriesRef& ref) {
+  return ref.entity + " " + std::string(MetricName(ref.metric));
+}
+
+Result<SeriesRef> ParseSeriesRef(std::string_view text, KindSet kinds) {
+  const std::string where = "\"" + std::string(text) + "\": ";
+  const size_t a = text.find(':'), b = text.rfind(':');
+  if (a == std::string_view::npos || b == a || b == a + 1)
+    return InvalidArgument(where + "expected KIND:ENTITY:METRIC with KIND " + kinds.Describe());
+  SeriesRef ref;
+  auto kind = ParseEntityKind(text.substr(0, a), kinds);
+  if (!kind.ok()) return InvalidArgument(where + kind.status().message());
+  ref.kind = *kind;
+  ref.entity = std::string(text.substr(a + 1, b - a - 1));
+  auto metric = ParseMetricFor(text.substr(b + 1), ref.kind);
+  if (!metric.ok()) return InvalidArgument(where + metric.status().message());
+  ref.metric = *metric;
+  return ref;
 }
 
 size_t Situation::windows() const {
@@ -104,12 +149,18 @@ const MetricSeries* Situation::Find(const SeriesRef& ref) const {
   return nullptr;
 }
 
-std::vector<const MetricSeries*> Situation::SeriesOf(SeriesKind kind,
+std::vector<const MetricSeries*> Situation::SeriesOf(EntityKind kind,
                                                      std::string_view entity) const {
   std::vector<const MetricSeries*> out;
   for (const auto& s : series)
     if (s.ref.kind == kind && s.ref.entity == entity) out.push_back(&s);
   return out;
+}
+
+const Breakdown* Situation::BreakdownOf(std::string_view service) const {
+  for (const Breakdown& b : breakdowns)
+    if (b.service == service) return &b;
+  return nullptr;
 }
 
 Result<Situation> ParseSituationJson(std::string_view text, const std::string& source) {
@@ -121,7 +172,8 @@ Result<Situation> ParseSituationJson(std::string_view text, const std::string& s
     return InvalidArgument(source + ": not JSON: " + e.what());
   }
   FAULTLINE_RETURN_IF_ERROR(
-      r.Fields(j, "$", {"window_s", "start_s", "alarm", "topology", "series", "verdicts"},
+      r.Fields(j, "$",
+               {"window_s", "start_s", "alarm", "topology", "series", "breakdowns", "verdicts"},
                {"window_s", "start_s", "alarm", "series"}));
   Situation s;
   FAULTLINE_ASSIGN_OR_RETURN(s.window_s, r.Int(j["window_s"], "window_s"));
@@ -168,12 +220,12 @@ Result<Situation> ParseSituationJson(std::string_view text, const std::string& s
         auto k = ParseEdgeKind(kind);
         if (!k.ok()) return r.Error(path + ".kind", k.status().message());
         // Ends default to what the edge kind implies.
-        static constexpr NodeKind kFrom[] = {NodeKind::kService, NodeKind::kService,
-                                             NodeKind::kInstance, NodeKind::kInstance,
-                                             NodeKind::kMachine};
-        static constexpr NodeKind kTo[] = {NodeKind::kService, NodeKind::kService,
-                                           NodeKind::kService, NodeKind::kMachine,
-                                           NodeKind::kMachine};
+        static constexpr EntityKind kFrom[] = {EntityKind::kService, EntityKind::kService,
+                                             EntityKind::kInstance, EntityKind::kInstance,
+                                             EntityKind::kMachine};
+        static constexpr EntityKind kTo[] = {EntityKind::kService, EntityKind::kService,
+                                           EntityKind::kService, EntityKind::kMachine,
+                                           EntityKind::kMachine};
         NodeRef from{kFrom[static_cast<int>(*k)], ""}, to{kTo[static_cast<int>(*k)], ""};
         for (auto [field, ref] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
           const std::string kf = std::string(field) + "_kind";
@@ -213,22 +265,66 @@ Result<Situation> ParseSituationJson(std::string_view text, const std::string& s
     FAULTLINE_ASSIGN_OR_RETURN(ms.ref, ReadRef(r, m, path));
     if (auto [it, fresh] = seen.emplace(ms.ref, i); !fresh)
       return r.Error(path, "the same series as series[" + std::to_string(it->second) + "]");
-    const Json& v = m["values"];
-    if (!v.is_array()) return r.Error(path + ".values", "expected an array");
-    if (v.size() > kMaxValues) return r.Error(path + ".values", "more than 100000 values");
-    ms.values.reserve(v.size());
-    for (size_t k = 0; k < v.size(); ++k) {
-      if (v[k].is_null()) {
-        ms.values.push_back(std::numeric_limits<double>::quiet_NaN());
-        continue;
-      }
-      const std::string vpath = path + ".values[" + std::to_string(k) + "]";
-      if (!v[k].is_number()) return r.Error(vpath, "expected a number or null");
-      const double x = v[k].get<double>();
-      if (!std::isfinite(x) || std::abs(x) >= 1e150) return r.Error(vpath, "out of range");
-      ms.values.push_back(x);
-    }
+    FAULTLINE_RETURN_IF_ERROR(ReadValues(r, m["values"], path + ".values", &ms.values));
     s.series.push_back(std::move(ms));
+  }
+
+  if (j.contains("breakdowns")) {
+    const Json& bs = j["breakdowns"];
+    if (!bs.is_array()) return r.Error("breakdowns", "expected an array");
+    size_t leaves = 0;
+    for (size_t i = 0; i < bs.size(); ++i) {
+      const Json& b = bs[i];
+      const std::string path = "breakdowns[" + std::to_string(i) + "]";
+      FAULTLINE_RETURN_IF_ERROR(
+          r.Fields(b, path, {"service", "dims", "leaves"}, {"service", "dims", "leaves"}));
+      Breakdown out;
+      FAULTLINE_ASSIGN_OR_RETURN(out.service, r.String(b["service"], path + ".service"));
+      if (out.service.empty()) return r.Error(path + ".service", "empty");
+      if (s.BreakdownOf(out.service))
+        return r.Error(path + ".service", "a second breakdown of " + out.service);
+      const Json& dims = b["dims"];
+      if (!dims.is_array() || dims.empty() || dims.size() > 8)
+        return r.Error(path + ".dims", "expected an array of 1 to 8 dimension names");
+      for (size_t d = 0; d < dims.size(); ++d) {
+        FAULTLINE_ASSIGN_OR_RETURN(std::string name, r.String(dims[d], path + ".dims[" +
+                                                                           std::to_string(d) + "]"));
+        if (std::find(out.dims.begin(), out.dims.end(), name) != out.dims.end())
+          return r.Error(path + ".dims[" + std::to_string(d) + "]", "\"" + name + "\" twice");
+        out.dims.push_back(std::move(name));
+      }
+      const Json& ls = b["leaves"];
+      if (!ls.is_array()) return r.Error(path + ".leaves", "expected an array");
+      leaves += ls.size();
+      if (leaves > kMaxLeaves) return r.Error(path + ".leaves", "more than 100000 leaves in all");
+      for (size_t l = 0; l < ls.size(); ++l) {
+        const Json& leaf = ls[l];
+        const std::string lpath = path + ".leaves[" + std::to_string(l) + "]";
+        FAULTLINE_RETURN_IF_ERROR(
+            r.Fields(leaf, lpath, {"values", "requests", "errors", "latency_sum_ms"},
+                     {"values", "requests", "errors", "latency_sum_ms"}));
+        BreakdownLeaf bl;
+        const Json& vs = leaf["values"];
+        if (!vs.is_array() || vs.size() != out.dims.size())
+          return r.Error(lpath + ".values",
+                         "expected " + std::to_string(out.dims.size()) + " dimension values");
+        for (size_t d = 0; d < vs.size(); ++d) {
+          FAULTLINE_ASSIGN_OR_RETURN(
+              std::string v, r.String(vs[d], lpath + ".values[" + std::to_string(d) + "]"));
+          bl.values.push_back(std::move(v));
+        }
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadValues(r, leaf["requests"], lpath + ".requests", &bl.requests));
+        FAULTLINE_RETURN_IF_ERROR(ReadValues(r, leaf["errors"], lpath + ".errors", &bl.errors));
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadValues(r, leaf["latency_sum_ms"], lpath + ".latency_sum_ms", &bl.latency_sum_ms));
+        if (bl.errors.size() != bl.requests.size() ||
+            bl.latency_sum_ms.size() != bl.requests.size())
+          return r.Error(lpath, "requests, errors and latency_sum_ms differ in length");
+        out.leaves.push_back(std::move(bl));
+      }
+      s.breakdowns.push_back(std::move(out));
+    }
   }
 
   if (j.contains("verdicts")) {
@@ -263,19 +359,19 @@ std::string SituationToJson(const Situation& s) {
   nlohmann::ordered_json j;
   j["window_s"] = s.window_s;
   j["start_s"] = s.start_s;
-  j["alarm"] = {{"kind", SeriesKindName(s.alarm.ref.kind)},
+  j["alarm"] = {{"kind", EntityKindName(s.alarm.ref.kind)},
                 {"entity", s.alarm.ref.entity},
-                {"metric", s.alarm.ref.metric},
+                {"metric", MetricName(s.alarm.ref.metric)},
                 {"at_s", s.alarm.at_s}};
   nlohmann::ordered_json nodes = nlohmann::ordered_json::array(),
                          edges = nlohmann::ordered_json::array();
   for (const NodeInfo& n : s.topology.Nodes())
-    nodes.push_back({{"kind", NodeKindName(n.ref.kind)}, {"name", n.ref.name}});
+    nodes.push_back({{"kind", EntityKindName(n.ref.kind)}, {"name", n.ref.name}});
   for (const EdgeInfo& e : s.topology.Edges()) {
     nlohmann::ordered_json o = {{"kind", EdgeKindName(e.kind)},
-                                {"from_kind", NodeKindName(e.from.kind)},
+                                {"from_kind", EntityKindName(e.from.kind)},
                                 {"from", e.from.name},
-                                {"to_kind", NodeKindName(e.to.kind)},
+                                {"to_kind", EntityKindName(e.to.kind)},
                                 {"to", e.to.name}};
     if (e.kind == EdgeKind::kCalls) o["requests"] = e.requests;
     edges.push_back(std::move(o));
@@ -283,25 +379,30 @@ std::string SituationToJson(const Situation& s) {
   j["topology"] = {{"nodes", std::move(nodes)}, {"edges", std::move(edges)}};
   nlohmann::ordered_json series = nlohmann::ordered_json::array();
   for (const MetricSeries& m : s.series) {
-    nlohmann::ordered_json values = nlohmann::ordered_json::array();
-    for (double v : m.values) {
-      if (std::isnan(v)) {
-        values.push_back(nullptr);
-      } else {
-        values.push_back(v);
-      }
-    }
-    series.push_back({{"kind", SeriesKindName(m.ref.kind)},
+    series.push_back({{"kind", EntityKindName(m.ref.kind)},
                       {"entity", m.ref.entity},
-                      {"metric", m.ref.metric},
-                      {"values", std::move(values)}});
+                      {"metric", MetricName(m.ref.metric)},
+                      {"values", ValuesJson(m.values)}});
   }
   j["series"] = std::move(series);
+  nlohmann::ordered_json breakdowns = nlohmann::ordered_json::array();
+  for (const Breakdown& b : s.breakdowns) {
+    nlohmann::ordered_json leaves = nlohmann::ordered_json::array();
+    for (const BreakdownLeaf& l : b.leaves) {
+      leaves.push_back({{"values", l.values},
+                        {"requests", ValuesJson(l.requests)},
+                        {"errors", ValuesJson(l.errors)},
+                        {"latency_sum_ms", ValuesJson(l.latency_sum_ms)}});
+    }
+    breakdowns.push_back(
+        {{"service", b.service}, {"dims", b.dims}, {"leaves", std::move(leaves)}});
+  }
+  j["breakdowns"] = std::move(breakdowns);
   nlohmann::ordered_json verdicts = nlohmann::ordered_json::array();
   for (const Verdict& v : s.verdicts) {
-    verdicts.push_back({{"kind", SeriesKindName(v.ref.kind)},
+    verdicts.push_back({{"kind", EntityKindName(v.ref.kind)},
                         {"entity", v.ref.entity},
-                        {"metric", v.ref.metric},
+                        {"metric", MetricName(v.ref.metric)},
                         {"at_s", v.at_s},
                         {"anomalous", v.anomalous},
                         {"score", v.score},
@@ -313,108 +414,85 @@ std::string SituationToJson(const Situation& s) {
 
 Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64_t window_s,
                          int64_t from_s, int64_t to_s, const Alarm& alarm) {
-  using stream::EntityKind;
   Situation s;
   s.window_s = window_s;
   s.start_s = from_s - from_s % window_s;
   s.alarm = alarm;
   const size_t n =
       to_s > s.start_s ? static_cast<size_t>((to_s - s.start_s + window_s - 1) / window_s) : 0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   // Per (kind, entity), per window: merged stats.
-  std::map<std::pair<SeriesKind, std::string>, std::vector<stream::WindowStats>> merged;
+  std::map<std::pair<EntityKind, std::string>, std::vector<stream::WindowStats>> merged;
+  // Per service, per (endpoint, instance, machine) leaf.
+  std::map<std::string, std::map<std::vector<std::string>, BreakdownLeaf>> leaves;
   std::vector<stream::StoredWindow> in_range;
   for (const auto& w : windows) {
     if (w.start_s < s.start_s || w.start_s >= to_s) continue;
     in_range.push_back(w);
-    std::pair<SeriesKind, std::string> id;
+    const size_t slot = static_cast<size_t>((w.start_s - s.start_s) / window_s);
+    std::pair<EntityKind, std::string> id;
     switch (w.key.kind) {
-      case EntityKind::kService:
-        id = {SeriesKind::kService, std::string(w.key.Dim("service"))};
+      case EntityKind::kService: {
+        id = {EntityKind::kService, std::string(w.key.Dim(dim::kService))};
+        BreakdownLeaf& leaf = leaves[id.second][{std::string(w.key.Dim(dim::kEndpoint)),
+                                                 std::string(w.key.Dim(dim::kInstance)),
+                                                 std::string(w.key.Dim(dim::kMachine))}];
+        if (leaf.requests.empty()) {
+          leaf.requests.assign(n, nan), leaf.errors.assign(n, nan);
+          leaf.latency_sum_ms.assign(n, nan);
+        }
+        auto add = [&](double* slot_value, double v) {
+          *slot_value = std::isnan(*slot_value) ? v : *slot_value + v;
+        };
+        add(&leaf.requests[slot], static_cast<double>(w.stats.requests));
+        add(&leaf.errors[slot], static_cast<double>(w.stats.status_5xx));
+        add(&leaf.latency_sum_ms[slot], w.stats.latency_ns.mean() *
+                                            static_cast<double>(w.stats.latency_ns.count()) / 1e6);
         break;
+      }
       case EntityKind::kEdge:
-        if (w.key.Dim("side") == "server") continue;  // the caller's view is the edge's
-        id = {SeriesKind::kEdge,
-              std::string(w.key.Dim("caller")) + "->" +
-                  (w.callee_service.empty() ? std::string(w.key.Dim("callee")) : w.callee_service)};
+        if (w.key.Dim(dim::kSide) == "server") continue;  // the caller's view is the edge's
+        id = {EntityKind::kEdge, std::string(w.key.Dim(dim::kCaller)) + "->" +
+                                     (w.callee_service.empty() ? std::string(w.key.Dim(dim::kCallee))
+                                                               : w.callee_service)};
         break;
       case EntityKind::kMachine:
-        id = {SeriesKind::kMachine, std::string(w.key.Dim("machine"))};
+        id = {EntityKind::kMachine, std::string(w.key.Dim(dim::kMachine))};
         break;
-      case EntityKind::kListener:
-        continue;
+      default:
+        continue;  // listeners: the topology's identity join reads them
     }
     auto& slots = merged[id];
     slots.resize(n);
     // Merge errors (different sketch accuracies) cannot happen within one stream's state.
-    (void)slots[static_cast<size_t>((w.start_s - s.start_s) / window_s)].Merge(w.stats);
+    (void)slots[slot].Merge(w.stats);
   }
   s.topology.ObserveWindows(in_range, window_s);
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  for (const auto& entry : merged) {
-    const auto& id = entry.first;  // not a structured binding: clang 14 cannot capture those
-    const auto& slots = entry.second;
-    auto add = [&](const char* metric, auto value_of) {
-      MetricSeries m;
-      m.ref = {id.first, id.second, metric};
-      for (const auto& w : slots) m.values.push_back(value_of(w));
-      s.series.push_back(std::move(m));
-    };
-    if (id.first == SeriesKind::kMachine) {
-      add("agent_dropped", [](const stream::WindowStats& w) { return double(w.agent_dropped); });
-      bool resources = false;
-      for (const auto& w : slots) resources = resources || w.resource_samples;
-      if (!resources) continue;
-      add("cpu_busy_ratio", [&](const stream::WindowStats& w) {
-        return w.cpu_total_ns ? double(w.cpu_busy_ns) / double(w.cpu_total_ns) : nan;
-      });
-      add("runq_p99_ms", [&](const stream::WindowStats& w) {
-        return w.runq_ns.count() ? w.runq_ns.Quantile(0.99) / 1e6 : nan;
-      });
-      add("runq_mean_ms", [&](const stream::WindowStats& w) {
-        return w.runq_ns.count() ? w.runq_ns.mean() / 1e6 : nan;
-      });
-      add("major_faults", [&](const stream::WindowStats& w) {
-        return w.resource_samples ? double(w.major_faults) : nan;
-      });
-      add("memory_available_mb", [&](const stream::WindowStats& w) {
-        return w.resource_samples
-                   ? double(w.memory_available_sum) / double(w.resource_samples) / 1048576
-                   : nan;
-      });
-      add("io_latency_p99_ms", [&](const stream::WindowStats& w) {
-        return w.io_ns.count() ? w.io_ns.Quantile(0.99) / 1e6 : nan;
-      });
-      add("io_bytes", [&](const stream::WindowStats& w) {
-        return w.resource_samples ? double(w.io_read_bytes + w.io_write_bytes) : nan;
-      });
-      continue;
+  for (const auto& [id, slots] : merged) {
+    bool resources = false;
+    for (const auto& w : slots) resources = resources || w.resource_samples;
+    for (const MetricInfo& m : Metrics()) {
+      if (!m.kinds.Has(id.first)) continue;
+      // Machines without resource summaries carry only what the agent reports about itself.
+      if (id.first == EntityKind::kMachine && !resources && m.id != Metric::kAgentDropped) continue;
+      // Not windowed by the stream yet (no cgroup windows): leave them out rather than all-null.
+      if (m.id == Metric::kOomKills) continue;
+      MetricSeries series;
+      series.ref = {id.first, id.second, m.id};
+      for (const auto& w : slots) series.values.push_back(stream::ComputeMetric(m.id, w, window_s));
+      s.series.push_back(std::move(series));
     }
-    add("requests", [](const stream::WindowStats& w) { return double(w.requests); });
-    add("errors", [](const stream::WindowStats& w) { return double(w.status_5xx); });
-    add("error_rate", [&](const stream::WindowStats& w) {
-      return w.requests ? double(w.status_5xx) / double(w.requests) : nan;
-    });
-    add("latency_mean_ms", [&](const stream::WindowStats& w) {
-      return w.latency_ns.count() ? w.latency_ns.mean() / 1e6 : nan;
-    });
-    add("latency_p99_ms", [&](const stream::WindowStats& w) {
-      return w.latency_ns.count() ? w.latency_ns.Quantile(0.99) / 1e6 : nan;
-    });
-    if (id.first != SeriesKind::kEdge) continue;
-    add("retransmits", [](const stream::WindowStats& w) { return double(w.retransmits); });
-    add("drops", [](const stream::WindowStats& w) {
-      uint64_t d = 0;
-      for (const auto& [reason, count] : w.drops) d += count;
-      return double(d);
-    });
-    add("resets",
-        [](const stream::WindowStats& w) { return double(w.resets_sent + w.resets_received); });
-    add("connects_failed", [](const stream::WindowStats& w) {
-      return double(w.connects_failed + w.connects_refused);
-    });
-    add("rtt_mean_ms", [&](const stream::WindowStats& w) {
-      return w.rtt_samples ? w.rtt_us_sum / double(w.rtt_samples) / 1e3 : nan;
-    });
+  }
+  for (auto& [service, by_leaf] : leaves) {
+    Breakdown b;
+    b.service = service;
+    b.dims = {std::string(dim::kEndpoint), std::string(dim::kInstance),
+              std::string(dim::kMachine)};
+    for (auto& [values, leaf] : by_leaf) {
+      leaf.values = values;
+      b.leaves.push_back(std::move(leaf));
+    }
+    s.breakdowns.push_back(std::move(b));
   }
   return s;
 }

@@ -15,12 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "faultline/common/catalog.h"
 #include "faultline/common/status.h"
 #include "faultline/stream/latency_sketch.h"
 
 namespace faultline::stream {
 
-// Entity kinds of a series.
+// Entity kinds of a series (faultline::EntityKind; the stream makes these four):
 //   service:  a workload seen from its own (server) side; dims service, endpoint, instance, machine
 //   edge:     calls from a caller to a callee seen from the caller's side, and the network health
 //             of those connections; dims caller, callee, endpoint, instance, machine. The callee
@@ -28,10 +29,13 @@ namespace faultline::stream {
 //   listener: "this service listens on this address": dims service, address, machine; requests
 //             counts the server-side exchanges seen there
 //   machine:  a node; dims machine
-enum class EntityKind : uint8_t { kService = 1, kEdge = 2, kListener = 3, kMachine = 4 };
-std::string_view EntityKindName(EntityKind kind);
-// Errors: kInvalidArgument naming the known kinds.
-Result<EntityKind> ParseEntityKind(std::string_view name);
+using faultline::EntityKind;
+inline constexpr KindSet kStreamKinds{EntityKind::kService, EntityKind::kEdge,
+                                      EntityKind::kListener, EntityKind::kMachine};
+// Errors: kInvalidArgument naming the kinds the stream makes.
+inline Result<EntityKind> ParseStreamKind(std::string_view name) {
+  return ParseEntityKind(name, kStreamKinds);
+}
 
 struct SeriesKey {
   EntityKind kind = EntityKind::kService;
@@ -84,5 +88,12 @@ struct WindowStats {
   static Result<WindowStats> Decode(std::string_view bytes);
   friend bool operator==(const WindowStats&, const WindowStats&) = default;
 };
+
+// The catalog metric `metric` of one window of a series, as the catalog describes it (units of
+// the catalog: ms, MiB, ratios), over a window of `window_s` seconds. NaN where the window has no
+// data for it (latency without complete exchanges, resources without summaries, a ratio over 0).
+// Callers ask for the metrics of the series' kind (MetricInfo::kinds); the others read fields
+// that kind leaves empty.
+double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s);
 
 }  // namespace faultline::stream

@@ -18,11 +18,16 @@
 //  * Network edge: when the caller's view of an edge is anomalous but the callee's own view is
 //    not, the edge is the candidate, with the edge's network health (retransmits, drops, resets,
 //    failed connects, RTT) that rose at the same time as its evidence.
-//  * Vertical: for a root-cause service, its instances and their machines: resource series that
-//    rose anomalously and agree in shape with the service's symptom make that machine (or
-//    instance) the deeper cause, the service one step of the path.
+//  * Vertical: for a root-cause service, its instances, the containers they run in and the
+//    machines under those: resource series (CPU, memory, I/O families) that rose anomalously and
+//    agree in shape with the service's symptom make that container or machine the deeper cause,
+//    the service one step of the path.
 // Ranking: resource causes, then network edges with network evidence, then services, then edges
-// seen only from the caller; within a class by strength (|z| and correlation).
+// seen only from the caller; within a class by strength (|z| and correlation). Among resource
+// causes, evidence of a limit or saturation (a container's throttling, memory limit or OOM
+// kills; a machine's CPU busy ratio, available memory or I/O latency) outranks run-queue
+// latency alone, which any container on a busy machine shows.
+// Metric families come from the catalog (faultline/common/catalog.h).
 //
 // Thread-compatible; pure functions.
 #pragma once
@@ -60,11 +65,26 @@ struct SeriesAnomaly {
   std::string verdict_from;     // the detector whose verdict decided, "" when the robust z did
 };
 
-enum class CandidateKind : uint8_t { kService, kEdge, kInstance, kMachine };
-std::string_view CandidateKindName(CandidateKind kind);
+// Judges series around a situation's alarm the way attribution does (the paragraph above):
+// windows before alarm - lead_windows are the baseline, the rest the test period.
+class SeriesJudge {
+ public:
+  // Both must outlive the judge.
+  SeriesJudge(const Situation& situation, const AttributionOptions& options);
+  // `compare` (may be null) is the series whose shape the correlation is taken with.
+  SeriesAnomaly Judge(const MetricSeries& series, const MetricSeries* compare = nullptr) const;
+  // The first window of the test period.
+  size_t split() const { return split_; }
 
+ private:
+  const Situation& s_;
+  const AttributionOptions& o_;
+  size_t split_ = 0;
+};
+
+// A located cause: a service, an edge ("caller->callee"), an instance, a container or a machine.
 struct Candidate {
-  CandidateKind kind = CandidateKind::kService;
+  EntityKind kind = EntityKind::kService;
   std::string entity;  // edges: "caller->callee"
   double score = 0;
   std::vector<SeriesAnomaly> evidence;

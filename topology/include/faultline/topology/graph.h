@@ -2,11 +2,12 @@
 // each instance runs on, and which machines talk over the network. Built from the stream's
 // windows (its identity join), persisted in RocksDB, aged out when unseen for a while.
 //
-// Nodes are named by (kind, name): services, instances (a process/container of a service),
-// machines, and external endpoints (peers no listener record names). Edges:
+// Nodes are named by (kind, name): services, instances (a process of a service), containers (the
+// cgroup an instance runs in), machines, and external endpoints (peers no listener record
+// names). Edges:
 //   calls:       service -> service | external   (client-side view of HTTP/TCP traffic)
 //   instance_of: instance -> service
-//   runs_on:     instance -> machine
+//   runs_on:     instance -> container | machine, container -> machine
 //   network:     machine -> machine | external   (the machines whose connections carry calls;
 //                                                an external end is the same node as the call's)
 // Every node and edge keeps when it was first and last seen (event time, seconds); calls keep the
@@ -22,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "faultline/common/catalog.h"
 #include "faultline/common/status.h"
 
 namespace faultline::stream {
@@ -30,16 +32,18 @@ struct StoredWindow;
 
 namespace faultline::topology {
 
-enum class NodeKind : uint8_t { kService = 1, kInstance = 2, kMachine = 3, kExternal = 4 };
+// Node kinds are entity kinds (faultline/common/catalog.h): these five.
+inline constexpr KindSet kNodeKinds{EntityKind::kService, EntityKind::kInstance,
+                                    EntityKind::kContainer, EntityKind::kMachine,
+                                    EntityKind::kExternal};
 enum class EdgeKind : uint8_t { kCalls = 1, kInstanceOf = 2, kRunsOn = 3, kNetwork = 4 };
-std::string_view NodeKindName(NodeKind kind);
 std::string_view EdgeKindName(EdgeKind kind);
 // Errors: kInvalidArgument naming the known kinds.
-Result<NodeKind> ParseNodeKind(std::string_view name);
+Result<EntityKind> ParseNodeKind(std::string_view name);
 Result<EdgeKind> ParseEdgeKind(std::string_view name);
 
 struct NodeRef {
-  NodeKind kind = NodeKind::kService;
+  EntityKind kind = EntityKind::kService;
   std::string name;
   friend bool operator==(const NodeRef&, const NodeRef&) = default;
   friend auto operator<=>(const NodeRef&, const NodeRef&) = default;
