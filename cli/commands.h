@@ -20,5 +20,7 @@ Runner RegisterDetectors(CLI::App& app);
 Runner RegisterStream(CLI::App& app);
 Runner RegisterAttribute(CLI::App& app);
 Runner RegisterTopology(CLI::App& app);
+Runner RegisterFta(CLI::App& app);
+Runner RegisterDiagnose(CLI::App& app);
 
 }  // namespace faultline::cli

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add(faultline::cli::RegisterStream(app));
   add(faultline::cli::RegisterAttribute(app));
   add(faultline::cli::RegisterTopology(app));
+  add(faultline::cli::RegisterFta(app));
+  add(faultline::cli::RegisterDiagnose(app));
   CLI11_PARSE(app, argc, argv);
 
   // Logs go to stderr: stdout carries data (JSON lines of `agent --output jsonl`, windows, graphs).

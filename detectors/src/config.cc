@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "faultline/common/text.h"
+
 namespace faultline::detectors {
 namespace {
 
@@ -81,34 +83,6 @@ Result<DetectorRule> ParseRule(const std::string& source, const YAML::Node& n, c
   return rule;
 }
 
-// An upper bound of the document's nesting depth: flow brackets, plus per line the indentation and
-// the block-sequence dashes that open it. yaml-cpp recurses once per level, so adversarial nesting
-// would exhaust the stack; real configurations stay far below the limit.
-constexpr int kMaxNesting = 200;
-
-int NestingBound(const std::string& text, int* line_of_max) {
-  int flow = 0, best = 0, line = 1;
-  size_t i = 0;
-  while (i < text.size()) {
-    int depth = 0;
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) depth++, i++;
-    while (i + 1 < text.size() && text[i] == '-' && (text[i + 1] == ' ' || text[i + 1] == '\t')) {
-      depth++;
-      i += 2;
-      while (i < text.size() && text[i] == ' ') i++;
-    }
-    for (; i < text.size() && text[i] != '\n'; ++i) {
-      if (text[i] == '[' || text[i] == '{') flow++;
-      if ((text[i] == ']' || text[i] == '}') && flow > 0) flow--;
-      if (depth + flow > best) best = depth + flow, *line_of_max = line;
-    }
-    if (depth + flow > best) best = depth + flow, *line_of_max = line;
-    i++;
-    line++;
-  }
-  return best;
-}
-
 }  // namespace
 
 const DetectorRule* DetectorConfig::Match(EntityKind kind, std::string_view entity, Metric metric,
@@ -129,9 +103,9 @@ const DetectorRule* DetectorConfig::Match(EntityKind kind, std::string_view enti
 
 Result<DetectorConfig> ParseDetectorConfig(const std::string& yaml, const std::string& source) {
   int deep_line = 1;
-  if (NestingBound(yaml, &deep_line) > kMaxNesting) {
+  if (YamlNestingBound(yaml, &deep_line) > kMaxYamlNesting) {
     return InvalidArgument(source + ":" + std::to_string(deep_line) + ": nested deeper than " +
-                           std::to_string(kMaxNesting) + " levels");
+                           std::to_string(kMaxYamlNesting) + " levels");
   }
   YAML::Node root;
   try {

@@ -49,6 +49,7 @@ NORMAL = [
     ("service", "db", "error_rate", 0.005),
     ("service", "search", "latency_p99_ms", 30), ("service", "search", "requests", 200),
     ("service", "search", "error_rate", 0.02),
+    ("edge", "gateway->api", "requests", 500), ("edge", "gateway->search", "requests", 200),
     ("edge", "gateway->api", "latency_p99_ms", 45), ("edge", "gateway->api", "error_rate", 0.01),
     ("edge", "gateway->api", "retransmits", 0), ("edge", "gateway->api", "drops", 0),
     ("edge", "gateway->api", "rtt_mean_ms", 0.2), ("edge", "gateway->api", "connects_refused", 0),
@@ -95,7 +96,7 @@ def db_breakdown(rng, slow=None, failing=None):
                 mean = 40 if fault and slow and slow(endpoint, inst) else 10
                 rate = 0.3 if fault and failing and failing(endpoint, inst) else 0.005
                 leaf["requests"].append(n)
-                leaf["errors"].append(round(n * rate))
+                leaf["errors"].append(round(n * rate * (1 + rng.gauss(0, 0.03)), 3))
                 leaf["latency_sum_ms"].append(round(n * mean * (1 + rng.gauss(0, 0.02)), 3))
             leaves.append(leaf)
     return {"service": "db", "dims": ["endpoint", "instance", "machine"], "leaves": leaves}

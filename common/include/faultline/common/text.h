@@ -1,4 +1,5 @@
-// Small text helpers shared by the parsers of simple line formats (CSV cases and series).
+// Small text helpers shared by the parsers of simple line formats (CSV cases and series) and the
+// YAML loaders (detector rules, fault trees).
 #pragma once
 
 #include <string_view>
@@ -26,6 +27,35 @@ inline std::string_view NextLine(std::string_view* text) {
   text->remove_prefix(nl == std::string_view::npos ? text->size() : nl + 1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
+}
+
+// An upper bound of a YAML document's nesting depth: flow brackets, plus per line the
+// indentation and the block-sequence dashes that open it. yaml-cpp recurses once per level, so
+// adversarial nesting would exhaust the stack; loaders refuse documents beyond kMaxYamlNesting
+// (real configurations stay far below it). `line_of_max` receives the line (1-based) of the
+// deepest point.
+inline constexpr int kMaxYamlNesting = 200;
+inline int YamlNestingBound(std::string_view text, int* line_of_max) {
+  int flow = 0, best = 0, line = 1;
+  size_t i = 0;
+  while (i < text.size()) {
+    int depth = 0;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) depth++, i++;
+    while (i + 1 < text.size() && text[i] == '-' && (text[i + 1] == ' ' || text[i + 1] == '\t')) {
+      depth++;
+      i += 2;
+      while (i < text.size() && text[i] == ' ') i++;
+    }
+    for (; i < text.size() && text[i] != '\n'; ++i) {
+      if (text[i] == '[' || text[i] == '{') flow++;
+      if ((text[i] == ']' || text[i] == '}') && flow > 0) flow--;
+      if (depth + flow > best) best = depth + flow, *line_of_max = line;
+    }
+    if (depth + flow > best) best = depth + flow, *line_of_max = line;
+    i++;
+    line++;
+  }
+  return best;
 }
 
 }  // namespace faultline
