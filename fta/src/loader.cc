@@ -401,8 +401,8 @@ class Loader {
           std::string cycle;
           auto from = std::find(stack.begin(), stack.end(), r);
           for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
-          return InvalidArgument(source_ + ":" + std::to_string(event_lines_[name]) +
-                                 ": events." + name + ": refers to itself through " + cycle + r);
+          return InvalidArgument(source_ + ":" + std::to_string(event_lines_[r]) + ": events." +
+                                 r + ": refers to itself through " + cycle + r);
         }
         if (state[r] == 0) FAULTLINE_RETURN_IF_ERROR(visit(r));
       }

@@ -1,11 +1,14 @@
 // libFuzzer target: the situation loader (JSON from files, recordings and other tools) and the
-// attribution that runs on whatever it accepts. Anything must parse or be refused with a message
-// naming the source; what parses must attribute without crashing and write back to JSON that
-// parses to the same JSON.
+// attribution and diagnosis that run on whatever it accepts. Anything must parse or be refused
+// with a message naming the source; what parses must attribute and diagnose without crashing,
+// give an incident that is valid JSON, and write back to JSON that parses to the same JSON.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "faultline/diagnosis/diagnose.h"
 #include "faultline/topology/attribution.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -17,6 +20,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const auto r = faultline::topology::Attribute(*s);
   if (faultline::topology::AttributionToText(r).empty()) abort();
+  const auto d = faultline::diagnosis::Diagnose(*s, faultline::fta::DefaultFaultTrees());
+  if (d.incident) {
+    const std::string incident = faultline::diagnosis::IncidentToJson(*d.incident);
+    if (!nlohmann::json::accept(incident)) abort();
+    if (faultline::diagnosis::IncidentToText(*d.incident).empty()) abort();
+    if (faultline::diagnosis::PropagationToDot(*d.incident).empty()) abort();
+  }
   const std::string json = faultline::topology::SituationToJson(*s);
   auto back = faultline::topology::ParseSituationJson(json, "again");
   if (!back.ok() || faultline::topology::SituationToJson(*back) != json) abort();

@@ -172,7 +172,7 @@ TEST(Attribution, TextAndJsonRenderings) {
 TEST(Situation, JsonRoundTrip) {
   const Situation s = Load("cpu_exhaustion.json");
   EXPECT_EQ(s.windows(), 36u);
-  EXPECT_EQ(s.series.size(), 46u);
+  EXPECT_EQ(s.series.size(), 48u);
   EXPECT_EQ(s.topology.node_count(), 18u);  // 4 services, 1 external, 3 machines, 5 + 5
   EXPECT_EQ(s.topology.edge_count(), 19u);  // 4 calls, 5 instance_of, 10 runs_on
   ASSERT_EQ(s.breakdowns.size(), 1u);

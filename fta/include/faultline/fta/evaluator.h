@@ -55,7 +55,7 @@ struct Located {
 
 class FaultTreeEvaluator {
  public:
-  // The situation, the attribution result and the options must outlive the evaluator.
+  // The situation and the attribution result must outlive the evaluator; the options are copied.
   FaultTreeEvaluator(const topology::Situation& situation,
                      const topology::AttributionResult& attribution,
                      const topology::AttributionOptions& options = {});
@@ -74,7 +74,7 @@ class FaultTreeEvaluator {
 
   const topology::Situation& s_;
   const topology::AttributionResult& a_;
-  const topology::AttributionOptions& o_;
+  topology::AttributionOptions o_;
   topology::SeriesJudge judge_;
   mutable std::map<topology::SeriesRef, topology::SeriesAnomaly> judged_;
 };

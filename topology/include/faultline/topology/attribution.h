@@ -69,7 +69,7 @@ struct SeriesAnomaly {
 // windows before alarm - lead_windows are the baseline, the rest the test period.
 class SeriesJudge {
  public:
-  // Both must outlive the judge.
+  // The situation must outlive the judge; the options are copied.
   SeriesJudge(const Situation& situation, const AttributionOptions& options);
   // `compare` (may be null) is the series whose shape the correlation is taken with.
   SeriesAnomaly Judge(const MetricSeries& series, const MetricSeries* compare = nullptr) const;
@@ -78,7 +78,7 @@ class SeriesJudge {
 
  private:
   const Situation& s_;
-  const AttributionOptions& o_;
+  AttributionOptions o_;
   size_t split_ = 0;
 };
 
