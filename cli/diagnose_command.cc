@@ -1,3 +1,8 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,10 +13,42 @@
 #include "faultline/topology/situation.h"
 
 namespace faultline::cli {
+namespace {
+
+// Renders DOT to SVG with Graphviz's `dot`, fed on a pipe (no shell). Errors name what failed.
+Status RenderSvg(const std::string& dot_text, const std::string& path) {
+  int fds[2];
+  if (pipe(fds) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
+  const pid_t pid = fork();
+  if (pid < 0) return Internal(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    dup2(fds[0], 0);
+    close(fds[0]), close(fds[1]);
+    execlp("dot", "dot", "-Tsvg", "-o", path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  size_t done = 0;
+  while (done < dot_text.size()) {
+    const ssize_t n = write(fds[1], dot_text.data() + done, dot_text.size() - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fds[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+    return Unavailable("--svg-out: Graphviz's dot is not installed (apt-get install graphviz)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Internal("--svg-out " + path + ": dot failed");
+  return Status::Ok();
+}
+
+}  // namespace
 
 Runner RegisterDiagnose(CLI::App& app) {
   struct Flags {
-    std::string situation, trees, format = "text", dot_out;
+    std::string situation, trees, format = "text", dot_out, svg_out;
     topology::AttributionOptions attribution;
   };
   auto f = std::make_shared<Flags>();
@@ -26,6 +63,8 @@ Runner RegisterDiagnose(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--dot-out", f->dot_out,
                   "Also write the propagation path as Graphviz DOT to this file");
+  sub->add_option("--svg-out", f->svg_out,
+                  "Also render the propagation path to this SVG file (needs Graphviz's dot)");
   sub->add_option("--z", f->attribution.z_threshold, "Anomalous beyond this robust z")
       ->capture_default_str();
   sub->add_option("--min-correlation", f->attribution.min_correlation,
@@ -77,6 +116,12 @@ Runner RegisterDiagnose(CLI::App& app) {
         return 1;
       }
     }
+    if (!f->svg_out.empty()) {
+      if (Status st = RenderSvg(diagnosis::PropagationToDot(*d.incident), f->svg_out); !st.ok()) {
+        std::cerr << "faultline diagnose: " << st.message() << "\n";
+        return 1;
+      }
+    }
     if (f->format == "json") {
       std::cout << diagnosis::IncidentToJson(*d.incident) << "\n";
     } else if (f->format == "markdown") {
@@ -85,8 +130,9 @@ Runner RegisterDiagnose(CLI::App& app) {
       std::cout << diagnosis::PropagationToDot(*d.incident);
     } else {
       std::cout << diagnosis::IncidentToText(*d.incident);
+      if (!f->svg_out.empty()) std::cout << "Propagation graph: " << f->svg_out << "\n";
       if (!f->dot_out.empty())
-        std::cout << "Propagation graph: " << f->dot_out << " (dot -Tsvg " << f->dot_out
+        std::cout << "Propagation graph (DOT): " << f->dot_out << " (dot -Tsvg " << f->dot_out
                   << " -o path.svg)\n";
     }
     return 0;

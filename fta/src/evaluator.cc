@@ -78,7 +78,9 @@ void Count(const NodeTrace& t, bool negated, size_t* events, double* strength) {
 FaultTreeEvaluator::FaultTreeEvaluator(const topology::Situation& situation,
                                        const topology::AttributionResult& attribution,
                                        const topology::AttributionOptions& options)
-    : s_(situation), a_(attribution), o_(options), judge_(situation, options) {}
+    : s_(situation), a_(attribution), o_(options), judge_(situation, options) {
+  for (const MetricSeries& ms : s_.series) by_entity_[{ms.ref.kind, ms.ref.entity}].push_back(&ms);
+}
 
 const SeriesAnomaly& FaultTreeEvaluator::Judged(const MetricSeries& series) const {
   auto it = judged_.find(series.ref);
@@ -202,7 +204,10 @@ NodeTrace FaultTreeEvaluator::EvaluateEvent(const Node& node, const Located& cau
     return t;
   }
   const EntityKind kind = e.of == Role::kCause ? cause.kind : *RoleKind(e.of);
-  const std::vector<std::string> entities = Bind(e.of, cause);
+  if (bound_for_ != &cause) bound_.clear(), bound_for_ = &cause;
+  auto bound = bound_.find(e.of);
+  if (bound == bound_.end()) bound = bound_.emplace(e.of, Bind(e.of, cause)).first;
+  const std::vector<std::string>& entities = bound->second;
   std::string who = std::string(RoleName(e.of));
   if (entities.empty()) {
     t.note = "no " + who + " in the situation";
@@ -215,7 +220,9 @@ NodeTrace FaultTreeEvaluator::EvaluateEvent(const Node& node, const Located& cau
   const SeriesAnomaly* closest = nullptr;
   bool any_series = false;
   for (const std::string& entity : entities) {
-    for (const MetricSeries* ms : s_.SeriesOf(kind, entity)) {
+    const auto series = by_entity_.find(std::pair<EntityKind, std::string>(kind, entity));
+    if (series == by_entity_.end()) continue;
+    for (const MetricSeries* ms : series->second) {
       const Metric m = ms->ref.metric;
       if (e.type == EventType::kOomKill) {
         if (m != Metric::kOomKills) continue;
@@ -310,6 +317,8 @@ NodeTrace FaultTreeEvaluator::Evaluate(const Node& node, const Located& cause) c
 }
 
 Classification FaultTreeEvaluator::Classify(const FaultTrees& trees, const Located& cause) const {
+  bound_.clear();
+  bound_for_ = &cause;
   Classification out;
   for (const FaultClass& fc : trees.classes) {
     ClassMatch m;

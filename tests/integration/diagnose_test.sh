@@ -76,12 +76,14 @@ grep -q "'sev1' is not one of" "$work/broken.out" || fail "validator: $(cat "$wo
 [[ $("$fl" diagnose --situation "$data/fault_free.json" --format json 2>/dev/null) == null ]] || fail "fault_free json"
 
 # Reports for people, and the path as DOT that Graphviz renders.
-"$fl" diagnose --situation "$data/edge_loss.json" --dot-out "$work/path.dot" >"$work/report.txt"
+"$fl" diagnose --situation "$data/edge_loss.json" --dot-out "$work/path.dot" --svg-out "$work/path.svg" >"$work/report.txt"
 grep -q '^Packet loss on a call edge at edge gateway->api: gateway latency_p99_ms rose$' "$work/report.txt" || fail "text title"
 grep -q '^Why network_loss (fault tree)$' "$work/report.txt" || fail "text explanation"
-grep -q "^Propagation graph: $work/path.dot" "$work/report.txt" || fail "text names the DOT file"
-dot -Tsvg "$work/path.dot" -o "$work/path.svg" || fail "Graphviz refused the DOT"
-grep -q '<svg' "$work/path.svg" || fail "no SVG"
+grep -q "^Propagation graph: $work/path.svg$" "$work/report.txt" || fail "text names the SVG file"
+grep -q "^Propagation graph (DOT): $work/path.dot" "$work/report.txt" || fail "text names the DOT file"
+grep -q '<svg' "$work/path.svg" || fail "no SVG from --svg-out"
+grep -q '<title>edge gateway&#45;&gt;api</title>' "$work/path.svg" || fail "the SVG lacks the cause's node"
+dot -Tsvg "$work/path.dot" -o "$work/again.svg" || fail "Graphviz refused the DOT"
 "$fl" diagnose --situation "$data/slow_leaf.json" --format markdown >"$work/report.md"
 grep -q '^## The service.s own code at service db: gateway latency_p99_ms rose$' "$work/report.md" || fail "markdown title"
 grep -q '^- db latency_mean_ms: `endpoint=GET /query`' "$work/report.md" || fail "markdown drill-down"

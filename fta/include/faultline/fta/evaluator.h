@@ -77,6 +77,11 @@ class FaultTreeEvaluator {
   topology::AttributionOptions o_;
   topology::SeriesJudge judge_;
   mutable std::map<topology::SeriesRef, topology::SeriesAnomaly> judged_;
+  // The situation's series by (kind, entity), and the bindings of the cause being classified.
+  std::map<std::pair<EntityKind, std::string>, std::vector<const topology::MetricSeries*>, std::less<>>
+      by_entity_;
+  mutable const Located* bound_for_ = nullptr;
+  mutable std::map<Role, std::vector<std::string>> bound_;
 };
 
 // For people: one line per node, indented, with ✓ / ✗ and the evidence of basic events.
