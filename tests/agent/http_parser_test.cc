@@ -137,6 +137,43 @@ TEST_F(ClientParserTest, HeadAnd204And304HaveNoBody) {
   EXPECT_EQ(out_[0].status, 200u);
   EXPECT_EQ(out_[1].status, 204u);
   EXPECT_EQ(out_[2].status, 304u);
+  // The responses end with their headers: no byte of a body is counted, whatever the headers say.
+  EXPECT_EQ(out_[0].response_bytes, std::string("HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n").size());
+  EXPECT_EQ(out_[1].response_bytes, std::string("HTTP/1.1 204 No Content\r\n\r\n").size());
+  EXPECT_EQ(out_[2].response_bytes,
+            std::string("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n").size());
+  for (const HttpExchange& x : out_) EXPECT_EQ(x.outcome, HttpOutcome::kComplete);
+}
+
+TEST_F(ClientParserTest, AResponseCutShortByCloseIsTruncatedWithTheBytesSeen) {
+  Feed(kOut, "GET /cut HTTP/1.1\r\n\r\n", 1);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+  Feed(kIn, head + std::string(40, 'x'), 2);
+  EXPECT_TRUE(out_.empty());
+  parser_.OnClose(3, &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].path, "/cut");
+  EXPECT_EQ(out_[0].status, 200u);
+  EXPECT_EQ(out_[0].outcome, HttpOutcome::kTruncated);
+  EXPECT_EQ(out_[0].response_bytes, head.size() + 40);
+  EXPECT_EQ(out_[0].response_end_ns, 2u);
+}
+
+TEST_F(ClientParserTest, AResponseWhoseFramingIsLostMidBodyIsTruncated) {
+  Feed(kOut, "GET /a HTTP/1.1\r\n\r\n", 1);
+  // Chunked, and the chunk-size line is garbage: the parser gives up on this response.
+  Feed(kIn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 2);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].path, "/a");
+  EXPECT_EQ(out_[0].outcome, HttpOutcome::kTruncated);
+  EXPECT_EQ(parser_.stats().garbage, 1u);  // a chunk size that is not hex
+  // The next exchange on the connection pairs with its own request.
+  Feed(kOut, "GET /b HTTP/1.1\r\n\r\n", 3);
+  Feed(kIn, Response(201, "ok"), 4);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[1].path, "/b");
+  EXPECT_EQ(out_[1].status, 201u);
+  EXPECT_EQ(out_[1].outcome, HttpOutcome::kComplete);
 }
 
 TEST_F(ClientParserTest, ResponseWithoutLengthEndsAtClose) {

@@ -72,6 +72,21 @@ TEST(ProcessResolver, ReadsProcAndFallsBackToTheKernelCommWhenGone) {
   r.Resolve(44, "x", 0, 3);  // over capacity 2: the oldest goes
   EXPECT_EQ(r.evictions(), 1u);
   EXPECT_EQ(r.size(), 2u);
+  // The one that went is 42, the oldest: 43 is still cached (its comm from the first event, not
+  // this one's), and 42 is read from /proc again (its new cgroup file).
+  EXPECT_EQ(r.Resolve(43, "other", 0, 4).comm, "curl");
+  EXPECT_EQ(r.evictions(), 1u);
+  std::ofstream(root / "42" / "cgroup") << "0::/user.slice\n";
+  const ProcessInfo& again = r.Resolve(42, "nginx", 7, 5);
+  EXPECT_EQ(again.cgroup_path, "/user.slice");
+  EXPECT_EQ(again.container.container_id, "");
+  // Room for 42 came from 43, loaded before 44 (a cache hit does not refresh an entry): 43 is
+  // read again, from the kernel's comm since its /proc entry is gone; 44 is still cached.
+  EXPECT_EQ(r.evictions(), 2u);
+  EXPECT_EQ(r.Resolve(44, "y", 0, 6).comm, "x");
+  EXPECT_EQ(r.evictions(), 2u);
+  EXPECT_EQ(r.Resolve(43, "fresh", 0, 7).comm, "fresh");
+  EXPECT_EQ(r.evictions(), 3u);
   std::filesystem::remove_all(root);
 }
 

@@ -28,7 +28,8 @@ StoredWindow Window(int64_t start, EntityKind kind,
 
 // gateway (on m1) calls cart (m2) through 10.0.0.2:8080, and an outside API 93.184.216.34:443;
 // cart is called by an outside client 203.0.113.9 (server side), and by gateway (server side
-// too: 10.0.0.1 is a known host since gateway listens there, so it adds nothing).
+// too: 10.0.0.1 is a known host since gateway listens there, so it adds nothing). Network edges
+// join the machines at the two ends of every call, an external end included either way.
 std::vector<StoredWindow> Shop(int64_t t) {
   return {
       Window(t, EntityKind::kListener,
@@ -81,7 +82,7 @@ TEST(Topology, BuiltFromTheStreamsWindows) {
   Topology t;
   t.ObserveWindows(Shop(100), 5);
   EXPECT_EQ(t.ToText(),
-            "9 nodes, 9 edges\n"
+            "9 nodes, 10 edges\n"
             "node service cart  seen 105..105\n"
             "node service gateway  seen 105..105\n"
             "node machine m1  seen 105..105\n"
@@ -99,7 +100,9 @@ TEST(Topology, BuiltFromTheStreamsWindows) {
             "edge runs_on cart-1 -> m2  seen 105..105\n"
             "edge runs_on gw-1 -> m1  seen 105..105\n"
             "edge network m1 -> m2  seen 105..105\n"
-            "edge network m1 -> 93.184.216.34:443  seen 105..105\n");
+            "edge network m1 -> 93.184.216.34:443  seen 105..105\n"
+            // The external caller's connections reach cart's machine: the rule is symmetric.
+            "edge network 203.0.113.9 -> m2  seen 105..105\n");
 }
 
 TEST(Topology, ObservingTheSameWindowsAgainDoesNotCountTwice) {
@@ -147,7 +150,7 @@ TEST(Topology, AgeingRemovesWhatWasNotSeenRecently) {
   EXPECT_EQ(t.LatestSeen(), 4000);
   EXPECT_EQ(t.AgeOut(4000, 3900), 0u);  // cutoff 100: everything was seen at 105 or later
   EXPECT_EQ(t.node_count(), 9u);
-  EXPECT_EQ(t.AgeOut(4000, 3000), 7u + 8u);  // cutoff 1000: 7 nodes and 8 edges go
+  EXPECT_EQ(t.AgeOut(4000, 3000), 7u + 9u);  // cutoff 1000: 7 nodes and 9 edges go
   EXPECT_EQ(t.ToText(),
             "2 nodes, 1 edges\n"
             "node service cart  seen 105..4000\n"

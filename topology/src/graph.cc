@@ -175,6 +175,10 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
           const NodeRef to{EntityKind::kService, std::string(callee)};
           ObserveEdge(EdgeKind::kCalls, from, to, seen);
           requests[{from, to}] += w.stats.requests;
+          // Its connections arrive at the callee's machine from outside: the same network link
+          // a call to an external callee has, the other way.
+          if (!machine.empty())
+            ObserveEdge(EdgeKind::kNetwork, from, {EntityKind::kMachine, std::string(machine)}, seen);
           break;
         }
         const NodeRef from{EntityKind::kService, std::string(caller)};

@@ -8,8 +8,10 @@
 //   calls:       service -> service | external   (client-side view of HTTP/TCP traffic)
 //   instance_of: instance -> service
 //   runs_on:     instance -> container | machine, container -> machine
-//   network:     machine -> machine | external   (the machines whose connections carry calls;
-//                                                an external end is the same node as the call's)
+//   network:     machine -> machine | external, external -> machine   (the machines whose
+//                connections carry calls, from the caller's end to the callee's: every calls edge
+//                between two machines, or between a machine and an external endpoint either way,
+//                has one; an external end is the same node as the call's)
 // Every node and edge keeps when it was first and last seen (event time, seconds); calls keep the
 // requests counted on them in the windows last observed (the stream's retained history).
 //
