@@ -16,7 +16,7 @@ packages=(
   libcurl4-openssl-dev libabsl-dev libxxhash-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  python3 python3-jsonschema curl iproute2 nftables nginx-light wrk procps graphviz
+  python3 python3-jsonschema python3-protobuf curl iproute2 nftables nginx-light wrk procps graphviz
 )
 
 if [[ $(id -u) -ne 0 ]]; then

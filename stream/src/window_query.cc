@@ -11,7 +11,14 @@
 
 namespace faultline::stream {
 bool IsLoopbackAddress(std::string_view address) {
-  return address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
+  // "[v6]:port" or "[v6]", a bare v6 address (two colons or more), else "v4[:port]".
+  std::string_view host = address;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') == std::string_view::npos ? host.npos : host.find(']') - 1);
+    return host == "::1";
+  }
+  if (std::count(host.begin(), host.end(), ':') >= 2) return host == "::1";
+  return host.rfind("127.", 0) == 0;
 }
 
 std::string ListenerKey(std::string_view address, std::string_view machine) {

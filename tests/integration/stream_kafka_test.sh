@@ -9,7 +9,13 @@
 #   killed: one processor, SIGKILLed at random instants 3 times while the stream flows, restarted;
 #   pair:   two processors in one group sharing a state directory; one is SIGKILLed mid-stream
 #           and restarted, so its partitions move to the other and (some) back.
-# Each group's stored windows must equal the reference exactly (counts).
+# Each group's stored windows must equal the reference exactly (counts). The clean processor also
+# publishes its closed windows to faultline.metrics, read back with kcat (an independent client)
+# and decoded by protobuf's Python runtime: every closed window exactly once per (partition,
+# window, series), with the stored counts. Its /metrics counters must match the generator's
+# figures exactly (messages, events, late events). Then the query filters, situations with
+# --at/--lookback, the topology store, and --config (a window length the state does not hold is
+# refused).
 # Usage: stream_kafka_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -41,11 +47,13 @@ pids+=($!)
 wait_for "the broker" 20 grep -q '^bootstrap=' "$work/broker.out"
 brokers=$(sed -n 's/^bootstrap=//p' "$work/broker.out")
 
-# start_processor NAME GROUP STATE: runs `faultline stream` in the background; sets $last_pid.
+# start_processor NAME GROUP STATE [METRICS_TOPIC [ARGS…]]: runs `faultline stream` in the
+# background; sets $last_pid.
 start_processor() {
-  local name=$1 group=$2 state=$3
-  "$fl" stream --brokers "$brokers" --group "$group" --state-dir "$work/$state" --metrics-topic "" \
-    --http-addr 127.0.0.1:0 --commit-interval-ms 100 >>"$work/$name.out" 2>>"$work/$name.err" &
+  local name=$1 group=$2 state=$3 topic=${4:-}
+  shift 3; [ $# -gt 0 ] && shift
+  "$fl" stream --brokers "$brokers" --group "$group" --state-dir "$work/$state" --metrics-topic "$topic" \
+    --http-addr 127.0.0.1:0 --commit-interval-ms 100 "$@" >>"$work/$name.out" 2>>"$work/$name.err" &
   last_pid=$!
   pids+=($last_pid)
 }
@@ -100,7 +108,9 @@ done
 
 wait "$gen_pid" || fail "the generator failed"
 cat "$work/gen.out"
-start_processor clean g-clean s-clean
+printf 'window_seconds: 5\nallowed_lateness_seconds: 5\n' >"$work/defaults.yaml"
+start_processor clean g-clean s-clean faultline.metrics --config "$work/defaults.yaml"
+clean_pid=$last_pid
 
 # Each group is done when its processors together hold every partition at its end offset.
 declare -A want
@@ -138,6 +148,90 @@ for group in "killed" "pair1 pair2" "clean"; do
     fail "group '$group': stored windows differ from the reference"
   echo "group '$group': identical to the reference"
 done
+
+# --- The clean processor's own counters, against the generator's figures.
+clean_port=$(sed -n 's/^http_port=//p' "$work/clean.out" | tail -1)
+events=$(sed -n 's/^events=\([0-9]*\) late=.*/\1/p' "$work/gen.out")
+late=$(sed -n 's/.* late=\([0-9]*\)/\1/p' "$work/gen.out")
+messages=$((want[0] + want[1] + want[2] + want[3]))
+"$fl" stream query --state-dir "$work/s-clean" --by-partition --closed-only >"$work/closed.jsonl"
+closed=$(wc -l <"$work/closed.jsonl")
+metric() { curl -sf "http://127.0.0.1:$clean_port/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+published_all() { [ "$(metric faultline_stream_windows_published_total)" = "$closed" ]; }
+wait_for "the clean processor to publish its $closed closed windows" 30 published_all
+for check in "faultline_stream_messages_total $messages" "faultline_stream_events_total $events" \
+             'faultline_stream_dropped_total{reason="late"} '"$late" \
+             'faultline_stream_dropped_total{reason="future"} 0' \
+             'faultline_stream_dropped_total{reason="undecodable"} 0' \
+             "faultline_stream_windows_closed_total $closed" \
+             "faultline_stream_publish_failures_total 0" "faultline_stream_partitions 4" \
+             "faultline_stream_lag_messages 0"; do
+  set -- $check
+  got=$(metric "$1")
+  [ "$got" = "$2" ] || fail "clean processor: $1 is '$got', expected $2"
+done
+echo "clean processor: /metrics counts $messages messages, $events events, $late late, $closed closed windows published"
+
+# --- faultline.metrics, read by kcat and decoded by protobuf's Python runtime.
+protoc --python_out="$work" -I "$here/../../schema" "$here/../../schema/metrics.proto"
+kcat -C -b "$brokers" -t faultline.metrics -o beginning -e -q -f '%S\n%s' |
+  /usr/bin/python3 "$here/read_window_records.py" "$work" >"$work/records.jsonl" 2>"$work/records.err"
+/usr/bin/python3 "$here/compare_records.py" "$work/records.jsonl" "$work/closed.jsonl" ||
+  fail "the metrics topic differs from the stored windows"
+
+# --- Query filters, against the same windows filtered here.
+"$fl" stream query --state-dir "$work/s-clean" >"$work/all.jsonl"
+since=$(/usr/bin/python3 -c 'import json,sys; s=sorted({json.loads(l)["start"] for l in open(sys.argv[1])}); print(s[len(s)//2])' "$work/all.jsonl")
+"$fl" stream query --state-dir "$work/s-clean" --kind edge >"$work/q-kind.jsonl"
+"$fl" stream query --state-dir "$work/s-clean" --entity svc-3 >"$work/q-entity.jsonl"
+"$fl" stream query --state-dir "$work/s-clean" --since "$since" >"$work/q-since.jsonl"
+"$fl" stream query --state-dir "$work/s-clean" --closed-only >"$work/q-closed.jsonl"
+"$fl" stream query --state-dir "$work/s-clean" --by-partition >"$work/q-parts.jsonl"
+/usr/bin/python3 "$here/check_query_filters.py" "$work" "$since" || fail "a query filter returned other windows"
+if "$fl" stream query --state-dir "$work/s-clean" --kind pod 2>"$work/q-bad.err"; then fail "--kind pod accepted"; fi
+grep -q 'kind "pod": expected service, edge, listener or machine' "$work/q-bad.err" ||
+  fail "--kind pod: $(cat "$work/q-bad.err")"
+
+# --- A situation at a chosen time with a chosen lookback.
+at=$((since + 20))
+"$fl" stream situation --state-dir "$work/s-clean" --alarm service:svc-1:latency_p99_ms --at "$at" \
+  --lookback 30 >"$work/situation.json"
+/usr/bin/python3 -c '
+import json, sys
+s, at = json.load(open(sys.argv[1])), int(sys.argv[2])
+assert s["alarm"] == {"kind": "service", "entity": "svc-1", "metric": "latency_p99_ms", "at_s": at}, s["alarm"]
+assert s["start_s"] == (at - 30) - (at - 30) % 5, s["start_s"]
+lens = {len(m["values"]) for m in s["series"]}
+assert len(lens) == 1, lens
+assert any(b["service"] == "svc-1" for b in s["breakdowns"]), "no breakdown of svc-1"
+print("situation: from %d, %d windows, %d series" % (s["start_s"], lens.pop(), len(s["series"])))
+' "$work/situation.json" "$at" || fail "the situation does not follow --at/--lookback"
+
+# --- The topology store: written where --store says, read back by the next call; --no-store
+# writes nothing.
+"$fl" topology --state-dir "$work/s-clean" --store "$work/topo-store" --format json >"$work/topo1.json"
+[ -f "$work/topo-store/CURRENT" ] || fail "--store did not write a RocksDB store"
+"$fl" topology --state-dir "$work/s-clean" --store "$work/topo-store" --format json >"$work/topo2.json"
+cmp -s "$work/topo1.json" "$work/topo2.json" || fail "the graph changed when read back from the store"
+grep -q '"kind":"calls","from_kind":"service","from":"svc-1","to_kind":"service","to":"svc-2"' "$work/topo1.json" ||
+  fail "the topology lacks svc-1 -> svc-2"
+"$fl" topology --state-dir "$work/s-clean" --no-store >/dev/null
+[ ! -e "$work/s-clean/topology" ] || fail "--no-store wrote a store"
+
+# --- --config: a window length the state does not hold is refused, naming both (once the clean
+# processor has let go of its state).
+kill -TERM "$clean_pid"
+wait "$clean_pid" || fail "the clean processor did not stop cleanly"
+printf 'window_seconds: 10\n' >"$work/w10.yaml"
+start_processor w10 g-w10 s-clean "" --config "$work/w10.yaml"
+w10_refused() { grep -q 'holds 5 s windows, the configuration asks for 10 s' "$work/w10.err"; }
+wait_for "the processor to refuse 10 s windows on a 5 s state" 30 w10_refused
+kill -9 "$last_pid" 2>/dev/null || true
+printf 'window_seconds: ten\n' >"$work/bad.yaml"
+if "$fl" stream --brokers "$brokers" --state-dir "$work/s-bad" --config "$work/bad.yaml" 2>"$work/bad-config.err"; then
+  fail "a bad --config was accepted"
+fi
+grep -q "$work/bad.yaml:1: window_seconds" "$work/bad-config.err" || fail "bad --config: $(cat "$work/bad-config.err")"
 
 # The lone processor really was interrupted: a restart resumed from an offset stored in RocksDB.
 starts=$(cat "$work/killed.out" "$work/killed.err" | grep -c 'assigned, resuming' || true)

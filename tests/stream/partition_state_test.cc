@@ -248,6 +248,53 @@ TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitio
             StatusCode::kNotFound);
 }
 
+TEST_F(PartitionStateTest, TheSameSeriesFromTwoPartitionsMergesUnlessAskedByPartition) {
+  // One node's batches in two partitions (the topic was repartitioned): the same series and window.
+  for (int32_t partition : {0, 1}) {
+    auto p = PartitionState::Open(dir_.path(), "faultline.events", partition, {}, namer_);
+    ASSERT_TRUE(p.ok());
+    BatchBuilder b("node-a");
+    b.Http(kT0 + 1, 200, 1000).Http(kT0 + 2, partition == 0 ? 200 : 503, 3000);
+    (*p)->Apply(b.Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE((*p)->Commit().ok());
+  }
+  WindowQuery q;
+  q.kind = EntityKind::kService;
+  auto merged = QueryWindows(dir_.path(), "faultline.events", q);
+  ASSERT_TRUE(merged.ok());
+  ASSERT_EQ(merged->size(), 1u);
+  EXPECT_EQ((*merged)[0].stats.requests, 4u);
+  EXPECT_EQ((*merged)[0].stats.status_5xx, 1u);
+  EXPECT_EQ((*merged)[0].stats.latency_ns.count(), 4u);
+  q.merge_partitions = false;
+  auto parts = QueryWindows(dir_.path(), "faultline.events", q);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].stats.requests + (*parts)[1].stats.requests, 4u);
+  EXPECT_EQ((*parts)[0].key, (*parts)[1].key);
+  // since_s and include_open: both windows are still open (nothing later closed them).
+  q.merge_partitions = true;
+  q.include_open = false;
+  EXPECT_TRUE(QueryWindows(dir_.path(), "faultline.events", q)->empty());
+  q.include_open = true;
+  q.since_s = kT0 - kT0 % 5 + 5;
+  EXPECT_TRUE(QueryWindows(dir_.path(), "faultline.events", q)->empty());
+}
+
+TEST(ListenerAddresses, LoopbackAddressesAreQualifiedByTheirMachine) {
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:80"));
+  EXPECT_TRUE(IsLoopbackAddress("127.1.2.3"));
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:8080"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:80"));
+  EXPECT_FALSE(IsLoopbackAddress("[::ffff:10.0.0.1]:80"));
+  EXPECT_FALSE(IsLoopbackAddress("1270.0.0.1:80"));
+  EXPECT_FALSE(IsLoopbackAddress(""));
+  EXPECT_EQ(ListenerKey("127.0.0.1:80", "m1"), "m1|127.0.0.1:80");
+  EXPECT_EQ(ListenerKey("[::1]:80", "m1"), "m1|[::1]:80");
+  EXPECT_EQ(ListenerKey("10.0.0.1:80", "m1"), "10.0.0.1:80");
+}
+
 TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {
   {
     auto p = Open();
