@@ -188,6 +188,9 @@ TEST(Situation, ErrorsNameTheSourceAndThePath) {
     return ParseSituationJson(text, "s.json").status().message();
   };
   EXPECT_EQ(err("{").rfind("s.json: not JSON: ", 0), 0u);
+  // A number too large for a double is refused like any other bad JSON (it threw, found by
+  // situation_fuzz).
+  EXPECT_EQ(err(R"({"window_s": 51E396})").rfind("s.json: not JSON: ", 0), 0u);
   EXPECT_EQ(err("[]"), "s.json: $: expected an object");
   const std::string head =
       R"({"window_s":5,"start_s":0,"alarm":{"kind":"service","entity":"a","metric":"requests","at_s":0},)";

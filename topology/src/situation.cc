@@ -168,7 +168,7 @@ Result<Situation> ParseSituationJson(std::string_view text, const std::string& s
   Json j;
   try {
     j = Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number too large
     return InvalidArgument(source + ": not JSON: " + e.what());
   }
   FAULTLINE_RETURN_IF_ERROR(
