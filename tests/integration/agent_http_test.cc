@@ -5,8 +5,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "agent_harness.h"
 
@@ -140,10 +144,19 @@ TEST_F(AgentHttpTest, HeadersAndBodyInSeparateIovecsKeepExactSizes) {
 
 TEST_F(AgentHttpTest, PostBodiesCountInRequestBytes) {
   Curl({"/echo"}, "--data-binary 0123456789");
-  const auto server = Http(v1::ROLE_SERVER);
-  ASSERT_EQ(server.size(), 1u);
-  EXPECT_EQ(server[0].method(), "POST");
-  EXPECT_EQ(server[0].response_bytes(), std::string("HTTP/1.1 200 X\r\nContent-Length: 10\r\n\r\n0123456789").size());
+  // What curl sends (User-Agent and Accept removed by Curl()), body included.
+  const std::string request = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1:" + port_ +
+                              "\r\nContent-Length: 10\r\nContent-Type: "
+                              "application/x-www-form-urlencoded\r\n\r\n0123456789";
+  const std::string response = "HTTP/1.1 200 X\r\nContent-Length: 10\r\n\r\n0123456789";
+  for (v1::Role role : {v1::ROLE_SERVER, v1::ROLE_CLIENT}) {
+    const auto side = Http(role);
+    ASSERT_EQ(side.size(), 1u);
+    EXPECT_EQ(side[0].method(), "POST");
+    EXPECT_EQ(side[0].path(), "/echo");
+    EXPECT_EQ(side[0].request_bytes(), request.size());
+    EXPECT_EQ(side[0].response_bytes(), response.size());
+  }
 }
 
 TEST_F(AgentHttpTest, PipelinedRequestsPairInOrder) {
@@ -186,6 +199,32 @@ TEST_F(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
 }
 
 TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
+  // The server moves into a cgroup of this test's own before it serves anything, so that the
+  // exact path its identity must carry is known: the unified hierarchy's when there is one (the
+  // path the agent prefers), else the memory controller's.
+  std::string root, line;
+  std::ifstream mounts("/proc/mounts");
+  while (std::getline(mounts, line)) {
+    std::istringstream f(line);
+    std::string dev, dir, type, opts;
+    f >> dev >> dir >> type >> opts;
+    if (type == "cgroup2") root = dir;
+    if (root.empty() && type == "cgroup" && ("," + opts + ",").find(",memory,") != std::string::npos)
+      root = dir;
+  }
+  ASSERT_FALSE(root.empty()) << "no cgroup hierarchy to put the server in";
+  const std::string name = "fl-http-test-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir((root + "/" + name).c_str(), 0755), 0) << root << "/" << name;
+  struct Remove {  // the cgroup goes once its only process has, whatever the test's outcome
+    std::unique_ptr<Child>* server;
+    std::string dir;
+    ~Remove() {
+      server->reset();
+      if (!dir.empty()) rmdir(dir.c_str());
+    }
+  } remove_later{&server_, ""};
+  { std::ofstream(root + "/" + name + "/cgroup.procs") << server_->pid() << "\n"; }
+  remove_later.dir = root + "/" + name;
   Curl({"/status/200"});
   const auto server = Http(v1::ROLE_SERVER);
   ASSERT_EQ(server.size(), 1u);
@@ -195,7 +234,7 @@ TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
       if (p.pid() == static_cast<uint32_t>(server_->pid())) {
         found = true;
         EXPECT_EQ(p.comm(), "python3");
-        EXPECT_FALSE(p.cgroup_path().empty());
+        EXPECT_EQ(p.cgroup_path(), "/" + name);
       }
   EXPECT_TRUE(found);
 }
