@@ -1,11 +1,14 @@
 // kafka_drain: the raw-consumption baseline for bench/stream_throughput.sh. Reads every partition
 // of a topic from the beginning to its end with librdkafka (assigned, no group), touching each
-// message's bytes and discarding them, and prints messages, bytes, wall and CPU seconds.
+// message's bytes and discarding them, and prints messages, bytes, wall and CPU seconds. Gives up
+// (exit 3, naming how far it got) after DEADLINE_S seconds (default 300) without reaching the end.
+//   kafka_drain BROKERS TOPIC [DEADLINE_S]
 #include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,8 +23,13 @@ double CpuSeconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: kafka_drain BROKERS TOPIC\n");
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: kafka_drain BROKERS TOPIC [DEADLINE_S]\n");
+    return 2;
+  }
+  const double deadline_s = argc == 4 ? std::atof(argv[3]) : 300;
+  if (!(deadline_s > 0)) {
+    std::fprintf(stderr, "kafka_drain: DEADLINE_S '%s': expected a positive number\n", argv[3]);
     return 2;
   }
   char err[512];
@@ -60,7 +68,14 @@ int main(int argc, char** argv) {
   rd_kafka_topic_partition_list_destroy(list);
   uint64_t messages = 0, bytes = 0, checksum = 0;
   int at_end = 0;
+  const auto deadline = t0 + std::chrono::duration<double>(deadline_s);
   while (at_end < partitions) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(stderr, "kafka_drain: %d of %d partitions at their end after %.0f s (%llu messages)\n",
+                   at_end, partitions, deadline_s, (unsigned long long)messages);
+      rd_kafka_destroy(rk);
+      return 3;
+    }
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 1000);
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {

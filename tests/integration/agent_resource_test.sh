@@ -26,8 +26,13 @@ if [[ -z $cpu_root || -z $mem_root || -z $io_root ]]; then
   cpu_root=${cpu_root:-$v2} mem_root=${mem_root:-$v2} io_root=${io_root:-$v2}
 fi
 # The test's cgroups (made here, not in a subshell, so that cleanup knows them all).
+# The memory cgroup has a twin of the same path in the cpu hierarchy (as the kubelet makes them
+# under v1): cgroups are reported by their cpu-hierarchy path, and their memory figures read at the
+# same path in the memory hierarchy.
 hog=$cpu_root/$tag-hog idle=$cpu_root/$tag-idle oom=$mem_root/$tag-oom io=$io_root/$tag-io
+oom_cpu=$cpu_root/$tag-oom
 for d in "$hog" "$idle" "$oom" "$io"; do mkdir "$d" && cgdirs+=("$d"); done
+[[ $oom_cpu == "$oom" ]] || { mkdir "$oom_cpu" && cgdirs+=("$oom_cpu"); }
 if [[ -f $hog/cpu.max ]]; then
   echo "20000 100000" >"$hog/cpu.max"
 else
@@ -51,23 +56,70 @@ else
   device=$(basename "$(readlink -f "/sys/dev/block/$(mountpoint -d /)")" 2>/dev/null || echo '')
 fi
 
-"$build/faultline" agent --output jsonl --duration 12 --resource-interval-ms 500 --node-name res-node \
+# The agent runs until every workload has been seen (at most 60 s), then is stopped.
+"$build/faultline" agent --output jsonl --duration 60 --resource-interval-ms 500 --node-name res-node \
   >"$work/events.jsonl" 2>"$work/agent.err" &
 agent=$!
 pids+=($agent)
 wait_for "$work/agent.err" 'agent started' >/dev/null
 
+# seen DESCRIPTION PYTHON_CONDITION: waits (at most 30 s) until the events so far satisfy the
+# condition, a Python expression over `events` (the JSON lines parsed) and `cg(name)` (the
+# cgroup_resources rows of this test's cgroup NAME).
+seen() {
+  local what=$1 cond=$2 deadline=$((SECONDS + 30))
+  until python3 - "$work/events.jsonl" "$tag" "$cond" <<'PY'
+import json, sys
+events = []
+for line in open(sys.argv[1]):
+    try:
+        events.append(json.loads(line))
+    except ValueError:
+        pass  # a line still being written
+tag = sys.argv[2]
+cg = lambda name: [e for e in events if e["type"] == "cgroup_resources" and e["cgroup"] == "/%s-%s" % (tag, name)]
+sys.exit(0 if eval(sys.argv[3]) else 1)
+PY
+  do
+    ((SECONDS < deadline)) || { echo "FAIL: timed out waiting for $what"; tail -3 "$work/agent.err"; exit 1; }
+    sleep 0.2
+  done
+}
+
 # Runs COMMAND… inside the cgroup directory DIR: the shell enters it, then execs, so the command
 # keeps the pid. It replaces the calling (sub)shell: call it with & or inside ( ).
 in_cgroup() { local dir=$1; shift; exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dir" "$@"; }
+# The same, in the memory cgroup and its cpu twin.
+in_oom_cgroup() {
+  exec sh -c 'echo $$ > "$0/cgroup.procs" && echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+    "$oom_cpu" "$oom" "$@"
+}
 
-in_cgroup "$hog" timeout 5 sh -c 'while :; do :; done' & pids+=($!)
-in_cgroup "$idle" timeout 5 sh -c 'while :; do sleep 0.05; done' & pids+=($!)
-in_cgroup "$oom" tail /dev/zero & oom_pid=$!
+in_cgroup "$hog" timeout 5 sh -c 'while :; do :; done' & hog_pid=$! && pids+=($hog_pid)
+in_cgroup "$idle" timeout 5 sh -c 'while :; do sleep 0.05; done' & idle_pid=$! && pids+=($idle_pid)
+# A sleeper keeps the memory cgroup active (reported every interval, so its OOM counter is read
+# before and after the kill); once the cgroup has been reported, the hog starts.
+in_oom_cgroup timeout 40 sh -c 'while :; do sleep 0.05; done' & pids+=($!)
+seen "the memory cgroup's first interval" 'len(cg("oom")) >= 1'
+in_oom_cgroup tail /dev/zero & oom_pid=$!
+deadline=$((SECONDS + 20))
+while kill -0 "$oom_pid" 2>/dev/null; do
+  if ((SECONDS >= deadline)); then kill -KILL "$oom_pid"; echo "FAIL: the memory hog was not OOM-killed within 20 s"; exit 1; fi
+  sleep 0.1
+done
 set +e; wait "$oom_pid"; oom_rc=$?; set -e
 [[ $oom_rc == 137 ]] || { echo "FAIL: the memory hog ended with $oom_rc, not SIGKILL"; exit 1; }
-(in_cgroup "$io" dd if=/dev/zero of="$target" bs=1M count=32 oflag=direct status=none)
-wait "$agent"
+(in_cgroup "$io" timeout 30 dd if=/dev/zero of="$target" bs=1M count=32 oflag=direct status=none)
+wait "$hog_pid" "$idle_pid" || true  # timeout's 124: they ran their 5 s
+seen "every workload in the events" \
+  'any(e["type"] == "oom_kill" for e in events) and sum(r["oom_kills"] for r in cg("oom")) >= 1 and sum(b["write_bytes"] for r in cg("io") for b in r["block_io"]) >= 32 << 20 and len(cg("hog")) >= 8'
+kill -TERM "$agent"
+deadline=$((SECONDS + 15))
+while kill -0 "$agent" 2>/dev/null; do
+  ((SECONDS < deadline)) || { echo "FAIL: the agent did not stop within 15 s of SIGTERM"; exit 1; }
+  sleep 0.1
+done
+wait "$agent" || { echo "FAIL: the agent exited $?"; exit 1; }
 
 python3 - "$work/events.jsonl" "$tag" "$oom_pid" "$device" <<'PY'
 import json, sys
@@ -114,7 +166,7 @@ assert k["pid"] == oom_pid and k["victim_comm"] == "tail", "the victim is not th
 assert k["memory_cgroup"] == "/%s-oom" % tag, "the OOM event names the wrong cgroup"
 assert k["anon_rss_kb"] > 32 * 1024, "the victim's RSS is implausible"
 mem = cg("oom")
-assert sum(r["oom_kills"] for r in mem) in (0, 1)
+assert sum(r["oom_kills"] for r in mem) == 1, "the memory cgroup's OOM counter: %s" % [r["oom_kills"] for r in mem]
 
 ios = [b for r in cg("io") for b in r["block_io"] if b["device"] == device]
 written = sum(b["write_bytes"] for b in ios)
@@ -124,7 +176,9 @@ print("io: device=%s write_bytes=%d write_ops=%d latency_samples=%d" % (device, 
 assert written >= 32 << 20, "the direct writes are not all counted for the device and cgroup"
 assert ops > 0 and lat >= ops
 machine = [e for e in events if e["type"] == "machine_resources"]
-assert len(machine) >= 20, "machine_resources every 500 ms"
+span_s = (machine[-1]["time_unix_ns"] - machine[0]["time_unix_ns"]) / 1e9 if machine else 0
+print("machine: %d summaries over %.1f s" % (len(machine), span_s))
+assert len(machine) >= 6 and len(machine) >= round(span_s / 0.5), "machine_resources every 500 ms"
 assert any(m["cpu_total_ms"] > 0 for m in machine)
 assert sum(b["write_bytes"] for m in machine for b in m["block_io"] if b["device"] == device) >= written
 PY
