@@ -78,7 +78,10 @@ int RunAgent(const AgentFlags& f) {
   opts.max_connections = f.max_connections;
   auto a = agent::Agent::Start(opts, sink.get(), &metrics);
   if (!a.ok()) {
+    // 3: this machine lacks something the agent needs (privilege, BTF, tracefs, BPF, a
+    // tracepoint); 2: bad flags; 1: anything else (a program the verifier refused included).
     std::cerr << "faultline agent: " << a.status().message() << "\n";
+    if (agent::IsMissingCapability(a.status())) return 3;
     return a.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   const auto deadline = f.duration_s >= 0

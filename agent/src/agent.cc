@@ -74,6 +74,14 @@ const char* kKernelStatNames[FL_KSTAT_MAX] = {
     "kernel_runq_map_full", "kernel_io_pending_full", "kernel_io_map_full",
     "kernel_oom_ringbuf_full", nullptr, nullptr, nullptr, nullptr, nullptr};
 
+// Every other reason the agent itself counts a loss for (the Kafka sink registers its own):
+// exported from the start, at zero, so that nothing is lost before a dashboard knows its name.
+constexpr const char* kUserSpaceDropReasons[] = {
+    "parser_garbage",          "parser_header_too_large",   "parser_framing_lost",
+    "parser_orphan_response",  "parser_pending_overflow",   "parser_unanswered_in_gap",
+    "connection_table_evicted", "connection_idle_expired",  "resource_cgroups_over_limit",
+    "resource_cgroup_unknown"};
+
 }  // namespace
 
 struct Agent::Impl {
@@ -413,6 +421,8 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
       "faultline_agent_kernel_skipped_total",
       "Socket syscalls on connections classified as not HTTP, skipped in the kernel (not a loss)");
   // Pre-register the loss counters so /metrics shows them at zero.
+  for (const char* name : kUserSpaceDropReasons)
+    metrics->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason", {{"reason", name}});
   for (const char* name : kKernelStatNames) {
     if (name) metrics->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason", {{"reason", name}});
   }

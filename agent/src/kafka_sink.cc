@@ -109,8 +109,8 @@ Result<std::unique_ptr<BatchSink>> MakeKafkaSink(const KafkaSinkOptions& options
       {"compression.codec", options.compression},
       {"linger.ms", std::to_string(options.linger_ms)},
       {"batch.size", "1000000"},
-      {"queue.buffering.max.kbytes", "262144"},
-      {"message.timeout.ms", "60000"},
+      {"queue.buffering.max.kbytes", std::to_string(options.queue_max_kbytes)},
+      {"message.timeout.ms", std::to_string(options.message_timeout_ms)},
   };
   for (const auto& [k, v] : settings) {
     if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {

@@ -59,12 +59,24 @@ Status LoadAndAttach(Skel** out, const char* name, const std::function<void(Skel
   *out = s;
   configure(s);
   if (int err = LoadFn(s)) {
-    return Unavailable(std::string("the kernel refused the ") + name +
-                       " BPF programs (" + strerror(-err) + "); run with --log-level debug for the verifier log");
+    // No privilege or no BPF in this kernel is the machine's; anything else (EINVAL, E2BIG,
+    // EACCES from the verifier's checks …) is a program this kernel's verifier refused.
+    if (-err == EPERM)
+      return PermissionDenied(std::string("the kernel does not let this process load BPF programs (") +
+                              name + ": " + strerror(-err) + "): it needs CAP_BPF and CAP_PERFMON, or root");
+    if (-err == ENOSYS || -err == EOPNOTSUPP)
+      return Unavailable(std::string("this kernel has no BPF support for the ") + name +
+                         " programs (" + strerror(-err) + ")");
+    return Internal(std::string("the kernel's verifier refused the ") + name + " BPF programs (" +
+                    strerror(-err) + "); run with --log-level debug for the verifier log");
   }
   if (int err = AttachFn(s)) {
-    return Unavailable(std::string("cannot attach the ") + name + " BPF programs to their tracepoints: " +
-                       strerror(-err));
+    constexpr int kKernelEnotsupp = 524;  // ENOTSUPP: kernel-internal, not in the C library's errno
+    if (-err == ENOENT || -err == EOPNOTSUPP || -err == kKernelEnotsupp)
+      return Unavailable(std::string("this kernel lacks a tracepoint the ") + name +
+                         " BPF programs attach to (" + strerror(-err) + ")");
+    return Internal(std::string("cannot attach the ") + name + " BPF programs to their tracepoints: " +
+                    strerror(-err));
   }
   return Status::Ok();
 }

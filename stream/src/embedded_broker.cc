@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "faultline/common/log.h"
 
@@ -140,5 +141,21 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
 EmbeddedBroker::~EmbeddedBroker() = default;
 
 const std::string& EmbeddedBroker::bootstrap() const { return impl_->bootstrap; }
+
+void EmbeddedBroker::SetDown(bool down) {
+  constexpr int32_t kBroker = 1;  // the cluster has one broker, id 1
+  if (down) {
+    rd_kafka_mock_broker_set_down(impl_->cluster, kBroker);
+  } else {
+    rd_kafka_mock_broker_set_up(impl_->cluster, kBroker);
+  }
+}
+
+void EmbeddedBroker::FailNextRequests(int api_key, int count, int error) {
+  std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count),
+                                          static_cast<rd_kafka_resp_err_t>(error));
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, static_cast<int16_t>(api_key), errors.size(),
+                                          errors.data());
+}
 
 }  // namespace faultline::stream

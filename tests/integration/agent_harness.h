@@ -37,15 +37,27 @@ class CollectingSink : public agent::BatchSink {
   std::vector<v1::EventBatch> batches;
 };
 
-// Skips (or fails, under FAULTLINE_REQUIRE_EBPF=1) when the kernel side cannot run here.
+// Skips (or fails, under FAULTLINE_REQUIRE_EBPF=1) when the kernel side cannot run here. ctest
+// reports the skip as a skip (SKIP_REGULAR_EXPRESSION on "[  SKIPPED ]").
+#define FAULTLINE_SKIP_OR_FAIL_(status)                                                      \
+  do {                                                                                       \
+    const char* req = getenv("FAULTLINE_REQUIRE_EBPF");                                      \
+    if (req && std::string(req) == "1") FAIL() << "eBPF required: " << (status).message();   \
+    GTEST_SKIP() << "eBPF unavailable: " << (status).message();                              \
+  } while (0)
 #define FAULTLINE_REQUIRE_KERNEL_OR_SKIP()                                                   \
   do {                                                                                       \
     ::faultline::Status fl_s_ = ::faultline::agent::CheckKernelPrerequisites();              \
-    if (!fl_s_.ok()) {                                                                       \
-      const char* req = getenv("FAULTLINE_REQUIRE_EBPF");                                    \
-      if (req && std::string(req) == "1") FAIL() << "eBPF required: " << fl_s_.message();    \
-      GTEST_SKIP() << "eBPF unavailable: " << fl_s_.message();                               \
-    }                                                                                        \
+    if (!fl_s_.ok()) FAULTLINE_SKIP_OR_FAIL_(fl_s_);                                         \
+  } while (0)
+// Asserts that Agent::Start (or KernelProbes::Open) succeeded: a missing capability of the
+// machine skips (or fails under FAULTLINE_REQUIRE_EBPF=1); any other error (a program the
+// verifier refused) fails.
+#define FAULTLINE_ASSERT_STARTED(result)                                                     \
+  do {                                                                                       \
+    if (!(result).ok() && ::faultline::agent::IsMissingCapability((result).status()))        \
+      FAULTLINE_SKIP_OR_FAIL_((result).status());                                            \
+    ASSERT_TRUE((result).ok()) << (result).status().ToString();                              \
   } while (0)
 
 // A child process started with fork/exec; killed by its pid (and only it) when destroyed.

@@ -38,7 +38,7 @@ class AgentHttpTest : public ::testing::Test {
       agent::AgentOptions opts;
       opts.probes.ignore_tgid = getpid();
       auto a = agent::Agent::Start(opts, sink_ptr_, metrics_ptr_);
-      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      FAULTLINE_ASSERT_STARTED(a);
       agent_ = std::move(a).value();
     }
     agent_->Drain();

@@ -22,7 +22,7 @@ TEST(AgentLoss, RingBufferOverflowIsCountedInMetricsAndAgentStats) {
   opts.probes.ignore_tgid = getpid();
   opts.probes.ring_bytes = 8192;  // room for a few events only
   auto agent = agent::Agent::Start(opts, &sink, &metrics);
-  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  FAULTLINE_ASSERT_STARTED(agent);
 
   Child server({"python3", kServer});
   const std::string port = server.WaitForValue("port", std::chrono::seconds(10));

@@ -72,7 +72,7 @@ TEST_F(LossyPathTest, RetransmitsAndDropsAreAttributedToTheLossyFlow) {
   agent::AgentOptions opts;
   opts.probes.ignore_tgid = getpid();
   auto agent = agent::Agent::Start(opts, &sink, &metrics);
-  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  FAULTLINE_ASSERT_STARTED(agent);
 
   server_ = std::make_unique<Child>(
       std::vector<std::string>{"ip", "netns", "exec", ns_b_, "python3", kServer, "198.18.0.2", "8080"});

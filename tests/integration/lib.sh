@@ -23,10 +23,19 @@ wait_for() {
   echo "timed out waiting for '$pattern' in $file" >&2; cat "$file" >&2; return 1
 }
 
-# skip_without_ebpf FAULTLINE: exits 0 with SKIP when the agent cannot load its programs, unless
-# FAULTLINE_REQUIRE_EBPF=1 (CI), where the test goes on and fails.
+# skip_without_ebpf FAULTLINE: exits 77 (ctest's SKIP_RETURN_CODE: reported as skipped) when this
+# machine lacks what the agent needs (the agent exits 3: privilege, BTF, tracefs, BPF, a
+# tracepoint), or fails under FAULTLINE_REQUIRE_EBPF=1 (CI). Any other failure to start (a
+# program the verifier refused) fails the test.
 skip_without_ebpf() {
-  if [[ ${FAULTLINE_REQUIRE_EBPF:-0} != 1 ]] && ! "$1" agent --output jsonl --duration 0 >/dev/null 2>"$work/probe.err"; then
-    echo "SKIP: eBPF unavailable: $(cat "$work/probe.err")"; exit 0
-  fi
+  local rc=0
+  "$1" agent --output jsonl --duration 0 >/dev/null 2>"$work/probe.err" || rc=$?
+  case $rc in
+    0) return 0 ;;
+    3) if [[ ${FAULTLINE_REQUIRE_EBPF:-0} == 1 ]]; then
+         echo "FAIL: eBPF required (FAULTLINE_REQUIRE_EBPF=1): $(cat "$work/probe.err")"; exit 1
+       fi
+       echo "SKIP: eBPF unavailable: $(cat "$work/probe.err")"; exit 77 ;;
+    *) echo "FAIL: the agent cannot start (exit $rc): $(cat "$work/probe.err")"; exit 1 ;;
+  esac
 }

@@ -60,8 +60,10 @@ class KernelProbes {
   using TcpHandler = std::function<void(const fl_tcp_event&)>;
   using OomHandler = std::function<void(const fl_oom_event&)>;
 
-  // Loads and attaches every program. Errors: kPermissionDenied (not root), kUnavailable (no
-  // BTF, no tracefs, the kernel refused a program), each with a sentence saying what is missing.
+  // Loads and attaches every program. Errors, each one sentence saying what is wrong: a missing
+  // capability of this machine (IsMissingCapability: kPermissionDenied without root or CAP_BPF,
+  // kUnavailable without BTF, tracefs, BPF support or a tracepoint), or kInternal when the
+  // kernel's verifier refused a program.
   static Result<std::unique_ptr<KernelProbes>> Open(const ProbeOptions& options,
                                                     SockHandler on_sock, TcpHandler on_tcp,
                                                     OomHandler on_oom = nullptr);
@@ -97,5 +99,13 @@ class KernelProbes {
 
 // Checks root, BTF and tracefs (mounting tracefs if it is missing). OK, or the one sentence.
 Status CheckKernelPrerequisites();
+
+// Whether an error of Open (or of Agent::Start) means that this machine lacks something the
+// agent needs (privilege, BTF, tracefs, BPF support, a tracepoint): kPermissionDenied or
+// kUnavailable. Anything else (kInternal: the verifier refused a program; kInvalidArgument) is a
+// fault of faultline or of its options, not of the machine.
+inline bool IsMissingCapability(const Status& s) {
+  return s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnavailable;
+}
 
 }  // namespace faultline::agent

@@ -20,6 +20,12 @@ struct KafkaSinkOptions {
   std::string compression = "lz4";
   // librdkafka linger.ms: how long the producer waits to fill a request. Default: 50.
   int linger_ms = 50;
+  // The producer's local queue (queue.buffering.max.kbytes): beyond it a batch is dropped and
+  // counted as kafka_queue_full. Default: 262144 (256 MiB).
+  int queue_max_kbytes = 262144;
+  // How long a batch may wait for the broker (message.timeout.ms) before it is dropped and
+  // counted as kafka_delivery_failed. Default: 60000.
+  int message_timeout_ms = 60000;
 };
 
 // An idempotent librdkafka producer; message key = node name, value = the serialized batch.

@@ -32,6 +32,13 @@ class EmbeddedBroker {
   // "127.0.0.1:PORT": what clients pass as bootstrap.servers.
   const std::string& bootstrap() const;
 
+  // Fault injection, for tests: the cluster's broker goes down (its connections close and new
+  // ones are refused) or comes back up.
+  void SetDown(bool down);
+  // The next `count` requests of Kafka API `api_key` (0 = Produce, 1 = Fetch) fail with the Kafka
+  // error code `error` (an rd_kafka_resp_err_t).
+  void FailNextRequests(int api_key, int count, int error);
+
  private:
   EmbeddedBroker() = default;
   struct Impl;
