@@ -85,10 +85,33 @@ def total(kind, entity, metric):
 assert total("service", "frontend", "requests") == 12, "frontend requests"
 assert total("service", "backend", "requests") == 12, "backend requests"
 assert total("edge", "frontend->backend", "requests") == 12, "edge requests"
-# The machine's resource pressure, from the agent's summaries, for vertical attribution.
-for metric in ("cpu_busy_ratio", "runq_p99_ms", "memory_available_mb"):
-    rows = [m for m in s["series"] if (m["kind"], m["entity"], m["metric"]) == ("machine", "topo-node", metric)]
-    assert rows and any(v is not None and v > 0 for v in rows[0]["values"]), "machine " + metric
+def values(kind, entity, metric):
+    rows = [m["values"] for m in s["series"] if (m["kind"], m["entity"], m["metric"]) == (kind, entity, metric)]
+    assert len(rows) == 1, "no series %s %s %s" % (kind, entity, metric)
+    return rows[0]
+# Window by window: no errors, an error rate exactly where there were requests, a latency in every
+# window with a request and none elsewhere, the same requests on the service and on the edge.
+for entity, kind in (("frontend", "service"), ("backend", "service"), ("frontend->backend", "edge")):
+    req, err, rate, p99 = (values(kind, entity, m) for m in ("requests", "errors", "error_rate", "latency_p99_ms"))
+    assert all(e == 0 for e in err), (entity, err)
+    assert all((r > 0) == (x is not None) for r, x in zip(req, rate)), (entity, req, rate)
+    assert all(x in (None, 0) for x in rate), (entity, rate)
+    assert all((r > 0) == (x is not None and x > 0) for r, x in zip(req, p99)), (entity, req, p99)
+assert values("service", "backend", "requests") == values("edge", "frontend->backend", "requests")
+# The machine's resource pressure, from the agent's summaries (one a second): every window from
+# the first the agent reported in has them, each value possible for this machine; the agent lost
+# nothing.
+mem_total_mb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal:")).split()[1]) / 1024
+busy, runq, avail = (values("machine", "topo-node", m) for m in ("cpu_busy_ratio", "runq_p99_ms", "memory_available_mb"))
+def since_first(v):  # the windows from the first the agent reported in
+    first = next(i for i, x in enumerate(v) if x is not None)
+    return v[first:]
+assert len(since_first(busy)) >= 2 and all(v is not None for v in since_first(busy)), busy
+assert all(v is None or 0 < v <= 1 for v in busy), busy
+assert all(v is None or v > 0 for v in runq) and any(v is not None for v in runq), runq
+assert all(v is None or 0 < v <= mem_total_mb for v in avail), avail
+assert all(v is not None for v in since_first(avail)), avail
+assert all(v == 0 for v in values("machine", "topo-node", "agent_dropped")), "the agent dropped events"
 calls = [e for e in s["topology"]["edges"] if e["kind"] == "calls" and e["from"] == "frontend"]
 assert [e["to"] for e in calls] == ["backend"], calls
 PY
