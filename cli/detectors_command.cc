@@ -14,7 +14,7 @@ namespace faultline::cli {
 namespace {
 
 struct NabFlags {
-  std::string nab_dir = "../shared/data/nab";
+  std::string nab_dir;  // required: no NAB data ships with faultline
   std::string detector;
   std::string results_dir;  // default: <nab_dir>/results/<detector>
   std::string run;          // a registered detector to run on the data instead
@@ -152,7 +152,7 @@ Runner RegisterDetectors(CLI::App& app) {
   sub->require_subcommand(1);
   auto f = std::make_shared<NabFlags>();
   CLI::App* nab = sub->add_subcommand("nab", "Score a detector's per-point outputs with NAB's rules (NAB results layout)");
-  nab->add_option("--nab-dir", f->nab_dir, "NAB data: config/, labels/, results/")->capture_default_str();
+  nab->add_option("--nab-dir", f->nab_dir, "NAB data: config/, data/, labels/, results/")->required();
   nab->add_option("--detector", f->detector, "Score stored results: <results>/<category>/<detector>_<file>.csv");
   nab->add_option("--run", f->run, "Run this registered detector on <nab-dir>/data and score it");
   nab->add_option("--param", f->params, "Detector parameter NAME=VALUE (repeatable)");

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 namespace faultline::detectors {
 namespace {
 
@@ -60,6 +63,27 @@ TEST(DetectorConfig, NoRuleAndNoDefaultMatchesNothing) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->Match(EntityKind::kService, "x", Metric::kRequests, {}), nullptr);
   EXPECT_EQ(c->Match(EntityKind::kMachine, "m1", Metric::kCpuBusyRatio, {})->detector, "mad");
+}
+
+TEST(DetectorConfig, LoadsAFileAndNamesAMissingOne) {
+  const std::string path = testing::TempDir() + "/detectors.yaml";
+  std::ofstream(path) << "rules:\n  - match: {metric: error_rate}\n    detector: threshold\n"
+                         "    params: {upper: 0.05}\n  - match: {metric: retransmit}\n    detector: mad\n";
+  // The file's own name prefixes its errors.
+  EXPECT_EQ(LoadDetectorConfig(path).status().message(),
+            path + ":5: rules[1].match.metric: unknown metric \"retransmit\" (known: " +
+                KnownMetricNames() + ")");
+  std::ofstream(path) << "rules:\n  - match: {metric: error_rate}\n    detector: threshold\n"
+                         "    params: {upper: 0.05}\n";
+  auto c = LoadDetectorConfig(path);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->rules.size(), 1u);
+  EXPECT_EQ(c->rules[0].detector, "threshold");
+  EXPECT_EQ(c->rules[0].metric, Metric::kErrorRate);
+  std::filesystem::remove(path);
+  EXPECT_EQ(LoadDetectorConfig(path).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(LoadDetectorConfig(path).status().message(),
+            path + ": cannot open the detector configuration");
 }
 
 }  // namespace

@@ -183,6 +183,25 @@ TEST(Situation, JsonRoundTrip) {
   EXPECT_EQ(SituationToJson(*back), json);
 }
 
+TEST(Situation, SeriesKindsAndReferencesParseByName) {
+  for (EntityKind k : {EntityKind::kService, EntityKind::kEdge, EntityKind::kInstance,
+                       EntityKind::kContainer, EntityKind::kMachine})
+    EXPECT_EQ(ParseSeriesKind(EntityKindName(k)).value(), k);
+  EXPECT_EQ(ParseSeriesKind("listener").status().message(),
+            "kind \"listener\": expected service, edge, machine, instance or container");
+  auto ref = ParseSeriesRef("edge:api->10.0.0.9:5432:retransmits");
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  EXPECT_EQ(ref->kind, EntityKind::kEdge);
+  EXPECT_EQ(ref->entity, "api->10.0.0.9:5432");
+  EXPECT_EQ(ref->metric, Metric::kRetransmits);
+  EXPECT_EQ(SeriesName(*ref), "api->10.0.0.9:5432 retransmits");
+  EXPECT_EQ(ParseSeriesRef("service:gateway").status().message(),
+            "\"service:gateway\": expected KIND:ENTITY:METRIC with KIND service, edge, machine, "
+            "instance or container");
+  EXPECT_EQ(ParseSeriesRef("service:gateway:retransmits").status().message().substr(0, 81),
+            "\"service:gateway:retransmits\": metric \"retransmits\" does not apply to a service (");
+}
+
 TEST(Situation, ErrorsNameTheSourceAndThePath) {
   auto err = [](const std::string& text) {
     return ParseSituationJson(text, "s.json").status().message();
