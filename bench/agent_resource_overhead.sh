@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the resource-pressure signals cost: nginx under wrk on loopback (as bench/agent_overhead.sh)
 # with the agent running, alternating runs with the resource programs off (--no-resources) and on
-# (the default). Prints per run the throughput, the agent's user-space CPU and its events; then
+# (the default). Prints per run the throughput, the agent process's CPU (user + system) and its
+# resource events; then
 # one run each way with kernel.bpf_stats_enabled=1 for the BPF programs' own run time, per program
 # for the resource ones (they run on every context switch, wake-up and block request); and as its
 # last lines the ratios on/off.
@@ -32,8 +33,10 @@ run() {
   wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
   check_wrk "$work/wrk.out"
   t1=$(cpu_ticks "$apid")
-  ev=$(curl -sf http://127.0.0.1:19465/metrics | awk '/^faultline_agent_events_total\{kind="(cgroup|machine)_resources"\}/ {s+=$2} END {printf "%d", s}')
-  kill -INT "$apid"; wait "$apid" || true
+  local m
+  m=$(settled_metrics http://127.0.0.1:19465/metrics) || { kill "$apid"; exit 1; }
+  ev=$(awk '/^faultline_agent_events_total\{kind="(cgroup|machine)_resources"\}/ {s+=$2} END {printf "%d", s}' <<<"$m")
+  stop_agent "$apid"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
   echo "$rps $(( (t1 - t0) * 1000000 / hz )) $ev"
 }
@@ -57,7 +60,7 @@ for mode in off on; do
   wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
   check_wrk "$work/wrk.out"
   bpf_json >"$work/b1.json"
-  kill -INT "$apid"; wait "$apid" || true
+  stop_agent "$apid"
   python3 - "$work/b0.json" "$work/b1.json" "$mode" "$secs" "$(awk '/requests in/ {print $1}' "$work/wrk.out")" <<'PY'
 import json, sys
 b0 = {p["id"]: p for p in json.load(open(sys.argv[1]))}

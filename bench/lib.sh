@@ -11,7 +11,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_for() { local i; for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2" >&2; return 1; }
+wait_for() { local i; for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2 in $1:" >&2; tail -5 "$1" >&2; return 1; }
 
 # start_nginx PORT
 start_nginx() {
@@ -45,9 +45,33 @@ start_broker() {
   bootstrap=$(grep -m1 '^bootstrap=' "$work/broker.out" | cut -d= -f2)
 }
 
-# check_wrk FILE: fails when wrk saw anything but 2xx/3xx answers (a benchmark of error pages).
+# check_wrk FILE: fails when wrk saw anything but 2xx/3xx answers (a benchmark of error pages),
+# or any socket error (connect, read, write, timeout): a figure is only a figure of good answers.
 check_wrk() {
-  if grep -q 'Non-2xx or 3xx responses' "$1"; then
-    echo "wrk got error responses:" >&2; cat "$1" >&2; exit 1
+  if grep -qE 'Non-2xx or 3xx responses|Socket errors' "$1"; then
+    echo "wrk saw errors:" >&2; cat "$1" >&2; exit 1
   fi
+}
+
+# settled_metrics URL: /metrics once the agent's HTTP event count has stopped moving (two scrapes
+# a flow interval apart differ by at most the one exchange the scrape itself is, at most 15 s):
+# what it counts after the load, drained.
+settled_metrics() {
+  local before="" now i
+  for ((i = 0; i < 15; i++)); do
+    now=$(curl -sf "$1") || { echo "cannot read $1" >&2; return 1; }
+    local n; n=$(awk '/^faultline_agent_events_total\{kind="http"\}/ {print $2}' <<<"$now")
+    [[ -n $before ]] && awk -v a="$before" -v b="$n" 'BEGIN {exit !(b - a <= 1)}' && { echo "$now"; return 0; }
+    before=$n
+    sleep 1.1
+  done
+  echo "the agent's counts did not settle in 15 s" >&2; return 1
+}
+
+# stop_agent PID: SIGINT, then its exit status must be 0 (a crash is not a benchmark).
+stop_agent() {
+  kill -INT "$1"
+  local rc=0
+  wait "$1" || rc=$?
+  [[ $rc == 0 ]] || { echo "the agent exited $rc" >&2; exit 1; }
 }
