@@ -3,6 +3,8 @@
 #  1. RelWithDebInfo build (gcc): every ctest label (unit, ebpf, kafka).
 #  2. ASan+UBSan build (clang): the unit tests, and the libFuzzer targets for a bounded time
 #     (FAULTLINE_FUZZ_SECONDS each, default 60).
+#  3. The same build, whole: the ebpf and kafka tests again under the sanitizers
+#     (scripts/test_sanitized.sh).
 # With FAULTLINE_REQUIRE_EBPF=1 (set by .ci/run) a test that cannot load BPF fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +17,5 @@ CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug 
 targets=$(cd build-asan && ctest -N -L 'unit|fuzz' | sed -n 's/^ *Test *#[0-9]*: //p')
 cmake --build build-asan -j"$(nproc)" --target $targets
 (cd build-asan && ctest -L 'unit|fuzz' --output-on-failure)
+
+bash scripts/test_sanitized.sh

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The kernel (ebpf) and Kafka (kafka) tests once more, with every faultline binary built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (clang, build-asan/): the agent, the stream
+# processor and the broker run under them against real kernels, brokers and traffic. Needs root
+# and scripts/setup.sh. Exits non-zero on any failure or sanitizer report.
+# LeakSanitizer is off: librdkafka's and protobuf's process-lifetime allocations are not leaks of
+# ours, and a leak report would hide the errors that matter here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DFAULTLINE_SANITIZE=ON -DFAULTLINE_FUZZ=ON >/dev/null
+cmake --build build-asan -j"$(nproc)"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+(cd build-asan && ctest -L 'ebpf|kafka' --output-on-failure --timeout 600)
