@@ -114,6 +114,22 @@ TEST_F(ResourceCollectorTest, DeltasPerIntervalFromCumulativeMapsAndFiles) {
   EXPECT_EQ(out_.machine.major_page_faults(), 7u);
   EXPECT_EQ(out_.machine.memory_available_bytes(), 1500000u * 1024);
   EXPECT_EQ(out_.unknown_cgroups, 0u);
+
+  // A third interval: the deltas since the second, not the totals.
+  Cgroup("app", 1000 + 500000 + 250000, 25, 6, 260000, 70 << 20, 1);
+  Proc(250 + 40, 450 + 60, 12, 1500000);
+  c.Collect({{Id("app"), Hist(27, 42'000'000, 20)}}, {}, 3 * s, s, &out_, &forget_runq_,
+            &forget_io_);
+  ASSERT_EQ(out_.cgroups.size(), 1u);
+  EXPECT_EQ(out_.cgroups[0].runq_latency().count(), 2u);
+  EXPECT_EQ(out_.cgroups[0].cpu_usage_ns(), 250'000'000u);
+  EXPECT_EQ(out_.cgroups[0].cpu_periods(), 15u);
+  EXPECT_EQ(out_.cgroups[0].cpu_throttled_periods(), 2u);
+  EXPECT_EQ(out_.cgroups[0].cpu_throttled_ns(), 60'000'000u);
+  EXPECT_EQ(out_.cgroups[0].oom_kills(), 0u);
+  EXPECT_EQ(out_.machine.cpu_busy_ns(), 40 * tick);
+  EXPECT_EQ(out_.machine.cpu_total_ns(), 100 * tick);
+  EXPECT_EQ(out_.machine.major_page_faults(), 0u);
 }
 
 TEST_F(ResourceCollectorTest, TheBusiestCgroupsAreKeptUnderTheBoundAndQuietOnesForgotten) {
