@@ -19,25 +19,6 @@ MetricChange Change(const SeriesAnomaly& a) {
           a.anomalous};
 }
 
-std::string Num(double v) {
-  char buf[64];
-  if (std::abs(v) >= 1000 && std::abs(v) < 1e12) {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.3g", v);
-  }
-  return buf;
-}
-
-std::string WithUnit(double v, Metric m) {
-  const std::string_view unit = Info(m).unit;
-  if (unit == "ms" || unit == "MiB") return Num(v) + " " + std::string(unit);
-  if (unit == "ratio") return Num(v * 100) + "%";
-  return Num(v);
-}
-
-std::string Entity(const EntityRef& e) { return std::string(EntityKindName(e.kind)) + " " + e.name; }
-
 ExplainedNode Explain(const fta::NodeTrace& t) {
   ExplainedNode n;
   n.held = t.held;
@@ -322,20 +303,20 @@ Diagnosis Diagnose(const Situation& s, const fta::FaultTrees& trees, const Diagn
   const std::string moved = std::string(r.symptom.z > 0 ? "rose" : "fell");
   const std::string phenomenon =
       std::string(r.symptom.z > 0 ? "raised " : "lowered ") + SeriesName(s.alarm.ref) + " from " +
-      WithUnit(p.change.baseline, symptom_metric) + " to " +
-      WithUnit(p.change.observed, symptom_metric);
+      FormatValue(p.change.baseline, symptom_metric) + " to " +
+      FormatValue(p.change.observed, symptom_metric);
   const FaultClassMatch* cls = top.classes.empty() ? nullptr : &top.classes.front();
   const std::string kind_of = cls ? cls->title : "An unclassified fault";
-  inc.title = kind_of + " at " + Entity(top.entity) + ": " + SeriesName(s.alarm.ref) + " " + moved;
+  inc.title = kind_of + " at " + EntityText(top.entity) + ": " + SeriesName(s.alarm.ref) + " " + moved;
   std::string evidence;
   for (size_t i = 0; i < top.evidence.size() && i < 3; ++i) {
     const MetricChange& e = top.evidence[i];
     evidence += std::string(i ? ", " : "") + std::string(MetricName(e.metric)) + " " +
-                WithUnit(e.baseline, e.metric) + " -> " + WithUnit(e.observed, e.metric);
+                FormatValue(e.baseline, e.metric) + " -> " + FormatValue(e.observed, e.metric);
   }
   std::string path;
   for (size_t i = 0; i < top.path.size(); ++i) path += (i ? " -> " : "") + top.path[i];
-  inc.summary = kind_of + " at " + Entity(top.entity) + " (" + evidence + ") " + phenomenon +
+  inc.summary = kind_of + " at " + EntityText(top.entity) + " (" + evidence + ") " + phenomenon +
                 (top.path.size() > 1 ? " through " + path : "") + "." +
                 (cls && !cls->action.empty() ? " " + cls->action : "");
 

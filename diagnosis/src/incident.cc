@@ -5,6 +5,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "faultline/common/text.h"
+
 namespace faultline::diagnosis {
 namespace {
 
@@ -12,24 +14,6 @@ using Json = nlohmann::ordered_json;
 
 double Finite(double v) { return std::isfinite(v) ? v : 0; }
 
-std::string Num(double v) {
-  char buf[64];
-  if (std::abs(v) >= 1000 && std::abs(v) < 1e12) {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.3g", v);
-  }
-  return buf;
-}
-
-std::string WithUnit(double v, Metric m) {
-  const std::string_view unit = Info(m).unit;
-  if (unit == "ms" || unit == "MiB") return Num(v) + " " + std::string(unit);
-  if (unit == "ratio") return Num(v * 100) + "%";
-  return Num(v);
-}
-
-std::string Entity(const EntityRef& e) { return std::string(EntityKindName(e.kind)) + " " + e.name; }
 
 Json EntityJson(const EntityRef& e) {
   return {{"kind", EntityKindName(e.kind)}, {"name", e.name}};
@@ -71,8 +55,8 @@ const FaultClassMatch* TopClass(const Incident& inc) {
 
 std::string ChangeText(const MetricChange& c) {
   std::string out = c.entity.name + " " + std::string(MetricName(c.metric)) + ": " +
-                    WithUnit(c.baseline, c.metric) + " -> " + WithUnit(c.observed, c.metric) +
-                    " (z " + Num(c.z);
+                    FormatValue(c.baseline, c.metric) + " -> " + FormatValue(c.observed, c.metric) +
+                    " (z " + FormatNumber(c.z);
   if (c.anomalous && c.since_s) out += ", since " + Rfc3339(c.since_s);
   return out + (c.anomalous ? ")" : ", normal)");
 }
@@ -90,23 +74,36 @@ void NodeText(const ExplainedNode& n, int depth, std::string* out) {
 std::string PhenomenonText(const Phenomenon& p) {
   const MetricChange& c = p.change;
   std::string out = c.entity.name + " " + std::string(MetricName(c.metric)) + " " +
-                    (c.z > 0 ? "rose" : "fell") + " from " + WithUnit(c.baseline, c.metric) +
-                    " to " + WithUnit(c.observed, c.metric);
-  if (p.change_ratio > 0) out += " (" + Num(p.change_ratio) + "x, z " + Num(c.z) + ")";
+                    (c.z > 0 ? "rose" : "fell") + " from " + FormatValue(c.baseline, c.metric) +
+                    " to " + FormatValue(c.observed, c.metric);
+  if (p.change_ratio > 0) out += " (" + FormatNumber(p.change_ratio) + "x, z " + FormatNumber(c.z) + ")";
   if (c.since_s) out += " since " + Rfc3339(c.since_s);
   return out;
 }
 
-std::string DotQuote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c == '\n' ? ' ' : c);
-  }
-  return out + "\"";
-}
 
 }  // namespace
+
+std::string FormatNumber(double v) {
+  char buf[64];
+  if (std::abs(v) >= 1000 && std::abs(v) < 1e12) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  }
+  return buf;
+}
+
+std::string FormatValue(double v, Metric m) {
+  const std::string_view unit = Info(m).unit;
+  if (unit == "ms" || unit == "MiB") return FormatNumber(v) + " " + std::string(unit);
+  if (unit == "ratio") return FormatNumber(v * 100) + "%";
+  return FormatNumber(v);
+}
+
+std::string EntityText(const EntityRef& e) {
+  return std::string(EntityKindName(e.kind)) + " " + e.name;
+}
 
 std::string_view IncidentStatusName(IncidentStatus s) {
   static constexpr std::string_view kNames[] = {"open", "updated", "resolved"};
@@ -242,7 +239,7 @@ std::string IncidentToText(const Incident& inc) {
                     std::string(SeverityName(inc.severity)) + "  opened " +
                     Rfc3339(inc.opened_at_s) + "\n" + inc.title + "\n\n";
   out += "What:    " + PhenomenonText(inc.phenomenon) + "\n";
-  out += "Impact:  " + Num(inc.phenomenon.impact.share * 100) + "% of " +
+  out += "Impact:  " + FormatNumber(inc.phenomenon.impact.share * 100) + "% of " +
          inc.phenomenon.entry.name + "'s requests (" + inc.phenomenon.impact.basis + ")\n";
   out += "Cause:   " + inc.summary + "\n";
   out += "\nKey metrics\n";
@@ -250,7 +247,7 @@ std::string IncidentToText(const Incident& inc) {
   out += "\nRoot causes\n";
   for (size_t i = 0; i < inc.root_causes.size(); ++i) {
     const RootCause& rc = inc.root_causes[i];
-    out += "  " + std::to_string(i + 1) + ". " + Entity(rc.entity) + "  score " + Num(rc.score);
+    out += "  " + std::to_string(i + 1) + ". " + EntityText(rc.entity) + "  score " + FormatNumber(rc.score);
     std::string classes;
     for (const FaultClassMatch& c : rc.classes) classes += (classes.empty() ? "" : ", ") + c.name;
     out += "  [" + (classes.empty() ? std::string("unclassified") : classes) + "]\n";
@@ -271,7 +268,7 @@ std::string IncidentToText(const Incident& inc) {
   }
   out += "\nPropagation\n";
   for (const Hop& h : inc.propagation) {
-    out += "  " + std::string(&h == &inc.propagation.front() ? "   " : "-> ") + Entity(h.entity) +
+    out += "  " + std::string(&h == &inc.propagation.front() ? "   " : "-> ") + EntityText(h.entity) +
            "  (" + h.role + (h.fault_class.empty() ? "" : ": " + h.fault_class) +
            (h.propagated.empty() ? "" : ", " + h.propagated + " propagated") + ")";
     if (h.change) out += "  " + ChangeText(*h.change);
@@ -284,7 +281,7 @@ std::string IncidentToText(const Incident& inc) {
       for (const std::string& e : f.elements) elements += (elements.empty() ? "" : "; ") + e;
       out += "  " + f.service + " " + std::string(MetricName(f.kpi)) + ": " + elements + "  (" +
              std::to_string(f.abnormal_leaves) + " of " + std::to_string(f.leaves) +
-             " leaves abnormal, " + Num(f.share * 100) + "% of its requests)\n";
+             " leaves abnormal, " + FormatNumber(f.share * 100) + "% of its requests)\n";
     }
   }
   out += "\nSituation: " + (inc.situation.source.empty() ? "(inline)" : inc.situation.source) +
@@ -299,14 +296,14 @@ std::string IncidentToMarkdown(const Incident& inc) {
          std::string(IncidentStatusName(inc.status)) + " #" + std::to_string(inc.sequence) +
          " · opened " + Rfc3339(inc.opened_at_s) + "\n\n";
   out += "**What:** " + PhenomenonText(inc.phenomenon) + "  \n";
-  out += "**Impact:** " + Num(inc.phenomenon.impact.share * 100) + "% of " +
+  out += "**Impact:** " + FormatNumber(inc.phenomenon.impact.share * 100) + "% of " +
          inc.phenomenon.entry.name + "'s requests (" + inc.phenomenon.impact.basis + ")  \n";
   out += "**Root cause:** " + inc.summary + "\n\n";
   out += "### Key metrics\n\n| entity | metric | before | after | z | since |\n|---|---|---|---|---|---|\n";
   for (const MetricChange& c : inc.key_metrics) {
-    out += "| " + Entity(c.entity) + " | " + std::string(MetricName(c.metric)) + " | " +
-           WithUnit(c.baseline, c.metric) + " | " + WithUnit(c.observed, c.metric) + " | " +
-           Num(c.z) + " | " + (c.since_s ? Rfc3339(c.since_s) : "") + " |\n";
+    out += "| " + EntityText(c.entity) + " | " + std::string(MetricName(c.metric)) + " | " +
+           FormatValue(c.baseline, c.metric) + " | " + FormatValue(c.observed, c.metric) + " | " +
+           FormatNumber(c.z) + " | " + (c.since_s ? Rfc3339(c.since_s) : "") + " |\n";
   }
   out += "\n### Root causes\n\n";
   for (size_t i = 0; i < inc.root_causes.size(); ++i) {
@@ -316,7 +313,7 @@ std::string IncidentToMarkdown(const Incident& inc) {
       classes += (classes.empty() ? "" : ", ") + ("`" + c.name + "`");
     std::string path;
     for (size_t k = 0; k < rc.path.size(); ++k) path += (k ? " → " : "") + rc.path[k];
-    out += std::to_string(i + 1) + ". **" + Entity(rc.entity) + "** (score " + Num(rc.score) +
+    out += std::to_string(i + 1) + ". **" + EntityText(rc.entity) + "** (score " + FormatNumber(rc.score) +
            "; " + (classes.empty() ? std::string("unclassified") : classes) + "): " +
            rc.explanation + ". Path: " + path + "\n";
   }
@@ -327,7 +324,7 @@ std::string IncidentToMarkdown(const Incident& inc) {
   }
   out += "\n### Propagation\n\n";
   for (const Hop& h : inc.propagation) {
-    out += "- " + Entity(h.entity) + " (" + h.role +
+    out += "- " + EntityText(h.entity) + " (" + h.role +
            (h.fault_class.empty() ? "" : ": `" + h.fault_class + "`") +
            (h.propagated.empty() ? "" : ", " + h.propagated + " propagated") + ")";
     if (h.change) out += ": " + ChangeText(*h.change);
@@ -339,24 +336,24 @@ std::string IncidentToMarkdown(const Incident& inc) {
       std::string elements;
       for (const std::string& e : f.elements) elements += (elements.empty() ? "" : "; ") + ("`" + e + "`");
       out += "- " + f.service + " " + std::string(MetricName(f.kpi)) + ": " + elements + " (" +
-             Num(f.share * 100) + "% of its requests)\n";
+             FormatNumber(f.share * 100) + "% of its requests)\n";
     }
   }
   return out;
 }
 
 std::string PropagationToDot(const Incident& inc) {
-  auto id = [](const EntityRef& e) { return DotQuote(Entity(e)); };
+  auto id = [](const EntityRef& e) { return DotQuote(EntityText(e)); };
   std::string out = "digraph incident {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", shape=box, style=rounded];\n";
   out += "  label=" + DotQuote(inc.title) + ";\n  labelloc=t;\n";
   for (size_t i = 0; i < inc.propagation.size(); ++i) {
     const Hop& h = inc.propagation[i];
-    std::vector<std::string> lines = {Entity(h.entity)};
+    std::vector<std::string> lines = {EntityText(h.entity)};
     if (!h.fault_class.empty()) lines.push_back(h.fault_class);
     if (h.change) {
       lines.push_back(std::string(MetricName(h.change->metric)) + " " +
-                      WithUnit(h.change->baseline, h.change->metric) + " -> " +
-                      WithUnit(h.change->observed, h.change->metric));
+                      FormatValue(h.change->baseline, h.change->metric) + " -> " +
+                      FormatValue(h.change->observed, h.change->metric));
     }
     // One quoted label, its lines joined by Graphviz's \n.
     std::string label;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 
+#include "faultline/common/text.h"
 #include "faultline/stream/partition_state.h"
 #include "faultline/stream/window_query.h"
 
@@ -62,14 +63,6 @@ bool ParseInt(std::string_view s, int64_t* v) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-std::string DotQuote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c == '\n' ? ' ' : c);
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -195,6 +188,8 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
         ObserveEdge(EdgeKind::kNetwork, {EntityKind::kMachine, std::string(machine)}, peer, seen);
         break;
       }
+      default:
+        break;  // the stream makes no windows of other kinds
     }
   }
   for (const auto& [ends, n] : requests) {

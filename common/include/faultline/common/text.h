@@ -2,6 +2,7 @@
 // YAML loaders (detector rules, fault trees).
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +28,16 @@ inline std::string_view NextLine(std::string_view* text) {
   text->remove_prefix(nl == std::string_view::npos ? text->size() : nl + 1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
+}
+
+// `s` as a Graphviz double-quoted string: quotes and backslashes escaped, newlines as spaces.
+inline std::string DotQuote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c == '\n' ? ' ' : c);
+  }
+  return out + "\"";
 }
 
 // An upper bound of a YAML document's nesting depth: flow brackets, plus per line the

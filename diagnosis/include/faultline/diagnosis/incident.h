@@ -145,6 +145,11 @@ std::string DedupKey(const EntityRef& entry, const EntityRef& cause);
 std::string StableHash(std::string_view text);
 // RFC 3339 UTC, "2026-12-01T22:29:52Z".
 std::string Rfc3339(int64_t unix_s);
+// For reports: 3 significant digits ("0.197", "44.1"; "1897" from 1000 on); a metric's value in
+// its unit ("44.1 ms", "800 MiB", ratios as "16%"); "service db".
+std::string FormatNumber(double v);
+std::string FormatValue(double v, Metric m);
+std::string EntityText(const EntityRef& e);
 
 // The JSON form (schema/incident.schema.json), one line.
 std::string IncidentToJson(const Incident& incident);
