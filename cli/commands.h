@@ -22,5 +22,6 @@ Runner RegisterAttribute(CLI::App& app);
 Runner RegisterTopology(CLI::App& app);
 Runner RegisterFta(CLI::App& app);
 Runner RegisterDiagnose(CLI::App& app);
+Runner RegisterIncidents(CLI::App& app);
 
 }  // namespace faultline::cli

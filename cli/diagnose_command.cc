@@ -8,7 +8,9 @@
 #include <sstream>
 
 #include "commands.h"
+#include "faultline/common/metrics.h"
 #include "faultline/diagnosis/diagnose.h"
+#include "faultline/diagnosis/live_runtime.h"
 #include "faultline/fta/fault_tree.h"
 #include "faultline/topology/situation.h"
 
@@ -50,13 +52,28 @@ Runner RegisterDiagnose(CLI::App& app) {
   struct Flags {
     std::string situation, trees, format = "text", dot_out, svg_out;
     topology::AttributionOptions attribution;
+    // Live.
+    std::string config, watch_format;
+    bool watch = false;
+    diagnosis::LiveRuntimeOptions live;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "diagnose",
-      "Diagnose a recorded situation: attribution, drill-down and fault trees; print the incident");
-  sub->add_option("--situation", f->situation, "A situation (JSON: faultline stream situation)")
-      ->required();
+      "Diagnose a recorded situation (--situation), or live: detectors on the window stream, "
+      "incidents to Kafka and webhooks (--brokers)");
+  sub->add_option("--situation", f->situation, "A situation (JSON: faultline stream situation)");
+  sub->add_option("--brokers", f->live.brokers, "Live: the Kafka bootstrap servers HOST:PORT[,…]");
+  sub->add_option("--state-dir", f->live.state_dir, "Live: where the diagnosis keeps its state");
+  sub->add_option("--config", f->config, "Live: YAML settings (detectors, entry points, webhooks…)");
+  sub->add_option("--metrics-topic", f->live.metrics_topic, "Live: the stream's window topic")
+      ->capture_default_str();
+  sub->add_option("--incidents-topic", f->live.incidents_topic,
+                  "Live: where incidents go (\"\" for none)")
+      ->capture_default_str();
+  sub->add_option("--http-addr", f->live.http_addr,
+                  "Live: serve /metrics, /status, /incidents on HOST:PORT");
+  sub->add_flag("--watch", f->watch, "Live: print every incident change on stdout");
   sub->add_option("--trees", f->trees, "Fault trees: a file or directory (default: built in)");
   sub->add_option("--format", f->format, "text, json, markdown or dot (the propagation path)")
       ->check(CLI::IsMember({"text", "json", "markdown", "dot"}))
@@ -71,6 +88,52 @@ Runner RegisterDiagnose(CLI::App& app) {
                   "Shapes agree from this Pearson correlation")
       ->capture_default_str();
   return [f] {
+    if (f->situation.empty()) {
+      if (f->live.brokers.empty()) {
+        std::cerr << "faultline diagnose: give --situation FILE, or --brokers (and --state-dir) to "
+                     "diagnose live\n";
+        return 2;
+      }
+      diagnosis::LiveRuntimeOptions o = f->live;
+      if (!f->trees.empty()) o.trees_path = f->trees;
+      if (!f->config.empty()) {
+        std::ifstream cin_(f->config);
+        if (!cin_) {
+          std::cerr << "faultline diagnose: --config " << f->config << ": cannot open\n";
+          return 2;
+        }
+        std::stringstream text;
+        text << cin_.rdbuf();
+        if (Status s = diagnosis::ParseDiagnosisConfig(text.str(), f->config, &o); !s.ok()) {
+          std::cerr << "faultline diagnose: " << s.message() << "\n";
+          return 2;
+        }
+      }
+      if (f->watch) {
+        const std::string format = f->format;
+        o.on_incident = [format](const diagnosis::Incident& i) {
+          if (format == "json") {
+            std::cout << diagnosis::IncidentToJson(i) << std::endl;
+          } else if (format == "markdown") {
+            std::cout << diagnosis::IncidentToMarkdown(i) << std::endl;
+          } else {
+            std::cout << diagnosis::IncidentToText(i) << std::endl;
+          }
+        };
+      }
+      MetricsRegistry metrics;
+      auto rt = diagnosis::LiveRuntime::Create(std::move(o), &metrics);
+      if (!rt.ok()) {
+        std::cerr << "faultline diagnose: " << rt.status().message() << "\n";
+        return rt.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+      }
+      if ((*rt)->http_port() > 0) std::cerr << "http_port=" << (*rt)->http_port() << std::endl;
+      if (Status s = (*rt)->Run(g_stop); !s.ok()) {
+        std::cerr << "faultline diagnose: " << s.message() << "\n";
+        return 1;
+      }
+      return 0;
+    }
     std::ifstream in(f->situation, std::ios::binary);
     if (!in) {
       std::cerr << "faultline diagnose: " << f->situation << ": cannot open\n";

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add(faultline::cli::RegisterTopology(app));
   add(faultline::cli::RegisterFta(app));
   add(faultline::cli::RegisterDiagnose(app));
+  add(faultline::cli::RegisterIncidents(app));
   CLI11_PARSE(app, argc, argv);
 
   // Logs go to stderr: stdout carries data (JSON lines of `agent --output jsonl`, windows, graphs).

@@ -13,10 +13,10 @@ packages=(
   # graph, algebra, config, JSON, CLI, logging, metrics, HTTP, hashing
   libboost-graph-dev libeigen3-dev libyaml-cpp-dev nlohmann-json3-dev libsimdjson-dev
   libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libcpp-httplib-dev
-  libcurl4-openssl-dev libabsl-dev libxxhash-dev
+  libcurl4-openssl-dev libssl-dev libabsl-dev libxxhash-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  python3 python3-jsonschema python3-protobuf curl iproute2 nftables nginx-light wrk procps graphviz
+  python3 python3-jsonschema python3-protobuf nodejs curl iproute2 nftables nginx-light wrk procps graphviz
 )
 
 if [[ $(id -u) -ne 0 ]]; then

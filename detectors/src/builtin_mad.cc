@@ -1,5 +1,12 @@
 // mad: robust z-score against the median and the median absolute deviation (scaled by 1.4826)
-// of the previous `window` points. Parameters: window (100), k (3.5), min_points (10).
+// of the previous `window` points. Parameters: window (100), k (3.5), min_points (10), and two
+// floors on what counts as a change (both 0 by default): min_change, relative to the median, and
+// min_delta, absolute: a point is anomalous only when it is beyond k robust deviations and at
+// least max(min_change · |median|, min_delta) away from the median. Live series of a quiet
+// system (a latency steady to the microsecond, an error rate of 0) need them: a jitter of a
+// fraction of a millisecond is many deviations of nothing. With hold (0 by default) anomalous
+// points are kept out of the window, so a sustained fault stays anomalous until it ends instead
+// of becoming the new normal after half a window (live incidents resolve when the fault does).
 // Cost: O(log window) per point for the median, plus O(window) every 10 points for the MAD.
 #include <algorithm>
 #include <cmath>
@@ -70,7 +77,9 @@ class RollingMedian {
 // otherwise reused, while the median and the mean absolute deviation are exact at every point.
 class Mad : public Detector {
  public:
-  Mad(size_t window, double k, size_t min_points) : window_(window), k_(k), min_points_(min_points) {}
+  Mad(size_t window, double k, size_t min_points, double min_change, double min_delta, bool hold)
+      : window_(window), k_(k), min_points_(min_points), min_change_(min_change),
+        min_delta_(min_delta), hold_(hold) {}
   Verdict Observe(int64_t, double x) override {
     Verdict v;
     if (values_.size() >= min_points_) {
@@ -79,7 +88,12 @@ class Mad : public Detector {
       since_refresh_++;
       const double scale = std::max(1.4826 * mad_, 1.2533 * median_.MeanAbsDeviation());
       v = ZScoreVerdict(x, med, SafeScale(scale, med), k_);
+      if (v.anomalous && std::abs(x - med) < std::max(min_change_ * std::abs(med), min_delta_)) {
+        v.anomalous = false;
+        v.direction = Direction::kNone;
+      }
     }
+    if (hold_ && v.anomalous) return v;
     values_.push_back(x);
     median_.Insert(x);
     if (values_.size() > window_) {
@@ -131,6 +145,8 @@ class Mad : public Detector {
   size_t window_;
   double k_;
   size_t min_points_;
+  double min_change_, min_delta_;
+  bool hold_;
   std::deque<double> values_;
   RollingMedian median_;
   double mad_ = 0;
@@ -140,14 +156,20 @@ class Mad : public Detector {
 
 }  // namespace
 
-FAULTLINE_REGISTER_DETECTOR(mad, "rolling median/MAD: window (100), k (3.5), min_points (10)",
+FAULTLINE_REGISTER_DETECTOR(mad,
+                            "rolling median/MAD: window (100), k (3.5), min_points (10), "
+                            "min_change (0, relative), min_delta (0, absolute), hold (0: learn anomalies; 1: keep them out)",
                             [](const Params& p) -> Result<std::unique_ptr<Detector>> {
                               ParamReader r("mad", p);
-                              FAULTLINE_RETURN_IF_ERROR(r.CheckAllKnown({"window", "k", "min_points"}));
+                              FAULTLINE_RETURN_IF_ERROR(r.CheckAllKnown({"window", "k", "min_points", "min_change", "min_delta", "hold"}));
                               FAULTLINE_ASSIGN_OR_RETURN(int64_t window, r.Int("window", 100, 3, 1'000'000));
                               FAULTLINE_ASSIGN_OR_RETURN(double k, r.Double("k", 3.5, 0.1, 100));
                               FAULTLINE_ASSIGN_OR_RETURN(int64_t min_points, r.Int("min_points", 10, 3, 1'000'000));
-                              return std::unique_ptr<Detector>(new Mad(window, k, std::min(min_points, window)));
+                              FAULTLINE_ASSIGN_OR_RETURN(double min_change, r.Double("min_change", 0, 0, 1000));
+                              FAULTLINE_ASSIGN_OR_RETURN(double min_delta, r.Double("min_delta", 0, 0, 1e12));
+                              FAULTLINE_ASSIGN_OR_RETURN(int64_t hold, r.Int("hold", 0, 0, 1));
+                              return std::unique_ptr<Detector>(new Mad(
+                                  window, k, std::min(min_points, window), min_change, min_delta, hold == 1));
                             });
 
 }  // namespace faultline::detectors

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cmath>
+#include <mutex>
 #include <vector>
 
 #include "faultline/detectors/plugin_abi.h"
@@ -103,6 +104,25 @@ Status PluginDetector::RestoreState(std::string_view bytes) {
   if (t->restore_state(instance_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &error) != 0) {
     return InvalidArgument(plugin_->name_ + ": restore_state: " + (error ? error : "failed without a message"));
   }
+  return Status::Ok();
+}
+
+}  // namespace faultline::detectors
+
+namespace faultline::detectors {
+
+Status RegisterDetectorPlugin(const std::string& path) {
+  static std::mutex mu;
+  static std::vector<std::unique_ptr<DetectorPlugin>> loaded;  // for the process's life
+  FAULTLINE_ASSIGN_OR_RETURN(std::unique_ptr<DetectorPlugin> plugin, DetectorPlugin::Load(path));
+  const DetectorPlugin* p = plugin.get();
+  std::lock_guard<std::mutex> lock(mu);
+  FAULTLINE_RETURN_IF_ERROR(DetectorRegistry::Global().Register(
+      {p->name(), "plugin " + p->path(), [p](const Params& params) -> Result<std::unique_ptr<Detector>> {
+         FAULTLINE_ASSIGN_OR_RETURN(std::unique_ptr<PluginDetector> d, p->Create(params));
+         return std::unique_ptr<Detector>(std::move(d));
+       }}));
+  loaded.push_back(std::move(plugin));
   return Status::Ok();
 }
 

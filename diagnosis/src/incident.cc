@@ -379,3 +379,216 @@ std::string PropagationToDot(const Incident& inc) {
 }
 
 }  // namespace faultline::diagnosis
+
+namespace faultline::diagnosis {
+namespace {
+
+// Reads IncidentToJson's layout; every error names the JSON path.
+class IncidentReader {
+ public:
+  Status error;
+  const nlohmann::json& At(const nlohmann::json& j, const std::string& path, const char* key) {
+    static const nlohmann::json kNull;
+    if (!error.ok()) return kNull;
+    if (!j.is_object() || !j.contains(key)) {
+      error = InvalidArgument("incident: " + path + key + ": missing");
+      return kNull;
+    }
+    return j[key];
+  }
+  std::string Str(const nlohmann::json& j, const std::string& path, const char* key) {
+    const auto& v = At(j, path, key);
+    if (!error.ok()) return "";
+    if (v.is_null()) return "";
+    if (!v.is_string()) error = InvalidArgument("incident: " + path + key + ": expected a string");
+    return error.ok() ? v.get<std::string>() : "";
+  }
+  double Num(const nlohmann::json& j, const std::string& path, const char* key) {
+    const auto& v = At(j, path, key);
+    if (!error.ok()) return 0;
+    if (!v.is_number()) error = InvalidArgument("incident: " + path + key + ": expected a number");
+    return error.ok() ? v.get<double>() : 0;
+  }
+  int64_t Time(const nlohmann::json& j, const std::string& path, const char* key) {
+    const auto& v = At(j, path, key);
+    if (!error.ok() || v.is_null()) return 0;
+    std::tm tm{};
+    const std::string s = v.is_string() ? v.get<std::string>() : "";
+    if (!strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+      error = InvalidArgument("incident: " + path + key + ": expected an RFC 3339 UTC time");
+      return 0;
+    }
+    return static_cast<int64_t>(timegm(&tm));
+  }
+  EntityRef Entity(const nlohmann::json& j, const std::string& path) {
+    EntityRef e;
+    auto k = ParseEntityKind(Str(j, path, "kind"));
+    if (error.ok() && !k.ok()) error = InvalidArgument("incident: " + path + "kind: " + k.status().message());
+    if (error.ok()) e.kind = *k;
+    e.name = Str(j, path, "name");
+    return e;
+  }
+  Metric MetricOf(const nlohmann::json& j, const std::string& path, const char* key) {
+    auto m = ParseMetric(Str(j, path, key));
+    if (error.ok() && !m.ok()) error = InvalidArgument("incident: " + path + key + ": " + m.status().message());
+    return error.ok() ? *m : Metric::kRequests;
+  }
+  MetricChange Change(const nlohmann::json& j, const std::string& path) {
+    MetricChange c;
+    c.entity = Entity(At(j, path, "entity"), path + "entity.");
+    c.metric = MetricOf(j, path, "metric");
+    c.baseline = Num(j, path, "baseline");
+    c.observed = Num(j, path, "observed");
+    c.z = Num(j, path, "z");
+    c.since_s = Time(j, path, "since");
+    const auto& a = At(j, path, "anomalous");
+    c.anomalous = a.is_boolean() && a.get<bool>();
+    return c;
+  }
+  ExplainedNode Node(const nlohmann::json& j, const std::string& path, int depth) {
+    ExplainedNode n;
+    if (depth > 200) {
+      error = InvalidArgument("incident: " + path + ": nested too deep");
+      return n;
+    }
+    n.type = Str(j, path, "type");
+    n.label = Str(j, path, "label");
+    const auto& h = At(j, path, "held");
+    n.held = h.is_boolean() && h.get<bool>();
+    if (j.contains("note")) n.note = Str(j, path, "note");
+    if (j.contains("evidence"))
+      for (size_t i = 0; i < j["evidence"].size(); ++i)
+        n.evidence.push_back(Change(j["evidence"][i], path + "evidence[" + std::to_string(i) + "]."));
+    if (j.contains("children"))
+      for (size_t i = 0; i < j["children"].size(); ++i)
+        n.children.push_back(Node(j["children"][i], path + "children[" + std::to_string(i) + "].", depth + 1));
+    return n;
+  }
+};
+
+}  // namespace
+
+Result<Incident> IncidentFromJson(std::string_view text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("incident: not a JSON object");
+  IncidentReader r;
+  Incident i;
+  if (r.Num(j, "", "schema_version") != kIncidentSchemaVersion && r.error.ok())
+    return InvalidArgument("incident: schema_version: expected 1");
+  i.id = r.Str(j, "", "id");
+  i.dedup_key = r.Str(j, "", "dedup_key");
+  i.fingerprint = r.Str(j, "", "fingerprint");
+  const std::string status = r.Str(j, "", "status");
+  i.status = status == "resolved" ? IncidentStatus::kResolved
+             : status == "updated" ? IncidentStatus::kUpdated
+                                   : IncidentStatus::kOpen;
+  i.sequence = static_cast<uint64_t>(r.Num(j, "", "sequence"));
+  i.opened_at_s = r.Time(j, "", "opened_at");
+  i.updated_at_s = r.Time(j, "", "updated_at");
+  if (r.error.ok() && !j["resolved_at"].is_null()) i.resolved_at_s = r.Time(j, "", "resolved_at");
+  const std::string severity = r.Str(j, "", "severity");
+  for (Severity s : {Severity::kCritical, Severity::kError, Severity::kWarning, Severity::kInfo})
+    if (SeverityName(s) == severity) i.severity = s;
+  i.title = r.Str(j, "", "title");
+  i.summary = r.Str(j, "", "summary");
+  const auto& p = r.At(j, "", "phenomenon");
+  i.phenomenon.entry = r.Entity(r.At(p, "phenomenon.", "entity"), "phenomenon.entity.");
+  i.phenomenon.change.entity = i.phenomenon.entry;
+  i.phenomenon.change.metric = r.MetricOf(p, "phenomenon.", "metric");
+  i.phenomenon.change.baseline = r.Num(p, "phenomenon.", "baseline");
+  i.phenomenon.change.observed = r.Num(p, "phenomenon.", "observed");
+  i.phenomenon.change.z = r.Num(p, "phenomenon.", "z");
+  i.phenomenon.change.since_s = r.Time(p, "phenomenon.", "since");
+  i.phenomenon.change.anomalous = true;
+  i.phenomenon.change_ratio = r.Num(p, "phenomenon.", "change_ratio");
+  const auto& impact = r.At(p, "phenomenon.", "impact");
+  i.phenomenon.impact.share = r.Num(impact, "phenomenon.impact.", "share");
+  i.phenomenon.impact.basis = r.Str(impact, "phenomenon.impact.", "basis");
+  const auto& keys = r.At(j, "", "key_metrics");
+  for (size_t k = 0; r.error.ok() && k < keys.size(); ++k)
+    i.key_metrics.push_back(r.Change(keys[k], "key_metrics[" + std::to_string(k) + "]."));
+  const auto& causes = r.At(j, "", "root_causes");
+  for (size_t k = 0; r.error.ok() && k < causes.size(); ++k) {
+    const std::string path = "root_causes[" + std::to_string(k) + "].";
+    const auto& c = causes[k];
+    RootCause rc;
+    rc.entity = r.Entity(r.At(c, path, "entity"), path + "entity.");
+    rc.score = r.Num(c, path, "score");
+    rc.explanation = r.Str(c, path, "explanation");
+    const auto& ev = r.At(c, path, "evidence");
+    for (size_t e = 0; r.error.ok() && e < ev.size(); ++e)
+      rc.evidence.push_back(r.Change(ev[e], path + "evidence[" + std::to_string(e) + "]."));
+    const auto& pa = r.At(c, path, "path");
+    for (size_t e = 0; r.error.ok() && e < pa.size(); ++e)
+      rc.path.push_back(pa[e].is_string() ? pa[e].get<std::string>() : "");
+    const auto& fc = r.At(c, path, "fault_classes");
+    for (size_t e = 0; r.error.ok() && e < fc.size(); ++e) {
+      const std::string fp = path + "fault_classes[" + std::to_string(e) + "].";
+      FaultClassMatch m;
+      m.name = r.Str(fc[e], fp, "name");
+      m.title = r.Str(fc[e], fp, "title");
+      m.priority = static_cast<int>(r.Num(fc[e], fp, "priority"));
+      m.true_events = static_cast<size_t>(r.Num(fc[e], fp, "true_events"));
+      m.strength = r.Num(fc[e], fp, "strength");
+      rc.classes.push_back(std::move(m));
+    }
+    i.root_causes.push_back(std::move(rc));
+  }
+  const auto& ft = r.At(j, "", "fault_tree");
+  i.fault_tree.fault_class = r.Str(ft, "fault_tree.", "class");
+  if (r.error.ok() && !i.root_causes.empty() && !i.root_causes[0].classes.empty()) {
+    i.root_causes[0].classes[0].description = r.Str(ft, "fault_tree.", "description");
+    i.root_causes[0].classes[0].action = r.Str(ft, "fault_tree.", "action");
+  }
+  if (r.error.ok() && ft.contains("tree") && !ft["tree"].is_null())
+    i.fault_tree.tree = r.Node(ft["tree"], "fault_tree.tree.", 0);
+  const auto& nh = r.At(ft, "fault_tree.", "not_held");
+  for (size_t e = 0; r.error.ok() && e < nh.size(); ++e)
+    i.fault_tree.not_held.push_back(nh[e].is_string() ? nh[e].get<std::string>() : "");
+  const auto& hops = r.At(j, "", "propagation");
+  for (size_t k = 0; r.error.ok() && k < hops.size(); ++k) {
+    const std::string path = "propagation[" + std::to_string(k) + "].";
+    Hop h;
+    h.entity = r.Entity(r.At(hops[k], path, "entity"), path + "entity.");
+    h.role = r.Str(hops[k], path, "role");
+    h.fault_class = r.Str(hops[k], path, "fault_class");
+    h.propagated = r.Str(hops[k], path, "propagated");
+    if (r.error.ok() && !hops[k]["change"].is_null()) h.change = r.Change(hops[k]["change"], path + "change.");
+    i.propagation.push_back(std::move(h));
+  }
+  const auto& drill = r.At(j, "", "drilldown");
+  for (size_t k = 0; r.error.ok() && k < drill.size(); ++k) {
+    const std::string path = "drilldown[" + std::to_string(k) + "].";
+    DrillDownFinding f;
+    f.service = r.Str(drill[k], path, "service");
+    f.kpi = r.MetricOf(drill[k], path, "kpi");
+    const auto& el = r.At(drill[k], path, "elements");
+    for (size_t e = 0; r.error.ok() && e < el.size(); ++e)
+      f.elements.push_back(el[e].is_string() ? el[e].get<std::string>() : "");
+    f.leaves = static_cast<size_t>(r.Num(drill[k], path, "leaves"));
+    f.abnormal_leaves = static_cast<size_t>(r.Num(drill[k], path, "abnormal_leaves"));
+    f.unexplained = static_cast<size_t>(r.Num(drill[k], path, "unexplained"));
+    f.share = r.Num(drill[k], path, "share");
+    i.drilldown.push_back(std::move(f));
+  }
+  const auto& s = r.At(j, "", "situation");
+  i.situation.source = r.Str(s, "situation.", "source");
+  i.situation.window_s = static_cast<int64_t>(r.Num(s, "situation.", "window_s"));
+  i.situation.start_s = r.Time(s, "situation.", "start");
+  i.situation.end_s = r.Time(s, "situation.", "end");
+  const auto& alarm = r.At(s, "situation.", "alarm");
+  i.situation.alarm_entity = r.Entity(r.At(alarm, "situation.alarm.", "entity"), "situation.alarm.entity.");
+  i.situation.alarm_metric = r.MetricOf(alarm, "situation.alarm.", "metric");
+  i.situation.alarm_at_s = r.Time(alarm, "situation.alarm.", "at");
+  for (const char* field : {"labels", "annotations"}) {
+    const auto& m = r.At(j, "", field);
+    if (!r.error.ok()) break;
+    auto& into = std::string(field) == "labels" ? i.labels : i.annotations;
+    for (const auto& [k, v] : m.items())
+      if (v.is_string()) into[k] = v.get<std::string>();
+  }
+  if (!r.error.ok()) return r.error;
+  return i;
+}
+
+}  // namespace faultline::diagnosis

@@ -25,6 +25,8 @@ std::string SeriesKey::Entity() const {
       return std::string(Dim("service"));
     case EntityKind::kMachine:
       return std::string(Dim("machine"));
+    default:
+      break;  // the stream makes no series of other kinds
   }
   return {};
 }

@@ -19,14 +19,30 @@ TEST(Catalog, EveryMetricRoundTripsByNameAndHasAUnitAFamilyAndKinds) {
     EXPECT_FALSE(m.computed.empty()) << m.name;
     EXPECT_FALSE(m.kinds.empty()) << m.name;
     // Units in the name where the unit is a time or a size, so nobody reads ms as s.
-    if (m.unit == "ms") EXPECT_TRUE(m.name.ends_with("_ms")) << m.name;
-    if (m.unit == "MiB") EXPECT_TRUE(m.name.ends_with("_mb")) << m.name;
-    if (m.unit == "ratio") EXPECT_TRUE(m.name.ends_with("_ratio") || m.name.ends_with("_rate"));
+    if (m.unit == "ms") {
+      EXPECT_TRUE(m.name.ends_with("_ms")) << m.name;
+    }
+    if (m.unit == "MiB") {
+      EXPECT_TRUE(m.name.ends_with("_mb")) << m.name;
+    }
+    if (m.unit == "ratio") {
+      EXPECT_TRUE(m.name.ends_with("_ratio") || m.name.ends_with("_rate")) << m.name;
+    }
     // ... and the other way: a name that says a unit has it.
-    if (m.name.ends_with("_ms")) EXPECT_EQ(m.unit, "ms") << m.name;
-    if (m.name.ends_with("_mb")) EXPECT_EQ(m.unit, "MiB") << m.name;
-    if (m.name.ends_with("_ratio") || m.name.ends_with("_rate")) EXPECT_EQ(m.unit, "ratio") << m.name;
-    if (m.name.ends_with("_cores")) EXPECT_EQ(m.unit, "cores") << m.name;
+    if (m.name.ends_with("_ms")) {
+      EXPECT_EQ(m.unit, "ms") << m.name;
+    }
+    if (m.name.ends_with("_mb")) {
+      EXPECT_EQ(m.unit, "MiB") << m.name;
+    }
+    if (m.name.ends_with("_ratio") || m.name.ends_with("_rate")) {
+      EXPECT_EQ(m.unit, "ratio") << m.name;
+    }
+    if (m.name.ends_with("_cores")) {
+      EXPECT_EQ(m.unit, "cores") << m.name;
+    }
+    // Every metric has a noise floor (attribution judges changes against it).
+    EXPECT_GT(m.min_delta, 0) << m.name;
     for (EntityKind k : {EntityKind::kService, EntityKind::kEdge, EntityKind::kInstance,
                          EntityKind::kContainer, EntityKind::kMachine}) {
       EXPECT_EQ(ParseMetricFor(m.name, k).ok(), m.kinds.Has(k)) << m.name;

@@ -115,7 +115,8 @@ SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* comp
   a.observed = Median(test);
   a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);  // from a zero baseline: huge
   a.anomalous = first < m.values.size() && std::abs(a.z) >= o_.z_threshold &&
-                std::abs(a.observed - med) >= o_.min_change * std::abs(med);
+                std::abs(a.observed - med) >=
+                    std::max(o_.min_change * std::abs(med), Info(m.ref.metric).min_delta);
   if (a.anomalous) a.start_s = s_.start_s + static_cast<int64_t>(first) * s_.window_s;
   // A detector's verdict in the test period decides.
   const int64_t from = s_.start_s + static_cast<int64_t>(split_) * s_.window_s;

@@ -154,6 +154,10 @@ struct MetricInfo {
   KindSet kinds;  // the entity kinds whose series carry it
   Polarity polarity;
   std::string_view computed;  // how it is computed from one window of the kind's series
+  // The smallest change that is more than noise whatever the baseline, in the metric's unit
+  // (one major fault, a jitter of 0.2 ms, one byte read is no incident); judging a series
+  // requires at least this much change.
+  double min_delta = 0;
 };
 
 // Every metric, in Metric order.

@@ -38,6 +38,11 @@ class PluginDetector : public Detector {
   std::string first_garbage_;
 };
 
+// Loads a plugin and registers it in DetectorRegistry::Global() under its own name, so that
+// detector rules can name it like a built-in; the plugin stays loaded for the process's life.
+// Errors: Load's, and kInvalidArgument when a detector of that name is already registered.
+Status RegisterDetectorPlugin(const std::string& path);
+
 class DetectorPlugin {
  public:
   // Errors (kInvalidArgument / kNotFound) name the path and the problem: cannot be loaded, no

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "faultline/common/catalog.h"
+#include "faultline/common/status.h"
 
 namespace faultline::diagnosis {
 
@@ -153,6 +154,9 @@ std::string EntityText(const EntityRef& e);
 
 // The JSON form (schema/incident.schema.json), one line.
 std::string IncidentToJson(const Incident& incident);
+// Back from that form (what the incident store and consumers read). Errors: kInvalidArgument
+// naming the JSON path of what is missing or malformed.
+Result<Incident> IncidentFromJson(std::string_view json);
 // For people in a terminal: the phenomenon, the summary, root causes, explanation, path.
 std::string IncidentToText(const Incident& incident);
 std::string IncidentToMarkdown(const Incident& incident);

@@ -1,0 +1,575 @@
+#include "faultline/diagnosis/live.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "faultline/stream/window_query.h"
+#include "faultline/stream/window_stats.h"
+#include "faultline/topology/situation.h"
+#include "metrics.pb.h"
+
+namespace faultline::diagnosis {
+namespace {
+
+constexpr std::string_view kExternalCaller = "\x01external";
+constexpr size_t kResolvedKept = 1000;
+
+std::string StartKey(int64_t start) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(start));
+  return buf;
+}
+
+std::string WindowKey(int64_t start, const stream::SeriesKey& key) {
+  return "w|" + StartKey(start) + "|" + key.Encode();
+}
+
+std::string WatchKeyText(EntityKind kind, const std::string& entity, Metric metric) {
+  std::string k = "d|";
+  k.push_back(static_cast<char>(kind));
+  k += entity;
+  k.push_back('\0');
+  k += MetricName(metric);
+  return k;
+}
+
+std::string_view HostOf(std::string_view address) {
+  if (!address.empty() && address[0] == '[') {
+    const size_t end = address.find(']');
+    return end == std::string_view::npos ? address : address.substr(0, end + 1);
+  }
+  const size_t colon = address.rfind(':');
+  return colon == std::string_view::npos ? address : address.substr(0, colon);
+}
+
+// Which golden metrics of an entry point open a diagnosis, in the order they are tried.
+constexpr Metric kTriggers[] = {Metric::kLatencyP99Ms, Metric::kErrorRate, Metric::kLatencyMeanMs,
+                                Metric::kErrors, Metric::kLatencyP90Ms};
+
+}  // namespace
+
+std::string_view DefaultDetectorConfigYaml() {
+  return R"(# faultline's default detector rules (docs/diagnosis.md). Each is a rolling median/MAD over
+# the last 120 windows (10 minutes of 5 s windows): a point is anomalous beyond k robust
+# deviations AND at least min_change (relative) or min_delta (absolute) away from the median, so
+# a quiet system's jitter is not an incident; anomalous points are kept out of the window (hold),
+# so a sustained fault stays anomalous until it ends. They need 12 windows (one minute) of
+# history.
+rules:
+  - match: {kind: service, metric: latency_p99_ms}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 5}
+  - match: {kind: service, metric: error_rate}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 0.02}
+  - match: {kind: edge, metric: latency_p99_ms}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 5}
+  - match: {kind: edge, metric: error_rate}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 0.02}
+  - match: {kind: edge, metric: retransmits}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 5}
+  - match: {kind: edge, metric: connects_refused}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 3}
+  - match: {kind: machine, metric: cpu_busy_ratio}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 0.2}
+  - match: {kind: machine, metric: runq_p99_ms}
+    detector: mad
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 1, min_delta: 5}
+)";
+}
+
+const detectors::DetectorConfig& DefaultDetectorConfig() {
+  static const detectors::DetectorConfig config = [] {
+    auto c = detectors::ParseDetectorConfig(std::string(DefaultDetectorConfigYaml()),
+                                            "default detector rules (built in)");
+    if (!c.ok()) {
+      std::fprintf(stderr, "faultline: %s\n", c.status().message().c_str());
+      std::abort();
+    }
+    return std::move(*c);
+  }();
+  return config;
+}
+
+LiveDiagnosis::LiveDiagnosis(LiveOptions options, const fta::FaultTrees* trees)
+    : o_(std::move(options)), trees_(trees) {}
+
+LiveDiagnosis::~LiveDiagnosis() = default;
+
+void LiveDiagnosis::Dirty(std::string key, std::optional<std::string> value) {
+  dirty_[std::move(key)] = std::move(value);
+}
+
+Status LiveDiagnosis::Apply(std::string_view bytes) {
+  v1::WindowRecord r;
+  auto refuse = [&](const std::string& what) {
+    counters_.undecodable++;
+    return InvalidArgument("window record: " + what);
+  };
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return refuse("not protobuf");
+  if (r.schema_version() < 2 || r.window_stats().empty())
+    return refuse("layout " + std::to_string(r.schema_version()) +
+                  " carries no window state (needs a stream of layout 2 or later)");
+  if (r.window_seconds() == 0 || r.window_seconds() > 86400)
+    return refuse("window_seconds " + std::to_string(r.window_seconds()));
+  if (window_s_ == 0) {
+    window_s_ = r.window_seconds();
+    Dirty("m|window_s", std::to_string(window_s_));
+  } else if (window_s_ != static_cast<int64_t>(r.window_seconds())) {
+    return refuse(std::to_string(r.window_seconds()) + " s windows, this stage judges " +
+                  std::to_string(window_s_) + " s ones");
+  }
+  auto key = stream::SeriesKey::Decode(r.series_key());
+  if (!key.ok()) return refuse(key.status().message());
+  auto stats = stream::WindowStats::Decode(r.window_stats());
+  if (!stats.ok()) return refuse(stats.status().message());
+  const int64_t start = r.window_start_unix_s();
+  if (start < 0 || start % window_s_ != 0) return refuse("window start " + std::to_string(start));
+  counters_.records++;
+  int64_t& newest = partition_newest_[r.input_partition()];
+  newest = std::max(newest, start);
+  Dirty("m|partition|" + std::to_string(r.input_partition()), std::to_string(newest));
+  if (judged_until_ != 0 && start <= judged_until_) {
+    counters_.late_partials++;
+    return Status::Ok();
+  }
+  auto [it, fresh] = windows_.try_emplace({start, *key});
+  if (Status s = it->second.Merge(*stats); !s.ok()) return refuse(s.message());
+  std::string encoded;
+  it->second.EncodeTo(&encoded);
+  Dirty(WindowKey(start, *key), std::move(encoded));
+  if (key->kind == EntityKind::kListener) {
+    auto& l = listeners_[stream::ListenerKey(key->Dim(dim::kAddress), key->Dim(dim::kMachine))];
+    if (start >= l.first) l = {start, std::string(key->Dim(dim::kService))};
+  }
+  return Status::Ok();
+}
+
+std::vector<stream::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t to_s) const {
+  std::vector<stream::StoredWindow> out;
+  for (auto it = windows_.lower_bound({from_s, stream::SeriesKey{}});
+       it != windows_.end() && it->first.first < to_s; ++it) {
+    if (it->first.first > judged_until_) break;
+    stream::StoredWindow w;
+    w.start_s = it->first.first;
+    w.key = it->first.second;
+    w.stats = it->second;
+    if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server") {
+      auto l = listeners_.find(stream::ListenerKey(w.key.Dim(dim::kCallee), w.key.Dim(dim::kMachine)));
+      if (l != listeners_.end()) w.callee_service = l->second.second;
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+void LiveDiagnosis::TrackCallers(const std::vector<const stream::StoredWindow*>& windows,
+                                 int64_t start) {
+  std::set<std::string_view> hosts;
+  for (const auto& [key, l] : listeners_) hosts.insert(HostOf(key.substr(key.find('|') + 1)));
+  for (const stream::StoredWindow* w : windows) {
+    if (w->key.kind == EntityKind::kService) serving_[std::string(w->key.Dim(dim::kService))] = start;
+    if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;
+    if (w->key.Dim(dim::kSide) == "server") {
+      const std::string_view caller = w->key.Dim(dim::kCaller);
+      if (hosts.count(caller) || stream::IsLoopbackAddress(caller)) continue;
+      callers_[std::string(w->key.Dim(dim::kCallee))][std::string(kExternalCaller)] = start;
+    } else if (!w->callee_service.empty()) {
+      callers_[w->callee_service][std::string(w->key.Dim(dim::kCaller))] = start;
+    }
+  }
+}
+
+bool LiveDiagnosis::IsEntryPoint(const std::string& service) const {
+  if (std::find(o_.entry_points.begin(), o_.entry_points.end(), service) != o_.entry_points.end())
+    return true;
+  const int64_t since = judged_until_ - o_.lookback_s;
+  auto serves = [&](const std::string& s) {
+    auto it = serving_.find(s);
+    return it != serving_.end() && it->second >= since;
+  };
+  if (!serves(service)) return false;
+  auto c = callers_.find(service);
+  if (c == callers_.end()) return true;  // nobody observed calls it: its callers are outside
+  bool any = false;
+  for (const auto& [caller, seen] : c->second) {
+    if (seen < since) continue;
+    any = true;
+    if (caller == kExternalCaller || !serves(caller)) return true;
+  }
+  return !any;
+}
+
+LiveDiagnosis::Watched* LiveDiagnosis::WatchFor(const WatchKey& key,
+                                                const std::map<std::string, std::string>& labels) {
+  auto it = watch_.find(key);
+  if (it != watch_.end()) return &it->second;
+  const auto& [kind, entity, metric] = key;
+  const detectors::DetectorRule* rule = o_.detectors.Match(kind, entity, metric, labels);
+  if (!rule) return nullptr;
+  if (watch_.size() >= o_.max_series) {
+    counters_.series_over_limit++;
+    return nullptr;
+  }
+  auto det = detectors::DetectorRegistry::Global().Create(rule->detector, rule->params);
+  if (!det.ok()) return nullptr;  // validated when the rules were loaded: cannot happen
+  Watched w;
+  w.detector = std::move(*det);
+  w.rule = rule;
+  return &watch_.emplace(key, std::move(w)).first->second;
+}
+
+void LiveDiagnosis::ObserveSeries(int64_t start,
+                                  const std::vector<const stream::StoredWindow*>& windows) {
+  // Per entity, as situations see them: services merged over instances and endpoints, client-side
+  // edges by caller and resolved callee, machines.
+  std::map<std::pair<EntityKind, std::string>, std::pair<stream::WindowStats, std::map<std::string, std::string>>> merged;
+  for (const stream::StoredWindow* w : windows) {
+    std::pair<EntityKind, std::string> id;
+    std::map<std::string, std::string> labels;
+    switch (w->key.kind) {
+      case EntityKind::kService:
+        id = {EntityKind::kService, std::string(w->key.Dim(dim::kService))};
+        labels = {{"service", id.second}};
+        break;
+      case EntityKind::kEdge: {
+        if (w->key.Dim(dim::kSide) == "server") continue;
+        const std::string callee = w->callee_service.empty() ? std::string(w->key.Dim(dim::kCallee))
+                                                             : w->callee_service;
+        id = {EntityKind::kEdge, std::string(w->key.Dim(dim::kCaller)) + "->" + callee};
+        labels = {{"caller", std::string(w->key.Dim(dim::kCaller))}, {"callee", callee}};
+        break;
+      }
+      case EntityKind::kMachine:
+        id = {EntityKind::kMachine, std::string(w->key.Dim(dim::kMachine))};
+        labels = {{"machine", id.second}};
+        break;
+      default:
+        continue;
+    }
+    auto& slot = merged[id];
+    (void)slot.first.Merge(w->stats);  // one stream's sketches: the same accuracy
+    slot.second = std::move(labels);
+  }
+  for (const auto& entry : merged) {
+    const auto& [kind, entity] = entry.first;
+    const auto& [stats, labels] = entry.second;
+    for (const MetricInfo& m : Metrics()) {
+      if (!m.kinds.Has(kind)) continue;
+      const double v = stream::ComputeMetric(m.id, stats, window_s_);
+      if (std::isnan(v) || std::abs(v) >= detectors::kMaxDetectorValue) continue;
+      const WatchKey key{kind, entity, m.id};
+      Watched* w = WatchFor(key, labels);
+      if (!w) continue;
+      const detectors::Verdict verdict = w->detector->Observe(start, v);
+      counters_.evaluations++;
+      w->last_anomalous = verdict.anomalous;
+      if (verdict.anomalous) counters_.anomalies++;
+      verdicts_[key] = {start, verdict.anomalous};
+      Dirty(WatchKeyText(kind, entity, m.id), w->detector->SaveState());
+    }
+  }
+}
+
+std::optional<Incident> LiveDiagnosis::DiagnoseAt(const std::string& entry, Metric metric,
+                                                  int64_t at_s) {
+  const int64_t from = at_s - o_.lookback_s;
+  topology::Alarm alarm{{EntityKind::kService, entry, metric}, at_s};
+  topology::Situation s =
+      topology::BuildSituation(History(from, at_s + window_s_), window_s_, from, at_s + window_s_, alarm);
+  // The detector's verdict on the alarm decides that it is anomalous.
+  topology::Verdict v;
+  v.ref = alarm.ref;
+  v.at_s = at_s;
+  v.anomalous = true;
+  auto w = watch_.find({EntityKind::kService, entry, metric});
+  v.detector = w != watch_.end() && w->second.rule ? w->second.rule->detector : "detector";
+  s.verdicts.push_back(v);
+  DiagnoseOptions opts = o_.diagnose;
+  if (opts.situation_source.empty()) opts.situation_source = "live";
+  counters_.diagnoses++;
+  Diagnosis d = Diagnose(s, *trees_, opts);
+  return std::move(d.incident);
+}
+
+namespace {
+
+std::string CauseKey(const Incident& i) {
+  return i.root_causes.empty() ? ""
+                               : std::string(EntityKindName(i.root_causes[0].entity.kind)) + ":" +
+                                     i.root_causes[0].entity.name;
+}
+int ImpactStep(const Incident& i) {
+  return static_cast<int>(std::floor(std::clamp(i.phenomenon.impact.share, 0.0, 1.0) * 10 + 1e-9));
+}
+
+}  // namespace
+
+void LiveDiagnosis::PutTracked(const Tracked& t) {
+  nlohmann::json j = {{"incident", nlohmann::json::parse(IncidentToJson(t.incident))},
+                      {"metric", MetricName(t.metric)},
+                      {"normal_streak", t.normal_streak},
+                      {"cause_key", t.cause_key},
+                      {"fault_class", t.fault_class},
+                      {"impact_step", t.impact_step}};
+  Dirty("i|" + t.incident.id, j.dump());
+}
+
+void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
+  auto verdict_at = [&](const std::string& entry, Metric m) -> std::optional<bool> {
+    auto it = verdicts_.find({EntityKind::kService, entry, m});
+    if (it == verdicts_.end() || it->second.first != start) return std::nullopt;
+    return it->second.second;
+  };
+  // Open incidents: re-diagnose, update on a change that matters, resolve after normal windows.
+  std::set<std::string> open_entries;
+  std::set<std::string> open_causes;
+  for (auto& [id, t] : tracked_) {
+    if (t.incident.status == IncidentStatus::kResolved) continue;
+    const std::string entry = t.incident.phenomenon.entry.name;
+    const std::optional<bool> anomalous = verdict_at(entry, t.metric);
+    if (!anomalous) {
+      open_entries.insert(entry), open_causes.insert(t.cause_key);
+      continue;  // no data for the entry point in this window: nothing to judge
+    }
+    if (!*anomalous) {
+      if (++t.normal_streak >= o_.resolve_after) {
+        t.incident.status = IncidentStatus::kResolved;
+        t.incident.sequence++;
+        t.incident.updated_at_s = start;
+        t.incident.resolved_at_s = start;
+        counters_.resolved++;
+        changes->push_back(t.incident);
+        resolved_order_.push_back(id);
+      } else {
+        open_entries.insert(entry), open_causes.insert(t.cause_key);
+      }
+      PutTracked(t);
+      continue;
+    }
+    open_entries.insert(entry), open_causes.insert(t.cause_key);
+    t.normal_streak = 0;
+    std::optional<Incident> fresh = DiagnoseAt(entry, t.metric, start);
+    if (fresh) {
+      const std::string cause = CauseKey(*fresh);
+      const std::string cls = fresh->fault_tree.fault_class;
+      const int step = ImpactStep(*fresh);
+      if (cause != t.cause_key || cls != t.fault_class || fresh->severity != t.incident.severity ||
+          step != t.impact_step) {
+        Incident next = std::move(*fresh);
+        next.id = t.incident.id;
+        next.dedup_key = t.incident.dedup_key;
+        next.fingerprint = t.incident.fingerprint;
+        next.opened_at_s = t.incident.opened_at_s;
+        next.updated_at_s = start;
+        next.status = IncidentStatus::kUpdated;
+        next.sequence = t.incident.sequence + 1;
+        next.labels = fresh->labels;
+        t.incident = std::move(next);
+        t.cause_key = cause, t.fault_class = cls, t.impact_step = step;
+        counters_.updated++;
+        changes->push_back(t.incident);
+        open_causes.insert(cause);
+      }
+    }
+    PutTracked(t);
+  }
+  // New anomalies on entry points.
+  for (const auto& [entry, seen] : serving_) {
+    if (seen != start || open_entries.count(entry) || !IsEntryPoint(entry)) continue;
+    for (Metric m : kTriggers) {
+      const std::optional<bool> anomalous = verdict_at(entry, m);
+      if (!anomalous || !*anomalous) continue;
+      std::optional<Incident> inc = DiagnoseAt(entry, m, start);
+      if (!inc) break;  // attribution cannot judge it yet (too little history): say nothing
+      const std::string cause = CauseKey(*inc);
+      if (open_causes.count(cause)) {
+        counters_.merged_into_open++;
+        break;
+      }
+      Tracked t;
+      t.metric = m;
+      t.cause_key = cause;
+      t.fault_class = inc->fault_tree.fault_class;
+      t.impact_step = ImpactStep(*inc);
+      t.incident = std::move(*inc);
+      t.incident.status = IncidentStatus::kOpen;
+      t.incident.sequence = 1;
+      counters_.opened++;
+      changes->push_back(t.incident);
+      open_causes.insert(cause);
+      PutTracked(t);
+      tracked_.emplace(t.incident.id, std::move(t));
+      break;
+    }
+  }
+  // Keep the last resolved ones only.
+  while (resolved_order_.size() > kResolvedKept) {
+    tracked_.erase(resolved_order_.front());
+    Dirty("i|" + resolved_order_.front(), std::nullopt);
+    resolved_order_.erase(resolved_order_.begin());
+  }
+}
+
+void LiveDiagnosis::Judge(int64_t start) {
+  std::vector<stream::StoredWindow> now = History(start, start + 1);
+  std::vector<const stream::StoredWindow*> ptrs;
+  for (const auto& w : now) ptrs.push_back(&w);
+  TrackCallers(ptrs, start);
+  ObserveSeries(start, ptrs);
+  counters_.windows_judged++;
+}
+
+std::vector<Incident> LiveDiagnosis::Advance() {
+  std::vector<Incident> changes;
+  if (partition_newest_.empty()) return changes;
+  int64_t newest = 0;
+  for (const auto& [p, t] : partition_newest_) newest = std::max(newest, t);
+  int64_t complete_before = newest;
+  for (const auto& [p, t] : partition_newest_)
+    if (t >= newest - o_.idle_s) complete_before = std::min(complete_before, t);
+  // Every start below complete_before with data, oldest first.
+  std::vector<int64_t> starts;
+  for (auto it = windows_.upper_bound({judged_until_, stream::SeriesKey{}}); it != windows_.end();
+       ++it) {
+    if (it->first.first <= judged_until_) continue;
+    if (it->first.first >= complete_before) break;
+    if (starts.empty() || starts.back() != it->first.first) starts.push_back(it->first.first);
+  }
+  for (int64_t start : starts) {
+    judged_until_ = start;
+    Judge(start);
+    Step(start, &changes);
+  }
+  if (!starts.empty()) {
+    Dirty("m|judged_until", std::to_string(judged_until_));
+    // Forget what is older than the lookback.
+    const int64_t keep_from = judged_until_ - o_.lookback_s;
+    while (!windows_.empty() && windows_.begin()->first.first < keep_from) {
+      Dirty(WindowKey(windows_.begin()->first.first, windows_.begin()->first.second), std::nullopt);
+      windows_.erase(windows_.begin());
+    }
+  }
+  return changes;
+}
+
+std::vector<const Incident*> LiveDiagnosis::Incidents() const {
+  std::vector<const Incident*> out;
+  for (const auto& [id, t] : tracked_)
+    if (t.incident.status != IncidentStatus::kResolved) out.push_back(&t.incident);
+  std::sort(out.begin(), out.end(),
+            [](const Incident* a, const Incident* b) { return a->opened_at_s > b->opened_at_s; });
+  for (auto it = resolved_order_.rbegin(); it != resolved_order_.rend(); ++it) {
+    auto t = tracked_.find(*it);
+    if (t != tracked_.end()) out.push_back(&t->second.incident);
+  }
+  return out;
+}
+
+void LiveDiagnosis::TakeChanges(std::vector<Change>* out) {
+  for (auto& [k, v] : dirty_) out->emplace_back(k, std::move(v));
+  dirty_.clear();
+}
+
+Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::string>>& all) {
+  auto bad = [](const std::string& key, const std::string& what) {
+    std::string shown;
+    for (char c : key) shown += (c >= 32 && c < 127) ? c : '?';
+    return InvalidArgument("diagnosis state: key \"" + shown + "\": " + what);
+  };
+  auto number = [](const std::string& s, int64_t* v) {
+    char* end = nullptr;
+    *v = std::strtoll(s.c_str(), &end, 10);
+    return !s.empty() && *end == '\0';
+  };
+  std::vector<std::pair<std::string, std::string>> detector_states;
+  for (const auto& [key, value] : all) {
+    if (key == "m|window_s") {
+      if (!number(value, &window_s_) || window_s_ <= 0) return bad(key, "not a window length");
+    } else if (key == "m|judged_until") {
+      if (!number(value, &judged_until_)) return bad(key, "not a time");
+    } else if (key.rfind("m|partition|", 0) == 0) {
+      int64_t p = 0, t = 0;
+      if (!number(key.substr(12), &p) || !number(value, &t)) return bad(key, "not a partition");
+      partition_newest_[static_cast<int32_t>(p)] = t;
+    } else if (key.rfind("w|", 0) == 0) {
+      int64_t start = 0;
+      if (key.size() < 15 || key[14] != '|' || !number(key.substr(2, 12), &start))
+        return bad(key, "not a window key");
+      auto sk = stream::SeriesKey::Decode(std::string_view(key).substr(15));
+      if (!sk.ok()) return bad(key, sk.status().message());
+      auto stats = stream::WindowStats::Decode(value);
+      if (!stats.ok()) return bad(key, stats.status().message());
+      if (sk->kind == EntityKind::kListener) {
+        auto& l = listeners_[stream::ListenerKey(sk->Dim(dim::kAddress), sk->Dim(dim::kMachine))];
+        if (start >= l.first) l = {start, std::string(sk->Dim(dim::kService))};
+      }
+      windows_.emplace(std::make_pair(start, std::move(*sk)), std::move(*stats));
+    } else if (key.rfind("d|", 0) == 0) {
+      detector_states.emplace_back(key, value);
+    } else if (key.rfind("i|", 0) == 0) {
+      nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("incident"))
+        return bad(key, "not an incident record");
+      auto inc = IncidentFromJson(j["incident"].dump());
+      if (!inc.ok()) return bad(key, inc.status().message());
+      Tracked t;
+      t.incident = std::move(*inc);
+      auto m = ParseMetric(j.value("metric", ""));
+      if (!m.ok()) return bad(key, m.status().message());
+      t.metric = *m;
+      t.normal_streak = j.value("normal_streak", 0);
+      t.cause_key = j.value("cause_key", "");
+      t.fault_class = j.value("fault_class", "");
+      t.impact_step = j.value("impact_step", 0);
+      tracked_.emplace(t.incident.id, std::move(t));
+    } else {
+      return bad(key, "unknown record");
+    }
+  }
+  // Callers and servers, from the judged windows in order.
+  int64_t last = -1;
+  for (const auto& [k, stats] : windows_) {
+    if (k.first > judged_until_) break;
+    if (k.first != last) {
+      last = k.first;
+      std::vector<stream::StoredWindow> now = History(last, last + 1);
+      std::vector<const stream::StoredWindow*> ptrs;
+      for (const auto& w : now) ptrs.push_back(&w);
+      TrackCallers(ptrs, last);
+    }
+  }
+  for (const auto& [key, value] : detector_states) {
+    const size_t nul = key.find('\0');
+    if (key.size() < 4 || nul == std::string::npos) return bad(key, "not a detector key");
+    const auto kind = static_cast<EntityKind>(key[2]);
+    const std::string entity = key.substr(3, nul - 3);
+    auto metric = ParseMetric(key.substr(nul + 1));
+    if (!metric.ok()) return bad(key, metric.status().message());
+    std::map<std::string, std::string> labels;
+    if (kind == EntityKind::kService) labels = {{"service", entity}};
+    if (kind == EntityKind::kMachine) labels = {{"machine", entity}};
+    if (kind == EntityKind::kEdge && entity.find("->") != std::string::npos)
+      labels = {{"caller", entity.substr(0, entity.find("->"))},
+                {"callee", entity.substr(entity.find("->") + 2)}};
+    Watched* w = WatchFor({kind, entity, *metric}, labels);
+    if (!w) continue;  // the rules no longer watch it
+    if (Status s = w->detector->RestoreState(value); !s.ok()) return bad(key, s.message());
+  }
+  for (const auto& [id, t] : tracked_)
+    if (t.incident.status == IncidentStatus::kResolved) resolved_order_.push_back(id);
+  std::sort(resolved_order_.begin(), resolved_order_.end(), [&](const auto& a, const auto& b) {
+    return tracked_.at(a).incident.updated_at_s < tracked_.at(b).incident.updated_at_s;
+  });
+  dirty_.clear();
+  return Status::Ok();
+}
+
+}  // namespace faultline::diagnosis
