@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "faultline/stream/window_query.h"
@@ -15,6 +16,8 @@ namespace {
 
 constexpr std::string_view kExternalCaller = "\x01external";
 constexpr size_t kResolvedKept = 1000;
+// Re-diagnosis of an open incident looks back at most this far from its opening.
+constexpr int64_t kMaxIncidentSpan = 3600;
 
 std::string StartKey(int64_t start) {
   char buf[24];
@@ -107,13 +110,24 @@ void LiveDiagnosis::Dirty(std::string key, std::optional<std::string> value) {
   dirty_[std::move(key)] = std::move(value);
 }
 
-Status LiveDiagnosis::Apply(std::string_view bytes) {
+Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
   v1::WindowRecord r;
   auto refuse = [&](const std::string& what) {
     counters_.undecodable++;
     return InvalidArgument("window record: " + what);
   };
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return refuse("not protobuf");
+  if (r.kind() == "watermark") {
+    int64_t& w = watermarks_[r.input_partition()][metrics_partition];
+    w = std::max(w, r.window_start_unix_s());
+    Dirty("m|watermark|" + std::to_string(r.input_partition()) + "|" + std::to_string(metrics_partition),
+          std::to_string(w));
+    int64_t& newest = partition_newest_[r.input_partition()];
+    newest = std::max(newest, r.window_start_unix_s());
+    Dirty("m|partition|" + std::to_string(r.input_partition()), std::to_string(newest));
+    counters_.records++;
+    return Status::Ok();
+  }
   if (r.schema_version() < 2 || r.window_stats().empty())
     return refuse("layout " + std::to_string(r.schema_version()) +
                   " carries no window state (needs a stream of layout 2 or later)");
@@ -279,11 +293,11 @@ void LiveDiagnosis::ObserveSeries(int64_t start,
 }
 
 std::optional<Incident> LiveDiagnosis::DiagnoseAt(const std::string& entry, Metric metric,
-                                                  int64_t at_s) {
+                                                  int64_t at_s, int64_t until_s) {
   const int64_t from = at_s - o_.lookback_s;
   topology::Alarm alarm{{EntityKind::kService, entry, metric}, at_s};
-  topology::Situation s =
-      topology::BuildSituation(History(from, at_s + window_s_), window_s_, from, at_s + window_s_, alarm);
+  topology::Situation s = topology::BuildSituation(History(from, until_s + window_s_), window_s_,
+                                                   from, until_s + window_s_, alarm);
   // The detector's verdict on the alarm decides that it is anomalous.
   topology::Verdict v;
   v.ref = alarm.ref;
@@ -356,7 +370,8 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     }
     open_entries.insert(entry), open_causes.insert(t.cause_key);
     t.normal_streak = 0;
-    std::optional<Incident> fresh = DiagnoseAt(entry, t.metric, start);
+    std::optional<Incident> fresh =
+        DiagnoseAt(entry, t.metric, std::max(t.incident.opened_at_s, start - kMaxIncidentSpan), start);
     if (fresh) {
       const std::string cause = CauseKey(*fresh);
       const std::string cls = fresh->fault_tree.fault_class;
@@ -387,7 +402,7 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     for (Metric m : kTriggers) {
       const std::optional<bool> anomalous = verdict_at(entry, m);
       if (!anomalous || !*anomalous) continue;
-      std::optional<Incident> inc = DiagnoseAt(entry, m, start);
+      std::optional<Incident> inc = DiagnoseAt(entry, m, start, start);
       if (!inc) break;  // attribution cannot judge it yet (too little history): say nothing
       const std::string cause = CauseKey(*inc);
       if (open_causes.count(cause)) {
@@ -432,9 +447,19 @@ std::vector<Incident> LiveDiagnosis::Advance() {
   if (partition_newest_.empty()) return changes;
   int64_t newest = 0;
   for (const auto& [p, t] : partition_newest_) newest = std::max(newest, t);
-  int64_t complete_before = newest;
-  for (const auto& [p, t] : partition_newest_)
-    if (t >= newest - o_.idle_s) complete_before = std::min(complete_before, t);
+  int64_t complete_before = std::numeric_limits<int64_t>::max();
+  for (const auto& [p, t] : partition_newest_) {
+    if (t < newest - o_.idle_s) continue;  // idle: holds nothing back
+    int64_t until = t;  // windows before the newest one seen are complete
+    auto w = watermarks_.find(p);
+    if (o_.metrics_partitions > 0 && w != watermarks_.end() &&
+        static_cast<int>(w->second.size()) == o_.metrics_partitions) {
+      int64_t covered = std::numeric_limits<int64_t>::max();
+      for (const auto& [m, s] : w->second) covered = std::min(covered, s);
+      until = std::max(until, covered + window_s_);  // ... and every one the watermarks cover
+    }
+    complete_before = std::min(complete_before, until);
+  }
   // Every start below complete_before with data, oldest first.
   std::vector<int64_t> starts;
   for (auto it = windows_.upper_bound({judged_until_, stream::SeriesKey{}}); it != windows_.end();
@@ -450,8 +475,14 @@ std::vector<Incident> LiveDiagnosis::Advance() {
   }
   if (!starts.empty()) {
     Dirty("m|judged_until", std::to_string(judged_until_));
-    // Forget what is older than the lookback.
-    const int64_t keep_from = judged_until_ - o_.lookback_s;
+    // Forget what is older than the lookback (before the oldest open incident, for its
+    // re-diagnosis, within an hour).
+    int64_t keep_from = judged_until_ - o_.lookback_s;
+    for (const auto& [id, t] : tracked_)
+      if (t.incident.status != IncidentStatus::kResolved)
+        keep_from = std::min(keep_from, std::max(t.incident.opened_at_s,
+                                                 judged_until_ - kMaxIncidentSpan) -
+                                            o_.lookback_s);
     while (!windows_.empty() && windows_.begin()->first.first < keep_from) {
       Dirty(WindowKey(windows_.begin()->first.first, windows_.begin()->first.second), std::nullopt);
       windows_.erase(windows_.begin());
@@ -495,6 +526,14 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
       if (!number(value, &window_s_) || window_s_ <= 0) return bad(key, "not a window length");
     } else if (key == "m|judged_until") {
       if (!number(value, &judged_until_)) return bad(key, "not a time");
+    } else if (key.rfind("m|watermark|", 0) == 0) {
+      int64_t p = 0, m = 0, t = 0;
+      const std::string rest = key.substr(12);
+      const size_t bar = rest.find('|');
+      if (bar == std::string::npos || !number(rest.substr(0, bar), &p) ||
+          !number(rest.substr(bar + 1), &m) || !number(value, &t))
+        return bad(key, "not a watermark");
+      watermarks_[static_cast<int32_t>(p)][static_cast<int32_t>(m)] = t;
     } else if (key.rfind("m|partition|", 0) == 0) {
       int64_t p = 0, t = 0;
       if (!number(key.substr(12), &p) || !number(value, &t)) return bad(key, "not a partition");

@@ -646,6 +646,7 @@ Result<std::unique_ptr<LiveRuntime>> LiveRuntime::Create(LiveRuntimeOptions opti
     return Unavailable("--brokers " + im.o.brokers + ": no metadata for topic " + im.o.metrics_topic +
                        " (" + why + ")");
   }
+  im.live->set_metrics_partitions(md->topics[0].partition_cnt);
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
   for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
@@ -732,7 +733,7 @@ Status LiveRuntime::Run(const std::atomic<bool>& stop) {
     if (m) {
       if (!m->err) {
         const Status s = im.live->Apply(
-            std::string_view(static_cast<const char*>(m->payload), m->len));
+            std::string_view(static_cast<const char*>(m->payload), m->len), m->partition);
         if (!s.ok()) FAULTLINE_WARN_RATE_LIMITED("metrics topic partition {} offset {}: {}",
                                                  m->partition, m->offset, s.message());
         im.offsets[m->partition] = m->offset + 1;

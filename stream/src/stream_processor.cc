@@ -135,6 +135,7 @@ struct StreamProcessor::Impl {
   EntityNamer namer;
   rd_kafka_t* consumer = nullptr;
   rd_kafka_t* producer = nullptr;
+  int metrics_partitions = 0;  // of the metrics topic, for the watermark records (0: unknown yet)
   std::map<int32_t, std::unique_ptr<PartitionState>> states;
   ApplyCounters counters, reported;
   Clock::time_point last_commit = Clock::now();
@@ -345,6 +346,7 @@ struct StreamProcessor::Impl {
       return;
     }
     std::string value;
+    std::map<int32_t, int64_t> produced_until;  // input partition -> newest window start produced
     for (auto& [p, s] : states) {
       for (const StoredWindow& w : s->TakeOutbox()) {
         v1::WindowRecord record;
@@ -361,7 +363,45 @@ struct StreamProcessor::Impl {
           publish_failed.Increment();
           FAULTLINE_WARN_RATE_LIMITED("metrics topic: {} (the window stays in the outbox)",
                                       rd_kafka_err2str(err));
+        } else {
+          int64_t& until = produced_until[p];
+          until = std::max(until, w.start_s);
         }
+      }
+    }
+    PublishWatermarks(produced_until);
+  }
+
+  // After an input partition's closed windows, one watermark record on every partition of the
+  // metrics topic (the producer keeps each partition's order): a consumer that has read it on
+  // every partition has every window of that input partition up to its start.
+  void PublishWatermarks(const std::map<int32_t, int64_t>& produced_until) {
+    if (produced_until.empty()) return;
+    if (metrics_partitions == 0) {
+      const rd_kafka_metadata_t* md = nullptr;
+      rd_kafka_topic_t* t = rd_kafka_topic_new(producer, options.metrics_topic.c_str(), nullptr);
+      if (rd_kafka_metadata(producer, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          md->topic_cnt == 1 && !md->topics[0].err)
+        metrics_partitions = md->topics[0].partition_cnt;
+      if (md) rd_kafka_metadata_destroy(md);
+      rd_kafka_topic_destroy(t);
+      if (metrics_partitions == 0) return;  // tried again at the next publication
+    }
+    std::string value;
+    for (const auto& [p, until] : produced_until) {
+      v1::WindowRecord marker;
+      marker.set_schema_version(2);
+      marker.set_kind("watermark");
+      marker.set_input_partition(p);
+      marker.set_window_start_unix_s(until);
+      marker.set_window_seconds(static_cast<uint32_t>(options.windows.window_s));
+      marker.SerializeToString(&value);
+      const std::string key = "watermark:" + std::to_string(p);
+      for (int32_t m = 0; m < metrics_partitions; ++m) {
+        rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(options.metrics_topic.c_str()),
+                          RD_KAFKA_V_PARTITION(m), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(key.data(), key.size()),
+                          RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
       }
     }
   }

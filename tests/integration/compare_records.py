@@ -10,8 +10,10 @@ import json
 import sys
 from collections import Counter
 
-records = [json.loads(line) for line in open(sys.argv[1])]
+everything = [json.loads(line) for line in open(sys.argv[1])]
 stored = [json.loads(line) for line in open(sys.argv[2])]
+records = [r for r in everything if r["kind"] != "watermark"]
+watermarks = [r for r in everything if r["kind"] == "watermark"]
 
 by_key = {}
 for r in records:
@@ -62,5 +64,26 @@ for r in by_key.values():
     if not any(close(m, r["metrics"]) for m in candidates):
         sys.exit("FAIL: record %s %s: metrics %s not among the stored %s"
                  % (r["start"], dims(r), r["metrics"], candidates))
+# Watermarks: on every metrics partition, for every input partition, one covering its newest
+# closed window, and none before a window record it covers on that metrics partition.
+kafka_partitions = {r["kafka_partition"] for r in everything}
+newest_closed = {}
+for r in records:
+    newest_closed[r["partition"]] = max(newest_closed.get(r["partition"], 0), r["start"])
+for p, newest in newest_closed.items():
+    for k in kafka_partitions:
+        covered = [w["start"] for w in watermarks if w["partition"] == p and w["kafka_partition"] == k]
+        if not covered or max(covered) < newest:
+            sys.exit("FAIL: no watermark of input partition %d covers %d on metrics partition %d (%s)"
+                     % (p, newest, k, covered[-3:]))
+last_mark = {}
+for r in everything:  # kcat prints each metrics partition's messages in their order
+    key = (r["kafka_partition"], r["partition"])
+    if r["kind"] == "watermark":
+        last_mark[key] = max(last_mark.get(key, -1), r["start"])
+    elif r["start"] <= last_mark.get(key, -1):
+        sys.exit("FAIL: a window of %d came after a watermark covering it on metrics partition %d"
+                 % (r["start"], r["kafka_partition"]))
+print("watermarks: %d, on %d metrics partitions" % (len(watermarks), len(kafka_partitions)))
 print("metrics topic: %d records (%d distinct) = the %d stored closed windows, with their metrics"
       % (len(records), len(by_key), len(stored)))

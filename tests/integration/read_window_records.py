@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Decodes faultline.v1.WindowRecord messages that kcat consumed (`kcat -C -e -f '%S\\n%s'`: each
-message's size on a line, then its bytes) with protobuf's own Python runtime and the module protoc
+"""Decodes faultline.v1.WindowRecord messages that kcat consumed (`kcat -C -e -f '%p %S\\n%s'`:
+each message's Kafka partition and size on a line, then its bytes) with protobuf's own Python runtime and the module protoc
 generated from schema/metrics.proto (in the directory given), and prints one JSON line per record:
 the fields a window query also shows, so the two can be compared.
 
@@ -16,7 +16,7 @@ data = sys.stdin.buffer.read()
 pos, n = 0, 0
 while pos < len(data):
     eol = data.index(b"\n", pos)
-    size = int(data[pos:eol])
+    kafka_partition, size = (int(x) for x in data[pos:eol].split())
     raw = data[eol + 1:eol + 1 + size]
     if len(raw) != size:
         sys.exit("FAIL: truncated message at byte %d" % pos)
@@ -25,7 +25,7 @@ while pos < len(data):
     r.ParseFromString(raw)
     n += 1
     print(json.dumps({
-        "partition": r.input_partition, "start": r.window_start_unix_s, "kind": r.kind,
+        "kafka_partition": kafka_partition, "partition": r.input_partition, "start": r.window_start_unix_s, "kind": r.kind,
         "entity": r.entity, "dims": dict(sorted(r.dims.items())), "schema_version": r.schema_version,
         "window_seconds": r.window_seconds, "requests": r.requests, "status_4xx": r.status_4xx,
         "status_5xx": r.status_5xx, "retransmits": r.retransmits, "connects_ok": r.connects_ok,

@@ -174,7 +174,7 @@ echo "clean processor: /metrics counts $messages messages, $events events, $late
 
 # --- faultline.metrics, read by kcat and decoded by protobuf's Python runtime.
 protoc --python_out="$work" -I "$here/../../schema" "$here/../../schema/metrics.proto"
-kcat -C -b "$brokers" -t faultline.metrics -o beginning -e -q -f '%S\n%s' |
+kcat -C -b "$brokers" -t faultline.metrics -o beginning -e -q -f '%p %S\n%s' |
   /usr/bin/python3 "$here/read_window_records.py" "$work" >"$work/records.jsonl" 2>"$work/records.err"
 /usr/bin/python3 "$here/compare_records.py" "$work/records.jsonl" "$work/closed.jsonl" ||
   fail "the metrics topic differs from the stored windows"

@@ -4,7 +4,9 @@
 // Input: the records of `faultline.metrics` (stream::ToWindowRecord), partial windows of each
 // series from every input partition of the event topic. They are merged into one window per
 // series (counts add, sketches merge exactly). A window start is *complete* once every input
-// partition that is not idle has published a later window (a partition publishes its windows as
+// partition that is not idle has either written a watermark record covering it on every
+// partition of the metrics topic (metrics.proto: the stream writes one after each input
+// partition's closed windows) or published a later window (a partition publishes its windows as
 // its watermark closes them, in order); a partition whose newest window is more than `idle_s`
 // behind the newest of all no longer holds completion back. A partial that arrives for a window
 // already judged is counted (late_partials) and dropped, never merged into a judged window.
@@ -22,7 +24,9 @@
 // service, diagnosed only through the entry points it slows down.
 //
 // Lifecycle: an incident opens (sequence 1) at the first anomalous window; while it is open,
-// every complete window re-diagnoses it, and an update (sequence + 1) is published only when the
+// every complete window re-diagnoses it (over everything since it opened, against the baseline
+// before it opened: the fault's own windows never become its baseline; merged windows are kept
+// for that, up to an hour per incident), and an update (sequence + 1) is published only when the
 // top root cause, its fault class, the severity or the impact (in steps of 10%) changed; it
 // resolves after `resolve_after` consecutive windows in which the detector judged the entry
 // point's alarmed metric normal. An anomaly whose diagnosis names the root cause of an incident
@@ -76,6 +80,9 @@ struct LiveOptions {
   DiagnoseOptions diagnose;
   // Series watched at most; more are counted in series_over_limit and not watched. Default: 100000.
   size_t max_series = 100000;
+  // Partitions of the metrics topic: watermark records complete a window once read on all of
+  // them (0: watermark records are ignored). Default: 0.
+  int metrics_partitions = 0;
 };
 
 // The rules a fresh install uses (docs/diagnosis.md): robust median/MAD detectors with floors on
@@ -105,9 +112,10 @@ class LiveDiagnosis {
   LiveDiagnosis(const LiveDiagnosis&) = delete;
   LiveDiagnosis& operator=(const LiveDiagnosis&) = delete;
 
-  // One record of faultline.metrics, as its bytes. Errors: kInvalidArgument naming what is
-  // wrong (the caller counts it and goes on).
-  Status Apply(std::string_view record);
+  // One record of faultline.metrics, as its bytes, read from metrics-topic partition
+  // `metrics_partition`. Errors: kInvalidArgument naming what is wrong (the caller counts it and
+  // goes on).
+  Status Apply(std::string_view record, int32_t metrics_partition = 0);
   // Judges every window now complete, oldest first; returns the incidents that opened, changed
   // or resolved, in that order (each with its new status and sequence).
   std::vector<Incident> Advance();
@@ -118,6 +126,7 @@ class LiveDiagnosis {
   // The last window start judged (0 before any).
   int64_t judged_until() const { return judged_until_; }
   size_t watched_series() const { return watch_.size(); }
+  void set_metrics_partitions(int n) { o_.metrics_partitions = n; }
 
   // Keys and values changed since the last call; a value of nullopt deletes the key.
   using Change = std::pair<std::string, std::optional<std::string>>;
@@ -145,7 +154,9 @@ class LiveDiagnosis {
   void ObserveSeries(int64_t start, const std::vector<const stream::StoredWindow*>& windows);
   void TrackCallers(const std::vector<const stream::StoredWindow*>& windows, int64_t start);
   bool IsEntryPoint(const std::string& service) const;
-  std::optional<Incident> DiagnoseAt(const std::string& entry, Metric metric, int64_t at_s);
+  // The alarm at `at_s` (its baseline is the lookback before it), the situation up to `until_s`.
+  std::optional<Incident> DiagnoseAt(const std::string& entry, Metric metric, int64_t at_s,
+                                     int64_t until_s);
   void Step(int64_t start, std::vector<Incident>* changes);
   std::vector<stream::StoredWindow> History(int64_t from_s, int64_t to_s) const;
   void Dirty(std::string key, std::optional<std::string> value);
@@ -158,6 +169,8 @@ class LiveDiagnosis {
   // Merged windows by (start, series key), complete (judged) or pending.
   std::map<std::pair<int64_t, stream::SeriesKey>, stream::WindowStats> windows_;
   std::map<int32_t, int64_t> partition_newest_;  // input partition -> newest window start seen
+  // input partition -> metrics partition -> newest start its watermark records covered
+  std::map<int32_t, std::map<int32_t, int64_t>> watermarks_;
   int64_t judged_until_ = 0;
   // Listener bindings: ListenerKey(address, machine) -> (start, service).
   std::map<std::string, std::pair<int64_t, std::string>> listeners_;
