@@ -564,8 +564,6 @@ Result<std::unique_ptr<LiveRuntime>> LiveRuntime::Create(LiveRuntimeOptions opti
                                                          MetricsRegistry* metrics) {
   if (options.brokers.empty()) return InvalidArgument("--brokers: expected HOST:PORT[,HOST:PORT…]");
   if (options.state_dir.empty()) return InvalidArgument("--state-dir: required");
-  if (options.live.detectors.rules.empty() && !options.live.detectors.fallback)
-    options.live.detectors = DefaultDetectorConfig();
   for (size_t i = 0; i < options.webhooks.size(); ++i)
     FAULTLINE_RETURN_IF_ERROR(ValidateWebhook(options.webhooks[i], "webhooks[" + std::to_string(i) + "]"));
   std::unique_ptr<LiveRuntime> rt(new LiveRuntime());

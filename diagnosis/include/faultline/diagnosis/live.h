@@ -63,6 +63,12 @@
 
 namespace faultline::diagnosis {
 
+// The rules a fresh install uses (docs/diagnosis.md): robust median/MAD detectors with floors on
+// what counts as a change, on the golden metrics and network health of services and call edges
+// and on the resources of machines.
+const detectors::DetectorConfig& DefaultDetectorConfig();
+std::string_view DefaultDetectorConfigYaml();
+
 struct LiveOptions {
   // History kept for situations, and each diagnosis's lookback. Default: 180.
   int64_t lookback_s = 180;
@@ -76,7 +82,7 @@ struct LiveOptions {
   std::vector<std::string> entry_points;
   // Which detector watches which series (series no rule matches are not watched). Default:
   // DefaultDetectorConfig().
-  detectors::DetectorConfig detectors;
+  detectors::DetectorConfig detectors = DefaultDetectorConfig();
   DiagnoseOptions diagnose;
   // Series watched at most; more are counted in series_over_limit and not watched. Default: 100000.
   size_t max_series = 100000;
@@ -84,12 +90,6 @@ struct LiveOptions {
   // them (0: watermark records are ignored). Default: 0.
   int metrics_partitions = 0;
 };
-
-// The rules a fresh install uses (docs/diagnosis.md): robust median/MAD detectors with floors on
-// what counts as a change, on the golden metrics and network health of services and call edges
-// and on the resources of machines.
-const detectors::DetectorConfig& DefaultDetectorConfig();
-std::string_view DefaultDetectorConfigYaml();
 
 struct LiveCounters {
   uint64_t records = 0;          // records applied

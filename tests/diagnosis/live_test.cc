@@ -1,0 +1,576 @@
+// LiveDiagnosis on synthetic window records, made the way the stream makes them
+// (stream::ToWindowRecord of StoredWindows), for a chain loadgen -> frontend -> api -> db on one
+// machine, split into partials over two input partitions: completion and watermarks, idle and
+// late partitions, the entry-point rule, the incident lifecycle, restarts from TakeChanges, and
+// refused records. The webhook helpers and the configuration parser are here too.
+#include "faultline/diagnosis/live.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "faultline/diagnosis/live_runtime.h"
+#include "faultline/diagnosis/webhook.h"
+#include "faultline/stream/window_query.h"
+#include "metrics.pb.h"
+
+namespace faultline::diagnosis {
+namespace {
+
+constexpr int64_t kW = 5;
+constexpr int64_t kT0 = 1'800'000'000;  // a window start (divisible by 5)
+
+stream::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::string>> dims) {
+  std::sort(dims.begin(), dims.end());
+  return stream::SeriesKey{kind, std::move(dims)};
+}
+
+// What goes wrong in one window.
+struct Fault {
+  double db_extra_ms = 0;     // added to every db request
+  double db_error_share = 0;  // of db's requests answered 500 (and passed up as 500s)
+  double cpu_busy = 0;        // machine busy ratio instead of ~0.3
+};
+
+// The windows of one start: server side of each tier, client-side edges, listeners, the machine.
+// Every series is cut into two partials (input partitions 0 and 1) unless `only` is 0 or 1.
+class Chain {
+ public:
+  explicit Chain(uint64_t seed = 7, std::string entry = "frontend")
+      : rng_(seed), entry_(std::move(entry)) {}
+
+  std::vector<std::string> Records(int64_t start, const Fault& f, int only = -1) {
+    std::vector<std::string> out;
+    auto emit = [&](stream::StoredWindow w) {
+      for (int p = 0; p < 2; ++p) {
+        if (only >= 0 && p != only) continue;
+        stream::StoredWindow part = w;
+        part.stats = Half(w.stats, p, only >= 0);
+        v1::WindowRecord r;
+        stream::ToWindowRecord(part, kW, p, &r);
+        out.push_back(r.SerializeAsString());
+      }
+    };
+    const double db_ms = 2 + f.db_extra_ms, api_ms = db_ms + 3, fe_ms = api_ms + 2;
+    const double err = f.db_error_share;
+    const std::vector<std::tuple<std::string, std::string, double>> tiers = {
+        {entry_, "127.0.0.1:8000", fe_ms},
+        {"api", "127.0.0.1:8001", api_ms},
+        {"db", "127.0.0.1:8002", db_ms}};
+    for (const auto& [svc, addr, ms] : tiers) {
+      stream::StoredWindow s;
+      s.start_s = start;
+      s.key = Key(
+          EntityKind::kService,
+          {{"service", svc}, {"endpoint", "GET /"}, {"instance", svc + "-1"}, {"machine", "m1"}});
+      s.stats = Requests(100, ms, err);
+      emit(s);
+      stream::StoredWindow l;
+      l.start_s = start;
+      l.key = Key(EntityKind::kListener, {{"service", svc}, {"address", addr}, {"machine", "m1"}});
+      l.stats.requests = 100;
+      emit(l);
+    }
+    const std::vector<std::tuple<std::string, std::string, double>> edges = {
+        {"loadgen", "127.0.0.1:8000", fe_ms + 0.2},
+        {entry_, "127.0.0.1:8001", api_ms + 0.2},
+        {"api", "127.0.0.1:8002", db_ms + 0.2}};
+    for (const auto& [caller, callee, ms] : edges) {
+      stream::StoredWindow e;
+      e.start_s = start;
+      e.key = Key(EntityKind::kEdge, {{"caller", caller},
+                                      {"callee", callee},
+                                      {"endpoint", "GET /"},
+                                      {"instance", caller + "-1"},
+                                      {"machine", "m1"},
+                                      {"side", "client"}});
+      e.stats = Requests(100, ms, err);
+      e.stats.rtt_samples = 10;
+      e.stats.rtt_us_sum = 10 * 40;
+      e.stats.packets_out = e.stats.packets_in = 200;
+      emit(e);
+    }
+    stream::StoredWindow m;
+    m.start_s = start;
+    m.key = Key(EntityKind::kMachine, {{"machine", "m1"}});
+    m.stats.resource_samples = 2;
+    m.stats.cpu_total_ns = 2 * 5'000'000'000ull;
+    const double busy = f.cpu_busy > 0 ? f.cpu_busy : 0.3 + Noise() * 0.02;
+    m.stats.cpu_busy_ns = static_cast<uint64_t>(busy * m.stats.cpu_total_ns);
+    for (int i = 0; i < 50; ++i) m.stats.runq_ns.Add(50'000 * (1 + 0.2 * Noise()));
+    m.stats.memory_available_sum = 2 * (8ull << 30);
+    emit(m);
+    return out;
+  }
+
+ private:
+  double Noise() { return std::uniform_real_distribution<double>(-1, 1)(rng_); }
+  stream::WindowStats Requests(int n, double ms, double error_share) {
+    stream::WindowStats s;
+    s.requests = n;
+    s.status_5xx = static_cast<uint64_t>(std::lround(n * error_share));
+    for (int i = 0; i < n; ++i) s.latency_ns.Add(ms * 1e6 * (1 + 0.1 * Noise()));
+    return s;
+  }
+  // Partial p of a window: requests split in halves, the sketch by alternate samples (so that the
+  // merge is the whole), machine counters in halves.
+  static stream::WindowStats Half(const stream::WindowStats& w, int p, bool whole) {
+    if (whole) return w;
+    stream::WindowStats h = w;
+    auto half = [&](uint64_t v) { return p == 0 ? v / 2 : v - v / 2; };
+    h.requests = half(w.requests);
+    h.status_5xx = half(w.status_5xx);
+    h.rtt_samples = half(w.rtt_samples);
+    h.rtt_us_sum =
+        w.rtt_us_sum * (static_cast<double>(h.rtt_samples) / std::max<uint64_t>(1, w.rtt_samples));
+    h.packets_in = half(w.packets_in), h.packets_out = half(w.packets_out);
+    h.resource_samples = half(w.resource_samples);
+    h.cpu_total_ns = half(w.cpu_total_ns), h.cpu_busy_ns = half(w.cpu_busy_ns);
+    h.memory_available_sum = half(w.memory_available_sum);
+    // Sketches: partial 0 keeps them, partial 1 carries none (sketch merges are exact either way).
+    if (p == 1) h.latency_ns = stream::LatencySketch(), h.runq_ns = stream::LatencySketch();
+    return h;
+  }
+  std::mt19937_64 rng_;
+  std::string entry_;
+};
+
+struct Feed {
+  explicit Feed(LiveOptions o = {}) : live(std::move(o), &fta::DefaultFaultTrees()) {}
+  // Feeds window `start` and judges what is complete; returns the incident changes.
+  std::vector<Incident> Window(Chain& chain, int64_t start, const Fault& f = {}) {
+    for (const std::string& r : chain.Records(start, f)) {
+      Status s = live.Apply(r);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+    auto changes = live.Advance();
+    all.insert(all.end(), changes.begin(), changes.end());
+    return changes;
+  }
+  LiveDiagnosis live;
+  std::vector<Incident> all;
+};
+
+// A minute and a half of baseline, `fault_windows` with the fault, then normal windows.
+void Scenario(Feed* run, Chain* chain, const Fault& f, int fault_windows, int after = 8,
+              int baseline = 20) {
+  int64_t t = kT0;
+  for (int i = 0; i < baseline; ++i, t += kW) run->Window(*chain, t);
+  for (int i = 0; i < fault_windows; ++i, t += kW) run->Window(*chain, t, f);
+  for (int i = 0; i < after; ++i, t += kW) run->Window(*chain, t);
+}
+
+TEST(LiveDiagnosis, SlowDeepestTierIsOneIncidentThatResolves) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.db_extra_ms = 200}, 6);
+  ASSERT_EQ(run.all.size(), 2u) << "open and resolve, no update: cause, class and severity held";
+  const Incident& open = run.all[0];
+  EXPECT_EQ(open.status, IncidentStatus::kOpen);
+  EXPECT_EQ(open.sequence, 1u);
+  // The fault's first window is kT0 + 100; it is judged when window kT0 + 105 arrives.
+  EXPECT_EQ(open.opened_at_s, kT0 + 100);
+  EXPECT_EQ(open.phenomenon.entry, (EntityRef{EntityKind::kService, "frontend"}));
+  EXPECT_EQ(open.phenomenon.change.metric, Metric::kLatencyP99Ms);
+  ASSERT_FALSE(open.root_causes.empty());
+  EXPECT_EQ(open.root_causes[0].entity, (EntityRef{EntityKind::kService, "db"}));
+  EXPECT_EQ(open.fault_tree.fault_class, "own_code");
+  ASSERT_EQ(open.propagation.size(), 3u);
+  EXPECT_EQ(open.propagation[0].entity.name, "db");
+  EXPECT_EQ(open.propagation[1].entity.name, "api");
+  EXPECT_EQ(open.propagation[2].entity.name, "frontend");
+  EXPECT_EQ(open.situation.source, "live");
+  EXPECT_EQ(open.dedup_key, "service:frontend|service:db");
+  const Incident& resolved = run.all[1];
+  EXPECT_EQ(resolved.id, open.id);
+  EXPECT_EQ(resolved.status, IncidentStatus::kResolved);
+  EXPECT_EQ(resolved.sequence, 2u);
+  // Normal again from kT0 + 130: resolved on the third normal window.
+  ASSERT_TRUE(resolved.resolved_at_s);
+  EXPECT_EQ(*resolved.resolved_at_s, kT0 + 140);
+  const LiveCounters& c = run.live.counters();
+  EXPECT_EQ(c.opened, 1u);
+  EXPECT_EQ(c.resolved, 1u);
+  EXPECT_EQ(c.updated, 0u);
+  EXPECT_EQ(c.undecodable, 0u);
+  EXPECT_EQ(c.late_partials, 0u);
+  // 34 windows fed, the last one waits for its successor.
+  EXPECT_EQ(c.windows_judged, 33u);
+  EXPECT_EQ(run.live.judged_until(), kT0 + 32 * kW);
+  ASSERT_EQ(run.live.Incidents().size(), 1u);
+  EXPECT_EQ(run.live.Incidents()[0]->status, IncidentStatus::kResolved);
+}
+
+TEST(LiveDiagnosis, FailingDeepestTierIsAnErrorIncident) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.db_error_share = 0.3}, 6);
+  ASSERT_GE(run.all.size(), 2u);
+  EXPECT_EQ(run.live.counters().opened, 1u);
+  const Incident& open = run.all[0];
+  EXPECT_EQ(open.phenomenon.change.metric, Metric::kErrorRate);
+  ASSERT_FALSE(open.root_causes.empty());
+  EXPECT_EQ(open.root_causes[0].entity.name, "db");
+  EXPECT_EQ(open.fault_tree.fault_class, "own_code");
+  EXPECT_EQ(run.all.back().status, IncidentStatus::kResolved);
+}
+
+TEST(LiveDiagnosis, FaultFreeRunOpensNothing) {
+  Feed run;
+  Chain chain(11);
+  int64_t t = kT0;
+  for (int i = 0; i < 150; ++i, t += kW) run.Window(chain, t);
+  EXPECT_TRUE(run.all.empty());
+  EXPECT_EQ(run.live.counters().opened, 0u);
+  EXPECT_EQ(run.live.counters().windows_judged, 149u);
+  // Watched: 3 services x 2 metrics, 3 edges x 4 metrics, the machine x 2 = 20 series.
+  EXPECT_EQ(run.live.watched_series(), 20u);
+  // History beyond the lookback (180 s) is forgotten: 37 windows' starts kept.
+  std::vector<LiveDiagnosis::Change> changes;
+  run.live.TakeChanges(&changes);
+  size_t windows = 0;
+  for (const auto& [k, v] : changes)
+    if (k.rfind("w|", 0) == 0 && v) windows++;
+  // 3 services + 3 listeners + 3 edges + 1 machine = 10 series per window.
+  EXPECT_EQ(windows, 10u * 38);
+}
+
+TEST(LiveDiagnosis, HotMachineWithoutEntryPointSymptomIsNoIncident) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.cpu_busy = 0.97}, 6);
+  EXPECT_GE(run.live.counters().anomalies, 6u);  // the machine's CPU, every fault window
+  EXPECT_EQ(run.live.counters().opened, 0u);
+  EXPECT_EQ(run.live.counters().diagnoses, 0u);
+  EXPECT_TRUE(run.all.empty());
+}
+
+TEST(LiveDiagnosis, InnerServicesAreNotEntryPointsUnlessListed) {
+  // db is slow, but only api and frontend see it; with "api" listed as an entry point, api's
+  // anomaly names the same root cause as frontend's incident: one incident, the other merged.
+  LiveOptions o;
+  o.entry_points = {"api"};
+  Feed run(o);
+  Chain chain;
+  Scenario(&run, &chain, Fault{.db_extra_ms = 200}, 6);
+  EXPECT_EQ(run.live.counters().opened, 1u);
+  EXPECT_GE(run.live.counters().merged_into_open, 1u);
+  ASSERT_FALSE(run.all.empty());
+  EXPECT_EQ(run.all[0].root_causes[0].entity.name, "db");
+}
+
+std::string Watermark(int32_t input_partition, int64_t start) {
+  v1::WindowRecord r;
+  r.set_schema_version(2);
+  r.set_kind("watermark");
+  r.set_input_partition(input_partition);
+  r.set_window_start_unix_s(start);
+  r.set_window_seconds(kW);
+  return r.SerializeAsString();
+}
+
+TEST(LiveDiagnosis, WindowCompletesWhenEveryPartitionMovedOnOrItsWatermarksCoverIt) {
+  LiveOptions o;
+  o.metrics_partitions = 2;
+  Feed run(o);
+  Chain chain;
+  for (const auto& r : chain.Records(kT0, {})) ASSERT_TRUE(run.live.Apply(r).ok());
+  EXPECT_TRUE(run.live.Advance().empty());
+  EXPECT_EQ(run.live.judged_until(), 0);  // nobody moved on
+  // Partition 0 moves on; partition 1 has not: kT0 waits.
+  for (const auto& r : chain.Records(kT0 + kW, {}, 0)) ASSERT_TRUE(run.live.Apply(r).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), 0);
+  // Partition 1's watermark covers kT0 on one metrics partition only: still waiting.
+  ASSERT_TRUE(run.live.Apply(Watermark(1, kT0), 0).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), 0);
+  // ... and on the other: kT0 is complete, kT0 + 5 is not (partition 1 covered only kT0).
+  ASSERT_TRUE(run.live.Apply(Watermark(1, kT0), 1).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), kT0);
+  EXPECT_EQ(run.live.counters().windows_judged, 1u);
+  // Partition 0's watermarks cover kT0 + 5 and partition 1's too: judged without a later window.
+  for (int32_t m : {0, 1}) {
+    ASSERT_TRUE(run.live.Apply(Watermark(0, kT0 + kW), m).ok());
+    ASSERT_TRUE(run.live.Apply(Watermark(1, kT0 + kW), m).ok());
+  }
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), kT0 + kW);
+  EXPECT_EQ(run.live.counters().windows_judged, 2u);
+  EXPECT_EQ(run.live.counters().records, 20u + 10u + 6u);
+}
+
+TEST(LiveDiagnosis, AnIdlePartitionStopsHoldingCompletionBack) {
+  Feed run;  // idle_s 30
+  Chain chain;
+  for (const auto& r : chain.Records(kT0, {})) ASSERT_TRUE(run.live.Apply(r).ok());
+  // From here only partition 0 publishes.
+  int64_t t = kT0 + kW;
+  for (; t <= kT0 + 30; t += kW) {
+    for (const auto& r : chain.Records(t, {}, 0)) ASSERT_TRUE(run.live.Apply(r).ok());
+    run.live.Advance();
+    EXPECT_EQ(run.live.judged_until(), 0) << "partition 1 is 30 s behind or less at " << t - kT0;
+  }
+  for (const auto& r : chain.Records(t, {}, 0)) ASSERT_TRUE(run.live.Apply(r).ok());
+  run.live.Advance();
+  // 35 s behind: idle. Everything before partition 0's newest window is complete.
+  EXPECT_EQ(run.live.judged_until(), t - kW);
+  EXPECT_EQ(run.live.counters().windows_judged, 7u);
+}
+
+TEST(LiveDiagnosis, LatePartialsAreCountedAndNeverMergedIntoAJudgedWindow) {
+  Feed run;
+  Chain chain;
+  run.Window(chain, kT0);
+  run.Window(chain, kT0 + kW);
+  ASSERT_EQ(run.live.judged_until(), kT0);
+  std::vector<LiveDiagnosis::Change> before;
+  run.live.TakeChanges(&before);
+  const auto late = chain.Records(kT0, {}, 1);
+  for (const auto& r : late) ASSERT_TRUE(run.live.Apply(r).ok());
+  EXPECT_EQ(run.live.counters().late_partials, late.size());
+  std::vector<LiveDiagnosis::Change> after;
+  run.live.TakeChanges(&after);
+  for (const auto& [k, v] : after) EXPECT_NE(k.rfind("w|", 0), 0u) << "a judged window changed";
+}
+
+TEST(LiveDiagnosis, RefusedRecordsNameWhatIsWrong) {
+  Feed run;
+  Chain chain;
+  EXPECT_EQ(run.live.Apply("\xff\xff\xff").message(), "window record: not protobuf");
+  v1::WindowRecord r;
+  r.set_schema_version(1);
+  r.set_kind("service");
+  EXPECT_EQ(
+      run.live.Apply(r.SerializeAsString()).message(),
+      "window record: layout 1 carries no window state (needs a stream of layout 2 or later)");
+  ASSERT_TRUE(r.ParseFromString(chain.Records(kT0, {})[0]));
+  r.set_window_seconds(0);
+  EXPECT_EQ(run.live.Apply(r.SerializeAsString()).message(), "window record: window_seconds 0");
+  r.set_window_seconds(kW);
+  r.set_window_start_unix_s(kT0 + 2);
+  ASSERT_TRUE(run.live.Apply(chain.Records(kT0, {})[0]).ok());  // fixes the window length
+  EXPECT_EQ(run.live.Apply(r.SerializeAsString()).message(),
+            "window record: window start " + std::to_string(kT0 + 2));
+  r.set_window_start_unix_s(kT0);
+  r.set_window_seconds(10);
+  EXPECT_EQ(run.live.Apply(r.SerializeAsString()).message(),
+            "window record: 10 s windows, this stage judges 5 s ones");
+  r.set_window_seconds(kW);
+  r.set_series_key("\x63");
+  EXPECT_EQ(run.live.Apply(r.SerializeAsString()).message().rfind("window record: ", 0), 0u);
+  EXPECT_EQ(run.live.counters().undecodable, 6u);
+  EXPECT_EQ(run.live.counters().records, 1u);
+}
+
+// Applies TakeChanges to a key-value map, as the runtime's write batch does.
+void Absorb(LiveDiagnosis* live, std::map<std::string, std::string>* store) {
+  std::vector<LiveDiagnosis::Change> changes;
+  live->TakeChanges(&changes);
+  for (auto& [k, v] : changes) {
+    if (v)
+      (*store)[k] = *v;
+    else
+      store->erase(k);
+  }
+}
+
+TEST(LiveDiagnosis, RestartFromItsChangesContinuesWithIdenticalIncidents) {
+  const Fault slow{.db_extra_ms = 200};
+  auto fault_at = [&](int i) { return i >= 20 && i < 26 ? slow : Fault{}; };
+  // Uninterrupted.
+  Feed whole;
+  {
+    Chain chain;
+    for (int i = 0; i < 34; ++i) whole.Window(chain, kT0 + i * kW, fault_at(i));
+  }
+  // Stopped after window 22 (mid-incident), restored from its changes, continued.
+  Chain chain;
+  std::map<std::string, std::string> store;
+  std::vector<Incident> seen;
+  {
+    Feed first;
+    for (int i = 0; i <= 22; ++i) first.Window(chain, kT0 + i * kW, fault_at(i));
+    Absorb(&first.live, &store);
+    seen = first.all;
+    ASSERT_EQ(seen.size(), 1u);  // open
+  }
+  Feed second;
+  ASSERT_TRUE(second.live.Restore({store.begin(), store.end()}).ok());
+  EXPECT_EQ(second.live.judged_until(), kT0 + 21 * kW);
+  ASSERT_EQ(second.live.Incidents().size(), 1u);
+  for (int i = 23; i < 34; ++i) second.Window(chain, kT0 + i * kW, fault_at(i));
+  seen.insert(seen.end(), second.all.begin(), second.all.end());
+  ASSERT_EQ(seen.size(), whole.all.size());
+  for (size_t i = 0; i < seen.size(); ++i)
+    EXPECT_EQ(IncidentToJson(seen[i]), IncidentToJson(whole.all[i])) << i;
+  // The state written after the restart equals the uninterrupted run's.
+  std::map<std::string, std::string> a, b = store;
+  Absorb(&whole.live, &a);
+  Absorb(&second.live, &b);
+  EXPECT_EQ(a, b);
+}
+
+TEST(LiveDiagnosis, RestoreNamesTheMalformedKey) {
+  LiveDiagnosis live({}, &fta::DefaultFaultTrees());
+  EXPECT_EQ(live.Restore({{"m|window_s", "x"}}).message(),
+            "diagnosis state: key \"m|window_s\": not a window length");
+  EXPECT_EQ(live.Restore({{"q|what", ""}}).message(),
+            "diagnosis state: key \"q|what\": unknown record");
+  EXPECT_EQ(live.Restore({{"i|fl-1", "{}"}}).message(),
+            "diagnosis state: key \"i|fl-1\": not an incident record");
+  EXPECT_EQ(live.Restore({{"m|watermark|1", "5"}}).message(),
+            "diagnosis state: key \"m|watermark|1\": not a watermark");
+}
+
+TEST(LiveDiagnosis, DefaultRulesWatchTheCatalogsSeries) {
+  const detectors::DetectorConfig& c = DefaultDetectorConfig();
+  ASSERT_NE(c.Match(EntityKind::kService, "x", Metric::kLatencyP99Ms, {}), nullptr);
+  EXPECT_EQ(c.Match(EntityKind::kService, "x", Metric::kLatencyP99Ms, {})->detector, "mad");
+  EXPECT_NE(c.Match(EntityKind::kEdge, "a->b", Metric::kRetransmits, {}), nullptr);
+  EXPECT_NE(c.Match(EntityKind::kMachine, "m", Metric::kCpuBusyRatio, {}), nullptr);
+  EXPECT_EQ(c.Match(EntityKind::kService, "x", Metric::kRequests, {}), nullptr);
+}
+
+// Webhooks.
+
+TEST(Webhook, SignatureMatchesTheStandardWebhooksVector) {
+  // The example of the Standard Webhooks specification and its reference libraries.
+  EXPECT_EQ(WebhookSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  // A secret without the prefix is its raw bytes; any change of id, time or body changes it.
+  const std::string s = WebhookSignature("secret", "a.1", 10, "{}");
+  EXPECT_NE(s, WebhookSignature("secret", "a.2", 10, "{}"));
+  EXPECT_NE(s, WebhookSignature("secret", "a.1", 11, "{}"));
+  EXPECT_NE(s, WebhookSignature("secret", "a.1", 10, "{ }"));
+  EXPECT_EQ(s.rfind("v1,", 0), 0u);
+}
+
+TEST(Webhook, OutcomesAndBackoff) {
+  EXPECT_EQ(OutcomeOf(200), DeliveryOutcome::kDelivered);
+  EXPECT_EQ(OutcomeOf(204), DeliveryOutcome::kDelivered);
+  EXPECT_EQ(OutcomeOf(0), DeliveryOutcome::kRetry);
+  EXPECT_EQ(OutcomeOf(408), DeliveryOutcome::kRetry);
+  EXPECT_EQ(OutcomeOf(429), DeliveryOutcome::kRetry);
+  EXPECT_EQ(OutcomeOf(500), DeliveryOutcome::kRetry);
+  EXPECT_EQ(OutcomeOf(503), DeliveryOutcome::kRetry);
+  EXPECT_EQ(OutcomeOf(400), DeliveryOutcome::kRefused);
+  EXPECT_EQ(OutcomeOf(404), DeliveryOutcome::kRefused);
+  EXPECT_EQ(OutcomeOf(301), DeliveryOutcome::kRefused);
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(RetryDelayMs(3, 7, 60000, &rng), 7000);
+  EXPECT_EQ(RetryDelayMs(3, 7, 2000, &rng), 2000);
+  for (int attempt = 1; attempt <= 30; ++attempt) {
+    const int64_t cap = std::min<int64_t>(60000, int64_t{500} << std::min(attempt - 1, 20));
+    int64_t hi = 0;
+    for (int i = 0; i < 200; ++i) {
+      const int64_t d = RetryDelayMs(attempt, -1, 60000, &rng);
+      ASSERT_GE(d, 0);
+      ASSERT_LE(d, cap);
+      hi = std::max(hi, d);
+    }
+    EXPECT_GT(hi, cap / 2) << "full jitter spans the range, attempt " << attempt;
+  }
+}
+
+Incident Sample() {
+  Incident i;
+  i.id = "fl-0123456789abcdef";
+  i.dedup_key = "service:frontend|service:db";
+  i.fingerprint = StableHash(i.dedup_key);
+  i.opened_at_s = kT0;
+  i.updated_at_s = kT0;
+  i.title = "Slow code at service db";
+  i.labels = {{"alertname", "FaultlineIncident"}, {"severity", "error"}};
+  i.annotations = {{"summary", "db is slow"}};
+  return i;
+}
+
+TEST(Webhook, AlertmanagerPayloadFiresAndResolves) {
+  Incident i = Sample();
+  auto j = nlohmann::json::parse(AlertmanagerPayload(i));
+  EXPECT_EQ(j["version"], "4");
+  EXPECT_EQ(j["status"], "firing");
+  EXPECT_EQ(j["groupKey"], i.dedup_key);
+  ASSERT_EQ(j["alerts"].size(), 1u);
+  EXPECT_EQ(j["alerts"][0]["status"], "firing");
+  EXPECT_EQ(j["alerts"][0]["startsAt"], Rfc3339(kT0));
+  EXPECT_EQ(j["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+  EXPECT_EQ(j["alerts"][0]["fingerprint"], i.fingerprint);
+  EXPECT_EQ(j["alerts"][0]["labels"]["severity"], "error");
+  EXPECT_EQ(j["commonAnnotations"]["summary"], "db is slow");
+  i.status = IncidentStatus::kResolved;
+  i.resolved_at_s = kT0 + 60;
+  j = nlohmann::json::parse(AlertmanagerPayload(i));
+  EXPECT_EQ(j["status"], "resolved");
+  EXPECT_EQ(j["alerts"][0]["endsAt"], Rfc3339(kT0 + 60));
+}
+
+TEST(Webhook, ValidationNamesTheField) {
+  WebhookOptions o{.name = "ops", .url = "http://127.0.0.1:9/hook", .secret = "s"};
+  EXPECT_TRUE(ValidateWebhook(o, "webhooks[0]").ok());
+  auto err = [&](WebhookOptions bad) { return ValidateWebhook(bad, "webhooks[0]").message(); };
+  WebhookOptions b = o;
+  b.name = "Ops!";
+  EXPECT_EQ(err(b), "webhooks[0].name: 'Ops!': expected 1-64 of [a-z0-9_-]");
+  b = o, b.url = "ftp://x/y";
+  EXPECT_EQ(err(b), "webhooks[0].url: 'ftp://x/y': expected an http or https URL");
+  b = o, b.url = "http://exa mple/";
+  EXPECT_EQ(err(b).rfind("webhooks[0].url: 'http://exa mple/': ", 0), 0u) << err(b);
+  b = o, b.secret = "";
+  EXPECT_EQ(err(b), "webhooks[0].secret: required (Standard Webhooks signs every delivery)");
+  b = o, b.timeout_ms = 5;
+  EXPECT_EQ(err(b), "webhooks[0].timeout_ms: 5: expected 100..120000");
+}
+
+TEST(DiagnosisConfig, ReadsEverySettingAndNamesBadOnes) {
+  LiveRuntimeOptions o;
+  ASSERT_TRUE(ParseDiagnosisConfig(R"(lookback_seconds: 300
+idle_seconds: 60
+resolve_after_windows: 5
+entry_points: [gateway]
+webhooks:
+  - {name: ops, url: "http://127.0.0.1:9/h", secret: s, format: alertmanager}
+detectors:
+  rules:
+    - match: {kind: service, metric: latency_p99_ms}
+      detector: threshold
+      params: {upper: 100}
+)",
+                                   "d.yaml", &o)
+                  .ok());
+  EXPECT_EQ(o.live.lookback_s, 300);
+  EXPECT_EQ(o.live.idle_s, 60);
+  EXPECT_EQ(o.live.resolve_after, 5);
+  EXPECT_EQ(o.live.entry_points, std::vector<std::string>{"gateway"});
+  ASSERT_EQ(o.webhooks.size(), 1u);
+  EXPECT_EQ(o.webhooks[0].format, WebhookFormat::kAlertmanager);
+  EXPECT_EQ(o.live.detectors.Match(EntityKind::kService, "x", Metric::kLatencyP99Ms, {})->detector,
+            "threshold");
+  auto err = [](const std::string& yaml) {
+    LiveRuntimeOptions o;
+    return ParseDiagnosisConfig(yaml, "d.yaml", &o).message();
+  };
+  EXPECT_EQ(err("resolve_after_windows: 0\n"),
+            "d.yaml:1: resolve_after_windows: expected an integer in 1..10000, got '0'");
+  EXPECT_EQ(err("webhooks:\n  - {name: ops, url: 'ftp://x', secret: s}\n"),
+            "d.yaml:2: webhooks[0].url: 'ftp://x': expected an http or https URL");
+  const std::string unknown_metric =
+      err("detectors:\n  rules:\n    - match: {metric: latency_p42}\n      detector: mad\n");
+  EXPECT_NE(unknown_metric.find("latency_p42"), std::string::npos) << unknown_metric;
+  EXPECT_EQ(unknown_metric.rfind("d.yaml (detectors, from line 2):", 0), 0u) << unknown_metric;
+  const std::string unknown_detector = err("detectors:\n  rules:\n    - detector: nope\n");
+  EXPECT_NE(unknown_detector.find("no detector named 'nope'"), std::string::npos)
+      << unknown_detector;
+  EXPECT_EQ(err("wat: 1\n").rfind("d.yaml:1: ", 0), 0u) << err("wat: 1\n");
+  EXPECT_EQ(err("plugins: [/nonexistent/x.so]\n").rfind("d.yaml:1: plugins[0]: ", 0), 0u)
+      << err("plugins: [/nonexistent/x.so]\n");
+}
+
+}  // namespace
+}  // namespace faultline::diagnosis
