@@ -6,6 +6,7 @@
 #include <rocksdb/write_batch.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -74,6 +76,70 @@ std::string OutboxKey(const std::string& sink, uint64_t seq) {
 
 Status ConfError(const std::string& source, const YAML::Node& n, const std::string& what) {
   return InvalidArgument(source + ":" + std::to_string(n.Mark().line + 1) + ": " + what);
+}
+
+// The CloudEvents ids (ce_id: "<incident id>.<sequence>") of the last `tail` messages of every
+// partition of `topic`: what a previous run published. Errors: kUnavailable.
+Result<std::set<std::string>> PublishedIds(const std::string& brokers, const std::string& topic,
+                                           int64_t tail) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", brokers},
+                      {"group.id", "faultline-diagnosis-readback"},
+                      {"enable.auto.commit", "false"},
+                      {"log_level", "3"}})
+    rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err));
+  rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!c) return Unavailable(std::string("cannot create a Kafka consumer: ") + err);
+  std::set<std::string> ids;
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* t = rd_kafka_topic_new(c, topic.c_str(), nullptr);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(c, 0, t, &md, 10000);
+  rd_kafka_topic_destroy(t);
+  if (e || md->topic_cnt != 1 || md->topics[0].err) {
+    const bool absent = !e && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    const std::string why = e ? rd_kafka_err2str(e) : rd_kafka_err2str(md->topics[0].err);
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(c);
+    if (absent) return ids;  // nothing was ever published
+    return Unavailable("incident topic " + topic + ": " + why);
+  }
+  std::map<int32_t, int64_t> until;  // partition -> high watermark
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+  for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+    const int32_t p = md->topics[0].partitions[i].id;
+    int64_t lo = 0, hi = 0;
+    if ((e = rd_kafka_query_watermark_offsets(c, topic.c_str(), p, &lo, &hi, 10000))) break;
+    if (hi > lo) {
+      until[p] = hi;
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = std::max(lo, hi - tail);
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  if (!e && !until.empty()) e = rd_kafka_assign(c, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!e && !until.empty() && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 200);
+    if (!m) continue;
+    if (!m->err) {
+      rd_kafka_headers_t* h = nullptr;
+      const void* v = nullptr;
+      size_t n = 0;
+      if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, "ce_id", &v, &n))
+        ids.emplace(static_cast<const char*>(v), n);
+      if (auto it = until.find(m->partition); it != until.end() && m->offset + 1 >= it->second)
+        until.erase(it);
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      e = m->err;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(c);
+  rd_kafka_destroy(c);
+  if (e) return Unavailable("incident topic " + topic + ": " + rd_kafka_err2str(e));
+  if (!until.empty()) return Unavailable("incident topic " + topic + ": not read to its end in 30 s");
+  return ids;
 }
 
 }  // namespace
@@ -632,10 +698,25 @@ Result<std::unique_ptr<LiveRuntime>> LiveRuntime::Create(LiveRuntimeOptions opti
   if (!im.consumer) return Unavailable(std::string("cannot create the Kafka consumer: ") + err);
   rd_kafka_poll_set_consumer(im.consumer);
   // Every partition of the metrics topic, from the stored offsets.
+  // The stream creates the topic with its first windows: a topic not there yet is waited for (at
+  // most topic_wait_ms); a broker that does not answer fails after 10 s.
   const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* t = rd_kafka_topic_new(im.consumer, im.o.metrics_topic.c_str(), nullptr);
-  const rd_kafka_resp_err_t merr = rd_kafka_metadata(im.consumer, 0, t, &md, 10000);
-  rd_kafka_topic_destroy(t);
+  rd_kafka_resp_err_t merr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  const auto wait_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(im.o.topic_wait_ms);
+  for (bool logged = false;; logged = true) {
+    if (md) rd_kafka_metadata_destroy(md), md = nullptr;
+    rd_kafka_topic_t* t = rd_kafka_topic_new(im.consumer, im.o.metrics_topic.c_str(), nullptr);
+    merr = rd_kafka_metadata(im.consumer, 0, t, &md, 10000);
+    rd_kafka_topic_destroy(t);
+    const bool absent = !merr && md->topic_cnt == 1 &&
+                        (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                         (!md->topics[0].err && md->topics[0].partition_cnt == 0));
+    if (!absent || std::chrono::steady_clock::now() >= wait_until) break;
+    if (!logged)
+      spdlog::info("diagnosis: waiting for topic {} (the stream creates it with its first windows)",
+                   im.o.metrics_topic);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
   if (merr || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
     const std::string why = merr ? rd_kafka_err2str(merr)
                             : md->topic_cnt != 1 ? "no such topic"
@@ -690,10 +771,28 @@ Result<std::unique_ptr<LiveRuntime>> LiveRuntime::Create(LiveRuntimeOptions opti
                             {{"sink", w->sink}});
     im.webhooks.push_back(std::move(w));
   }
-  // Deliveries a previous run left in the outbox, in order.
+  // Deliveries a previous run left in the outbox, in order. Those for the incident topic that
+  // the topic already holds (a crash between the broker's ack and the commit that forgets them)
+  // are not produced again: the topic carries each (id, sequence) once.
   std::sort(outbox.begin(), outbox.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  std::set<std::string> published;
+  const bool kafka_waiting = std::any_of(outbox.begin(), outbox.end(), [](const OutboxEntry& e) {
+    return e.key.rfind("x|kafka|", 0) == 0;
+  });
+  if (kafka_waiting && im.producer) {
+    auto ids = PublishedIds(im.o.brokers, im.o.incidents_topic, 10000);
+    if (!ids.ok()) return ids.status();
+    published = std::move(*ids);
+  }
   for (OutboxEntry& e : outbox) {
     const std::string sink = e.key.substr(2, e.key.rfind('|') - 2);
+    if (sink == "kafka" && im.producer && published.count(e.webhook_id)) {
+      im.kafka_delivered.push_back(e.key);  // forgotten at the first commit
+      im.Count("faultline_diagnosis_redeliveries_skipped_total",
+               "Outbox entries a previous run had already delivered, found on the incident topic")
+          .Increment();
+      continue;
+    }
     if (sink == "kafka" && im.producer) {
       im.kafka_failed.push_back(e.key);  // produced again at the first commit
       im.kafka_pending.emplace(e.key, std::move(e));

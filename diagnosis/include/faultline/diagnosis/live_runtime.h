@@ -39,6 +39,8 @@ struct LiveRuntimeOptions {
   std::string incidents_topic = "faultline.incidents";
   // Required.
   std::string state_dir;
+  // How long to wait at start for the metrics topic to exist. Default: 60000.
+  int64_t topic_wait_ms = 60000;
   // How often the state, offsets and outbox are committed. Default: 500.
   int64_t commit_interval_ms = 500;
   // HOST:PORT for /metrics, /status, /incidents, /incidents/<id>; "" for none. Default: "".
