@@ -157,6 +157,7 @@ Status ParseDiagnosisConfig(const std::string& yaml, const std::string& source,
     return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
   }
   try {
+    if (root.IsNull()) return Status::Ok();  // an empty file: every default
     if (!root.IsMap()) return ConfError(source, root, "expected a mapping of settings");
     auto integer = [&](const YAML::Node& v, const std::string& key, int64_t lo, int64_t hi,
                        int64_t* out) -> Status {

@@ -131,6 +131,16 @@ assert i["root_causes"][0]["entity"] == {"kind": "service", "name": "db"}, i["ro
 assert i["fault_tree"]["class"] == "own_code", i["fault_tree"]["class"]
 assert [h["entity"]["name"] for h in i["propagation"]] == ["db", "api", "frontend"], i["propagation"]
 PY
+id1=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["id"])' "$work/open1.json")
+"$fl" incidents --state-dir "$work/diag" show "$id1" >"$work/report1.txt"
+grep -q '^' "$work/report1.txt" && grep -q 'db' "$work/report1.txt" ||
+  { echo "FAIL: incidents show $id1"; cat "$work/report1.txt"; exit 1; }
+cat "$work/report1.txt"
+# The receiver answers 500 twice and too late once before it accepts the opening: three failed
+# attempts, counted.
+failed='faultline_diagnosis_deliveries_total{result="failed",sink="webhook:hook"}'
+wait_metric "$failed" 3 20
+wait_metric 'faultline_diagnosis_deliveries_total{result="delivered",sink="webhook:hook"}' 1 20
 # Mid-incident: the receiver goes down, the diagnosis is SIGKILLed and restarted on its state.
 kill "$hook_pid"; wait "$hook_pid" 2>/dev/null || true
 kill -KILL "$diag_pid"; wait "$diag_pid" 2>/dev/null || true
@@ -141,11 +151,13 @@ grep -q 'diagnosis: state of [0-9]* records restored' "$work/diag.err" ||
 judged=$(metric faultline_diagnosis_windows_judged_total)
 wait_metric faultline_diagnosis_windows_judged_total $((judged + 3)) 60
 rm -f "$work/fault"
+wait_metric 'faultline_diagnosis_incidents_total{status="resolved"}' 1 60
+echo "slow db: resolved"
+# The resolution cannot reach the receiver while it is down: failed attempts, then it is back.
+wait_metric "$failed" 1 20
 "$python" "$src/tests/integration/webhook_receiver.py" "$work/hooks.jsonl" "$secret" --port "$hookport" \
   >"$work/hook2.out" 2>&1 & hook_pid=$!; pids+=($hook_pid)
 wait_for "$work/hook2.out" '^port=' >/dev/null
-wait_metric 'faultline_diagnosis_incidents_total{status="resolved"}' 1 60
-echo "slow db: resolved"
 
 # 3. A failing db (after its detectors saw the recovery).
 judged=$(metric faultline_diagnosis_windows_judged_total)
@@ -182,7 +194,7 @@ for ((i = 0; i < 150; i++)); do
 done
 [[ $(metric 'faultline_diagnosis_outbox_entries{sink="webhook:hook"}') == 0 ]] ||
   { echo "FAIL: webhook deliveries still waiting"; exit 1; }
-failed_now=$(metric 'faultline_diagnosis_deliveries_total{sink="webhook:hook",result="failed"}')
+failed_now=$(metric "$failed")
 incidents >"$work/final.json"
 
 kcat -C -b "$bootstrap" -t faultline.incidents -o beginning -e -q -f '%k\t%h\t%s\n' >"$work/topic.tsv"
@@ -233,8 +245,8 @@ order = collections.defaultdict(list)
 for r in accepted.values():
     order[r["id"]].append(r["sequence"])
 assert {k: v for k, v in order.items()} == {iid: [s for s, _ in ups] for iid, ups in ids.items()}, (order, ids)
-# The receiver saw 500, 500, a timeout, and was down: at least three failed attempts counted.
-assert failed >= 3, failed
+# This process (since the restart) counted the attempts made while the receiver was down.
+assert failed >= 1, failed
 print("topic: %d incidents, %d changes, %d duplicates dropped; webhooks: %d requests, %d accepted"
       % (len(ids), len(seen), dups, len(recs), len(accepted)))
 PY

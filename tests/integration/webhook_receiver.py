@@ -63,11 +63,13 @@ def main():
                 j = {}
             rec = {"n": n, "webhook_id": wid, "sig_ok": sig_ok, "fresh": fresh, "answer": status,
                    "id": j.get("id"), "sequence": j.get("sequence"), "status": j.get("status")}
-            if n == args.fail_first + args.slow_request and args.slow_request:
+            slow = args.slow_request and n == args.fail_first + args.slow_request
+            if slow:
                 rec["slow"] = True
-                time.sleep(args.slow_seconds)
             with lock:
                 log.write(json.dumps(rec) + "\n")
+            if slow:
+                time.sleep(args.slow_seconds)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
