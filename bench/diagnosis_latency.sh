@@ -60,6 +60,7 @@ for ((f = 1; f <= faults; f++)); do
   before=$(metric 'faultline_diagnosis_incidents_total{status="opened"}')
   resolved=$(metric 'faultline_diagnosis_incidents_total{status="resolved"}')
   kind=$([[ $((f % 2)) == 1 ]] && echo "slow 300" || echo "error")
+  sleep "$((RANDOM % 5)).$((RANDOM % 10))"  # a random phase within the 5 s window
   t_fault=$(date +%s%3N)
   echo "$kind" >"$work/fault"
   if wait_metric 'faultline_diagnosis_incidents_total{status="opened"}' $((before + 1)) 40; then :; else

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "faultline/common/text.h"
+#include "faultline/common/yaml_load.h"
 
 namespace faultline::detectors {
 namespace {
@@ -102,17 +103,8 @@ const DetectorRule* DetectorConfig::Match(EntityKind kind, std::string_view enti
 }
 
 Result<DetectorConfig> ParseDetectorConfig(const std::string& yaml, const std::string& source) {
-  int deep_line = 1;
-  if (YamlNestingBound(yaml, &deep_line) > kMaxYamlNesting) {
-    return InvalidArgument(source + ":" + std::to_string(deep_line) + ": nested deeper than " +
-                           std::to_string(kMaxYamlNesting) + " levels");
-  }
   YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
-  }
+  FAULTLINE_RETURN_IF_ERROR(LoadYaml(yaml, source, &root));
   DetectorConfig config;
   try {
     if (!root.IsMap()) return InvalidArgument(source + ":1: expected a mapping with 'rules' (and optionally 'default')");

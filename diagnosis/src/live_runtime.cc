@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "faultline/common/log.h"
+#include "faultline/common/yaml_load.h"
 #include "faultline/common/text.h"
 #include "faultline/detectors/plugin_loader.h"
 
@@ -146,16 +147,8 @@ Result<std::set<std::string>> PublishedIds(const std::string& brokers, const std
 
 Status ParseDiagnosisConfig(const std::string& yaml, const std::string& source,
                             LiveRuntimeOptions* o) {
-  int deep_line = 1;
-  if (YamlNestingBound(yaml, &deep_line) > kMaxYamlNesting)
-    return InvalidArgument(source + ":" + std::to_string(deep_line) + ": nested deeper than " +
-                           std::to_string(kMaxYamlNesting) + " levels");
   YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
-  }
+  FAULTLINE_RETURN_IF_ERROR(LoadYaml(yaml, source, &root));
   try {
     if (root.IsNull()) return Status::Ok();  // an empty file: every default
     if (!root.IsMap()) return ConfError(source, root, "expected a mapping of settings");

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "faultline/common/text.h"
+#include "faultline/common/yaml_load.h"
 #include "faultline/fta/fault_tree.h"
 
 namespace faultline::fta {
@@ -52,18 +53,8 @@ class Loader {
   explicit Loader(const std::string& source) : source_(source) {}
 
   Result<FaultTrees> Load(std::string_view text) {
-    int deep_line = 1;
-    if (YamlNestingBound(text, &deep_line) > kMaxYamlNesting) {
-      return InvalidArgument(source_ + ":" + std::to_string(deep_line) + ": nested deeper than " +
-                             std::to_string(kMaxYamlNesting) + " levels");
-    }
     YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-      return InvalidArgument(source_ + ":" + std::to_string(e.mark.line + 1) +
-                             ": not valid YAML: " + e.msg);
-    }
+    FAULTLINE_RETURN_IF_ERROR(LoadYaml(text, source_, &root));
     try {
       return LoadRoot(root);
     } catch (const YAML::Exception& e) {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "faultline/common/log.h"
+#include "faultline/common/yaml_load.h"
 #include "faultline/stream/window_query.h"
 #include "metrics.pb.h"
 
@@ -52,11 +53,7 @@ Status ReadScalar(const std::string& source, const YAML::Node& node, const std::
 
 Status ParseStreamConfig(const std::string& yaml, const std::string& source, StreamOptions* o) {
   YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  FAULTLINE_RETURN_IF_ERROR(LoadYaml(yaml, source, &root));
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return ConfError(source, root, "expected a mapping of settings");
   try {

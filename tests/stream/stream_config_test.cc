@@ -59,7 +59,9 @@ TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
   EXPECT_EQ(err("naming:\n  services: []\n"),
             "s.yaml:2: naming: unknown field 'services' (known: service, instance)");
   EXPECT_EQ(err("- a\n- b\n"), "s.yaml:1: expected a mapping of settings");
-  EXPECT_EQ(err("window_seconds: [1\n"), "s.yaml:2: end of sequence flow not found");
+  EXPECT_EQ(err("window_seconds: [1\n"), "s.yaml:2: not valid YAML: end of sequence flow not found");
+  // Nesting that would exhaust yaml-cpp's stack is refused before parsing.
+  EXPECT_EQ(err("naming: " + std::string(5000, '[')), "s.yaml:1: nested deeper than 200 levels");
 }
 
 }  // namespace
