@@ -59,25 +59,34 @@ std::vector<std::string> Records(int services, int64_t start, std::mt19937_64* r
     return s;
   };
   auto name = [](int i) { return "svc" + std::to_string(i); };
-  auto addr = [](int i) { return "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ":80"; };
+  auto addr = [](int i) {
+    return "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ":80";
+  };
   for (int i = 0; i < services; ++i) {
     const std::string machine = "m" + std::to_string(i / 10);
     stream::StoredWindow s;
     s.start_s = start;
-    s.key = Key(EntityKind::kService, {{"service", name(i)}, {"endpoint", "GET /"},
-                                       {"instance", name(i) + "-1"}, {"machine", machine}});
+    s.key = Key(EntityKind::kService, {{"service", name(i)},
+                                       {"endpoint", "GET /"},
+                                       {"instance", name(i) + "-1"},
+                                       {"machine", machine}});
     s.stats = requests(5);
     emit(s);
     stream::StoredWindow l;
     l.start_s = start;
-    l.key = Key(EntityKind::kListener, {{"service", name(i)}, {"address", addr(i)}, {"machine", machine}});
+    l.key = Key(EntityKind::kListener,
+                {{"service", name(i)}, {"address", addr(i)}, {"machine", machine}});
     l.stats.requests = 100;
     emit(l);
     const std::string caller = i == 0 ? "loadgen" : name((i - 1) / 2);
     stream::StoredWindow e;
     e.start_s = start;
-    e.key = Key(EntityKind::kEdge, {{"caller", caller}, {"callee", addr(i)}, {"endpoint", "GET /"},
-                                    {"instance", caller + "-1"}, {"machine", machine}, {"side", "client"}});
+    e.key = Key(EntityKind::kEdge, {{"caller", caller},
+                                    {"callee", addr(i)},
+                                    {"endpoint", "GET /"},
+                                    {"instance", caller + "-1"},
+                                    {"machine", machine},
+                                    {"side", "client"}});
     e.stats = requests(5.2);
     e.stats.rtt_samples = 10, e.stats.rtt_us_sum = 400;
     emit(e);
@@ -144,17 +153,22 @@ int main(int argc, char** argv) {
   }
   const long rss_end = RssKiB();
   const int steady = windows - steady_from;
-  std::printf("services %d  window records per window %zu  watched series %zu  windows %d\n", services,
-              Records(services, 0, &rng).size(), live.watched_series(), windows);
-  std::printf("per window (steady, lookback full): %.1f ms  ->  %.0f window records/s, %.0f series judged/s\n",
-              1e3 * busy_steady_s / steady, records_steady / busy_steady_s,
-              evaluations_steady / busy_steady_s);
+  std::printf("services %d  window records per window %zu  watched series %zu  windows %d\n",
+              services, Records(services, 0, &rng).size(), live.watched_series(), windows);
+  std::printf(
+      "per window (steady, lookback full): %.1f ms  ->  %.0f window records/s, %.0f series "
+      "judged/s\n",
+      1e3 * busy_steady_s / steady, records_steady / busy_steady_s,
+      evaluations_steady / busy_steady_s);
   std::printf("a 5 s window's work takes %.2f%% of one core\n", 100 * busy_steady_s / steady / 5);
-  std::printf("rss: %ld KiB at start, %ld KiB with the lookback full, %ld KiB at the end: %.1f KiB per watched series\n",
-              rss0, rss_full, rss_end,
-              static_cast<double>(rss_end - rss0) / std::max<size_t>(1, live.watched_series()));
-  std::printf("all windows: %.2f s busy, %llu records, %llu incidents opened (fault-free: expected 0)\n",
-              busy_s, static_cast<unsigned long long>(records),
-              static_cast<unsigned long long>(live.counters().opened));
+  std::printf(
+      "rss: %ld KiB at start, %ld KiB with the lookback full, %ld KiB at the end: %.1f KiB per "
+      "watched series\n",
+      rss0, rss_full, rss_end,
+      static_cast<double>(rss_end - rss0) / std::max<size_t>(1, live.watched_series()));
+  std::printf(
+      "all windows: %.2f s busy, %llu records, %llu incidents opened (fault-free: expected 0)\n",
+      busy_s, static_cast<unsigned long long>(records),
+      static_cast<unsigned long long>(live.counters().opened));
   return 0;
 }

@@ -14,7 +14,8 @@ Status LoadYaml(std::string_view text, const std::string& source, YAML::Node* ro
   try {
     *root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) +
+                           ": not valid YAML: " + e.msg);
   }
   return Status::Ok();
 }
