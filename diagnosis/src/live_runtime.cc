@@ -441,6 +441,10 @@ struct LiveRuntime::Impl {
     add(Count("faultline_diagnosis_records_total", "Window records applied"), c.records, reported.records);
     add(Dropped("undecodable"), c.undecodable, reported.undecodable);
     add(Dropped("late_partial"), c.late_partials, reported.late_partials);
+    if (c.series_over_limit > reported.series_over_limit)
+      FAULTLINE_WARN_RATE_LIMITED("diagnosis: {} series watched, the limit: new series are not "
+                                  "watched (faultline_diagnosis_dropped_total{{reason=\"series_over_limit\"}})",
+                                  live->watched_series());
     add(Dropped("series_over_limit"), c.series_over_limit, reported.series_over_limit);
     add(Count("faultline_diagnosis_windows_judged_total", "Window starts judged"), c.windows_judged,
         reported.windows_judged);
@@ -823,10 +827,16 @@ Status LiveRuntime::Run(const std::atomic<bool>& stop) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 100);
     if (m) {
       if (!m->err) {
+        const uint64_t late = im.live->counters().late_partials;
         const Status s = im.live->Apply(
             std::string_view(static_cast<const char*>(m->payload), m->len), m->partition);
         if (!s.ok()) FAULTLINE_WARN_RATE_LIMITED("metrics topic partition {} offset {}: {}",
                                                  m->partition, m->offset, s.message());
+        if (im.live->counters().late_partials != late)
+          FAULTLINE_WARN_RATE_LIMITED(
+              "metrics topic partition {} offset {}: a partial of a window already judged (until "
+              "{}), dropped; counted in faultline_diagnosis_dropped_total{{reason=\"late_partial\"}}",
+              m->partition, m->offset, im.live->judged_until());
         im.offsets[m->partition] = m->offset + 1;
       } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         kafka_errors.Increment();
