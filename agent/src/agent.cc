@@ -14,6 +14,7 @@
 
 #include "events.pb.h"
 #include "faultline/agent/connection_table.h"
+#include "faultline/common/text.h"
 #include "faultline/agent/identity.h"
 #include "faultline/common/log.h"
 #include "resource_collector.h"
@@ -163,9 +164,9 @@ struct Agent::Impl {
       const ProcessInfo& info = processes.Resolve(pid, comm, cgroup_id, now_mono);
       v1::ProcessIdentity* p = batch.add_processes();
       p->set_pid(pid);
-      p->set_comm(info.comm);
+      p->set_comm(ValidUtf8(info.comm));
       p->set_cgroup_id(info.cgroup_id);
-      p->set_cgroup_path(info.cgroup_path);
+      p->set_cgroup_path(ValidUtf8(info.cgroup_path));
       p->set_container_id(info.container.container_id);
       p->set_container_runtime(info.container.runtime);
       p->set_pod_uid(info.container.pod_uid);
@@ -182,8 +183,8 @@ struct Agent::Impl {
       SetConnection(c.tuple, e->mutable_connection());
       v1::HttpExchange* h = e->mutable_http();
       h->set_role(ToProto(x.role));
-      h->set_method(std::move(x.method));
-      h->set_path(std::move(x.path));
+      h->set_method(ValidUtf8(x.method));
+      h->set_path(ValidUtf8(x.path));
       h->set_version(std::move(x.version));
       h->set_status(x.status);
       h->set_request_bytes(x.request_bytes);

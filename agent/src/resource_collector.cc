@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "faultline/agent/identity.h"
+#include "faultline/common/text.h"
 
 namespace faultline::agent {
 namespace {
@@ -158,7 +159,7 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
     const Agg& agg = by_path[path];
     v1::CgroupResources c;
     c.set_interval_ns(interval_ns);
-    c.set_cgroup_path(path);
+    c.set_cgroup_path(ValidUtf8(path));
     const ContainerRef ref = ParseCgroupPath(path);
     c.set_container_id(ref.container_id);
     c.set_container_runtime(ref.runtime);
@@ -216,14 +217,14 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
 v1::OomKill ResourceCollector::Oom(const fl_oom_event& e) {
   reader_.Tick();  // a cgroup made for the victim may be new
   v1::OomKill k;
-  k.set_victim_comm(std::string(e.victim_comm, strnlen(e.victim_comm, sizeof e.victim_comm)));
+  k.set_victim_comm(ValidUtf8(std::string_view(e.victim_comm, strnlen(e.victim_comm, sizeof e.victim_comm))));
   k.set_trigger_pid(e.trigger_pid);
   k.set_trigger_comm(std::string(e.trigger_comm, strnlen(e.trigger_comm, sizeof e.trigger_comm)));
   const uint64_t page_kb = static_cast<uint64_t>(std::max(1L, sysconf(_SC_PAGESIZE))) / 1024;
   k.set_total_vm_kb(e.total_vm_pages * page_kb);
   k.set_anon_rss_kb(e.anon_rss_pages * page_kb);
   if (const std::string* path = reader_.PathOf("memory", e.memcg_id)) {
-    k.set_cgroup_path(*path);
+    k.set_cgroup_path(ValidUtf8(*path));
     const ContainerRef ref = ParseCgroupPath(*path);
     k.set_container_id(ref.container_id);
     k.set_container_runtime(ref.runtime);

@@ -333,7 +333,8 @@ void LiveDiagnosis::PutTracked(const Tracked& t) {
                       {"cause_key", t.cause_key},
                       {"fault_class", t.fault_class},
                       {"impact_step", t.impact_step}};
-  Dirty("i|" + t.incident.id, j.dump());
+  // Names come from the wire and may not be UTF-8: replaced, never thrown on.
+  Dirty("i|" + t.incident.id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
@@ -586,7 +587,7 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
     }
   }
   for (const auto& [key, value] : detector_states) {
-    const size_t nul = key.find('\0');
+    const size_t nul = key.rfind('\0');  // metric names hold no NUL; entity names might
     if (key.size() < 4 || nul == std::string::npos) return bad(key, "not a detector key");
     const auto kind = static_cast<EntityKind>(key[2]);
     const std::string entity = key.substr(3, nul - 3);

@@ -49,7 +49,7 @@ std::string EncodeEntry(const OutboxEntry& e) {
                         {"status", e.status},           {"dedup_key", e.dedup_key},
                         {"time", e.time},               {"sequence", e.sequence},
                         {"body", e.body},               {"created_s", e.created_s}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // names may not be UTF-8
 }
 
 Result<OutboxEntry> DecodeEntry(const std::string& key, const std::string& value) {

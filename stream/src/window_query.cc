@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "faultline/common/text.h"
 #include "metrics.pb.h"
 
 namespace faultline::stream {
@@ -152,8 +153,9 @@ void ToWindowRecord(const StoredWindow& w, int64_t window_s, int32_t partition,
   const WindowStats& s = w.stats;
   r->set_schema_version(2);
   r->set_kind(std::string(EntityKindName(w.key.kind)));
-  r->set_entity(w.key.Entity());
-  for (const auto& [k, v] : w.key.dims) (*r->mutable_dims())[k] = v;
+  // Names in the key may hold any bytes (it is bytes on the wire); the readable fields are UTF-8.
+  r->set_entity(ValidUtf8(w.key.Entity()));
+  for (const auto& [k, v] : w.key.dims) (*r->mutable_dims())[ValidUtf8(k)] = ValidUtf8(v);
   r->set_window_start_unix_s(w.start_s);
   r->set_window_seconds(static_cast<uint32_t>(window_s));
   r->set_input_partition(partition);

@@ -415,6 +415,22 @@ TEST(LiveDiagnosis, RestartFromItsChangesContinuesWithIdenticalIncidents) {
   EXPECT_EQ(a, b);
 }
 
+TEST(LiveDiagnosis, NamesThatAreNotUtf8OrHoldNulStillOpenAndRestore) {
+  // Service names come from the wire (process and container names): any bytes.
+  Feed run;
+  Chain chain(7, std::string("front\xff\0end", 9));
+  Scenario(&run, &chain, Fault{.db_extra_ms = 200}, 6, 0);
+  ASSERT_EQ(run.live.counters().opened, 1u);
+  std::map<std::string, std::string> store;
+  Absorb(&run.live, &store);
+  LiveDiagnosis again({}, &fta::DefaultFaultTrees());
+  const Status s = again.Restore({store.begin(), store.end()});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(again.Incidents().size(), 1u);
+  EXPECT_EQ(again.watched_series(), run.live.watched_series());
+  EXPECT_EQ(again.Incidents()[0]->root_causes[0].entity.name, "db");
+}
+
 TEST(LiveDiagnosis, RestoreNamesTheMalformedKey) {
   LiveDiagnosis live({}, &fta::DefaultFaultTrees());
   EXPECT_EQ(live.Restore({{"m|window_s", "x"}}).message(),

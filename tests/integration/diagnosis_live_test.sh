@@ -80,6 +80,7 @@ EOF
 
 diag_pid=
 start_diagnosis() {
+  touch "$work/diag.out" "$work/diag.err"  # read below before the background shell may open them
   "$fl" diagnose --brokers "$bootstrap" --state-dir "$work/diag" --config "$work/diagnosis.yaml" \
     --http-addr 127.0.0.1:0 >>"$work/diag.out" 2>>"$work/diag.err" & diag_pid=$!; pids+=($diag_pid)
   for ((i = 0; i < 700; i++)); do

@@ -40,6 +40,43 @@ inline std::string DotQuote(std::string_view s) {
   return out + "\"";
 }
 
+// `text` as valid UTF-8: every byte that does not start a well-formed sequence (overlong forms,
+// surrogates and code points past U+10FFFF included) becomes U+FFFD. Names from the kernel and
+// the wire (process names, cgroup paths, request paths) may hold any bytes, and protobuf's
+// string fields, JSON and Prometheus labels refuse invalid UTF-8.
+inline std::string ValidUtf8(std::string_view text) {
+  auto valid_at = [&](size_t i) -> size_t {  // the length of the sequence at i, 0 if invalid
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return 0;
+    for (size_t k = 1; k < n; ++k)
+      if ((b(i + k) & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(i + 1) > 0x9F) return 0;  // surrogates
+    if (c == 0xF0 && b(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(i + 1) > 0x8F) return 0;  // past U+10FFFF
+    return n;
+  };
+  std::string out;
+  size_t i = 0;
+  for (size_t n; i < text.size() && (n = valid_at(i)) > 0;) i += n;
+  if (i == text.size()) return std::string(text);  // the common case: one copy
+  out.assign(text.substr(0, i));
+  while (i < text.size()) {
+    const size_t n = valid_at(i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 // An upper bound of a YAML document's nesting depth: flow brackets, plus per line the
 // indentation and the block-sequence dashes that open it. yaml-cpp recurses once per level, so
 // adversarial nesting would exhaust the stack; loaders refuse documents beyond kMaxYamlNesting
