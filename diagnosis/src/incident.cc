@@ -396,6 +396,27 @@ class IncidentReader {
     }
     return j[key];
   }
+  // A field that must be an array (or an object, for Obj); an empty one on error.
+  const nlohmann::json& Arr(const nlohmann::json& j, const std::string& path, const char* key) {
+    static const nlohmann::json kEmpty = nlohmann::json::array();
+    const auto& v = At(j, path, key);
+    if (!error.ok()) return kEmpty;
+    if (!v.is_array()) {
+      error = InvalidArgument("incident: " + path + key + ": expected an array");
+      return kEmpty;
+    }
+    return v;
+  }
+  const nlohmann::json& Obj(const nlohmann::json& j, const std::string& path, const char* key) {
+    static const nlohmann::json kEmpty = nlohmann::json::object();
+    const auto& v = At(j, path, key);
+    if (!error.ok()) return kEmpty;
+    if (!v.is_object()) {
+      error = InvalidArgument("incident: " + path + key + ": expected an object");
+      return kEmpty;
+    }
+    return v;
+  }
   std::string Str(const nlohmann::json& j, const std::string& path, const char* key) {
     const auto& v = At(j, path, key);
     if (!error.ok()) return "";
@@ -406,8 +427,19 @@ class IncidentReader {
   double Num(const nlohmann::json& j, const std::string& path, const char* key) {
     const auto& v = At(j, path, key);
     if (!error.ok()) return 0;
-    if (!v.is_number()) error = InvalidArgument("incident: " + path + key + ": expected a number");
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+      error = InvalidArgument("incident: " + path + key + ": expected a number");
     return error.ok() ? v.get<double>() : 0;
+  }
+  // A whole number in [0, 2^53] (what a double holds exactly).
+  int64_t Count(const nlohmann::json& j, const std::string& path, const char* key) {
+    const double v = Num(j, path, key);
+    if (!error.ok()) return 0;
+    if (!(v >= 0 && v <= 9007199254740992.0) || v != std::floor(v)) {
+      error = InvalidArgument("incident: " + path + key + ": expected a whole number from 0 to 2^53");
+      return 0;
+    }
+    return static_cast<int64_t>(v);
   }
   int64_t Time(const nlohmann::json& j, const std::string& path, const char* key) {
     const auto& v = At(j, path, key);
@@ -456,12 +488,16 @@ class IncidentReader {
     const auto& h = At(j, path, "held");
     n.held = h.is_boolean() && h.get<bool>();
     if (j.contains("note")) n.note = Str(j, path, "note");
-    if (j.contains("evidence"))
-      for (size_t i = 0; i < j["evidence"].size(); ++i)
-        n.evidence.push_back(Change(j["evidence"][i], path + "evidence[" + std::to_string(i) + "]."));
-    if (j.contains("children"))
-      for (size_t i = 0; i < j["children"].size(); ++i)
-        n.children.push_back(Node(j["children"][i], path + "children[" + std::to_string(i) + "].", depth + 1));
+    if (j.is_object() && j.contains("evidence")) {
+      const auto& ev = Arr(j, path, "evidence");
+      for (size_t i = 0; error.ok() && i < ev.size(); ++i)
+        n.evidence.push_back(Change(ev[i], path + "evidence[" + std::to_string(i) + "]."));
+    }
+    if (j.is_object() && j.contains("children")) {
+      const auto& ch = Arr(j, path, "children");
+      for (size_t i = 0; error.ok() && i < ch.size(); ++i)
+        n.children.push_back(Node(ch[i], path + "children[" + std::to_string(i) + "].", depth + 1));
+    }
     return n;
   }
 };
@@ -482,10 +518,10 @@ Result<Incident> IncidentFromJson(std::string_view text) {
   i.status = status == "resolved" ? IncidentStatus::kResolved
              : status == "updated" ? IncidentStatus::kUpdated
                                    : IncidentStatus::kOpen;
-  i.sequence = static_cast<uint64_t>(r.Num(j, "", "sequence"));
+  i.sequence = static_cast<uint64_t>(r.Count(j, "", "sequence"));
   i.opened_at_s = r.Time(j, "", "opened_at");
   i.updated_at_s = r.Time(j, "", "updated_at");
-  if (r.error.ok() && !j["resolved_at"].is_null()) i.resolved_at_s = r.Time(j, "", "resolved_at");
+  if (r.error.ok() && j.contains("resolved_at") && !j["resolved_at"].is_null()) i.resolved_at_s = r.Time(j, "", "resolved_at");
   const std::string severity = r.Str(j, "", "severity");
   for (Severity s : {Severity::kCritical, Severity::kError, Severity::kWarning, Severity::kInfo})
     if (SeverityName(s) == severity) i.severity = s;
@@ -504,10 +540,10 @@ Result<Incident> IncidentFromJson(std::string_view text) {
   const auto& impact = r.At(p, "phenomenon.", "impact");
   i.phenomenon.impact.share = r.Num(impact, "phenomenon.impact.", "share");
   i.phenomenon.impact.basis = r.Str(impact, "phenomenon.impact.", "basis");
-  const auto& keys = r.At(j, "", "key_metrics");
+  const auto& keys = r.Arr(j, "", "key_metrics");
   for (size_t k = 0; r.error.ok() && k < keys.size(); ++k)
     i.key_metrics.push_back(r.Change(keys[k], "key_metrics[" + std::to_string(k) + "]."));
-  const auto& causes = r.At(j, "", "root_causes");
+  const auto& causes = r.Arr(j, "", "root_causes");
   for (size_t k = 0; r.error.ok() && k < causes.size(); ++k) {
     const std::string path = "root_causes[" + std::to_string(k) + "].";
     const auto& c = causes[k];
@@ -515,20 +551,20 @@ Result<Incident> IncidentFromJson(std::string_view text) {
     rc.entity = r.Entity(r.At(c, path, "entity"), path + "entity.");
     rc.score = r.Num(c, path, "score");
     rc.explanation = r.Str(c, path, "explanation");
-    const auto& ev = r.At(c, path, "evidence");
+    const auto& ev = r.Arr(c, path, "evidence");
     for (size_t e = 0; r.error.ok() && e < ev.size(); ++e)
       rc.evidence.push_back(r.Change(ev[e], path + "evidence[" + std::to_string(e) + "]."));
-    const auto& pa = r.At(c, path, "path");
+    const auto& pa = r.Arr(c, path, "path");
     for (size_t e = 0; r.error.ok() && e < pa.size(); ++e)
       rc.path.push_back(pa[e].is_string() ? pa[e].get<std::string>() : "");
-    const auto& fc = r.At(c, path, "fault_classes");
+    const auto& fc = r.Arr(c, path, "fault_classes");
     for (size_t e = 0; r.error.ok() && e < fc.size(); ++e) {
       const std::string fp = path + "fault_classes[" + std::to_string(e) + "].";
       FaultClassMatch m;
       m.name = r.Str(fc[e], fp, "name");
       m.title = r.Str(fc[e], fp, "title");
-      m.priority = static_cast<int>(r.Num(fc[e], fp, "priority"));
-      m.true_events = static_cast<size_t>(r.Num(fc[e], fp, "true_events"));
+      m.priority = static_cast<int>(r.Count(fc[e], fp, "priority"));
+      m.true_events = static_cast<size_t>(r.Count(fc[e], fp, "true_events"));
       m.strength = r.Num(fc[e], fp, "strength");
       rc.classes.push_back(std::move(m));
     }
@@ -540,12 +576,12 @@ Result<Incident> IncidentFromJson(std::string_view text) {
     i.root_causes[0].classes[0].description = r.Str(ft, "fault_tree.", "description");
     i.root_causes[0].classes[0].action = r.Str(ft, "fault_tree.", "action");
   }
-  if (r.error.ok() && ft.contains("tree") && !ft["tree"].is_null())
+  if (r.error.ok() && ft.is_object() && ft.contains("tree") && !ft["tree"].is_null())
     i.fault_tree.tree = r.Node(ft["tree"], "fault_tree.tree.", 0);
-  const auto& nh = r.At(ft, "fault_tree.", "not_held");
+  const auto& nh = r.Arr(ft, "fault_tree.", "not_held");
   for (size_t e = 0; r.error.ok() && e < nh.size(); ++e)
     i.fault_tree.not_held.push_back(nh[e].is_string() ? nh[e].get<std::string>() : "");
-  const auto& hops = r.At(j, "", "propagation");
+  const auto& hops = r.Arr(j, "", "propagation");
   for (size_t k = 0; r.error.ok() && k < hops.size(); ++k) {
     const std::string path = "propagation[" + std::to_string(k) + "].";
     Hop h;
@@ -553,27 +589,27 @@ Result<Incident> IncidentFromJson(std::string_view text) {
     h.role = r.Str(hops[k], path, "role");
     h.fault_class = r.Str(hops[k], path, "fault_class");
     h.propagated = r.Str(hops[k], path, "propagated");
-    if (r.error.ok() && !hops[k]["change"].is_null()) h.change = r.Change(hops[k]["change"], path + "change.");
+    if (r.error.ok() && hops[k].contains("change") && !hops[k]["change"].is_null()) h.change = r.Change(hops[k]["change"], path + "change.");
     i.propagation.push_back(std::move(h));
   }
-  const auto& drill = r.At(j, "", "drilldown");
+  const auto& drill = r.Arr(j, "", "drilldown");
   for (size_t k = 0; r.error.ok() && k < drill.size(); ++k) {
     const std::string path = "drilldown[" + std::to_string(k) + "].";
     DrillDownFinding f;
     f.service = r.Str(drill[k], path, "service");
     f.kpi = r.MetricOf(drill[k], path, "kpi");
-    const auto& el = r.At(drill[k], path, "elements");
+    const auto& el = r.Arr(drill[k], path, "elements");
     for (size_t e = 0; r.error.ok() && e < el.size(); ++e)
       f.elements.push_back(el[e].is_string() ? el[e].get<std::string>() : "");
-    f.leaves = static_cast<size_t>(r.Num(drill[k], path, "leaves"));
-    f.abnormal_leaves = static_cast<size_t>(r.Num(drill[k], path, "abnormal_leaves"));
-    f.unexplained = static_cast<size_t>(r.Num(drill[k], path, "unexplained"));
+    f.leaves = static_cast<size_t>(r.Count(drill[k], path, "leaves"));
+    f.abnormal_leaves = static_cast<size_t>(r.Count(drill[k], path, "abnormal_leaves"));
+    f.unexplained = static_cast<size_t>(r.Count(drill[k], path, "unexplained"));
     f.share = r.Num(drill[k], path, "share");
     i.drilldown.push_back(std::move(f));
   }
   const auto& s = r.At(j, "", "situation");
   i.situation.source = r.Str(s, "situation.", "source");
-  i.situation.window_s = static_cast<int64_t>(r.Num(s, "situation.", "window_s"));
+  i.situation.window_s = static_cast<int64_t>(r.Count(s, "situation.", "window_s"));
   i.situation.start_s = r.Time(s, "situation.", "start");
   i.situation.end_s = r.Time(s, "situation.", "end");
   const auto& alarm = r.At(s, "situation.", "alarm");
@@ -581,7 +617,7 @@ Result<Incident> IncidentFromJson(std::string_view text) {
   i.situation.alarm_metric = r.MetricOf(alarm, "situation.alarm.", "metric");
   i.situation.alarm_at_s = r.Time(alarm, "situation.alarm.", "at");
   for (const char* field : {"labels", "annotations"}) {
-    const auto& m = r.At(j, "", field);
+    const auto& m = r.Obj(j, "", field);
     if (!r.error.ok()) break;
     auto& into = std::string(field) == "labels" ? i.labels : i.annotations;
     for (const auto& [k, v] : m.items())
