@@ -63,13 +63,13 @@ std::string_view DefaultDetectorConfigYaml() {
 rules:
   - match: {kind: service, metric: latency_p99_ms}
     detector: mad
-    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 5}
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 10}
   - match: {kind: service, metric: error_rate}
     detector: mad
     params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 0.02}
   - match: {kind: edge, metric: latency_p99_ms}
     detector: mad
-    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 5}
+    params: {window: 120, k: 6, min_points: 12, hold: 1, min_change: 0.5, min_delta: 10}
   - match: {kind: edge, metric: error_rate}
     detector: mad
     params: {window: 120, k: 6, min_points: 12, hold: 1, min_delta: 0.02}
