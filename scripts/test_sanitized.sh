@@ -13,4 +13,10 @@ CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug 
 cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-(cd build-asan && ctest -L 'ebpf|kafka' --output-on-failure --timeout 600)
+# Not diagnosis_live_test: it judges real latencies on this host, and the sanitized pipeline's own
+# CPU (2-5x the plain build's) is a real machine-CPU event on a 2-core machine: twice in a row it
+# doubled the chain's p99 for two windows and the diagnosis rightly opened a machine_cpu_saturation
+# incident during the test's fault-free stretch. The plain build runs it (scripts/test.sh), and
+# live_diagnosis_test, window_record_fuzz and incident_json_fuzz run the diagnosis code under the
+# sanitizers.
+(cd build-asan && ctest -L 'ebpf|kafka' -E '^diagnosis_live_test$' --output-on-failure --timeout 600)
