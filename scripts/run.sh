@@ -21,8 +21,8 @@ while (($#)); do
   esac
   shift
 done
-bash scripts/setup.sh
-bash scripts/build.sh
+bash scripts/setup.sh >&2  # stdout carries incidents only
+bash scripts/build.sh >&2
 work=$(mktemp -d /tmp/faultline-run.XXXXXX)
 pids=()
 cleanup() {
