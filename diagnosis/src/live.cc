@@ -18,6 +18,10 @@ constexpr std::string_view kExternalCaller = "\x01external";
 constexpr size_t kResolvedKept = 1000;
 // Re-diagnosis of an open incident looks back at most this far from its opening.
 constexpr int64_t kMaxIncidentSpan = 3600;
+// Where the alarm of an incident open at `now_s` is re-diagnosed from.
+int64_t RediagnosedFrom(int64_t opened_at_s, int64_t now_s) {
+  return std::max(opened_at_s, now_s - kMaxIncidentSpan);
+}
 
 std::string StartKey(int64_t start) {
   char buf[24];
@@ -372,7 +376,7 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     open_entries.insert(entry), open_causes.insert(t.cause_key);
     t.normal_streak = 0;
     std::optional<Incident> fresh =
-        DiagnoseAt(entry, t.metric, std::max(t.incident.opened_at_s, start - kMaxIncidentSpan), start);
+        DiagnoseAt(entry, t.metric, RediagnosedFrom(t.incident.opened_at_s, start), start);
     if (fresh) {
       const std::string cause = CauseKey(*fresh);
       const std::string cls = fresh->fault_tree.fault_class;
@@ -481,9 +485,7 @@ std::vector<Incident> LiveDiagnosis::Advance() {
     int64_t keep_from = judged_until_ - o_.lookback_s;
     for (const auto& [id, t] : tracked_)
       if (t.incident.status != IncidentStatus::kResolved)
-        keep_from = std::min(keep_from, std::max(t.incident.opened_at_s,
-                                                 judged_until_ - kMaxIncidentSpan) -
-                                            o_.lookback_s);
+        keep_from = std::min(keep_from, RediagnosedFrom(t.incident.opened_at_s, judged_until_) - o_.lookback_s);
     while (!windows_.empty() && windows_.begin()->first.first < keep_from) {
       Dirty(WindowKey(windows_.begin()->first.first, windows_.begin()->first.second), std::nullopt);
       windows_.erase(windows_.begin());
