@@ -26,6 +26,8 @@ struct AgentFlags {
   int resource_interval_ms = 1000;
   bool no_resources = false;
   size_t max_connections = 65536;
+  std::vector<std::string> exclude_endpoints;
+  bool trace_pipeline = false;
 };
 
 int RunAgent(const AgentFlags& f) {
@@ -43,6 +45,7 @@ int RunAgent(const AgentFlags& f) {
 
   std::unique_ptr<stream::EmbeddedBroker> broker;
   std::unique_ptr<agent::BatchSink> sink;
+  std::string ko_brokers;
   if (f.output == "jsonl") {
     sink = agent::MakeJsonlSink(std::cout);
   } else {
@@ -59,6 +62,7 @@ int RunAgent(const AgentFlags& f) {
       ko.brokers = broker->bootstrap();
       spdlog::info("no --brokers given: publishing to the embedded broker at {}", ko.brokers);
     }
+    ko_brokers = ko.brokers;
     auto k = agent::MakeKafkaSink(ko, &metrics);
     if (!k.ok()) {
       std::cerr << "faultline agent: " << k.status().message() << "\n";
@@ -76,6 +80,17 @@ int RunAgent(const AgentFlags& f) {
   opts.resource_interval = std::chrono::milliseconds(f.resource_interval_ms);
   opts.probes.resources = !f.no_resources;
   opts.max_connections = f.max_connections;
+  // The pipeline's own connections (to the brokers this agent publishes to, and any named) are
+  // not the cluster's traffic.
+  std::string excluded;
+  for (const std::string& e : f.exclude_endpoints) excluded += e + ",";
+  if (!f.trace_pipeline && f.output == "kafka") excluded += ko_brokers;
+  auto filters = agent::ResolveEndpoints(excluded);
+  if (!filters.ok()) {
+    std::cerr << "faultline agent: --exclude-endpoint: " << filters.status().message() << "\n";
+    return 2;
+  }
+  opts.excluded_endpoints = std::move(filters).value();
   auto a = agent::Agent::Start(opts, sink.get(), &metrics);
   if (!a.ok()) {
     // 3: this machine lacks something the agent needs (privilege, BTF, tracefs, BPF, a
@@ -122,6 +137,11 @@ Runner RegisterAgent(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--no-resources", f->no_resources,
                 "Do not load the resource-pressure programs (run queue, block I/O, OOM kills)");
+  sub->add_option("--exclude-endpoint", f->exclude_endpoints,
+                  "Do not report connections with an end at HOST:PORT (repeatable; the brokers "
+                  "published to are left out already)");
+  sub->add_flag("--trace-pipeline", f->trace_pipeline,
+                "Report the connections to the brokers this agent publishes to as well");
   sub->add_option("--max-connections", f->max_connections, "Bound of the connection table")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();

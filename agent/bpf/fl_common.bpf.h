@@ -68,6 +68,30 @@ static __always_inline void fl_tuple_from_sock(const struct sock *sk, struct fl_
 	}
 }
 
+/* The flow key of a socket tuple, with IPv4-mapped IPv6 addresses (a dual-stack listener's
+ * connections) as plain IPv4: the form the packet parser produces. */
+static __always_inline void fl_key_from_tuple(const struct fl_tuple *t, struct fl_flow_key *k)
+{
+	__builtin_memcpy(k->laddr, t->laddr, 16);
+	__builtin_memcpy(k->raddr, t->raddr, 16);
+	k->lport = t->lport;
+	k->rport = t->rport;
+	k->netns = t->netns;
+	if (t->family != FL_AF_INET6)
+		return;
+	__u32 w[4];
+	__builtin_memcpy(w, k->laddr, 16);
+	if (w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff)) {
+		__builtin_memset(k->laddr, 0, 16);
+		__builtin_memcpy(k->laddr, &w[3], 4);
+	}
+	__builtin_memcpy(w, k->raddr, 16);
+	if (w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff)) {
+		__builtin_memset(k->raddr, 0, 16);
+		__builtin_memcpy(k->raddr, &w[3], 4);
+	}
+}
+
 static __always_inline __u32 fl_sock_srtt_us(const struct sock *sk)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;

@@ -23,6 +23,35 @@ struct fl_tuple {
 	__u32 netns;
 };
 
+enum fl_role {
+	FL_ROLE_UNKNOWN = 0,
+	FL_ROLE_CLIENT = 1,  /* the socket came from connect() */
+	FL_ROLE_SERVER = 2,  /* the socket came from accept() */
+};
+
+/* Key of the per-flow counters and of the socket-owner map: one direction-independent entry per
+ * connection, local side first. IPv4-mapped IPv6 addresses are stored as plain IPv4, so that a
+ * dual-stack socket and its packets name the same flow. */
+struct fl_flow_key {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u32 netns;
+};
+
+/* The process that owns a socket, recorded by sock_io when the process connects, accepts or first
+ * moves bytes on it (process context); read by tcp_health for resets and by user space for the
+ * per-flow counters, which the kernel counts in softirq context where no process is known. */
+struct fl_sock_owner {
+	__u64 cgroup_id;
+	__u32 tgid;
+	__u8 role; /* enum fl_role: client (connect), server (accept), unknown (first I/O) */
+	__u8 self; /* the agent's own socket: never reported */
+	__u8 pad[2];
+	char comm[FL_COMM_LEN];
+};
+
 /* Reasons the kernel side had to give something up; indexes of the per-CPU `fl_kstats` array. */
 enum fl_kstat {
 	FL_KSTAT_RINGBUF_FULL = 0,      /* an event was dropped: ring buffer full */

@@ -6,6 +6,7 @@
  * `sock_events` ring buffer. A connection is classified on its first bytes: only connections that
  * start like HTTP/1.x ship payload; the others are skipped in the kernel (counted, not lost). */
 #include "fl_common.bpf.h"
+#include "sock_owner.bpf.h"
 #include "sock_io_event.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -33,7 +34,8 @@ struct io_args {
 	__u64 count; /* iovec count or vlen */
 	__u32 fd;
 	__u8 syscall;
-	__u8 pad[3];
+	__u8 self; /* the agent's own connect/accept: only its owner is recorded */
+	__u8 pad[2];
 };
 
 /* Per-thread: the arguments of the traced syscall in flight (task storage: no hashing, no
@@ -111,8 +113,11 @@ static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sock *sk = NULL;
+	__u8 self = (__u32)(id >> 32) == cfg_ignore_tgid;
 
-	if ((__u32)(id >> 32) == cfg_ignore_tgid)
+	/* The agent's own sockets are never traced; their owner is recorded on connect and accept
+	 * only, so that their flows can be left out too. */
+	if (self && sc != FL_SYS_CONNECT && sc != FL_SYS_ACCEPT && sc != FL_SYS_ACCEPT4)
 		return 0;
 	if (sc != FL_SYS_ACCEPT && sc != FL_SYS_ACCEPT4) {
 		sk = fl_fd_to_sock(fd);
@@ -140,7 +145,26 @@ static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
 	slot->count = count;
 	slot->fd = fd;
 	slot->syscall = sc;
+	slot->self = self;
 	return 0;
+}
+
+/* Records who owns `sk` (see sock_owner.bpf.h). `flags`: BPF_ANY for a new connection (a reused
+ * tuple gets its new owner), BPF_NOEXIST for the first I/O seen on a connection of unknown origin. */
+static __always_inline void fl_record_owner(struct sock *sk, __u8 role, __u8 self, __u64 flags)
+{
+	struct fl_tuple t = {};
+	struct fl_flow_key k = {};
+	struct fl_sock_owner o = {};
+
+	fl_tuple_from_sock(sk, &t);
+	fl_key_from_tuple(&t, &k);
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	o.tgid = bpf_get_current_pid_tgid() >> 32;
+	o.role = role;
+	o.self = self;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	bpf_map_update_elem(&sock_owner, &k, &o, flags);
 }
 
 static __always_inline void fl_fill_header(struct fl_sock_event *h, const struct io_args *a,
@@ -417,6 +441,8 @@ static __always_inline int fl_exit_data(struct io_args *a, long ret, __u64 now, 
 		struct conn_info fresh = {};
 		struct conn_info *c = ci ? ci : &fresh;
 		if (!ci) {
+			/* A connection seen first here (opened before the agent started): its owner. */
+			fl_record_owner(sk, FL_ROLE_UNKNOWN, 0, BPF_NOEXIST);
 			if (egress)
 				fresh.bytes_out = total;
 			else
@@ -470,6 +496,10 @@ static __always_inline int fl_exit(long ret, const __u8 sc)
 		__u64 key = a.sk;
 		if (ret != 0 && ret != -FL_EINPROGRESS)
 			return 0;
+		/* connect() has bound the local port by now (before the SYN left). */
+		fl_record_owner((struct sock *)a.sk, FL_ROLE_CLIENT, a.self, BPF_ANY);
+		if (a.self)
+			return 0;
 		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 		fl_emit_simple(&a, (struct sock *)a.sk, FL_SOCK_OPEN, FL_ROLE_CLIENT, now);
 	} else { /* accept, accept4: the new socket is the returned fd */
@@ -483,6 +513,9 @@ static __always_inline int fl_exit(long ret, const __u8 sc)
 			return 0;
 		key = (__u64)sk;
 		a.fd = ret;
+		fl_record_owner(sk, FL_ROLE_SERVER, a.self, BPF_ANY);
+		if (a.self)
+			return 0;
 		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 		fl_emit_simple(&a, sk, FL_SOCK_OPEN, FL_ROLE_SERVER, now);
 	}

@@ -22,12 +22,6 @@ enum fl_direction {
 	FL_DIR_INGRESS = 2,  /* this process received the bytes */
 };
 
-enum fl_role {
-	FL_ROLE_UNKNOWN = 0,
-	FL_ROLE_CLIENT = 1,  /* the socket came from connect() */
-	FL_ROLE_SERVER = 2,  /* the socket came from accept() */
-};
-
 enum fl_syscall {
 	FL_SYS_READ = 1, FL_SYS_WRITE, FL_SYS_READV, FL_SYS_WRITEV, FL_SYS_SENDTO, FL_SYS_RECVFROM,
 	FL_SYS_SENDMSG, FL_SYS_RECVMSG, FL_SYS_SENDMMSG, FL_SYS_RECVMMSG, FL_SYS_SENDFILE,

@@ -6,6 +6,7 @@
  * signals only update the `flows` and `flow_drops` maps, which user space reads once per interval.
  * Nothing is sent per packet. */
 #include "fl_common.bpf.h"
+#include "sock_owner.bpf.h"
 #include "tcp_health_event.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -55,15 +56,6 @@ static __always_inline void fl_emit(struct fl_tcp_event *e)
 {
 	if (bpf_ringbuf_output(&tcp_events, e, sizeof(*e), 0))
 		fl_kstat_inc(FL_KSTAT_RINGBUF_FULL);
-}
-
-static __always_inline void fl_key_from_tuple(const struct fl_tuple *t, struct fl_flow_key *k)
-{
-	__builtin_memcpy(k->laddr, t->laddr, 16);
-	__builtin_memcpy(k->raddr, t->raddr, 16);
-	k->lport = t->lport;
-	k->rport = t->rport;
-	k->netns = t->netns;
 }
 
 static __always_inline struct fl_flow_stats *fl_flow(const struct fl_flow_key *k)
@@ -273,6 +265,7 @@ int BPF_PROG(fl_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 		   : ci->reset			   ? FL_CONNECT_REFUSED
 						   : FL_CONNECT_FAILED;
 	e.tcp_state = newstate;
+	e.role = FL_ROLE_CLIENT;
 	__builtin_memcpy(e.comm, ci->comm, sizeof(e.comm));
 	e.tuple = ci->tuple;
 	if (newstate == FL_TCP_ESTABLISHED)
@@ -280,6 +273,23 @@ int BPF_PROG(fl_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	bpf_map_delete_elem(&connecting, &key);
 	fl_emit(&e);
 	return 0;
+}
+
+/* Fills the event's process from the socket's recorded owner, when there is one. */
+static __always_inline void fl_owner_into(struct fl_tcp_event *e)
+{
+	struct fl_flow_key k = {};
+	struct fl_sock_owner *o;
+
+	fl_key_from_tuple(&e->tuple, &k);
+	o = bpf_map_lookup_elem(&sock_owner, &k);
+	if (!o)
+		return;
+	e->tgid = o->tgid;
+	e->cgroup_id = o->cgroup_id;
+	e->role = o->role;
+	e->self = o->self;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 }
 
 SEC("tp_btf/tcp_receive_reset")
@@ -295,12 +305,15 @@ int BPF_PROG(fl_tcp_receive_reset, struct sock *sk)
 	e.sock_id = key;
 	e.kind = FL_TCP_RESET_RECEIVED;
 	e.tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	fl_tuple_from_sock(sk, &e.tuple);
 	if (ci) {
 		e.tgid = ci->tgid;
 		e.cgroup_id = ci->cgroup_id;
+		e.role = FL_ROLE_CLIENT;
 		__builtin_memcpy(e.comm, ci->comm, sizeof(e.comm));
+	} else {
+		fl_owner_into(&e);
 	}
-	fl_tuple_from_sock(sk, &e.tuple);
 	fl_emit(&e);
 	return 0;
 }
@@ -316,6 +329,7 @@ int BPF_PROG(fl_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 		e.sock_id = (__u64)sk;
 		e.tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);
 		fl_tuple_from_sock(sk, &e.tuple);
+		fl_owner_into(&e);
 	} else if (skb) {
 		/* No socket: the reset answers the incoming packet `skb` (local side = its dest). */
 		struct fl_flow_key k = {};

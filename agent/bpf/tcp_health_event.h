@@ -25,19 +25,11 @@ struct fl_tcp_event {
 	__u8 kind;          /* enum fl_tcp_kind */
 	__u8 result;        /* enum fl_connect_result */
 	__u8 tcp_state;     /* socket state at the event */
-	__u8 pad;
+	__u8 role;          /* enum fl_role of the socket, as its owner record says */
 	char comm[FL_COMM_LEN];
 	struct fl_tuple tuple;
-	__u32 pad2;
-};
-
-/* Key of the per-flow counters: one direction-independent entry per socket, local side first. */
-struct fl_flow_key {
-	__u8 laddr[16];
-	__u8 raddr[16];
-	__u16 lport;
-	__u16 rport;
-	__u32 netns;
+	__u8 self;          /* the agent's own socket */
+	__u8 pad2[3];
 };
 
 struct fl_flow_stats {

@@ -1,5 +1,7 @@
 #include "faultline/agent/agent.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -53,6 +55,23 @@ std::string FlowKeyBytes(const fl_flow_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
 }
 
+v1::Role RoleOf(uint8_t kernel_role) {
+  return kernel_role == FL_ROLE_CLIENT   ? v1::ROLE_CLIENT
+         : kernel_role == FL_ROLE_SERVER ? v1::ROLE_SERVER
+                                         : v1::ROLE_UNKNOWN;
+}
+
+// IPv4-mapped IPv6 addresses as plain IPv4, as the kernel keys flows.
+void NormalizeMapped(fl_flow_key* k) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  for (uint8_t* a : {k->laddr, k->raddr}) {
+    if (std::memcmp(a, kMapped, 12) == 0) {
+      std::memmove(a, a + 12, 4);
+      std::memset(a + 4, 0, 12);
+    }
+  }
+}
+
 v1::Role ToProto(HttpRole r) {
   switch (r) {
     case HttpRole::kClient: return v1::ROLE_CLIENT;
@@ -84,6 +103,49 @@ constexpr const char* kUserSpaceDropReasons[] = {
     "resource_cgroup_unknown"};
 
 }  // namespace
+
+Result<std::vector<EndpointFilter>> ResolveEndpoints(const std::string& host_ports) {
+  std::vector<EndpointFilter> out;
+  size_t start = 0;
+  while (start <= host_ports.size()) {
+    size_t comma = host_ports.find(',', start);
+    if (comma == std::string::npos) comma = host_ports.size();
+    std::string entry = host_ports.substr(start, comma - start);
+    start = comma + 1;
+    while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
+    while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+    if (entry.empty()) continue;
+    const size_t colon = entry.rfind(':');
+    std::string host = colon == std::string::npos ? "" : entry.substr(0, colon);
+    const std::string port = colon == std::string::npos ? "" : entry.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    char* end = nullptr;
+    const unsigned long p = port.empty() ? 0 : std::strtoul(port.c_str(), &end, 10);
+    if (host.empty() || port.empty() || *end != '\0' || p == 0 || p > 65535) {
+      return InvalidArgument("endpoint '" + entry + "': expected HOST:PORT with a port from 1 to 65535");
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0) {
+      return InvalidArgument("endpoint '" + entry + "': " + gai_strerror(rc));
+    }
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      EndpointFilter f;
+      f.port = static_cast<uint16_t>(p);
+      if (a->ai_family == AF_INET) {
+        std::memcpy(f.addr.data(), &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, 4);
+      } else if (a->ai_family == AF_INET6) {
+        std::memcpy(f.addr.data(), &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, 16);
+      } else {
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+    }
+    freeaddrinfo(res);
+  }
+  return out;
+}
 
 struct Agent::Impl {
   AgentOptions opts;
@@ -120,6 +182,9 @@ struct Agent::Impl {
   // Per-interval tally of drops for AgentStats.
   std::map<std::string, uint64_t> interval_dropped;
 
+  prometheus::Counter* excluded_self = nullptr;
+  prometheus::Counter* excluded_pipeline = nullptr;
+  prometheus::Counter* flows_unattributed = nullptr;
   prometheus::Gauge* connections_gauge = nullptr;
   prometheus::Counter* stream_gaps = nullptr;
   prometheus::Counter* skipped_other = nullptr;
@@ -266,7 +331,33 @@ struct Agent::Impl {
     CountDrop("connection_table_evicted", connections.evictions() - evicted_before);
   }
 
+  bool Excluded(const uint8_t* addr, uint16_t port) const {
+    for (const EndpointFilter& f : opts.excluded_endpoints) {
+      if (f.port == port && std::memcmp(f.addr.data(), addr, 16) == 0) return true;
+    }
+    return false;
+  }
+  // Whether a connection is the pipeline's own (either end at an excluded endpoint).
+  bool PipelineOwn(const fl_flow_key& k) const {
+    return !opts.excluded_endpoints.empty() && (Excluded(k.laddr, k.lport) || Excluded(k.raddr, k.rport));
+  }
+
   void OnTcp(const fl_tcp_event& t) {
+    if (t.self || (t.tgid != 0 && t.tgid == opts.probes.ignore_tgid)) {
+      excluded_self->Increment();
+      return;
+    }
+    if (!opts.excluded_endpoints.empty()) {
+      fl_flow_key k{};
+      std::memcpy(k.laddr, t.tuple.laddr, 16);
+      std::memcpy(k.raddr, t.tuple.raddr, 16);
+      k.lport = t.tuple.lport, k.rport = t.tuple.rport;
+      NormalizeMapped(&k);
+      if (PipelineOwn(k)) {
+        excluded_pipeline->Increment();
+        return;
+      }
+    }
     v1::Event* e = NewEvent(t.tgid, t.comm, t.cgroup_id, t.ts_ns);
     e->set_time_unix_ns(ToUnix(t.ts_ns));
     SetConnection(t.tuple, e->mutable_connection());
@@ -282,6 +373,7 @@ struct Agent::Impl {
       r->set_direction(t.kind == FL_TCP_RESET_SENT ? v1::TcpReset::DIRECTION_SENT
                                                    : v1::TcpReset::DIRECTION_RECEIVED);
       r->set_tcp_state(t.tcp_state);
+      r->set_role(RoleOf(t.role));
       CountEvent(kTcpReset);
     }
   }
@@ -344,11 +436,21 @@ struct Agent::Impl {
       auto drops = drops_by_flow.find(key);
       const bool active = fs.packets_out() || fs.packets_in() || fs.retransmits() ||
                           drops != drops_by_flow.end();
-      if (active) {
+      fl_sock_owner owner{};
+      const bool owned = active && probes->Owner(f.key, &owner);
+      if (active && owned && owner.self) {
+        excluded_self->Increment();
+      } else if (active && PipelineOwn(f.key)) {
+        excluded_pipeline->Increment();
+      } else if (active) {
         fs.set_interval_ns(interval);
         fs.set_srtt_us(cur.srtt_us);
         if (drops != drops_by_flow.end()) fs.mutable_drops()->insert(drops->second.begin(), drops->second.end());
-        v1::Event* e = NewEvent(0, {}, 0, now);
+        // The socket's owner names the flow's process (and so its service and container); a flow
+        // with none goes out without one and is counted (the stream keeps it per machine).
+        if (!owned) flows_unattributed->Increment();
+        fs.set_role(owned ? RoleOf(owner.role) : v1::ROLE_UNKNOWN);
+        v1::Event* e = owned ? NewEvent(owner.tgid, owner.comm, owner.cgroup_id, now) : NewEvent(0, {}, 0, now);
         e->set_time_unix_ns(ToUnix(now));
         fl_tuple t{};
         std::memcpy(t.laddr, f.key.laddr, 16);
@@ -417,6 +519,17 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   impl->stream_gaps = &metrics->Counter(
       "faultline_agent_stream_gaps_total",
       "Jumps in a connection's byte stream (events lost upstream), skipped by the parser");
+  impl->excluded_self = &metrics->Counter(
+      "faultline_agent_excluded_total",
+      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections",
+      {{"reason", "self"}});
+  impl->excluded_pipeline = &metrics->Counter(
+      "faultline_agent_excluded_total",
+      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections",
+      {{"reason", "pipeline_endpoint"}});
+  impl->flows_unattributed = &metrics->Counter(
+      "faultline_agent_flows_unattributed_total",
+      "Flow reports whose socket has no recorded owner process (reported per machine only)");
   impl->connections_gauge = &metrics->Gauge("faultline_agent_connections", "HTTP connections being tracked");
   impl->skipped_other = &metrics->Counter(
       "faultline_agent_kernel_skipped_total",

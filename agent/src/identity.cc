@@ -114,7 +114,12 @@ const ProcessInfo& ProcessResolver::Resolve(uint32_t pid, std::string_view comm,
   e.loaded_ns = now_ns;
   e.info = ProcessInfo{};
   e.info.pid = pid;
-  e.info.comm = std::string(comm.substr(0, comm.find('\0')));
+  // The process's name is its main thread's (a worker thread's name, "rdk:broker-1" or
+  // "node-worker", does not name a workload); the event's thread name stands in once it exited.
+  std::ifstream comm_file(proc_root_ + "/" + std::to_string(pid) + "/comm");
+  if (!std::getline(comm_file, e.info.comm) || e.info.comm.empty()) {
+    e.info.comm = std::string(comm.substr(0, comm.find('\0')));
+  }
   e.info.cgroup_id = cgroup_id;
   std::ifstream f(proc_root_ + "/" + std::to_string(pid) + "/cgroup");
   if (f) {

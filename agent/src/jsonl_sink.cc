@@ -142,10 +142,12 @@ std::string EventJson(const v1::EventBatch& batch, const v1::Event& e, const v1:
       j["type"] = "tcp_reset";
       j["direction"] = v1::TcpReset::Direction_Name(e.tcp_reset().direction());
       j["tcp_state"] = e.tcp_reset().tcp_state();
+      j["role"] = RoleName(e.tcp_reset().role());
       break;
     case v1::Event::kFlowStats: {
       const auto& f = e.flow_stats();
       j["type"] = "flow_stats";
+      j["role"] = RoleName(f.role());
       j["interval_ms"] = f.interval_ns() / 1'000'000;
       j["packets_out"] = f.packets_out();
       j["bytes_out"] = f.bytes_out();

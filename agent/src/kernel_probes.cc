@@ -25,6 +25,7 @@ static_assert(sizeof(fl_tcp_event) == 104, "fl_tcp_event layout is shared with t
 static_assert(sizeof(fl_flow_key) == 40 && sizeof(fl_flow_stats) == 64, "flow map layout");
 static_assert(sizeof(fl_hist) == 272 && sizeof(fl_io_key) == 16 && sizeof(fl_io_stats) == 280,
               "resource map layout");
+static_assert(sizeof(fl_sock_owner) == 32, "socket-owner map layout is shared with the kernel");
 static_assert(sizeof(fl_oom_event) == 72, "fl_oom_event layout is shared with the kernel");
 
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
@@ -169,7 +170,10 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
       })));
   FAULTLINE_RETURN_IF_ERROR(
       (LoadAndAttach<tcp_health, tcp_health__open_opts, tcp_health__load, tcp_health__attach>(
-          &impl->tcp.skel, "tcp_health", [](tcp_health*) {})));
+          &impl->tcp.skel, "tcp_health", [&](tcp_health* t) {
+            // One socket-owner map: sock_io fills it, tcp_health reads it for resets.
+            bpf_map__reuse_fd(t->maps.sock_owner, bpf_map__fd(impl->sock.skel->maps.sock_owner));
+          })));
 
   if (options.resources) {
     FAULTLINE_RETURN_IF_ERROR(
@@ -228,7 +232,15 @@ void KernelProbes::ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSam
 
 void KernelProbes::ForgetFlows(const std::vector<fl_flow_key>& keys) {
   const int flow_fd = bpf_map__fd(impl_->tcp.skel->maps.flows);
-  for (const auto& k : keys) bpf_map_delete_elem(flow_fd, &k);
+  const int owner_fd = bpf_map__fd(impl_->sock.skel->maps.sock_owner);
+  for (const auto& k : keys) {
+    bpf_map_delete_elem(flow_fd, &k);
+    bpf_map_delete_elem(owner_fd, &k);
+  }
+}
+
+bool KernelProbes::Owner(const fl_flow_key& key, fl_sock_owner* owner) const {
+  return bpf_map_lookup_elem(bpf_map__fd(impl_->sock.skel->maps.sock_owner), &key, owner) == 0;
 }
 
 bool KernelProbes::resources() const { return impl_->res.skel != nullptr; }

@@ -259,8 +259,7 @@ void LiveDiagnosis::ObserveSeries(int64_t start,
         break;
       case EntityKind::kEdge: {
         if (w->key.Dim(dim::kSide) == "server") continue;
-        const std::string callee = w->callee_service.empty() ? std::string(w->key.Dim(dim::kCallee))
-                                                             : w->callee_service;
+        const std::string callee = w->CalleeEntity();
         id = {EntityKind::kEdge, std::string(w->key.Dim(dim::kCaller)) + "->" + callee};
         labels = {{"caller", std::string(w->key.Dim(dim::kCaller))}, {"callee", callee}};
         break;

@@ -353,6 +353,20 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       return conn.local().port() < conn.remote().port();
     };
 
+    // The side of a flow or reset: its socket's owner record says (connected: client, accepted:
+    // server); without one, the listener records and the port heuristic decide.
+    auto side_of = [&](v1::Role role) {
+      return role == v1::ROLE_SERVER ? true : role == v1::ROLE_CLIENT ? false : server_side();
+    };
+    // Network events with no owning process belong to no service: the machine keeps them (its
+    // interface-level figures), counted as unattributed.
+    auto machine_series = [&] {
+      key.assign(1, static_cast<char>(EntityKind::kMachine));
+      PutDim(&key, "machine", machine);
+      return Series(start_s, key);
+    };
+    const bool owned = ev.pid() != 0;
+
     switch (ev.kind_case()) {
       case v1::Event::kHttp: {
         const v1::HttpExchange& h = ev.http();
@@ -413,14 +427,16 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kTcpReset: {
-        WindowStats* s = edge_series(server_side());
+        if (!owned) counters->unattributed++;
+        WindowStats* s = owned ? edge_series(side_of(ev.tcp_reset().role())) : machine_series();
         (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent
                                                                     : s->resets_received)++;
         break;
       }
       case v1::Event::kFlowStats: {
-        WindowStats* s = edge_series(server_side());
         const auto& f = ev.flow_stats();
+        if (!owned) counters->unattributed++;
+        WindowStats* s = owned ? edge_series(side_of(f.role())) : machine_series();
         s->packets_out += f.packets_out(), s->bytes_out += f.bytes_out();
         s->packets_in += f.packets_in(), s->bytes_in += f.bytes_in();
         s->retransmits += f.retransmits();
@@ -429,16 +445,12 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kAgentStats: {
-        key.assign(1, static_cast<char>(EntityKind::kMachine));
-        PutDim(&key, "machine", machine);
-        WindowStats* s = Series(start_s, key);
+        WindowStats* s = machine_series();
         for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
         break;
       }
       case v1::Event::kMachineResources: {
-        key.assign(1, static_cast<char>(EntityKind::kMachine));
-        PutDim(&key, "machine", machine);
-        WindowStats* s = Series(start_s, key);
+        WindowStats* s = machine_series();
         const auto& m = ev.machine_resources();
         s->resource_samples++;
         s->cpu_busy_ns += m.cpu_busy_ns(), s->cpu_total_ns += m.cpu_total_ns();

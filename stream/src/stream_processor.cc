@@ -138,7 +138,7 @@ struct StreamProcessor::Impl {
   Clock::time_point last_commit = Clock::now();
   Clock::time_point first_apply{}, last_apply{};
 
-  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &closed,
+  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed, &closed,
       &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
       &rebalances, &kafka_errors;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
@@ -162,6 +162,9 @@ struct StreamProcessor::Impl {
         folded(
             m->Counter("faultline_stream_endpoints_folded_total",
                        "Events whose endpoint was folded into 'other' (per-service endpoint cap)")),
+        unattributed(m->Counter(
+            "faultline_stream_unattributed_total",
+            "Flow and reset events with no owning process, kept in their machine's series")),
         closed(m->Counter("faultline_stream_windows_closed_total", "Series windows closed")),
         published(m->Counter("faultline_stream_windows_published_total",
                              "Closed windows delivered to the metrics topic")),
@@ -464,6 +467,7 @@ struct StreamProcessor::Impl {
     add(undecodable, counters.undecodable, reported.undecodable);
     add(folded, counters.endpoints_folded, reported.endpoints_folded);
     add(closed, counters.windows_closed, reported.windows_closed);
+    add(unattributed, counters.unattributed, reported.unattributed);
     uint64_t expired = 0;
     for (auto& [p, s] : states) expired += s->outbox_expired();
     add(outbox_expired, expired, outbox_expired_reported);

@@ -27,6 +27,25 @@ std::string ListenerKey(std::string_view address, std::string_view machine) {
                                     : std::string(address);
 }
 
+std::string ExternalName(std::string_view address) {
+  const size_t colon = address.rfind(':');
+  const size_t bracket = address.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket) ||
+      (bracket == std::string_view::npos && std::count(address.begin(), address.end(), ':') >= 2)) {
+    return std::string(address);  // no port
+  }
+  int port = 0;
+  for (char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return std::string(address);
+    port = port * 10 + (c - '0');
+  }
+  return port >= kFirstEphemeralPort ? std::string(address.substr(0, colon)) : std::string(address);
+}
+
+std::string StoredWindow::CalleeEntity() const {
+  return callee_service.empty() ? ExternalName(key.Dim(dim::kCallee)) : callee_service;
+}
+
 namespace {
 
 bool Matches(const StoredWindow& w, const WindowQuery& q) {

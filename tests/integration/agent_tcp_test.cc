@@ -5,11 +5,15 @@
 // side's NETFILTER_DROP drops to exactly that connection. The namespaces are always deleted.
 #include <arpa/inet.h>
 
+#include <filesystem>
 #include <fstream>
-#include <set>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "agent_harness.h"
+#include "faultline/stream/entity_namer.h"
+#include "faultline/stream/partition_state.h"
 
 namespace faultline::testing {
 namespace {
@@ -126,6 +130,106 @@ TEST_F(LossyPathTest, RetransmitsAndDropsAreAttributedToTheLossyFlow) {
     EXPECT_EQ(e.http().status(), 200u);
     EXPECT_EQ(e.http().response_bytes(),
               std::string("HTTP/1.1 200 X\r\nContent-Length: 4194304\r\n\r\n").size() + (4u << 20));
+  }
+}
+
+// The issue this answers: an edge gateway->api whose packets are lost must carry its own
+// retransmits and drops under the two services' names, not an "unknown" caller's. Two call edges
+// through the same namespaces: gateway (curl) -> api (python) on port 8080, lossy, and batch (curl)
+// -> store (python) on 8081, clean. The processes get their names from the links they are started
+// through (comm is the name exec was given). The agent's batches go through the stream's
+// windowing (a real RocksDB partition in a temporary directory), as the pipeline would.
+TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
+  const std::string dir = "/tmp/fl-edge-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/bin");
+  for (const auto& [name, target] : std::map<std::string, std::string>{
+           {"gateway", "/usr/bin/curl"}, {"batch", "/usr/bin/curl"},
+           {"api", "/usr/bin/python3"}, {"store", "/usr/bin/python3"}}) {
+    std::filesystem::create_symlink(target, dir + "/bin/" + name);
+  }
+  MetricsRegistry metrics;
+  CollectingSink sink;
+  agent::AgentOptions opts;
+  opts.probes.ignore_tgid = getpid();
+  auto agent = agent::Agent::Start(opts, &sink, &metrics);
+  FAULTLINE_ASSERT_STARTED(agent);
+
+  server_ = std::make_unique<Child>(std::vector<std::string>{"ip", "netns", "exec", ns_b_, dir + "/bin/api",
+                                                             kServer, "198.18.0.2", "8080"});
+  Child store({"ip", "netns", "exec", ns_b_, dir + "/bin/store", kServer, "198.18.0.2", "8081"});
+  ASSERT_EQ(server_->WaitForValue("port", std::chrono::seconds(10)), "8080");
+  ASSERT_EQ(store.WaitForValue("port", std::chrono::seconds(10)), "8081");
+  const std::string body = dir + "/body";
+  { std::ofstream(body) << std::string(2 << 20, 'u'); }
+  for (const auto& [client, port] : std::map<std::string, std::string>{{"gateway", "8080"}, {"batch", "8081"}}) {
+    ASSERT_EQ(RunCommand("ip netns exec " + ns_a_ + " " + dir + "/bin/" + client +
+                         " -sS --max-time 60 -o /dev/null --data-binary @" + body + " http://198.18.0.2:" +
+                         port + "/echo"),
+              0);
+  }
+  (*agent)->Drain();
+
+  // Every flow report of these connections names its owner.
+  const std::string unattributed = "faultline_agent_flows_unattributed_total ";
+  const std::string text = metrics.RenderText();
+  ASSERT_NE(text.find(unattributed), std::string::npos);
+
+  auto namer = stream::EntityNamer::Create({});
+  ASSERT_TRUE(namer.ok());
+  stream::WindowOptions wo;
+  wo.window_s = 3600;  // one window holds the whole run
+  std::map<std::string, stream::WindowStats> edges;
+  {
+    auto state = stream::PartitionState::Open(dir + "/state", "events", 0, wo, *namer);
+    ASSERT_TRUE(state.ok()) << state.status().message();
+    stream::ApplyCounters counters;
+    int64_t offset = 0;
+    for (const auto& b : sink.batches) (*state)->Apply(b.SerializeAsString(), offset++, -1, &counters);
+    ASSERT_TRUE((*state)->Commit().ok());
+    EXPECT_EQ(counters.undecodable, 0u);
+  }
+  auto windows = stream::PartitionState::ReadWindows(dir + "/state/events-0", true);
+  ASSERT_TRUE(windows.ok()) << windows.status().message();
+  for (const auto& w : *windows) {
+    if (w.key.kind == EntityKind::kService) {
+      EXPECT_NE(w.key.Dim("service"), "unknown");
+    }
+    if (w.key.kind != EntityKind::kEdge) continue;
+    EXPECT_NE(w.key.Dim("caller"), "unknown") << w.key.Entity();
+    EXPECT_NE(w.key.Dim("callee"), "unknown") << w.key.Entity();
+    const std::string id = std::string(w.key.Dim("side")) + " " + std::string(w.key.Dim("caller")) + "->" +
+                           std::string(w.key.Dim("callee"));
+    ASSERT_TRUE(edges[id].Merge(w.stats).ok());
+  }
+  std::filesystem::remove_all(dir);
+  auto drops = [](const stream::WindowStats& s) {
+    uint64_t n = 0;
+    for (const auto& [reason, count] : s.drops) n += count;
+    return n;
+  };
+  std::string seen;
+  for (const auto& [id, s] : edges) seen += id + " retransmits=" + std::to_string(s.retransmits) + " drops=" +
+                                            std::to_string(drops(s)) + "\n";
+  // The caller's side of gateway->api retransmits; the callee's side sees the netfilter drops.
+  ASSERT_TRUE(edges.count("client gateway->198.18.0.2:8080")) << seen;
+  ASSERT_TRUE(edges.count("server 198.18.0.1->api")) << seen;
+  EXPECT_GT(edges["client gateway->198.18.0.2:8080"].retransmits, 0u) << seen;
+  EXPECT_GT(edges["server 198.18.0.1->api"].drops["NETFILTER_DROP"], 0u) << seen;
+  EXPECT_GT(edges["client gateway->198.18.0.2:8080"].requests, 0u) << seen;
+  // The clean edge batch->store carries its traffic and no loss.
+  ASSERT_TRUE(edges.count("client batch->198.18.0.2:8081")) << seen;
+  ASSERT_TRUE(edges.count("server 198.18.0.1->store")) << seen;
+  EXPECT_GT(edges["server 198.18.0.1->store"].packets_in, 0u) << seen;
+  EXPECT_EQ(edges["client batch->198.18.0.2:8081"].retransmits, 0u) << seen;
+  EXPECT_EQ(drops(edges["client batch->198.18.0.2:8081"]), 0u) << seen;
+  EXPECT_EQ(drops(edges["server 198.18.0.1->store"]), 0u) << seen;
+  // No edge is the callee's view with the client's ephemeral port as its callee, and every edge
+  // belongs to one of the four services.
+  for (const auto& [id, s] : edges) {
+    EXPECT_TRUE(id.starts_with("client gateway->") || id.starts_with("client batch->") ||
+                id == "server 198.18.0.1->api" || id == "server 198.18.0.1->store")
+        << seen;
   }
 }
 

@@ -175,16 +175,15 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
           break;
         }
         const NodeRef from{EntityKind::kService, std::string(caller)};
-        const NodeRef to = w.callee_service.empty()
-                               ? NodeRef{EntityKind::kExternal, std::string(callee)}
-                               : NodeRef{EntityKind::kService, w.callee_service};
+        const NodeRef to{w.callee_service.empty() ? EntityKind::kExternal : EntityKind::kService,
+                         w.CalleeEntity()};
         ObserveEdge(EdgeKind::kCalls, from, to, seen);
         requests[{from, to}] += w.stats.requests;
         if (machine.empty()) break;
         auto it = machine_of_address.find(stream::ListenerKey(callee, machine));
         const NodeRef peer = it != machine_of_address.end()
                                  ? NodeRef{EntityKind::kMachine, it->second}
-                                 : NodeRef{EntityKind::kExternal, std::string(callee)};
+                                 : NodeRef{EntityKind::kExternal, stream::ExternalName(callee)};
         ObserveEdge(EdgeKind::kNetwork, {EntityKind::kMachine, std::string(machine)}, peer, seen);
         break;
       }

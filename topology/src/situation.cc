@@ -452,9 +452,7 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
       }
       case EntityKind::kEdge:
         if (w.key.Dim(dim::kSide) == "server") continue;  // the caller's view is the edge's
-        id = {EntityKind::kEdge, std::string(w.key.Dim(dim::kCaller)) + "->" +
-                                     (w.callee_service.empty() ? std::string(w.key.Dim(dim::kCallee))
-                                                               : w.callee_service)};
+        id = {EntityKind::kEdge, std::string(w.key.Dim(dim::kCaller)) + "->" + w.CalleeEntity()};
         break;
       case EntityKind::kMachine:
         id = {EntityKind::kMachine, std::string(w.key.Dim(dim::kMachine))};

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "faultline/agent/kernel_probes.h"
 #include "faultline/common/metrics.h"
@@ -36,6 +37,18 @@ class BatchSink {
   virtual Status Flush(std::chrono::milliseconds timeout) { return Status::Ok(); }
 };
 
+// One end of a connection the agent does not report: an address (IPv4 in the first 4 bytes, the
+// rest zero) and a port.
+struct EndpointFilter {
+  std::array<uint8_t, 16> addr{};
+  uint16_t port = 0;
+  bool operator==(const EndpointFilter&) const = default;
+};
+
+// "host:port,host:port" (the form of --brokers; "[v6]:port" for IPv6) -> every address each host
+// resolves to. Errors: kInvalidArgument naming the entry that has no port or does not resolve.
+Result<std::vector<EndpointFilter>> ResolveEndpoints(const std::string& host_ports);
+
 struct AgentOptions {
   ProbeOptions probes;
   // Node name in every batch. Default: $NODE_NAME, else the host name.
@@ -55,6 +68,10 @@ struct AgentOptions {
   size_t batch_max_events = 2000;
   // ...or when its oldest event is this old. Default: 200 ms.
   std::chrono::milliseconds batch_linger{200};
+  // Connections with either end here are the pipeline's own (its Kafka brokers): their flows,
+  // connects and resets are not reported (counted in faultline_agent_excluded_total). The agent's
+  // own sockets are always left out. Default: none (the CLI adds the brokers it publishes to).
+  std::vector<EndpointFilter> excluded_endpoints;
 };
 
 class Agent {

@@ -75,8 +75,12 @@ class KernelProbes {
 
   // Snapshots the per-flow counters and per-flow drop counts (cumulative since the entry was made).
   void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const;
-  // Forgets flows that have gone quiet (their counters restart if they come back).
+  // Forgets flows that have gone quiet (their counters restart if they come back), and the
+  // owner records of their sockets.
   void ForgetFlows(const std::vector<fl_flow_key>& keys);
+  // The process that owns the flow's socket, as recorded when it connected, accepted or first
+  // moved bytes; false when none is recorded (not seen by a traced syscall, or pushed out).
+  bool Owner(const fl_flow_key& key, fl_sock_owner* owner) const;
   // Whether the resource programs are loaded.
   bool resources() const;
   // Snapshots the cumulative run-queue histograms per cgroup and I/O counters per (device,

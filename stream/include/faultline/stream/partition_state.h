@@ -58,6 +58,8 @@ struct ApplyCounters {
   uint64_t future = 0;  // beyond max_future_s after the message timestamp
   uint64_t endpoints_folded = 0;
   uint64_t windows_closed = 0;
+  // Flows and resets with no owning process (kept in their machine's series, not a loss).
+  uint64_t unattributed = 0;
 };
 
 struct StoredWindow {
@@ -68,6 +70,9 @@ struct StoredWindow {
   // Edges, as filled by QueryWindows: the service listening at the callee address ("" when no
   // listener is known there: an external endpoint).
   std::string callee_service;
+  // A client-side edge's callee as an entity: callee_service, else the external endpoint's
+  // name (ExternalName of the callee address, window_query.h).
+  std::string CalleeEntity() const;
 };
 
 class PartitionState {

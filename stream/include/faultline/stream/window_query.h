@@ -40,6 +40,12 @@ bool IsLoopbackAddress(std::string_view address);
 // How a listening address is looked up across machines: a loopback address names a listener only
 // on its own machine, so it is qualified by it ("m1|127.0.0.1:80"); others stand alone.
 std::string ListenerKey(std::string_view address, std::string_view machine);
+// Linux's default ephemeral port range starts here (net.ipv4.ip_local_port_range).
+inline constexpr int kFirstEphemeralPort = 32768;
+// An external endpoint's entity name: its address with the port when the port is a service port
+// (below kFirstEphemeralPort), the address alone otherwise, so that one outside host's ephemeral
+// ports make one peer, never one entity per port ("10.0.0.9:5432", "10.0.0.9").
+std::string ExternalName(std::string_view address);
 
 // Scans <state_dir>/<topic>-<partition>/ for every partition found. Sorted by window start, then
 // series key. Client-side edges get their callee_service from the listener series of all
