@@ -268,6 +268,10 @@ void LiveDiagnosis::ObserveSeries(int64_t start,
         id = {EntityKind::kMachine, std::string(w->key.Dim(dim::kMachine))};
         labels = {{"machine", id.second}};
         break;
+      case EntityKind::kContainer:
+        id = {EntityKind::kContainer, std::string(w->key.Dim(dim::kContainer))};
+        labels = {{"container", id.second}, {"machine", std::string(w->key.Dim(dim::kMachine))}};
+        break;
       default:
         continue;
     }

@@ -8,7 +8,9 @@
 namespace faultline::stream {
 namespace {
 
-constexpr std::string_view kFields[] = {"comm", "container", "pod", "cgroup", "machine", "pid"};
+constexpr std::string_view kFields[] = {"comm",     "container",      "pod",   "cgroup",
+                                        "machine",  "pid",            "namespace", "workload",
+                                        "pod_name", "container_name", "image"};
 constexpr size_t kMaxPath = 128;
 
 std::string_view FieldValue(std::string_view field, const v1::ProcessIdentity* p, uint32_t pid,
@@ -17,6 +19,14 @@ std::string_view FieldValue(std::string_view field, const v1::ProcessIdentity* p
   if (field == "pid") return *scratch = std::to_string(pid);
   if (!p) return {};
   if (field == "comm") return p->comm();
+  if (field == "namespace") return p->container().pod_namespace();
+  if (field == "workload") return p->container().workload();
+  if (field == "pod_name") return p->container().pod_name();
+  if (field == "image") return p->container().image();
+  if (field == "container_name") {
+    return p->container().container_name().empty() ? std::string_view(p->container().name())
+                                                   : std::string_view(p->container().container_name());
+  }
   if (field == "container") return std::string_view(p->container_id()).substr(0, 12);
   if (field == "pod") return p->pod_uid();
   if (field == "cgroup") {
@@ -48,6 +58,23 @@ bool IsUuid(std::string_view s) {
 
 }  // namespace
 
+std::string ContainerName(std::string_view machine, std::string_view cgroup_path,
+                          std::string_view container_id, const v1::ContainerMeta* meta) {
+  if (meta && !meta->pod_namespace().empty() && !meta->pod_name().empty() &&
+      !meta->container_name().empty()) {
+    return meta->pod_namespace() + "/" + meta->pod_name() + "/" + meta->container_name();
+  }
+  if (meta && !meta->name().empty()) return meta->name();
+  if (!container_id.empty()) return std::string(container_id.substr(0, 12));
+  while (!cgroup_path.empty() && cgroup_path.back() == '/') cgroup_path.remove_suffix(1);
+  if (cgroup_path.empty()) return {};
+  std::string out(machine);
+  out.push_back(':');
+  if (cgroup_path.front() != '/') out.push_back('/');
+  out.append(cgroup_path);
+  return out;
+}
+
 Result<EntityNamer::Template> EntityNamer::Parse(const std::string& text) {
   Template t{text, {}};
   for (size_t i = 0; i < text.size(); ++i) {
@@ -59,7 +86,8 @@ Result<EntityNamer::Template> EntityNamer::Parse(const std::string& text) {
     const std::string field = text.substr(i + 1, close - i - 1);
     if (std::find(std::begin(kFields), std::end(kFields), field) == std::end(kFields)) {
       return InvalidArgument("naming template '" + text + "': unknown field {" + field +
-                             "} (known: comm, container, pod, cgroup, machine, pid)");
+                             "} (known: comm, container, pod, cgroup, machine, pid, namespace, "
+                             "workload, pod_name, container_name, image)");
     }
     t.fields.push_back(field);
     i = close;
@@ -75,7 +103,7 @@ Result<EntityNamer> EntityNamer::Create(const NamingOptions& options) {
     n.service_.push_back(std::move(t));
   }
   for (const std::string& f : n.service_.back().fields) {
-    if (f == "container" || f == "pod" || f == "cgroup") {
+    if (f != "comm" && f != "machine" && f != "pid") {
       return InvalidArgument(
           "naming: the last service template '" + n.service_.back().text + "' uses {" + f +
           "}, which a process may not have; end with one that always resolves, such as {comm}");

@@ -284,7 +284,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
   // Service and instance names, once per process of the batch.
   struct Names {
     uint32_t pid;
-    std::string service, instance;
+    std::string service, instance, container;
   };
   std::vector<Names> names;
   names.reserve(static_cast<size_t>(batch.processes_size()) + 1);
@@ -297,7 +297,10 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       if (p.pid() == pid) proc = &p;
     }
     names.push_back(
-        {pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine)});
+        {pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine),
+         proc ? ContainerName(machine, proc->cgroup_path(), proc->container_id(),
+                              proc->has_container() ? &proc->container() : nullptr)
+              : std::string()});
     return names.back();
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
@@ -389,6 +392,8 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
           PutDim(&key, "service", who.service);
           Series(start_s, key)->requests++;
           key.assign(1, static_cast<char>(EntityKind::kService));
+          // The cgroup the instance runs in: the topology's instance -> container link.
+          if (!who.container.empty()) PutDim(&key, "container", who.container);
           PutDim(&key, "endpoint", counted);
           PutDim(&key, "instance", who.instance);
           PutDim(&key, "machine", machine);
@@ -449,6 +454,38 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
         break;
       }
+      case v1::Event::kCgroupResources: {
+        const auto& c = ev.cgroup_resources();
+        const std::string name = ContainerName(machine, c.cgroup_path(), c.container_id(),
+                                               c.has_container() ? &c.container() : nullptr);
+        if (name.empty()) break;  // the root cgroup: the machine's own figures say it
+        key.assign(1, static_cast<char>(EntityKind::kContainer));
+        PutDim(&key, "container", name);
+        PutDim(&key, "machine", machine);
+        WindowStats* s = Series(start_s, key);
+        s->resource_samples++;
+        s->cpu_usage_ns += c.cpu_usage_ns();
+        s->cpu_periods += c.cpu_periods(), s->cpu_throttled_periods += c.cpu_throttled_periods();
+        s->cpu_throttled_ns += c.cpu_throttled_ns();
+        AddLog2Histogram(c.runq_latency(), &s->runq_ns);
+        s->memory_working_set_sum += c.memory_working_set_bytes();
+        if (c.memory_limit_bytes() > 0) {
+          s->memory_limited_samples++;
+          s->memory_usage_ratio_sum += static_cast<double>(c.memory_working_set_bytes()) /
+                                       static_cast<double>(c.memory_limit_bytes());
+        }
+        s->major_faults += c.major_page_faults();
+        s->oom_kills += c.oom_kills();
+        for (const auto& b : c.block_io()) {
+          s->io_read_bytes += b.read_bytes(), s->io_write_bytes += b.write_bytes();
+          s->io_ops += b.latency().count();
+          AddLog2Histogram(b.latency(), &s->io_ns);
+        }
+        break;
+      }
+      case v1::Event::kOomKill:
+        machine_series()->oom_kills++;
+        break;
       case v1::Event::kMachineResources: {
         WindowStats* s = machine_series();
         const auto& m = ev.machine_resources();

@@ -124,7 +124,8 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
   for (const auto& [k, v] : w.key.dims) dims[k] = v;
   j["dims"] = dims;
   // Raw additive counts, then every catalog metric of the kind (null where undefined).
-  if (w.key.kind != EntityKind::kMachine) {
+  const bool resources = w.key.kind == EntityKind::kMachine || w.key.kind == EntityKind::kContainer;
+  if (!resources) {
     j["requests"] = s.requests;
     j["status_4xx"] = s.status_4xx;
     j["status_5xx"] = s.status_5xx;
@@ -147,12 +148,19 @@ std::string WindowToJson(const StoredWindow& w, int64_t window_s) {
                     {"packets_in", s.packets_in},
                     {"bytes_in", s.bytes_in}};
   }
-  if (w.key.kind == EntityKind::kMachine) {
-    j["agent_dropped"] = s.agent_dropped;
+  if (w.key.kind == EntityKind::kMachine) j["agent_dropped"] = s.agent_dropped;
+  if (resources) {
     j["resources"] = {{"samples", s.resource_samples},
                       {"io_read_bytes", s.io_read_bytes},
                       {"io_write_bytes", s.io_write_bytes},
-                      {"io_ops", s.io_ops}};
+                      {"io_ops", s.io_ops},
+                      {"oom_kills", s.oom_kills}};
+  }
+  if (w.key.kind == EntityKind::kContainer) {
+    j["resources"]["cpu_usage_ns"] = s.cpu_usage_ns;
+    j["resources"]["cpu_periods"] = s.cpu_periods;
+    j["resources"]["cpu_throttled_periods"] = s.cpu_throttled_periods;
+    j["resources"]["cpu_throttled_ns"] = s.cpu_throttled_ns;
   }
   // Listeners carry requests only; their metrics would repeat the service's.
   if (w.key.kind != EntityKind::kListener) {

@@ -25,6 +25,8 @@ std::string SeriesKey::Entity() const {
       return std::string(Dim("service"));
     case EntityKind::kMachine:
       return std::string(Dim("machine"));
+    case EntityKind::kContainer:
+      return std::string(Dim("container"));
     default:
       break;  // the stream makes no series of other kinds
   }
@@ -45,7 +47,7 @@ Result<SeriesKey> SeriesKey::Decode(std::string_view bytes) {
   if (bytes.empty()) return InvalidArgument("series key: empty");
   SeriesKey key;
   const auto kind = static_cast<uint8_t>(bytes[0]);
-  if (kind < 1 || kind > 4)
+  if (kind < 1 || kind > kMaxEntityKind || !kStreamKinds.Has(static_cast<EntityKind>(kind)))
     return InvalidArgument("series key: unknown kind " + std::to_string(kind));
   key.kind = static_cast<EntityKind>(kind);
   ByteReader r(bytes.substr(1));
@@ -81,12 +83,20 @@ Status WindowStats::Merge(const WindowStats& o) {
   memory_available_sum += o.memory_available_sum;
   io_read_bytes += o.io_read_bytes, io_write_bytes += o.io_write_bytes, io_ops += o.io_ops;
   FAULTLINE_RETURN_IF_ERROR(io_ns.Merge(o.io_ns));
+  oom_kills += o.oom_kills;
+  cpu_usage_ns += o.cpu_usage_ns;
+  cpu_periods += o.cpu_periods, cpu_throttled_periods += o.cpu_throttled_periods,
+      cpu_throttled_ns += o.cpu_throttled_ns;
+  memory_working_set_sum += o.memory_working_set_sum;
+  memory_limited_samples += o.memory_limited_samples;
+  memory_usage_ratio_sum = SaturatingAdd(memory_usage_ratio_sum, o.memory_usage_ratio_sum);
   return Status::Ok();
 }
 
 namespace {
-// 1: golden metrics, network health, agent_dropped. 2: 1 + resource pressure (read: both).
-constexpr uint64_t kFormat = 2;
+// 1: golden metrics, network health, agent_dropped. 2: 1 + resource pressure. 3: 2 + OOM kills
+// and container figures. Read: all three.
+constexpr uint64_t kFormat = 3;
 }  // namespace
 
 void WindowStats::EncodeTo(std::string* out) const {
@@ -119,6 +129,10 @@ void WindowStats::EncodeTo(std::string* out) const {
   sketch.clear();
   io_ns.EncodeTo(&sketch);
   PutBytes(out, sketch);
+  for (uint64_t v : {oom_kills, cpu_usage_ns, cpu_periods, cpu_throttled_periods, cpu_throttled_ns,
+                     memory_working_set_sum, memory_limited_samples})
+    PutVarint(out, v);
+  PutDouble(out, memory_usage_ratio_sum);
 }
 
 Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
@@ -126,8 +140,8 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   WindowStats s;
   uint64_t format = 0;
   if (!r.Varint(&format)) return InvalidArgument("window stats: empty");
-  if (format != 1 && format != 2)
-    return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1 or 2");
+  if (format < 1 || format > 3)
+    return InvalidArgument("window stats: format " + std::to_string(format) + ", expected 1 to 3");
   auto truncated = [](const char* where) {
     return InvalidArgument(std::string("window stats: truncated at ") + where);
   };
@@ -169,6 +183,18 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
     if (!r.Bytes(&sketch)) return truncated("block I/O latency");
     FAULTLINE_ASSIGN_OR_RETURN(s.io_ns, LatencySketch::Decode(sketch));
   }
+  if (format >= 3) {
+    for (uint64_t* v : {&s.oom_kills, &s.cpu_usage_ns, &s.cpu_periods, &s.cpu_throttled_periods,
+                        &s.cpu_throttled_ns, &s.memory_working_set_sum, &s.memory_limited_samples}) {
+      if (!r.Varint(v)) return truncated("container figures");
+    }
+    if (!r.Double(&s.memory_usage_ratio_sum)) return truncated("memory usage ratio");
+    if (!(std::isfinite(s.memory_usage_ratio_sum) && s.memory_usage_ratio_sum >= 0)) {
+      return InvalidArgument("window stats: memory usage ratio sum " +
+                             std::to_string(s.memory_usage_ratio_sum) +
+                             " is not a finite non-negative number");
+    }
+  }
   if (!r.empty())
     return InvalidArgument("window stats: " + std::to_string(r.remaining()) + " trailing bytes");
   return s;
@@ -187,7 +213,6 @@ double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
   };
   auto mean_ms = [&](const LatencySketch& s) { return s.count() ? s.mean() / kNsPerMs : kNan; };
   auto resources = [&](double v) { return w.resource_samples ? v : kNan; };
-  (void)window_s;  // for rates over the window (a container's CPU cores)
   switch (metric) {
     case Metric::kRequests:
       return static_cast<double>(w.requests);
@@ -244,14 +269,19 @@ double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
       return resources(static_cast<double>(w.io_read_bytes + w.io_write_bytes));
     case Metric::kAgentDropped:
       return static_cast<double>(w.agent_dropped);
-    // Container figures and OOM kills: the stream keeps no cgroup windows yet, so a window of the
-    // kinds it makes never holds them.
     case Metric::kCpuUsageCores:
-    case Metric::kCpuThrottledRatio:
+      return resources(static_cast<double>(w.cpu_usage_ns) /
+                       (static_cast<double>(std::max<int64_t>(window_s, 1)) * 1e9));
+    case Metric::kCpuThrottledRatio:  // undefined without a CPU quota (no periods)
+      return ratio(static_cast<double>(w.cpu_throttled_periods), static_cast<double>(w.cpu_periods));
     case Metric::kMemoryWorkingSetMb:
-    case Metric::kMemoryUsageRatio:
+      return resources(static_cast<double>(w.memory_working_set_sum) /
+                       static_cast<double>(std::max<uint64_t>(w.resource_samples, 1)) /
+                       kBytesPerMiB);
+    case Metric::kMemoryUsageRatio:  // undefined without a memory limit
+      return ratio(w.memory_usage_ratio_sum, static_cast<double>(w.memory_limited_samples));
     case Metric::kOomKills:
-      return kNan;
+      return resources(static_cast<double>(w.oom_kills));
   }
   return kNan;
 }

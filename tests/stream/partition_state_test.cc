@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "events.pb.h"
 #include "faultline/stream/entity_namer.h"
@@ -203,6 +204,116 @@ TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts)
                                                       {"api->10.0.0.2:5432 client", 33000}}));
 }
 
+TEST_F(PartitionStateTest, TheOwnersRoleDecidesTheSideAndOwnerlessFlowsStayWithTheMachine) {
+  auto p = Open();
+  BatchBuilder b("node-a");
+  auto flow = [&](uint32_t pid, v1::Role role, uint32_t lport, uint32_t rport, uint64_t retransmits) {
+    auto* e = b.batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
+    e->set_pid(pid);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(Ip4(10, 0, 0, 1)), c->mutable_local()->set_port(lport);
+    c->mutable_remote()->set_addr(Ip4(10, 0, 0, 2)), c->mutable_remote()->set_port(rport);
+    e->mutable_flow_stats()->set_role(role);
+    e->mutable_flow_stats()->set_retransmits(retransmits);
+  };
+  // api accepted this connection on 45000 from 10.0.0.2:8080: it serves, whatever the ports say.
+  flow(100, v1::ROLE_SERVER, 45000, 8080, 3);
+  // api connected from 2000 to 10.0.0.2:50000 (a server on a high port): it calls.
+  flow(100, v1::ROLE_CLIENT, 2000, 50000, 5);
+  // No owner: the machine's, counted; no service "unknown".
+  flow(0, v1::ROLE_UNKNOWN, 40000, 80, 7);
+  auto* reset = b.batch.add_events();
+  reset->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
+  reset->mutable_tcp_reset()->set_direction(v1::TcpReset::DIRECTION_SENT);
+  p->Apply(b.Bytes(), 0, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_EQ(counters_.unattributed, 2u);
+  std::map<std::string, uint64_t> retransmits;
+  auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
+  ASSERT_TRUE(all.ok());
+  for (const auto& w : *all) {
+    retransmits[std::string(EntityKindName(w.key.kind)) + " " + w.key.Entity() + " " +
+                std::string(w.key.Dim("side"))] += w.stats.retransmits + w.stats.resets_sent;
+  }
+  EXPECT_EQ(retransmits, (std::map<std::string, uint64_t>{{"edge 10.0.0.2->api server", 3},
+                                                          {"edge api->10.0.0.2:50000 client", 5},
+                                                          {"machine node-a ", 8}}));
+}
+
+TEST_F(PartitionStateTest, CgroupSummariesBecomeContainerWindowsAndServicesNameTheirContainer) {
+  auto p = Open();
+  BatchBuilder b("node-a");
+  // db runs in a container the runtime named; api in a systemd unit.
+  auto* db = b.batch.mutable_processes(1);
+  db->set_cgroup_path("/system.slice/libpod-" + std::string(64, 'a') + ".scope");
+  db->set_container_id(std::string(64, 'a'));
+  db->mutable_container()->set_name("db-1");
+  b.batch.mutable_processes(0)->set_cgroup_path("/system.slice/api.service");
+  b.Http(kT0 + 1, 200, 1000);  // db serves
+  for (int i = 0; i < 2; ++i) {
+    auto* e = b.batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 1 + i) * kS));
+    auto* c = e->mutable_cgroup_resources();
+    c->set_cgroup_path("/system.slice/libpod-" + std::string(64, 'a') + ".scope");
+    c->set_container_id(std::string(64, 'a'));
+    c->mutable_container()->set_name("db-1");
+    c->set_cpu_usage_ns(200'000'000), c->set_cpu_periods(10), c->set_cpu_throttled_periods(8);
+    c->set_memory_working_set_bytes(64 << 20), c->set_memory_limit_bytes(128 << 20);
+    c->set_oom_kills(i);
+  }
+  auto* root = b.batch.add_events();  // the root cgroup is the machine's, not a container
+  root->set_time_unix_ns(static_cast<uint64_t>((kT0 + 1) * kS));
+  root->mutable_cgroup_resources()->set_cgroup_path("/");
+  b.Http(kT0 + 12, 200, 1000);  // moves the watermark past the window
+  p->Apply(b.Bytes(), 0, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  const auto containers = Stored(EntityKind::kContainer);
+  ASSERT_EQ(containers.size(), 1u);
+  const WindowStats& w = containers.at({kT0, "db-1 "});
+  EXPECT_EQ(w.resource_samples, 2u);
+  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kCpuThrottledRatio, w, 5), 0.8);
+  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kCpuUsageCores, w, 5), 0.08);  // 0.4 s over 5 s
+  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryWorkingSetMb, w, 5), 64);
+  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryUsageRatio, w, 5), 0.5);
+  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kOomKills, w, 5), 1);
+  auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
+  ASSERT_TRUE(all.ok());
+  std::set<std::string> service_containers;
+  for (const auto& w : *all) {
+    if (w.key.kind == EntityKind::kService) service_containers.insert(std::string(w.key.Dim("container")));
+  }
+  EXPECT_EQ(service_containers, std::set<std::string>{"db-1"});
+}
+
+TEST(ContainerNames, KubernetesThenRuntimeThenIdThenMachineQualifiedPath) {
+  v1::ContainerMeta k8s;
+  k8s.set_name("k8s_api_api-7d9c5b6f4-x2x9q_shop_0");
+  k8s.set_pod_namespace("shop"), k8s.set_pod_name("api-7d9c5b6f4-x2x9q"), k8s.set_container_name("api");
+  const std::string id(64, 'b');
+  EXPECT_EQ(ContainerName("n1", "/kubepods/pod1/" + id, id, &k8s), "shop/api-7d9c5b6f4-x2x9q/api");
+  v1::ContainerMeta plain;
+  plain.set_name("redis-1");
+  EXPECT_EQ(ContainerName("n1", "/docker/" + id, id, &plain), "redis-1");
+  EXPECT_EQ(ContainerName("n1", "/docker/" + id, id, nullptr), "bbbbbbbbbbbb");
+  EXPECT_EQ(ContainerName("n1", "/system.slice/nginx.service/", "", nullptr), "n1:/system.slice/nginx.service");
+  EXPECT_EQ(ContainerName("n1", "user.slice", "", nullptr), "n1:/user.slice");
+  EXPECT_EQ(ContainerName("n1", "/", "", nullptr), "");
+  EXPECT_EQ(ContainerName("n1", "", "", nullptr), "");
+}
+
+TEST(ExternalNames, ServicePortsStayEphemeralPortsGroupByAddress) {
+  EXPECT_EQ(ExternalName("203.0.113.7:5432"), "203.0.113.7:5432");
+  EXPECT_EQ(ExternalName("203.0.113.7:32767"), "203.0.113.7:32767");
+  EXPECT_EQ(ExternalName("203.0.113.7:32768"), "203.0.113.7");
+  EXPECT_EQ(ExternalName("127.0.0.1:51234"), "127.0.0.1");
+  EXPECT_EQ(ExternalName("[2001:db8::1]:443"), "[2001:db8::1]:443");
+  EXPECT_EQ(ExternalName("[2001:db8::1]:60000"), "[2001:db8::1]");
+  EXPECT_EQ(ExternalName("2001:db8::1"), "2001:db8::1");
+  EXPECT_EQ(ExternalName("10.0.0.1"), "10.0.0.1");
+  EXPECT_EQ(ExternalName("10.0.0.1:x1"), "10.0.0.1:x1");
+}
+
 TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitions) {
   {
     auto p = Open();
@@ -378,25 +489,34 @@ TEST_F(PartitionStateTest, MachineResourceSummariesBecomeMachineWindows) {
   EXPECT_NEAR(w.io_ns.Quantile(0.5), 1.483e6, 1.483e6 * 0.02);
 }
 
-TEST(WindowStatsCodec, FormatOneRecordsStillDecode) {
-  // A record written before resource pressure existed (format 1): the same fields, then nothing.
+TEST(WindowStatsCodec, OlderFormatsStillDecode) {
+  // Records written before container figures (format 2) and before resource pressure (format 1):
+  // the same fields, then nothing.
   WindowStats w;
   w.requests = 7, w.agent_dropped = 2;
   std::string bytes;
   w.EncodeTo(&bytes);
-  ASSERT_EQ(bytes[0], 2);
-  std::string v1 = bytes;
-  v1[0] = 1;
+  ASSERT_EQ(bytes[0], 3);
+  // Cut the format-3 tail: 7 varints of 0 and one 8-byte double.
+  std::string v2 = bytes.substr(0, bytes.size() - 7 - 8);
+  v2[0] = 2;
+  auto back2 = WindowStats::Decode(v2);
+  ASSERT_TRUE(back2.ok()) << back2.status().ToString();
+  EXPECT_TRUE(*back2 == w);
   // Cut the format-2 tail: 8 varints of 0 and two empty-sketch byte strings.
   LatencySketch empty;
   std::string sketch;
   empty.EncodeTo(&sketch);
-  v1.resize(bytes.size() - 8 - 2 * (1 + sketch.size()));
+  std::string v1 = v2.substr(0, v2.size() - 8 - 2 * (1 + sketch.size()));
+  v1[0] = 1;
   auto back = WindowStats::Decode(v1);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(*back == w);
-  v1[0] = 3;
-  EXPECT_EQ(WindowStats::Decode(v1).status().message(), "window stats: format 3, expected 1 or 2");
+  v1[0] = 4;
+  EXPECT_EQ(WindowStats::Decode(v1).status().message(), "window stats: format 4, expected 1 to 3");
+  // A format-3 record cut inside its container figures names where.
+  EXPECT_EQ(WindowStats::Decode(bytes.substr(0, bytes.size() - 3)).status().message(),
+            "window stats: truncated at memory usage ratio");
 }
 
 TEST(EntityNamer, TemplatesFallBackAndErrorsNameTheField) {
@@ -411,13 +531,40 @@ TEST(EntityNamer, TemplatesFallBackAndErrorsNameTheField) {
   EXPECT_EQ(n->Instance(&p, 7, "node-1"), "node-1/7");
   EXPECT_EQ(EntityNamer::Create({{"{comm"}, "{pid}"}).status().message(),
             "naming template '{comm': '{' is not closed");
+  EXPECT_EQ(EntityNamer::Create({{"{img}"}, "{pid}"}).status().message(),
+            "naming template '{img}': unknown field {img} (known: comm, container, pod, "
+            "cgroup, machine, pid, namespace, workload, pod_name, container_name, image)");
   EXPECT_EQ(EntityNamer::Create({{"{image}"}, "{pid}"}).status().message(),
-            "naming template '{image}': unknown field {image} (known: comm, container, pod, "
-            "cgroup, machine, pid)");
+            "naming: the last service template '{image}' uses {image}, which a process may not "
+            "have; end with one that always resolves, such as {comm}");
   EXPECT_EQ(EntityNamer::Create({{"{pod}"}, "{pid}"}).status().message(),
             "naming: the last service template '{pod}' uses {pod}, which a process may not have; "
             "end with one that "
             "always resolves, such as {comm}");
+}
+
+TEST(EntityNamer, TheDefaultNamesTheKubernetesWorkloadThenTheContainerThenTheProcess) {
+  auto n = EntityNamer::Create({});
+  ASSERT_TRUE(n.ok());
+  v1::ProcessIdentity p;
+  p.set_comm("python3");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "python3");
+  p.mutable_container()->set_name("api-1");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "api-1");
+  p.mutable_container()->set_container_name("api");  // Kubernetes' name of the container wins
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "api");
+  p.mutable_container()->set_pod_namespace("shop");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "api");  // a namespace without a workload is not enough
+  p.mutable_container()->set_workload("checkout");
+  EXPECT_EQ(n->Service(&p, 7, "node-1"), "shop/checkout");
+  auto custom = EntityNamer::Create({{"{namespace}/{pod_name}", "{image}:{comm}", "{comm}"}, "{machine}/{pid}"});
+  ASSERT_TRUE(custom.ok());
+  v1::ProcessIdentity q;
+  q.set_comm("nginx");
+  q.mutable_container()->set_image("nginx:1.25");
+  EXPECT_EQ(custom->Service(&q, 7, "node-1"), "nginx:1.25:nginx");
+  q.mutable_container()->set_pod_namespace("web"), q.mutable_container()->set_pod_name("front-0");
+  EXPECT_EQ(custom->Service(&q, 7, "node-1"), "web/front-0");
 }
 
 TEST(EntityNamer, EndpointsTemplateIdentifiers) {

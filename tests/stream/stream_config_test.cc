@@ -55,7 +55,7 @@ TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
             "s.yaml:1: sync_commits: expected true or false, got 'yes'");
   EXPECT_EQ(err("naming:\n  service: ['{img}']\n"),
             "s.yaml:2: naming template '{img}': unknown field {img} (known: comm, container, pod, "
-            "cgroup, machine, pid)");
+            "cgroup, machine, pid, namespace, workload, pod_name, container_name, image)");
   EXPECT_EQ(err("naming:\n  services: []\n"),
             "s.yaml:2: naming: unknown field 'services' (known: service, instance)");
   EXPECT_EQ(err("- a\n- b\n"), "s.yaml:1: expected a mapping of settings");

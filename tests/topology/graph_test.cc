@@ -105,6 +105,42 @@ TEST(Topology, BuiltFromTheStreamsWindows) {
             "edge network 203.0.113.9 -> m2  seen 105..105\n");
 }
 
+TEST(Topology, ContainersSitBetweenInstancesAndMachinesAndEphemeralPeersGroupByAddress) {
+  Topology t;
+  t.ObserveWindows(
+      {Window(100, EntityKind::kService,
+              {{"service", "api"}, {"endpoint", "GET /"}, {"instance", "api-1"}, {"machine", "m1"},
+               {"container", "shop/api-0/api"}},
+              5),
+       Window(100, EntityKind::kContainer, {{"container", "shop/api-0/api"}, {"machine", "m1"}}),
+       // A container no instance was seen in yet still runs on its machine.
+       Window(100, EntityKind::kContainer, {{"container", "m1:/system.slice/cron.service"}, {"machine", "m1"}}),
+       // Calls to an outside host's ephemeral ports: one peer, not one per port.
+       Window(100, EntityKind::kEdge,
+              {{"caller", "api"}, {"callee", "198.51.100.4:40001"}, {"instance", "api-1"},
+               {"machine", "m1"}, {"side", "client"}},
+              1),
+       Window(100, EntityKind::kEdge,
+              {{"caller", "api"}, {"callee", "198.51.100.4:40002"}, {"instance", "api-1"},
+               {"machine", "m1"}, {"side", "client"}},
+              1)},
+      5);
+  EXPECT_EQ(t.ToText(),
+            "6 nodes, 6 edges\n"
+            "node service api  seen 105..105\n"
+            "node machine m1  seen 105..105\n"
+            "node instance api-1  seen 105..105\n"
+            "node container m1:/system.slice/cron.service  seen 105..105\n"
+            "node container shop/api-0/api  seen 105..105\n"
+            "node external 198.51.100.4  seen 105..105\n"
+            "edge calls api -> 198.51.100.4  requests 2  seen 105..105\n"
+            "edge instance_of api-1 -> api  seen 105..105\n"
+            "edge runs_on api-1 -> shop/api-0/api  seen 105..105\n"
+            "edge runs_on m1:/system.slice/cron.service -> m1  seen 105..105\n"
+            "edge runs_on shop/api-0/api -> m1  seen 105..105\n"
+            "edge network m1 -> 198.51.100.4  seen 105..105\n");
+}
+
 TEST(Topology, ObservingTheSameWindowsAgainDoesNotCountTwice) {
   Topology t;
   t.ObserveWindows(Shop(100), 5);

@@ -152,14 +152,27 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
         if (!instance.empty()) {
           const NodeRef inst{EntityKind::kInstance, std::string(instance)};
           ObserveEdge(EdgeKind::kInstanceOf, inst, service, seen);
-          if (!machine.empty())
-            ObserveEdge(EdgeKind::kRunsOn, inst, {EntityKind::kMachine, std::string(machine)}, seen);
+          // instance -> its container -> the machine, or instance -> machine without one.
+          const std::string_view container = w.key.Dim(dim::kContainer);
+          const NodeRef host = container.empty()
+                                   ? NodeRef{EntityKind::kMachine, std::string(machine)}
+                                   : NodeRef{EntityKind::kContainer, std::string(container)};
+          if (!machine.empty() || !container.empty()) ObserveEdge(EdgeKind::kRunsOn, inst, host, seen);
+          if (!machine.empty() && !container.empty())
+            ObserveEdge(EdgeKind::kRunsOn, host, {EntityKind::kMachine, std::string(machine)}, seen);
         }
         break;
       }
       case EntityKind::kMachine:
         ObserveNode({EntityKind::kMachine, std::string(machine)}, seen);
         break;
+      case EntityKind::kContainer: {
+        const NodeRef container{EntityKind::kContainer, std::string(w.key.Dim(dim::kContainer))};
+        ObserveNode(container, seen);
+        if (!machine.empty())
+          ObserveEdge(EdgeKind::kRunsOn, container, {EntityKind::kMachine, std::string(machine)}, seen);
+        break;
+      }
       case EntityKind::kEdge: {
         const std::string_view caller = w.key.Dim("caller"), callee = w.key.Dim("callee");
         if (w.key.Dim("side") == "server") {

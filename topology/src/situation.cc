@@ -457,6 +457,9 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
       case EntityKind::kMachine:
         id = {EntityKind::kMachine, std::string(w.key.Dim(dim::kMachine))};
         break;
+      case EntityKind::kContainer:
+        id = {EntityKind::kContainer, std::string(w.key.Dim(dim::kContainer))};
+        break;
       default:
         continue;  // listeners: the topology's identity join reads them
     }
@@ -473,8 +476,6 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
       if (!m.kinds.Has(id.first)) continue;
       // Machines without resource summaries carry only what the agent reports about itself.
       if (id.first == EntityKind::kMachine && !resources && m.id != Metric::kAgentDropped) continue;
-      // Not windowed by the stream yet (no cgroup windows): leave them out rather than all-null.
-      if (m.id == Metric::kOomKills) continue;
       MetricSeries series;
       series.ref = {id.first, id.second, m.id};
       for (const auto& w : slots) series.values.push_back(stream::ComputeMetric(m.id, w, window_s));

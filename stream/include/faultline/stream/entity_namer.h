@@ -4,7 +4,10 @@
 // container, pod or process as their cluster is organised.
 //
 // Template fields: {comm} (process name), {container} (container id, first 12 characters),
-// {pod} (pod UID), {cgroup} (last element of the cgroup path), {machine} (node name), {pid}.
+// {pod} (pod UID), {cgroup} (last element of the cgroup path), {machine} (node name), {pid}, and
+// from the container runtime's metadata (ContainerMeta): {namespace} (the pod's namespace),
+// {workload} (the pod's owner: Deployment, StatefulSet, DaemonSet, Job...), {pod_name},
+// {container_name} (Kubernetes' container name, else the runtime's), {image}.
 // A field with no value (no container, say) makes the template fall back to the next one in
 // `service_templates` whose fields all have values; the last one must always resolve.
 //
@@ -20,17 +23,28 @@
 
 namespace faultline::v1 {
 class ProcessIdentity;  // events.pb.h
+class ContainerMeta;
 }  // namespace faultline::v1
 
 namespace faultline::stream {
 
 struct NamingOptions {
   // Tried in order; the first whose fields all have values names the service.
-  // Default: {"{comm}"}.
-  std::vector<std::string> service_templates = {"{comm}"};
+  // Default: {"{namespace}/{workload}", "{container_name}", "{comm}"}: the Kubernetes workload,
+  // else the container's name, else the process name.
+  std::vector<std::string> service_templates = {"{namespace}/{workload}", "{container_name}",
+                                                "{comm}"};
   // Default: "{machine}/{pid}".
   std::string instance_template = "{machine}/{pid}";
 };
+
+// A cgroup's entity name, the same for its processes' series and for its resource series: the
+// Kubernetes "{namespace}/{pod}/{container}" when the runtime named them, else the runtime's
+// container name, else the container id's first 12 characters, else "{machine}:{cgroup path}" (a
+// systemd unit or any other cgroup: unique only with its machine). "" for the root cgroup and an
+// empty path. `meta` may be null.
+std::string ContainerName(std::string_view machine, std::string_view cgroup_path,
+                          std::string_view container_id, const v1::ContainerMeta* meta);
 
 class EntityNamer {
  public:

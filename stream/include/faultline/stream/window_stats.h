@@ -21,7 +21,7 @@
 
 namespace faultline::stream {
 
-// Entity kinds of a series (faultline::EntityKind; the stream makes these four):
+// Entity kinds of a series (faultline::EntityKind; the stream makes these five):
 //   service:  a workload seen from its own (server) side; dims service, endpoint, instance, machine
 //   edge:     calls from a caller to a callee seen from the caller's side, and the network health
 //             of those connections; dims caller, callee, endpoint, instance, machine. The callee
@@ -29,9 +29,13 @@ namespace faultline::stream {
 //   listener: "this service listens on this address": dims service, address, machine; requests
 //             counts the server-side exchanges seen there
 //   machine:  a node; dims machine
+//   container: a cgroup holding processes (a container, a pod's cgroup, a systemd unit) and its
+//             resource pressure; dims container (its name: ContainerName in entity_namer.h),
+//             machine
 using faultline::EntityKind;
 inline constexpr KindSet kStreamKinds{EntityKind::kService, EntityKind::kEdge,
-                                      EntityKind::kListener, EntityKind::kMachine};
+                                      EntityKind::kListener, EntityKind::kMachine,
+                                      EntityKind::kContainer};
 // Errors: kInvalidArgument naming the kinds the stream makes.
 inline Result<EntityKind> ParseStreamKind(std::string_view name) {
   return ParseEntityKind(name, kStreamKinds);
@@ -82,6 +86,14 @@ struct WindowStats {
   uint64_t memory_available_sum = 0;       // bytes, summed over the summaries (mean = / samples)
   uint64_t io_read_bytes = 0, io_write_bytes = 0, io_ops = 0;
   LatencySketch io_ns;                     // block request latency, every device
+  uint64_t oom_kills = 0;                  // machines: OOM kill events; containers: memory.events
+
+  // Containers, from the agents' CgroupResources summaries (resource_samples counts them too).
+  uint64_t cpu_usage_ns = 0;
+  uint64_t cpu_periods = 0, cpu_throttled_periods = 0, cpu_throttled_ns = 0;
+  uint64_t memory_working_set_sum = 0;     // bytes, summed over the summaries
+  uint64_t memory_limited_samples = 0;     // summaries with a memory limit...
+  double memory_usage_ratio_sum = 0;       // ...and their working set / limit, summed
 
   Status Merge(const WindowStats& other);
   void EncodeTo(std::string* out) const;
