@@ -28,6 +28,8 @@ struct AgentFlags {
   size_t max_connections = 65536;
   std::vector<std::string> exclude_endpoints;
   bool trace_pipeline = false;
+  std::vector<std::string> runtime_sockets;
+  bool no_container_meta = false;
 };
 
 int RunAgent(const AgentFlags& f) {
@@ -91,6 +93,20 @@ int RunAgent(const AgentFlags& f) {
     return 2;
   }
   opts.excluded_endpoints = std::move(filters).value();
+  opts.container_meta = !f.no_container_meta;
+  if (!f.runtime_sockets.empty()) {
+    opts.containers.sockets.clear();
+    for (const std::string& s : f.runtime_sockets) {
+      const size_t eq = s.find('=');
+      const std::string runtime = eq == std::string::npos ? "" : s.substr(0, eq);
+      if (runtime != "docker" && runtime != "podman" && runtime != "crio") {
+        std::cerr << "faultline agent: --runtime-socket '" << s
+                  << "': expected RUNTIME=PATH with RUNTIME docker, podman or crio\n";
+        return 2;
+      }
+      opts.containers.sockets.push_back({runtime, s.substr(eq + 1)});
+    }
+  }
   auto a = agent::Agent::Start(opts, sink.get(), &metrics);
   if (!a.ok()) {
     // 3: this machine lacks something the agent needs (privilege, BTF, tracefs, BPF, a
@@ -142,6 +158,12 @@ Runner RegisterAgent(CLI::App& app) {
                   "published to are left out already)");
   sub->add_flag("--trace-pipeline", f->trace_pipeline,
                 "Report the connections to the brokers this agent publishes to as well");
+  sub->add_option("--runtime-socket", f->runtime_sockets,
+                  "Ask this container runtime socket for container names, images and Kubernetes "
+                  "labels: RUNTIME=PATH, RUNTIME docker, podman or crio (repeatable; replaces the "
+                  "defaults /run/docker.sock, /run/podman/podman.sock, /run/crio/crio.sock)");
+  sub->add_flag("--no-container-meta", f->no_container_meta,
+                "Do not ask container runtimes; name containers by their cgroup path only");
   sub->add_option("--max-connections", f->max_connections, "Bound of the connection table")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();

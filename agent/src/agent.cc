@@ -154,6 +154,10 @@ struct Agent::Impl {
   std::unique_ptr<KernelProbes> probes;
   ConnectionTable connections{65536};
   ProcessResolver processes;
+  ContainerMetaResolver container_meta;
+  ContainerMetaResolver::Stats meta_reported;
+  prometheus::Counter *meta_resolved = nullptr, *meta_unknown = nullptr, *meta_errors = nullptr,
+                      *meta_evicted = nullptr;
   uint64_t start_unix_ns = 0;
   int64_t mono_to_unix = 0;
 
@@ -189,7 +193,31 @@ struct Agent::Impl {
   prometheus::Counter* stream_gaps = nullptr;
   prometheus::Counter* skipped_other = nullptr;
 
-  Impl(const AgentOptions& o) : opts(o), connections(o.max_connections), processes(o.proc_root) {}
+  Impl(const AgentOptions& o)
+      : opts(o), connections(o.max_connections), processes(o.proc_root), container_meta(o.containers) {}
+
+  // The runtime's metadata of a container, when the runtimes are asked and one knows it.
+  void AddContainerMeta(const std::string& id, const std::string& runtime, v1::ContainerMeta* out) {
+    if (!opts.container_meta || id.empty()) return;
+    const v1::ContainerMeta* m = container_meta.Lookup(id, runtime, std::chrono::steady_clock::now());
+    if (!m) return;
+    out->set_name(ValidUtf8(m->name()));
+    out->set_image(ValidUtf8(m->image()));
+    out->set_pod_namespace(ValidUtf8(m->pod_namespace()));
+    out->set_pod_name(ValidUtf8(m->pod_name()));
+    out->set_container_name(ValidUtf8(m->container_name()));
+    out->set_pod_uid(ValidUtf8(m->pod_uid()));
+    out->set_workload(ValidUtf8(m->workload()));
+  }
+
+  void ReportContainerMeta() {
+    const auto& s = container_meta.stats();
+    meta_resolved->Increment(static_cast<double>(s.resolved - meta_reported.resolved));
+    meta_unknown->Increment(static_cast<double>(s.unknown - meta_reported.unknown));
+    meta_errors->Increment(static_cast<double>(s.socket_errors - meta_reported.socket_errors));
+    meta_evicted->Increment(static_cast<double>(s.evictions - meta_reported.evictions));
+    meta_reported = s;
+  }
 
   uint64_t ToUnix(uint64_t mono_ns) const { return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) + mono_to_unix); }
 
@@ -235,6 +263,11 @@ struct Agent::Impl {
       p->set_container_id(info.container.container_id);
       p->set_container_runtime(info.container.runtime);
       p->set_pod_uid(info.container.pod_uid);
+      if (!info.container.container_id.empty()) {
+        v1::ContainerMeta meta;
+        AddContainerMeta(info.container.container_id, info.container.runtime, &meta);
+        if (meta.ByteSizeLong() > 0) *p->mutable_container() = std::move(meta);
+      }
     }
     v1::Event* e = batch.add_events();
     e->set_pid(pid);
@@ -398,6 +431,11 @@ struct Agent::Impl {
     CountDrop("resource_cgroups_over_limit", resource_out.cgroups_over_limit);
     CountDrop("resource_cgroup_unknown", resource_out.unknown_cgroups);
     for (v1::CgroupResources& c : resource_out.cgroups) {
+      if (!c.container_id().empty()) {
+        v1::ContainerMeta meta;
+        AddContainerMeta(c.container_id(), c.container_runtime(), &meta);
+        if (meta.ByteSizeLong() > 0) *c.mutable_container() = std::move(meta);
+      }
       v1::Event* e = NewEvent(0, {}, 0, now);
       e->set_time_unix_ns(ToUnix(now));
       *e->mutable_cgroup_resources() = std::move(c);
@@ -480,6 +518,7 @@ struct Agent::Impl {
     }
     skipped_other->Increment(kstats[FL_KSTAT_SKIPPED_OTHER] - kstats_prev[FL_KSTAT_SKIPPED_OTHER]);
     kstats_prev = kstats;
+    ReportContainerMeta();
     CountDrop("connection_idle_expired", connections.ExpireIdle(now, std::chrono::nanoseconds(opts.connection_idle).count()));
     connections_gauge->Set(static_cast<double>(connections.size()));
 
@@ -530,6 +569,17 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   impl->flows_unattributed = &metrics->Counter(
       "faultline_agent_flows_unattributed_total",
       "Flow reports whose socket has no recorded owner process (reported per machine only)");
+  auto meta_counter = [&](const char* result) {
+    return &metrics->Counter("faultline_agent_container_lookups_total",
+                             "Containers asked of the runtimes' sockets, by result (unknown: no runtime "
+                             "knew it; socket_error: a socket failed and is skipped for a while; "
+                             "evicted: cache entries dropped to stay bounded)",
+                             {{"result", result}});
+  };
+  impl->meta_resolved = meta_counter("resolved");
+  impl->meta_unknown = meta_counter("unknown");
+  impl->meta_errors = meta_counter("socket_error");
+  impl->meta_evicted = meta_counter("evicted");
   impl->connections_gauge = &metrics->Gauge("faultline_agent_connections", "HTTP connections being tracked");
   impl->skipped_other = &metrics->Counter(
       "faultline_agent_kernel_skipped_total",

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/agent/container_meta.h"
 #include "faultline/agent/kernel_probes.h"
 #include "faultline/common/metrics.h"
 #include "faultline/common/status.h"
@@ -72,6 +73,10 @@ struct AgentOptions {
   // connects and resets are not reported (counted in faultline_agent_excluded_total). The agent's
   // own sockets are always left out. Default: none (the CLI adds the brokers it publishes to).
   std::vector<EndpointFilter> excluded_endpoints;
+  // Container metadata from the runtimes' sockets (container_meta.h); off: processes and cgroups
+  // carry only what their cgroup path says. Default: on, with the default sockets.
+  bool container_meta = true;
+  ContainerMetaOptions containers;
 };
 
 class Agent {
