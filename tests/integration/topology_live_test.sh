@@ -53,13 +53,38 @@ done
 
 "$build/faultline" topology --state-dir "$work/state" >"$work/topo.txt"
 cat "$work/topo.txt"
+# The pipeline runs on this host too: its own traffic (agent, stream and broker) is not part of the
+# graph, every process with traffic is a named service (no "unknown"), and no node is a client's
+# ephemeral port.
+python3 - "$work/topo.json" "$bootstrap" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+broker_port = sys.argv[2].rsplit(":", 1)[1]
+bad = []
+for n in g["nodes"]:
+    name = n["name"]
+    if name == "unknown" or name.startswith("rdk:") or name == "faultline":
+        bad.append(("pseudo or pipeline entity", n))
+    if n["kind"] == "external":
+        port = name.rsplit(":", 1)[1] if ":" in name and not name.endswith("]") else ""
+        if port == broker_port:
+            bad.append(("the broker", n))
+        if port.isdigit() and int(port) >= 32768:
+            bad.append(("an ephemeral port", n))
+if bad:
+    print("FAIL: " + "; ".join("%s: %s" % (why, n) for why, n in bad))
+    sys.exit(1)
+print("topology: %d nodes, none unknown, pipeline or ephemeral" % len(g["nodes"]))
+PY
 check() { grep -qx -- "$1" "$work/topo.txt" || { echo "FAIL: no line matching '$1'"; exit 1; }; }
 check 'node service backend  seen [0-9.]*'
 check 'node service frontend  seen [0-9.]*'
 check 'node machine topo-node  seen [0-9.]*'
 check 'edge calls frontend -> backend  requests 12  seen [0-9.]*'
 check 'edge instance_of topo-node/[0-9]* -> frontend  seen [0-9.]*'
-check 'edge runs_on topo-node/[0-9]* -> topo-node  seen [0-9.]*'
+# instance -> the cgroup it runs in -> the machine (this host's processes share one cgroup).
+check 'edge runs_on topo-node/[0-9]* -> topo-node:/[^ ]*  seen [0-9.]*'
+check 'edge runs_on topo-node:/[^ ]* -> topo-node  seen [0-9.]*'
 check 'edge network topo-node -> topo-node  seen [0-9.]*'
 [[ -d $work/state/topology ]] || { echo "FAIL: no topology store"; exit 1; }
 

@@ -1,0 +1,160 @@
+#include "faultline/agent/container_meta.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "../common/replay_server.h"
+
+namespace faultline::agent {
+namespace {
+
+using testing::ReplayServer;
+using Clock = std::chrono::steady_clock;
+
+std::string Data(const std::string& name) {
+  std::ifstream f(std::string(FAULTLINE_SOURCE_DIR) + "/tests/data/runtime/" + name);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+const std::string kPodmanId = "0910c5beb77c935f4d0916db271d5f245c925fa49fda8c33bcf8cf31ba78908f";
+const std::string kCrioId = std::string(64, 'c');
+
+TEST(ContainerMeta, PodmansRecordedAnswerGivesTheNameImageAndKubeletLabels) {
+  // Recorded from `podman system service` (Podman 4.3.1) for a container run with the labels the
+  // kubelet sets.
+  auto m = ParseDockerInspect(Data("podman_inspect.json"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->name(), "k8s_api_api-7d9c5b6f4-x2x9q_shop_0");
+  EXPECT_EQ(m->image(), "localhost/fl-busybox:test");
+  EXPECT_EQ(m->pod_namespace(), "shop");
+  EXPECT_EQ(m->pod_name(), "api-7d9c5b6f4-x2x9q");
+  EXPECT_EQ(m->container_name(), "api");
+  EXPECT_EQ(m->pod_uid(), "5c3e2f0e-9a4b-4c1d-8e2f-0a1b2c3d4e5f");
+  EXPECT_EQ(m->workload(), "api");
+}
+
+TEST(ContainerMeta, CrioAnswerGivesTheSame) {
+  auto m = ParseCrioInspect(Data("crio_inspect.json"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->image(), "registry.example/shop/checkout:1.4.2");
+  EXPECT_EQ(m->pod_namespace(), "shop");
+  EXPECT_EQ(m->pod_name(), "checkout-5f7b8c9d6-q2w4z");
+  EXPECT_EQ(m->container_name(), "checkout");
+  EXPECT_EQ(m->workload(), "checkout");
+}
+
+TEST(ContainerMeta, MalformedAnswersNameWhatIsWrong) {
+  EXPECT_EQ(ParseDockerInspect("{\"Name\":").status().message(), "docker inspect: not JSON");
+  EXPECT_EQ(ParseDockerInspect("[1]").status().message(), "docker inspect: not a JSON object");
+  EXPECT_EQ(ParseDockerInspect("{\"Name\":3}").status().message(), "docker inspect: Name is not a string");
+  EXPECT_EQ(ParseDockerInspect("{\"Config\":{\"Labels\":[]}}").status().message(),
+            "docker inspect: Config.Labels is not an object");
+  EXPECT_EQ(ParseDockerInspect("{\"Config\":{\"Labels\":{\"io.kubernetes.pod.name\":1}}}").status().message(),
+            "docker inspect: Config.Labels.io.kubernetes.pod.name is not a string");
+  EXPECT_EQ(ParseCrioInspect("{\"labels\":\"x\"}").status().message(), "crio inspect: labels is not an object");
+  // A container outside Kubernetes: a name and an image, no workload.
+  auto plain = ParseDockerInspect("{\"Name\":\"/redis-1\",\"Config\":{\"Image\":\"redis:7\",\"Labels\":null}}");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->name(), "redis-1");
+  EXPECT_EQ(plain->workload(), "");
+}
+
+TEST(ContainerMeta, WorkloadsFromGeneratedPodNames) {
+  EXPECT_EQ(WorkloadOfPod("api-7d9c5b6f4-x2x9q"), "api");                 // Deployment
+  EXPECT_EQ(WorkloadOfPod("shop-frontend-6b8f9c7d5d-9zt4k"), "shop-frontend");
+  EXPECT_EQ(WorkloadOfPod("node-agent-x2x9q"), "node-agent");             // DaemonSet, Job
+  EXPECT_EQ(WorkloadOfPod("backup-28411200-x2x9q"), "backup");            // CronJob's Job
+  EXPECT_EQ(WorkloadOfPod("db-0"), "db");                                 // StatefulSet
+  EXPECT_EQ(WorkloadOfPod("kafka-broker-12"), "kafka-broker");
+  EXPECT_EQ(WorkloadOfPod("web-server"), "web-server");                   // vowels: not generated
+  EXPECT_EQ(WorkloadOfPod("api-abcde"), "api-abcde");
+  EXPECT_EQ(WorkloadOfPod("x2x9q"), "x2x9q");                             // nothing before it
+  EXPECT_EQ(WorkloadOfPod("static-pod"), "static-pod");
+  EXPECT_EQ(WorkloadOfPod(""), "");
+}
+
+class ResolverTest : public ::testing::Test {
+ protected:
+  std::string Socket(const std::string& name) {
+    return ::testing::TempDir() + "fl-meta-" + std::to_string(getpid()) + "-" + name + ".sock";
+  }
+};
+
+TEST_F(ResolverTest, AsksTheRuntimeTheCgroupNamesFirstAndCachesAnswersAndMisses) {
+  const std::string podman_path = Socket("podman"), crio_path = Socket("crio");
+  ReplayServer podman(podman_path, [](const ReplayServer::Request& r, int fd) {
+    ReplayServer::Write(fd, r.target == "/v1.24/containers/" + kPodmanId + "/json"
+                                ? ReplayServer::Answer(200, Data("podman_inspect.json"))
+                                : ReplayServer::Answer(404, "{\"message\":\"no such container\"}"));
+  });
+  ReplayServer crio(crio_path, [](const ReplayServer::Request& r, int fd) {
+    ReplayServer::Write(fd, r.target == "/containers/" + kCrioId
+                                ? ReplayServer::Answer(200, Data("crio_inspect.json"))
+                                : ReplayServer::Answer(404, "container not found", "text/plain"));
+  });
+  ContainerMetaOptions o;
+  o.sockets = {{"podman", podman_path}, {"crio", crio_path}};
+  ContainerMetaResolver r(o);
+  const auto t0 = Clock::now();
+  const v1::ContainerMeta* m = r.Lookup(kCrioId, "crio", t0);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->pod_name(), "checkout-5f7b8c9d6-q2w4z");
+  EXPECT_EQ(podman.targets().size(), 0u);  // the cgroup said crio: asked first, and it knew
+  ASSERT_NE(r.Lookup(kPodmanId, "", t0), nullptr);
+  EXPECT_EQ(r.Lookup(kPodmanId, "", t0)->container_name(), "api");  // cached: no new request
+  EXPECT_EQ(podman.targets().size(), 1u);
+  const std::string unknown(64, 'e');
+  EXPECT_EQ(r.Lookup(unknown, "", t0), nullptr);
+  EXPECT_EQ(r.Lookup(unknown, "", t0 + std::chrono::seconds(29)), nullptr);  // the miss is cached
+  EXPECT_EQ(podman.targets().size(), 2u);
+  EXPECT_EQ(r.Lookup(unknown, "", t0 + std::chrono::seconds(31)), nullptr);  // asked again
+  EXPECT_EQ(podman.targets().size(), 3u);
+  EXPECT_EQ(r.stats().lookups, 4u);
+  EXPECT_EQ(r.stats().resolved, 2u);
+  EXPECT_EQ(r.stats().unknown, 2u);
+  EXPECT_EQ(r.stats().socket_errors, 0u);
+}
+
+TEST_F(ResolverTest, AMissingOrBrokenSocketIsBackedOffNotAskedPerContainer) {
+  const std::string broken_path = Socket("broken");
+  ReplayServer broken(broken_path, [](const ReplayServer::Request&, int fd) {
+    ReplayServer::Write(fd, ReplayServer::Answer(200, "{\"Name\": [unclosed"));
+  });
+  ContainerMetaOptions o;
+  o.sockets = {{"docker", Socket("absent")}, {"docker", broken_path}};
+  ContainerMetaResolver r(o);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(r.Lookup(std::string(64, '1'), "docker", t0), nullptr);
+  EXPECT_EQ(r.stats().socket_errors, 2u);  // absent, then a malformed answer
+  EXPECT_EQ(broken.targets().size(), 1u);
+  // Other containers within the back-off ask nobody.
+  EXPECT_EQ(r.Lookup(std::string(64, '2'), "docker", t0 + std::chrono::seconds(1)), nullptr);
+  EXPECT_EQ(r.stats().socket_errors, 2u);
+  EXPECT_EQ(broken.targets().size(), 1u);
+  EXPECT_EQ(r.Lookup(std::string(64, '3'), "docker", t0 + std::chrono::seconds(31)), nullptr);
+  EXPECT_EQ(r.stats().socket_errors, 4u);
+  EXPECT_EQ(broken.targets().size(), 2u);
+}
+
+TEST_F(ResolverTest, TheCacheStaysWithinItsCapacity) {
+  ContainerMetaOptions o;
+  o.sockets = {};
+  o.capacity = 16;
+  ContainerMetaResolver r(o);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 40; ++i) {
+    char id[65];
+    std::snprintf(id, sizeof(id), "%064x", i);
+    r.Lookup(id, "", t0 + std::chrono::milliseconds(i));
+  }
+  EXPECT_LE(r.size(), 16u);
+  EXPECT_EQ(r.stats().lookups, 40u);
+  EXPECT_EQ(r.stats().evictions, 40u - r.size());
+}
+
+}  // namespace
+}  // namespace faultline::agent
