@@ -17,6 +17,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   python3 python3-jsonschema python3-protobuf nodejs curl iproute2 nftables nginx-light wrk procps graphviz
+  # real containers (Podman with runc: crun refuses a hybrid cgroup layout), an image from busybox
+  podman runc busybox-static
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -170,6 +170,7 @@ struct Agent::Impl {
   uint64_t last_flow_read_ns = 0;
   uint64_t last_resource_read_ns = 0;
   std::unique_ptr<ResourceCollector> resources;
+  std::unique_ptr<CgroupReader> unified_cgroups;  // exited processes' cgroups, by kernel id
   ResourceCollector::Output resource_out;
   std::vector<RunqSample> runq_samples;
   std::vector<IoSample> io_samples;
@@ -519,6 +520,7 @@ struct Agent::Impl {
     skipped_other->Increment(kstats[FL_KSTAT_SKIPPED_OTHER] - kstats_prev[FL_KSTAT_SKIPPED_OTHER]);
     kstats_prev = kstats;
     ReportContainerMeta();
+    unified_cgroups->Tick();
     CountDrop("connection_idle_expired", connections.ExpireIdle(now, std::chrono::nanoseconds(opts.connection_idle).count()));
     connections_gauge->Set(static_cast<double>(connections.size()));
 
@@ -596,6 +598,11 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
       [impl](const fl_oom_event& e) { impl->OnOom(e); });
   if (!probes.ok()) return probes.status();
   impl->probes = std::move(probes).value();
+  impl->unified_cgroups = std::make_unique<CgroupReader>(ReadCgroupLayout(options.proc_root));
+  impl->processes.SetCgroupPathOf([impl](uint64_t id) {
+    const std::string* p = impl->unified_cgroups->PathOfUnified(id);
+    return p ? *p : std::string();
+  });
   if (impl->probes->resources()) {
     CgroupLayout layout = ReadCgroupLayout(options.proc_root);
     int cpu_version = 0, memory_version = 0;

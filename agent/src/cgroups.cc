@@ -256,7 +256,12 @@ void CgroupReader::Walk(const std::string& mount) {
 }
 
 const std::string* CgroupReader::PathOf(std::string_view controller, uint64_t id) {
-  const std::string mount = layout_.MountFor(controller);
+  return PathIn(layout_.MountFor(controller), id);
+}
+
+const std::string* CgroupReader::PathOfUnified(uint64_t id) { return PathIn(layout_.unified, id); }
+
+const std::string* CgroupReader::PathIn(const std::string& mount, uint64_t id) {
   if (mount.empty()) return nullptr;
   auto find = [&]() -> const std::string* {
     auto m = ids_.find(mount);

@@ -126,8 +126,11 @@ const ProcessInfo& ProcessResolver::Resolve(uint32_t pid, std::string_view comm,
     std::stringstream ss;
     ss << f.rdbuf();
     e.info.cgroup_path = CgroupPathFromProcFile(ss.str());
-    e.info.container = ParseCgroupPath(e.info.cgroup_path);
+  } else if (cgroup_id != 0 && cgroup_path_of_) {
+    // Gone already (a forked worker that served one request): its cgroup from the kernel's id.
+    e.info.cgroup_path = cgroup_path_of_(cgroup_id);
   }
+  if (!e.info.cgroup_path.empty()) e.info.container = ParseCgroupPath(e.info.cgroup_path);
   return e.info;
 }
 

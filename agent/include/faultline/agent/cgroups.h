@@ -78,6 +78,9 @@ class CgroupReader {
   // in `controller`'s hierarchy, or nullptr. An unknown id re-walks the hierarchy, at most once
   // per `Tick` per hierarchy.
   const std::string* PathOf(std::string_view controller, uint64_t id);
+  // The same in the v2 hierarchy (the one bpf_get_current_cgroup_id's ids name), controllers or
+  // not; nullptr without one.
+  const std::string* PathOfUnified(uint64_t id);
   // Allows another walk of each hierarchy (call once per read-out interval).
   void Tick() { walked_.clear(); }
 
@@ -89,6 +92,7 @@ class CgroupReader {
 
  private:
   void Walk(const std::string& mount);
+  const std::string* PathIn(const std::string& mount, uint64_t id);
 
   CgroupLayout layout_;
   size_t max_dirs_;

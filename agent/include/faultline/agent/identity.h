@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,6 +47,10 @@ class ProcessResolver {
   // process has already exited. The reference is valid until the next call.
   const ProcessInfo& Resolve(uint32_t pid, std::string_view comm, uint64_t cgroup_id, uint64_t now_ns);
 
+  // How a process that already exited is placed: its kernel cgroup id (from the event) -> the
+  // cgroup path, "" when unknown. Without one, such a process has no cgroup path.
+  void SetCgroupPathOf(std::function<std::string(uint64_t)> f) { cgroup_path_of_ = std::move(f); }
+
   uint64_t evictions() const { return evictions_; }
   size_t size() const { return cache_.size(); }
 
@@ -60,6 +65,7 @@ class ProcessResolver {
   size_t capacity_;
   uint64_t ttl_ns_;
   std::unordered_map<uint32_t, Entry> cache_;
+  std::function<std::string(uint64_t)> cgroup_path_of_;
   uint64_t evictions_ = 0;
 };
 
