@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
@@ -30,6 +31,8 @@ struct AgentFlags {
   bool trace_pipeline = false;
   std::vector<std::string> runtime_sockets;
   bool no_container_meta = false;
+  std::string kube_api, kube_token_file, kube_ca_file;
+  bool kube_services = false;
 };
 
 int RunAgent(const AgentFlags& f) {
@@ -94,6 +97,31 @@ int RunAgent(const AgentFlags& f) {
   }
   opts.excluded_endpoints = std::move(filters).value();
   opts.container_meta = !f.no_container_meta;
+  if (f.kube_api == "in-cluster") {
+    auto c = agent::InClusterConfig();
+    if (!c.ok()) {
+      std::cerr << "faultline agent: --kube-api in-cluster: " << c.status().message() << "\n";
+      return 2;
+    }
+    opts.kube = std::move(c).value();
+  } else if (!f.kube_api.empty()) {
+    if (f.kube_api.rfind("http://", 0) != 0 && f.kube_api.rfind("https://", 0) != 0) {
+      std::cerr << "faultline agent: --kube-api '" << f.kube_api
+                << "': expected in-cluster or an http(s):// URL\n";
+      return 2;
+    }
+    agent::KubeConfig c{f.kube_api, "", f.kube_ca_file};
+    if (!f.kube_token_file.empty()) {
+      std::ifstream t(f.kube_token_file);
+      if (!t) {
+        std::cerr << "faultline agent: --kube-token-file " << f.kube_token_file << ": cannot be read\n";
+        return 2;
+      }
+      std::getline(t, c.token);
+    }
+    opts.kube = c;
+  }
+  opts.kube_services = f.kube_services;
   if (!f.runtime_sockets.empty()) {
     opts.containers.sockets.clear();
     for (const std::string& s : f.runtime_sockets) {
@@ -164,6 +192,13 @@ Runner RegisterAgent(CLI::App& app) {
                   "defaults /run/docker.sock, /run/podman/podman.sock, /run/crio/crio.sock)");
   sub->add_flag("--no-container-meta", f->no_container_meta,
                 "Do not ask container runtimes; name containers by their cgroup path only");
+  sub->add_option("--kube-api", f->kube_api,
+                  "Watch this node's pods (and with --kube-watch-services the Services) on the "
+                  "Kubernetes API: in-cluster (service-account token and CA) or a URL (default: off)");
+  sub->add_option("--kube-token-file", f->kube_token_file, "Bearer token for --kube-api URL");
+  sub->add_option("--kube-ca-file", f->kube_ca_file, "CA bundle for --kube-api URL");
+  sub->add_flag("--kube-watch-services", f->kube_services,
+                "Also watch Services: calls to a ClusterIP are named {namespace}/{service}");
   sub->add_option("--max-connections", f->max_connections, "Bound of the connection table")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();

@@ -1,5 +1,6 @@
 #include "faultline/agent/agent.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -13,6 +14,8 @@
 #include <fstream>
 #include <unordered_map>
 #include <unordered_set>
+
+#include <curl/curl.h>
 
 #include "events.pb.h"
 #include "faultline/agent/connection_table.h"
@@ -155,6 +158,9 @@ struct Agent::Impl {
   ConnectionTable connections{65536};
   ProcessResolver processes;
   ContainerMetaResolver container_meta;
+  std::unique_ptr<KubeWatch> kube_pods, kube_services;
+  uint64_t service_generation = ~0ULL;
+  std::unordered_map<std::string, std::string> service_names;  // ClusterIP bytes -> ns/name
   ContainerMetaResolver::Stats meta_reported;
   prometheus::Counter *meta_resolved = nullptr, *meta_unknown = nullptr, *meta_errors = nullptr,
                       *meta_evicted = nullptr;
@@ -197,11 +203,82 @@ struct Agent::Impl {
   Impl(const AgentOptions& o)
       : opts(o), connections(o.max_connections), processes(o.proc_root), container_meta(o.containers) {}
 
-  // The runtime's metadata of a container, when the runtimes are asked and one knows it.
-  void AddContainerMeta(const std::string& id, const std::string& runtime, v1::ContainerMeta* out) {
-    if (!opts.container_meta || id.empty()) return;
-    const v1::ContainerMeta* m = container_meta.Lookup(id, runtime, std::chrono::steady_clock::now());
-    if (!m) return;
+  // The runtime's metadata of a container, when the runtimes are asked and one knows it, and the
+  // API server's word on its pod (the workload from the owner references wins over the pod-name
+  // rule; the pod's names stand in when no runtime answered).
+  void AddContainerMeta(const std::string& id, const std::string& runtime, const std::string& pod_uid,
+                        v1::ContainerMeta* out) {
+    const v1::ContainerMeta* m =
+        opts.container_meta && !id.empty() ? container_meta.Lookup(id, runtime, std::chrono::steady_clock::now())
+                                           : nullptr;
+    if (m) CopyMeta(*m, out);
+    const std::string& uid = !out->pod_uid().empty() ? out->pod_uid() : pod_uid;
+    if (kube_pods && !uid.empty()) {
+      if (auto pod = kube_pods->ByUid(uid)) {
+        out->set_pod_uid(uid);
+        out->set_pod_namespace(ValidUtf8(pod->ns));
+        out->set_pod_name(ValidUtf8(pod->name));
+        out->set_workload(ValidUtf8(pod->workload));
+      }
+    }
+  }
+
+  // A Service's ClusterIP names the callee of a call to it.
+  void NameRemote(v1::Connection* c) {
+    if (service_names.empty()) return;
+    auto it = service_names.find(c->remote().addr());
+    if (it != service_names.end()) c->mutable_remote()->set_name(it->second);
+  }
+
+  // The watches' state in /metrics: objects kept, and what went wrong (errors back off and
+  // retry; gone: a 410 made them list again; over_limit: objects not kept).
+  struct KubeReported {
+    KubeWatch::Stats last;
+  } kube_reported[2];
+  void ReportKube() {
+    KubeWatch* watches[2] = {kube_pods.get(), kube_services.get()};
+    const char* names[2] = {"pods", "services"};
+    for (int i = 0; i < 2; ++i) {
+      if (!watches[i]) continue;
+      const KubeWatch::Stats s = watches[i]->stats();
+      metrics->Gauge("faultline_agent_kube_objects", "Kubernetes objects the agent's watches hold",
+                     {{"resource", names[i]}})
+          .Set(static_cast<double>(watches[i]->Objects().size()));
+      auto add = [&](const char* what, uint64_t now, uint64_t before) {
+        metrics->Counter("faultline_agent_kube_watch_total",
+                         "Kubernetes list/watch outcomes: lists, events, errors (backed off), gone "
+                         "(410: listed again), over_limit (objects not kept)",
+                         {{"resource", names[i]}, {"what", what}})
+            .Increment(static_cast<double>(now - before));
+      };
+      const KubeWatch::Stats& b = kube_reported[i].last;
+      add("lists", s.lists, b.lists);
+      add("events", s.events, b.events);
+      add("errors", s.errors, b.errors);
+      add("gone", s.gone, b.gone);
+      add("over_limit", s.over_limit, b.over_limit);
+      kube_reported[i].last = s;
+    }
+  }
+
+  void RefreshServiceNames() {
+    if (!kube_services || kube_services->generation() == service_generation) return;
+    service_generation = kube_services->generation();
+    service_names.clear();
+    for (const auto& [key, svc] : kube_services->Objects()) {
+      for (const std::string& ip : svc.ips) {
+        uint8_t b[16];
+        if (inet_pton(AF_INET, ip.c_str(), b) == 1) {
+          service_names[std::string(reinterpret_cast<char*>(b), 4)] = ValidUtf8(key);
+        } else if (inet_pton(AF_INET6, ip.c_str(), b) == 1) {
+          service_names[std::string(reinterpret_cast<char*>(b), 16)] = ValidUtf8(key);
+        }
+      }
+    }
+  }
+
+  static void CopyMeta(const v1::ContainerMeta& src, v1::ContainerMeta* out) {
+    const v1::ContainerMeta* m = &src;
     out->set_name(ValidUtf8(m->name()));
     out->set_image(ValidUtf8(m->image()));
     out->set_pod_namespace(ValidUtf8(m->pod_namespace()));
@@ -264,9 +341,9 @@ struct Agent::Impl {
       p->set_container_id(info.container.container_id);
       p->set_container_runtime(info.container.runtime);
       p->set_pod_uid(info.container.pod_uid);
-      if (!info.container.container_id.empty()) {
+      if (!info.container.container_id.empty() || !info.container.pod_uid.empty()) {
         v1::ContainerMeta meta;
-        AddContainerMeta(info.container.container_id, info.container.runtime, &meta);
+        AddContainerMeta(info.container.container_id, info.container.runtime, info.container.pod_uid, &meta);
         if (meta.ByteSizeLong() > 0) *p->mutable_container() = std::move(meta);
       }
     }
@@ -280,6 +357,7 @@ struct Agent::Impl {
       v1::Event* e = NewEvent(c.tgid, comm, cgroup_id, now);
       e->set_time_unix_ns(ToUnix(x.request_start_ns));
       SetConnection(c.tuple, e->mutable_connection());
+      NameRemote(e->mutable_connection());
       v1::HttpExchange* h = e->mutable_http();
       h->set_role(ToProto(x.role));
       h->set_method(ValidUtf8(x.method));
@@ -395,6 +473,7 @@ struct Agent::Impl {
     v1::Event* e = NewEvent(t.tgid, t.comm, t.cgroup_id, t.ts_ns);
     e->set_time_unix_ns(ToUnix(t.ts_ns));
     SetConnection(t.tuple, e->mutable_connection());
+    NameRemote(e->mutable_connection());
     if (t.kind == FL_TCP_CONNECT) {
       auto* c = e->mutable_tcp_connect();
       c->set_result(t.result == FL_CONNECT_ESTABLISHED ? v1::TcpConnect::RESULT_ESTABLISHED
@@ -432,9 +511,9 @@ struct Agent::Impl {
     CountDrop("resource_cgroups_over_limit", resource_out.cgroups_over_limit);
     CountDrop("resource_cgroup_unknown", resource_out.unknown_cgroups);
     for (v1::CgroupResources& c : resource_out.cgroups) {
-      if (!c.container_id().empty()) {
+      if (!c.container_id().empty() || !c.pod_uid().empty()) {
         v1::ContainerMeta meta;
-        AddContainerMeta(c.container_id(), c.container_runtime(), &meta);
+        AddContainerMeta(c.container_id(), c.container_runtime(), c.pod_uid(), &meta);
         if (meta.ByteSizeLong() > 0) *c.mutable_container() = std::move(meta);
       }
       v1::Event* e = NewEvent(0, {}, 0, now);
@@ -501,6 +580,7 @@ struct Agent::Impl {
                         std::all_of(f.key.raddr + 4, f.key.raddr + 16, [](uint8_t b) { return b == 0; });
         t.family = v4 ? FL_AF_INET : FL_AF_INET6;
         SetConnection(t, e->mutable_connection());
+        NameRemote(e->mutable_connection());
         *e->mutable_flow_stats() = std::move(fs);
         CountEvent(kFlowStats);
       }
@@ -520,6 +600,8 @@ struct Agent::Impl {
     skipped_other->Increment(kstats[FL_KSTAT_SKIPPED_OTHER] - kstats_prev[FL_KSTAT_SKIPPED_OTHER]);
     kstats_prev = kstats;
     ReportContainerMeta();
+    RefreshServiceNames();
+    ReportKube();
     unified_cgroups->Tick();
     CountDrop("connection_idle_expired", connections.ExpireIdle(now, std::chrono::nanoseconds(opts.connection_idle).count()));
     connections_gauge->Set(static_cast<double>(connections.size()));
@@ -618,6 +700,23 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   utsname u{};
   uname(&u);
   if (node.empty()) node = u.nodename;
+  if (options.kube) {
+    KubeWatchOptions pods;
+    pods.path = "/api/v1/pods";
+    pods.kind = "Pod";
+    char* escaped = curl_easy_escape(nullptr, ("spec.nodeName=" + node).c_str(), 0);
+    pods.selector = "fieldSelector=" + std::string(escaped);
+    curl_free(escaped);
+    impl->kube_pods = std::make_unique<KubeWatch>(*options.kube, pods);
+    if (options.kube_services) {
+      KubeWatchOptions services;
+      services.path = "/api/v1/services";
+      services.kind = "Service";
+      impl->kube_services = std::make_unique<KubeWatch>(*options.kube, services);
+    }
+    spdlog::info("watching the Kubernetes API at {}: pods on node {}{}", options.kube->server, node,
+                 options.kube_services ? ", services" : "");
+  }
   impl->start_unix_ns = NowNs(CLOCK_REALTIME);
   impl->mono_to_unix = static_cast<int64_t>(impl->start_unix_ns) - static_cast<int64_t>(NowNs(CLOCK_MONOTONIC));
   impl->batch.set_schema_version(kSchemaVersion);

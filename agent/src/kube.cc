@@ -201,7 +201,10 @@ KubeWatch::~KubeWatch() {
   thread_.join();
 }
 
-void KubeWatch::Changed() { cv_.notify_all(); }
+void KubeWatch::Changed() {
+  generation_.fetch_add(1, std::memory_order_relaxed);
+  cv_.notify_all();
+}
 
 KubeWatch::Stats KubeWatch::stats() const {
   std::lock_guard<std::mutex> lock(mu_);

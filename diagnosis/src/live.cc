@@ -179,7 +179,10 @@ std::vector<stream::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t
     w.start_s = it->first.first;
     w.key = it->first.second;
     w.stats = it->second;
-    if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server") {
+    if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server" &&
+        stream::IsNamedCallee(w.key.Dim(dim::kCallee))) {
+      w.callee_service = std::string(w.key.Dim(dim::kCallee));
+    } else if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server") {
       auto l = listeners_.find(stream::ListenerKey(w.key.Dim(dim::kCallee), w.key.Dim(dim::kMachine)));
       if (l != listeners_.end()) w.callee_service = l->second.second;
     }

@@ -325,6 +325,10 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     local.clear(), remote.clear();
     AppendAddress(conn.local(), &local);
     AppendAddress(conn.remote(), &remote);
+    // The callee of a call: the Kubernetes entity the agent named the address with (a Service's
+    // ClusterIP: "{namespace}/{service}"), else the address, which the listener records resolve.
+    const std::string_view callee = conn.remote().name().empty() ? std::string_view(remote)
+                                                                 : std::string_view(conn.remote().name());
     auto listener_probe = [&] {
       probe.assign(machine).push_back('|');
       probe.append(local);
@@ -337,7 +341,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         PutDim(&key, "callee", who.service);
         PutDim(&key, "caller", std::string_view(remote).substr(0, remote.rfind(':')));
       } else {
-        PutDim(&key, "callee", remote);
+        PutDim(&key, "callee", callee);
         PutDim(&key, "caller", who.service);
       }
       PutDim(&key, "instance", who.instance);
@@ -378,7 +382,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         endpoint.clear();
         EntityNamer::AppendEndpoint(h.method(), h.path(), &endpoint);
         probe.assign(who.service);
-        if (!server) probe.append("->").append(remote);
+        if (!server) probe.append("->").append(callee);
         const std::string_view counted =
             EndpointFor(probe, endpoint, counters);  // endpoint or "other"
         if (server) {
@@ -400,7 +404,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
           PutDim(&key, "service", who.service);
         } else {
           key.assign(1, static_cast<char>(EntityKind::kEdge));
-          PutDim(&key, "callee", remote);
+          PutDim(&key, "callee", callee);
           PutDim(&key, "caller", who.service);
           PutDim(&key, "endpoint", counted);
           PutDim(&key, "instance", who.instance);

@@ -99,7 +99,7 @@ Result<std::vector<StoredWindow>> QueryWindows(const std::string& state_dir,
   }
   for (StoredWindow& w : out) {
     if (w.key.kind != EntityKind::kEdge) continue;
-    if (w.key.Dim("side") == "server") {
+    if (w.key.Dim("side") == "server" || IsNamedCallee(w.key.Dim("callee"))) {
       w.callee_service = std::string(w.key.Dim("callee"));
     } else if (auto it = listeners.find(ListenerKey(w.key.Dim("callee"), w.key.Dim("machine")));
                it != listeners.end()) {

@@ -38,7 +38,25 @@ for ((i = 0; i < 100; i++)); do [[ -S $work/podman.sock ]] && break; sleep 0.1; 
 metrics_port=$((30000 + $$ % 10000)) port=$((20000 + $$ % 10000))
 "$build/faultline" broker >"$work/broker.out" 2>&1 & pids+=($!)
 bootstrap=$(wait_for "$work/broker.out" '^bootstrap=' | cut -d= -f2)
+# The cluster's API server, recorded: this node's pods (the web pod's UID and owner) and a Service
+# whose ClusterIP is 127.0.0.2 (an address on this host's loopback, so that calls reach httpd).
+cat >"$work/pods.json" <<'JSON'
+{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"501"},"items":[
+ {"metadata":{"name":"web-5d8f7b9c6-k2x7z","namespace":"shop","uid":"6f1c2d3e-0a1b-4c5d-8e9f-1a2b3c4d5e6f","resourceVersion":"480",
+   "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d8f7b9c6","uid":"1b2c3d4e-5f60-4718-9293-a4b5c6d7e8f9","controller":true}]},
+  "spec":{"nodeName":"ctr-node","containers":[{"name":"web","image":"localhost/fl-test:1"}]},
+  "status":{"phase":"Running","podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}]}
+JSON
+cat >"$work/services.json" <<'JSON'
+{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"502"},"items":[
+ {"metadata":{"name":"web","namespace":"shop","uid":"2c3d4e5f-6071-4829-a3b4-c5d6e7f8a9b0","resourceVersion":"490"},
+  "spec":{"type":"ClusterIP","clusterIP":"127.0.0.2","clusterIPs":["127.0.0.2"],"ports":[{"port":80}]}}]}
+JSON
+python3 "$src/tests/integration/kube_replay.py" "$work/pods.json" "$work/services.json" >"$work/kube.out" 2>&1 & pids+=($!)
+kube_port=$(wait_for "$work/kube.out" '^port=' | cut -d= -f2)
+
 "$build/faultline" agent --brokers "$bootstrap" --node-name ctr-node --runtime-socket "podman=$work/podman.sock" \
+  --kube-api "http://127.0.0.1:$kube_port" --kube-watch-services \
   --metrics-addr "127.0.0.1:$metrics_port" >"$work/agent.out" 2>&1 & pids+=($!)
 wait_for "$work/agent.out" 'agent started' >/dev/null
 "$build/faultline" stream --brokers "$bootstrap" --state-dir "$work/state" --commit-interval-ms 200 \
@@ -53,14 +71,21 @@ run_labelled() {
     --label "io.kubernetes.container.name=$container" --label "io.kubernetes.pod.uid=$uid" "$@"
 }
 run_labelled shop web-5d8f7b9c6-k2x7z web 6f1c2d3e-0a1b-4c5d-8e9f-1a2b3c4d5e6f \
-  localhost/fl-test:1 /bin/httpd -f -p "127.0.0.1:$port" -h /www >/dev/null
+  localhost/fl-test:1 /bin/httpd -f -p "$port" -h /www >/dev/null
 run_labelled shop cruncher-x2x9q crunch 7a2b3c4d-1e2f-4a5b-9c8d-2b3c4d5e6f70 \
   --cpu-period 100000 --cpu-quota 20000 localhost/fl-test:1 /bin/sh -c 'while :; do :; done' >/dev/null
 
+# The agent holds the recorded pod and Service before the traffic starts (bounded wait).
+for ((i = 0; i < 100; i++)); do
+  curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | grep -q '^faultline_agent_kube_objects{resource="services"} 1' && break
+  sleep 0.1
+done
 for ((i = 0; i < 50; i++)); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
 # Traffic over about 12 s, so that closed windows hold it next to the cruncher's.
+# Half of it through the Service's ClusterIP, as a pod calling the Service would.
 for ((i = 0; i < 60; i++)); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/" || { echo "FAIL: request $i to the web container"; exit 1; }
+  ip=127.0.0.$((1 + i % 2))
+  curl -fsS -o /dev/null "http://$ip:$port/" || { echo "FAIL: request $i to the web container at $ip"; exit 1; }
   sleep 0.2
 done
 
@@ -82,9 +107,12 @@ throttled = [r for r in crunch if r["metrics"]["cpu_throttled_ratio"] > 0.5
              and r["start"] in machines
              and (machines[r["start"]]["metrics"].get("cpu_busy_ratio") or 1) < 0.9]
 usage = [r["metrics"]["cpu_usage_cores"] for r in throttled]
-ok = requests >= 60 and in_container == {"shop/web-5d8f7b9c6-k2x7z/web"} and len(throttled) >= 2
-print("ok" if ok else "waiting", "requests=%d containers=%s throttled_windows=%d usage=%s unknown=%d" % (
-    requests, sorted(c or "" for c in in_container), len(throttled), usage,
+# Calls to the ClusterIP: an edge to the Service, resolved to the service of that name.
+via_service = sum(r["requests"] for r in rows if r["kind"] == "edge" and r["dims"].get("side") == "client"
+                  and r["dims"].get("callee") == "shop/web" and r.get("callee_service") == "shop/web")
+ok = requests >= 60 and in_container == {"shop/web-5d8f7b9c6-k2x7z/web"} and len(throttled) >= 2 and via_service >= 30
+print("ok" if ok else "waiting", "requests=%d via_service=%d containers=%s throttled_windows=%d usage=%s unknown=%d" % (
+    requests, via_service, sorted(c or "" for c in in_container), len(throttled), usage,
     sum(1 for r in rows if r["entity"] == "unknown" or r["dims"].get("service") == "unknown")))
 PY
 )
@@ -99,4 +127,7 @@ echo "$verdict"
 curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt"
 resolved=$(awk '/^faultline_agent_container_lookups_total\{result="resolved"\}/ {print $2}' "$work/metrics.txt")
 [[ ${resolved%.*} -ge 2 ]] || { echo "FAIL: $resolved containers resolved through the runtime"; grep container_lookups "$work/metrics.txt"; exit 1; }
+pods=$(awk '/^faultline_agent_kube_objects\{resource="pods"\}/ {print $2}' "$work/metrics.txt")
+services=$(awk '/^faultline_agent_kube_objects\{resource="services"\}/ {print $2}' "$work/metrics.txt")
+[[ $pods == 1 && $services == 1 ]] || { echo "FAIL: the watches hold $pods pods and $services services, expected 1 and 1"; exit 1; }
 echo "PASS: container_test"

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "faultline/agent/container_meta.h"
 #include "faultline/agent/kernel_probes.h"
+#include "faultline/agent/kube.h"
 #include "faultline/common/metrics.h"
 #include "faultline/common/status.h"
 
@@ -77,6 +79,14 @@ struct AgentOptions {
   // carry only what their cgroup path says. Default: on, with the default sockets.
   bool container_meta = true;
   ContainerMetaOptions containers;
+  // The Kubernetes API server, when the agent runs in a cluster (in-cluster config, or a server
+  // given): it watches its own node's pods (fieldSelector spec.nodeName), whose owner references
+  // name workloads exactly and whose UIDs name pods the runtime could not be asked about.
+  // Default: none.
+  std::optional<KubeConfig> kube;
+  // Also watch Services, so that calls to a ClusterIP name their callee "{namespace}/{service}"
+  // (one agent per cluster is enough: the rest of the pipeline sees the names). Default: off.
+  bool kube_services = false;
 };
 
 class Agent {

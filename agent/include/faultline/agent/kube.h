@@ -102,6 +102,8 @@ class KubeWatch {
     std::string resource_version;
   };
   Stats stats() const;
+  // Grows on every change of the store (a cheap test for "rebuild my index").
+  uint64_t generation() const { return generation_.load(std::memory_order_relaxed); }
   // Waits up to `timeout` until `done(stats())` holds after a change; false on timeout.
   bool WaitFor(const std::function<bool(const Stats&)>& done, std::chrono::milliseconds timeout) const;
 
@@ -117,6 +119,7 @@ class KubeWatch {
   KubeConfig config_;
   KubeWatchOptions options_;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> generation_{0};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::map<std::string, KubeObject> objects_;  // by namespace/name

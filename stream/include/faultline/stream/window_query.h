@@ -40,6 +40,11 @@ bool IsLoopbackAddress(std::string_view address);
 // How a listening address is looked up across machines: a loopback address names a listener only
 // on its own machine, so it is qualified by it ("m1|127.0.0.1:80"); others stand alone.
 std::string ListenerKey(std::string_view address, std::string_view machine);
+// Whether a client-side edge's callee is an entity the agent named (a Kubernetes Service,
+// "{namespace}/{name}": it holds a '/', which no address does) rather than an address.
+inline bool IsNamedCallee(std::string_view callee) {
+  return callee.find('/') != std::string_view::npos;
+}
 // Linux's default ephemeral port range starts here (net.ipv4.ip_local_port_range).
 inline constexpr int kFirstEphemeralPort = 32768;
 // An external endpoint's entity name: its address with the port when the port is a service port
