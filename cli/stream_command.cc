@@ -147,7 +147,7 @@ Runner RegisterStream(CLI::App& app) {
   query->add_option("--events-topic", q->topic, "The processor's input topic")
       ->capture_default_str();
   query->add_option("--entity", q->entity, "A service, machine, address or caller->callee");
-  query->add_option("--kind", q->kind, "service, edge, listener or machine");
+  query->add_option("--kind", q->kind, "service, edge, listener, machine or container");
   query->add_option("--since", q->since, "Unix seconds, or -N[s|m|h|d] before now");
   query->add_flag("--closed-only", q->closed_only, "Leave out windows still open");
   query->add_flag("--by-partition", q->by_partition,

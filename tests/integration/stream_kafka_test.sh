@@ -189,7 +189,7 @@ since=$(/usr/bin/python3 -c 'import json,sys; s=sorted({json.loads(l)["start"] f
 "$fl" stream query --state-dir "$work/s-clean" --by-partition >"$work/q-parts.jsonl"
 /usr/bin/python3 "$here/check_query_filters.py" "$work" "$since" || fail "a query filter returned other windows"
 if "$fl" stream query --state-dir "$work/s-clean" --kind pod 2>"$work/q-bad.err"; then fail "--kind pod accepted"; fi
-grep -q 'kind "pod": expected service, edge, listener or machine' "$work/q-bad.err" ||
+grep -q 'kind "pod": expected service, edge, listener, machine or container' "$work/q-bad.err" ||
   fail "--kind pod: $(cat "$work/q-bad.err")"
 
 # --- A situation at a chosen time with a chosen lookback.
