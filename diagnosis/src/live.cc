@@ -200,7 +200,7 @@ void LiveDiagnosis::TrackCallers(const std::vector<const stream::StoredWindow*>&
     if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;
     if (w->key.Dim(dim::kSide) == "server") {
       const std::string_view caller = w->key.Dim(dim::kCaller);
-      if (hosts.count(caller) || stream::IsLoopbackAddress(caller)) continue;
+      if (!stream::IsAddressHost(caller) || hosts.count(caller) || stream::IsLoopbackAddress(caller)) continue;
       callers_[std::string(w->key.Dim(dim::kCallee))][std::string(kExternalCaller)] = start;
     } else if (!w->callee_service.empty()) {
       callers_[w->callee_service][std::string(w->key.Dim(dim::kCaller))] = start;
@@ -261,7 +261,9 @@ void LiveDiagnosis::ObserveSeries(int64_t start,
         labels = {{"service", id.second}};
         break;
       case EntityKind::kEdge: {
-        if (w->key.Dim(dim::kSide) == "server") continue;
+        // As situations see edges (situation.cc): the caller's view plus the callee side's network
+        // health when it names its caller.
+        if (w->key.Dim(dim::kSide) == "server" && stream::IsAddressHost(w->key.Dim(dim::kCaller))) continue;
         const std::string callee = w->CalleeEntity();
         id = {EntityKind::kEdge, std::string(w->key.Dim(dim::kCaller)) + "->" + callee};
         labels = {{"caller", std::string(w->key.Dim(dim::kCaller))}, {"callee", callee}};

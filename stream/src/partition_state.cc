@@ -39,6 +39,8 @@ void AddLog2Histogram(const v1::Log2Histogram& h, LatencySketch* out) {
   }
 }
 constexpr std::string_view kListener = "listener/";
+constexpr std::string_view kPeer = "peer/";
+constexpr size_t kMaxPeers = 65536;
 constexpr size_t kWriteBufferBudget = 256 << 20;
 
 std::string Be64(int64_t v) {
@@ -218,8 +220,35 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
                              it->key().size() - kListener.size());
     p->listeners_[std::string(k)] = it->value().ToString();
   }
+  for (it->Seek(std::string(kPeer)); it->Valid() && it->key().starts_with(kPeer); it->Next()) {
+    const std::string_view k(it->key().data() + kPeer.size(), it->key().size() - kPeer.size());
+    const std::string_view value(it->value().data(), it->value().size());
+    if (value.size() < 8) return Internal("partition state " + p->path_ + ": corrupt peer record");
+    p->peers_[std::string(k)] = Peer{std::string(value.substr(8)), FromBe64(value)};
+  }
   if (!it->status().ok()) return RocksError(p->path_, it->status());
   return p;
+}
+
+void PartitionState::RememberPeer(std::string_view key, std::string_view service, int64_t seen_s) {
+  auto it = peers_.find(key);
+  if (it != peers_.end() && it->second.service == service) return;
+  if (it == peers_.end() && peers_.size() >= kMaxPeers) {
+    // The oldest eighth in one pass (by first sighting, then key: the same on every replay).
+    std::vector<std::pair<int64_t, std::string_view>> ages;
+    ages.reserve(peers_.size());
+    for (const auto& [k, p] : peers_) ages.emplace_back(p.first_seen_s, k);
+    const size_t n = peers_.size() / 8;
+    std::nth_element(ages.begin(), ages.begin() + static_cast<std::ptrdiff_t>(n), ages.end());
+    std::vector<std::string> gone;
+    for (size_t i = 0; i < n; ++i) gone.emplace_back(ages[i].second);
+    for (const std::string& k : gone) {
+      peers_.erase(k);
+      dropped_peers_.push_back(k);
+    }
+  }
+  peers_[std::string(key)] = Peer{std::string(service), seen_s};
+  new_peers_.emplace_back(key);
 }
 
 int64_t PartitionState::watermark_s() const {
@@ -305,7 +334,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
   const int64_t lateness_ns = options_.allowed_lateness_s * kNsPerS;
-  std::string local, remote, key, probe, endpoint;
+  std::string local, remote, key, probe, endpoint, peer_key;
   for (const v1::Event& ev : batch.events()) {
     counters->events++;
     const int64_t t_ns = static_cast<int64_t>(std::min<uint64_t>(ev.time_unix_ns(), INT64_MAX / 2));
@@ -335,12 +364,24 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       return std::string_view(probe);
     };
     // Edges of network events: the side is a known listener's, else the port heuristic decides.
+    // The client end of this connection, as the caller's side registers it and the callee's
+    // side looks it up (same node: same agent, same partition).
+    auto peer_probe = [&](const std::string& end) {
+      peer_key.assign(machine).push_back('|');
+      peer_key.append(end);
+      return std::string_view(peer_key);
+    };
     auto edge_series = [&](bool server_side) {
       key.assign(1, static_cast<char>(EntityKind::kEdge));
       if (server_side) {
         PutDim(&key, "callee", who.service);
-        PutDim(&key, "caller", std::string_view(remote).substr(0, remote.rfind(':')));
+        // The caller by name when its own side was seen on this node, else by address.
+        auto peer = peers_.find(peer_probe(remote));
+        PutDim(&key, "caller", peer != peers_.end() ? std::string_view(peer->second.service)
+                                                    : std::string_view(remote).substr(0, remote.rfind(':')));
       } else {
+        RememberPeer(peer_probe(local), who.service, start_s);
+        key.assign(1, static_cast<char>(EntityKind::kEdge));
         PutDim(&key, "callee", callee);
         PutDim(&key, "caller", who.service);
       }
@@ -403,6 +444,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
           PutDim(&key, "machine", machine);
           PutDim(&key, "service", who.service);
         } else {
+          RememberPeer(peer_probe(local), who.service, start_s);
           key.assign(1, static_cast<char>(EntityKind::kEdge));
           PutDim(&key, "callee", callee);
           PutDim(&key, "caller", who.service);
@@ -552,6 +594,12 @@ Status PartitionState::Commit() {
   }
   for (const auto& [listener, service] : new_listeners_)
     batch.Put(std::string(kListener) + listener, service);
+  for (const std::string& key : dropped_peers_) batch.Delete(std::string(kPeer) + key);
+  for (const std::string& key : new_peers_) {
+    auto p = peers_.find(key);
+    if (p == peers_.end()) continue;  // dropped again since
+    batch.Put(std::string(kPeer) + key, Be64(p->second.first_seen_s) + p->second.service);
+  }
   if (meta_dirty_) {
     batch.Put(std::string(kOffsetKey), VarintValue(static_cast<uint64_t>(next_offset_)));
     batch.Put(std::string(kMaxEventKey), VarintValue(static_cast<uint64_t>(max_event_ns_)));
@@ -586,6 +634,8 @@ Status PartitionState::Commit() {
   }
   new_endpoints_.clear();
   new_listeners_.clear();
+  new_peers_.clear();
+  dropped_peers_.clear();
   meta_dirty_ = false;
   return Status::Ok();
 }

@@ -1,5 +1,7 @@
 #include "faultline/stream/window_query.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -25,6 +27,13 @@ bool IsLoopbackAddress(std::string_view address) {
 std::string ListenerKey(std::string_view address, std::string_view machine) {
   return IsLoopbackAddress(address) ? std::string(machine) + "|" + std::string(address)
                                     : std::string(address);
+}
+
+bool IsAddressHost(std::string_view caller) {
+  if (!caller.empty() && caller.front() == '[') return true;
+  const std::string s(caller);
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 std::string ExternalName(std::string_view address) {

@@ -241,6 +241,57 @@ TEST_F(PartitionStateTest, TheOwnersRoleDecidesTheSideAndOwnerlessFlowsStayWithT
                                                           {"machine node-a ", 8}}));
 }
 
+TEST_F(PartitionStateTest, TheCalleesSideNamesItsCallerWhenBothEndsAreOnTheNode) {
+  auto flow = [](BatchBuilder& b, uint32_t pid, v1::Role role, std::string local, uint32_t lport,
+                 std::string remote, uint32_t rport, uint64_t drops) {
+    auto* e = b.batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
+    e->set_pid(pid);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(local), c->mutable_local()->set_port(lport);
+    c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
+    e->mutable_flow_stats()->set_role(role);
+    if (drops) (*e->mutable_flow_stats()->mutable_drops())["NETFILTER_DROP"] = drops;
+  };
+  {
+    auto p = Open();
+    BatchBuilder b("node-a");
+    // api's end of the connection, then db's end of the same one.
+    flow(b, 100, v1::ROLE_CLIENT, Ip4(10, 0, 0, 1), 41000, Ip4(10, 0, 0, 2), 5432, 0);
+    flow(b, 200, v1::ROLE_SERVER, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1), 41000, 4);
+    // A caller whose own side was not seen here keeps its address.
+    flow(b, 200, v1::ROLE_SERVER, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 7), 50000, 1);
+    p->Apply(b.Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+  }
+  {
+    // After a restart the peer record is still there: the same connection's later report of
+    // db's end names api again.
+    auto p = Open();
+    BatchBuilder b("node-a");
+    flow(b, 200, v1::ROLE_SERVER, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1), 41000, 2);
+    p->Apply(b.Bytes(), 1, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+  }
+  std::map<std::string, uint64_t> drops;
+  auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
+  ASSERT_TRUE(all.ok());
+  for (const auto& w : *all) {
+    if (w.key.kind != EntityKind::kEdge) continue;
+    uint64_t n = 0;
+    for (const auto& [reason, count] : w.stats.drops) n += count;
+    drops[w.key.Entity() + " " + std::string(w.key.Dim("side"))] += n;
+  }
+  EXPECT_EQ(drops, (std::map<std::string, uint64_t>{{"api->10.0.0.2:5432 client", 0},
+                                                    {"api->db server", 6},
+                                                    {"10.0.0.7->db server", 1}}));
+  EXPECT_TRUE(IsAddressHost("10.0.0.7"));
+  EXPECT_TRUE(IsAddressHost("[fd00::1]"));
+  EXPECT_TRUE(IsAddressHost("fd00::1"));
+  EXPECT_FALSE(IsAddressHost("api"));
+  EXPECT_FALSE(IsAddressHost("shop/api"));
+}
+
 TEST_F(PartitionStateTest, CgroupSummariesBecomeContainerWindowsAndServicesNameTheirContainer) {
   auto p = Open();
   BatchBuilder b("node-a");

@@ -176,7 +176,8 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
       case EntityKind::kEdge: {
         const std::string_view caller = w.key.Dim("caller"), callee = w.key.Dim("callee");
         if (w.key.Dim("side") == "server") {
-          if (known_hosts.count(caller) || stream::IsLoopbackAddress(caller)) break;  // reported client-side
+          // A named caller, a known host or a loopback peer: the client side reports the call.
+          if (!stream::IsAddressHost(caller) || known_hosts.count(caller) || stream::IsLoopbackAddress(caller)) break;
           const NodeRef from{EntityKind::kExternal, std::string(caller)};
           const NodeRef to{EntityKind::kService, std::string(callee)};
           ObserveEdge(EdgeKind::kCalls, from, to, seen);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "faultline/stream/partition_state.h"
+#include "faultline/stream/window_query.h"
 #include "faultline/stream/window_stats.h"
 
 namespace faultline::topology {
@@ -451,7 +452,10 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
         break;
       }
       case EntityKind::kEdge:
-        if (w.key.Dim(dim::kSide) == "server") continue;  // the caller's view is the edge's
+        // The caller's view is the edge's; the callee's side adds its network health (drops on
+        // arrival, its own retransmits) when it knows the caller by name. Server-side edge windows
+        // hold network figures only, so the merge adds nothing twice.
+        if (w.key.Dim(dim::kSide) == "server" && stream::IsAddressHost(w.key.Dim(dim::kCaller))) continue;
         id = {EntityKind::kEdge, std::string(w.key.Dim(dim::kCaller)) + "->" + w.CalleeEntity()};
         break;
       case EntityKind::kMachine:

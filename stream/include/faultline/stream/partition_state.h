@@ -169,6 +169,17 @@ class PartitionState {
   std::vector<std::pair<std::string, std::string>> new_endpoints_;
   StringMap<std::string> listeners_;  // "machine|ip:port" -> service
   std::vector<std::pair<std::string, std::string>> new_listeners_;
+  // Client ends of connections: "machine|ip:port" (the caller's local end) -> (caller service,
+  // event second first seen), so that the callee's side of a connection on the same node names its
+  // caller. Bounded (kMaxPeers); the oldest go first; persisted like the listeners, so that a
+  // restart resumes with exactly this state.
+  struct Peer {
+    std::string service;
+    int64_t first_seen_s = 0;
+  };
+  StringMap<Peer> peers_;
+  std::vector<std::string> new_peers_, dropped_peers_;
+  void RememberPeer(std::string_view key, std::string_view service, int64_t seen_s);
 };
 
 }  // namespace faultline::stream

@@ -40,6 +40,9 @@ bool IsLoopbackAddress(std::string_view address);
 // How a listening address is looked up across machines: a loopback address names a listener only
 // on its own machine, so it is qualified by it ("m1|127.0.0.1:80"); others stand alone.
 std::string ListenerKey(std::string_view address, std::string_view machine);
+// Whether a server-side edge's caller is an address ("10.0.0.1", "[fd00::1]") rather than the
+// calling service's name (which the stream knows when both ends are on one node).
+bool IsAddressHost(std::string_view caller);
 // Whether a client-side edge's callee is an entity the agent named (a Kubernetes Service,
 // "{namespace}/{name}": it holds a '/', which no address does) rather than an address.
 inline bool IsNamedCallee(std::string_view callee) {
