@@ -127,9 +127,9 @@ int RunAgent(const AgentFlags& f) {
     for (const std::string& s : f.runtime_sockets) {
       const size_t eq = s.find('=');
       const std::string runtime = eq == std::string::npos ? "" : s.substr(0, eq);
-      if (runtime != "docker" && runtime != "podman" && runtime != "crio") {
+      if (runtime != "docker" && runtime != "podman" && runtime != "crio" && runtime != "containerd") {
         std::cerr << "faultline agent: --runtime-socket '" << s
-                  << "': expected RUNTIME=PATH with RUNTIME docker, podman or crio\n";
+                  << "': expected RUNTIME=PATH with RUNTIME docker, podman, crio or containerd\n";
         return 2;
       }
       opts.containers.sockets.push_back({runtime, s.substr(eq + 1)});
@@ -188,8 +188,10 @@ Runner RegisterAgent(CLI::App& app) {
                 "Report the connections to the brokers this agent publishes to as well");
   sub->add_option("--runtime-socket", f->runtime_sockets,
                   "Ask this container runtime socket for container names, images and Kubernetes "
-                  "labels: RUNTIME=PATH, RUNTIME docker, podman or crio (repeatable; replaces the "
-                  "defaults /run/docker.sock, /run/podman/podman.sock, /run/crio/crio.sock)");
+                  "labels: RUNTIME=PATH, RUNTIME docker, podman or crio, or containerd=its runtime v2 "
+                  "task directory (repeatable; replaces the defaults /run/docker.sock, "
+                  "/run/podman/podman.sock, /run/crio/crio.sock, "
+                  "/run/containerd/io.containerd.runtime.v2.task)");
   sub->add_flag("--no-container-meta", f->no_container_meta,
                 "Do not ask container runtimes; name containers by their cgroup path only");
   sub->add_option("--kube-api", f->kube_api,

@@ -3,6 +3,9 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 namespace faultline::agent {
@@ -113,6 +116,30 @@ Result<v1::ContainerMeta> ParseDockerInspect(std::string_view text) {
   return m;
 }
 
+Result<v1::ContainerMeta> ParseOciConfig(std::string_view text) {
+  auto j = ParseObject(text);
+  if (!j.ok()) return InvalidArgument("OCI config: " + j.status().message());
+  v1::ContainerMeta m;
+  auto it = j->find("annotations");
+  if (it == j->end() || it->is_null()) return m;
+  if (!it->is_object()) return InvalidArgument("OCI config: annotations is not an object");
+  const struct {
+    const char* key;
+    std::string* dst;
+  } fields[] = {{"io.kubernetes.cri.sandbox-namespace", m.mutable_pod_namespace()},
+                {"io.kubernetes.cri.sandbox-name", m.mutable_pod_name()},
+                {"io.kubernetes.cri.container-name", m.mutable_container_name()},
+                {"io.kubernetes.cri.sandbox-uid", m.mutable_pod_uid()},
+                {"io.kubernetes.cri.image-name", m.mutable_image()}};
+  for (const auto& f : fields) {
+    FAULTLINE_RETURN_IF_ERROR(StringAt(*it, f.key, "OCI config: annotations.", f.dst));
+  }
+  // CRI-O writes the kubelet's labels as annotations.
+  FAULTLINE_RETURN_IF_ERROR(FromLabels(*j, "annotations", "OCI config: ", &m));
+  Finish(&m);
+  return m;
+}
+
 Result<v1::ContainerMeta> ParseCrioInspect(std::string_view text) {
   auto j = ParseObject(text);
   if (!j.ok()) return InvalidArgument("crio inspect: " + j.status().message());
@@ -130,6 +157,23 @@ ContainerMetaResolver::ContainerMetaResolver(ContainerMetaOptions options)
 
 Result<bool> ContainerMetaResolver::Ask(const RuntimeSocket& socket, const std::string& id,
                                         v1::ContainerMeta* meta) {
+  if (socket.runtime == "containerd") {
+    // <path>/<namespace>/<id>/config.json: the namespaces are the directories (k8s.io, moby, …).
+    std::error_code ec;
+    std::filesystem::directory_iterator dir(socket.path, ec);
+    if (ec) return Unavailable(socket.path + ": " + ec.message());
+    for (const auto& ns : dir) {
+      std::ifstream f(ns.path() / id / "config.json");
+      if (!f) continue;
+      std::string body((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      if (body.size() > kMaxAnswer) return Unavailable(socket.path + ": config.json of " + id + " is too large");
+      auto parsed = ParseOciConfig(body);
+      if (!parsed.ok()) return Unavailable((ns.path() / id).string() + ": " + parsed.status().message());
+      *meta = std::move(parsed).value();
+      return true;
+    }
+    return false;
+  }
   CURL* curl = curl_easy_init();
   if (!curl) return Internal("curl_easy_init failed");
   std::string body;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -45,6 +46,25 @@ TEST(ContainerMeta, CrioAnswerGivesTheSame) {
   EXPECT_EQ(m->pod_name(), "checkout-5f7b8c9d6-q2w4z");
   EXPECT_EQ(m->container_name(), "checkout");
   EXPECT_EQ(m->workload(), "checkout");
+}
+
+TEST(ContainerMeta, ContainerdsBundleAnnotationsGiveTheSame) {
+  // An OCI config.json as containerd's CRI plugin writes it for a pod's container.
+  auto m = ParseOciConfig(Data("containerd_config.json"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->image(), "registry.example/shop/checkout:1.4.2");
+  EXPECT_EQ(m->pod_namespace(), "shop");
+  EXPECT_EQ(m->pod_name(), "checkout-5f7b8c9d6-q2w4z");
+  EXPECT_EQ(m->container_name(), "checkout");
+  EXPECT_EQ(m->pod_uid(), "0d9e8f7a-1b2c-4d3e-9f8a-7b6c5d4e3f2a");
+  EXPECT_EQ(m->workload(), "checkout");
+  EXPECT_EQ(ParseOciConfig("{\"annotations\":[]}").status().message(),
+            "OCI config: annotations is not an object");
+  EXPECT_EQ(ParseOciConfig("{\"annotations\":{\"io.kubernetes.cri.sandbox-name\":7}}").status().message(),
+            "OCI config: annotations.io.kubernetes.cri.sandbox-name is not a string");
+  auto bare = ParseOciConfig("{\"ociVersion\":\"1.0.2\"}");  // `ctr run`: no annotations
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->ByteSizeLong(), 0u);
 }
 
 TEST(ContainerMeta, MalformedAnswersNameWhatIsWrong) {
@@ -138,6 +158,25 @@ TEST_F(ResolverTest, AMissingOrBrokenSocketIsBackedOffNotAskedPerContainer) {
   EXPECT_EQ(r.Lookup(std::string(64, '3'), "docker", t0 + std::chrono::seconds(31)), nullptr);
   EXPECT_EQ(r.stats().socket_errors, 4u);
   EXPECT_EQ(broken.targets().size(), 2u);
+}
+
+TEST_F(ResolverTest, ContainerdTasksAreFoundInTheirNamespaceDirectory) {
+  const std::string tasks = ::testing::TempDir() + "fl-tasks-" + std::to_string(getpid());
+  const std::string id = "4a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f";
+  std::filesystem::create_directories(tasks + "/moby");
+  std::filesystem::create_directories(tasks + "/k8s.io/" + id);
+  { std::ofstream(tasks + "/k8s.io/" + id + "/config.json") << Data("containerd_config.json"); }
+  ContainerMetaOptions o;
+  o.sockets = {{"containerd", tasks}};
+  ContainerMetaResolver r(o);
+  const auto t0 = Clock::now();
+  const v1::ContainerMeta* m = r.Lookup(id, "containerd", t0);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->pod_namespace() + "/" + m->workload(), "shop/checkout");
+  EXPECT_EQ(r.Lookup(std::string(64, 'f'), "containerd", t0), nullptr);  // no such task
+  EXPECT_EQ(r.stats().unknown, 1u);
+  EXPECT_EQ(r.stats().socket_errors, 0u);
+  std::filesystem::remove_all(tasks);
 }
 
 TEST_F(ResolverTest, TheCacheStaysWithinItsCapacity) {

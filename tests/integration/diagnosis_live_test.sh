@@ -128,7 +128,7 @@ assert len(inc) == 1, [i["title"] for i in inc]
 i = inc[0]
 assert i["status"] == "open" and i["sequence"] == 1, (i["status"], i["sequence"])
 assert i["phenomenon"]["entity"] == {"kind": "service", "name": "frontend"}, i["phenomenon"]["entity"]
-assert i["root_causes"][0]["entity"] == {"kind": "service", "name": "db"}, i["root_causes"][0]["entity"]
+assert i["root_causes"][0]["entity"] == {"kind": "service", "name": "db"}, json.dumps(i["root_causes"], indent=1)
 assert i["fault_tree"]["class"] == "own_code", i["fault_tree"]["class"]
 assert [h["entity"]["name"] for h in i["propagation"]] == ["db", "api", "frontend"], i["propagation"]
 PY

@@ -6,8 +6,11 @@
 // Runtimes asked, over their local sockets (HTTP/1.1 over a unix socket, through libcurl):
 //   docker, podman: the Docker Engine API, GET /containers/{id}/json (Podman serves the same API:
 //                   `podman system service`);
-//   crio:           CRI-O's inspect endpoint, GET /containers/{id}.
-// containerd speaks only gRPC on its socket; it is not asked (see docs/containers.md).
+//   crio:           CRI-O's inspect endpoint, GET /containers/{id};
+//   containerd:     its socket speaks only gRPC, so the agent reads what containerd's runtime v2
+//                   keeps for each running task instead: the OCI bundle's config.json under
+//                   /run/containerd/io.containerd.runtime.v2.task/<namespace>/<id>/, whose
+//                   annotations the CRI plugin fills (io.kubernetes.cri.sandbox-name, …).
 //
 // ContainerMetaResolver is called on the agent's thread the first time a container is seen; a
 // lookup is bounded by a short timeout, a runtime whose socket fails is left alone for a while
@@ -29,17 +32,20 @@
 namespace faultline::agent {
 
 struct RuntimeSocket {
-  std::string runtime;  // "docker", "podman" or "crio": which API the socket speaks
+  std::string runtime;  // "docker", "podman" or "crio": which API the socket speaks; "containerd":
+                        // `path` is containerd's runtime v2 task directory
   std::string path;
 };
 
 struct ContainerMetaOptions {
   // Tried in order for a container whose runtime the cgroup path does not name, and first for
   // the runtime it names. Default: docker /run/docker.sock, podman /run/podman/podman.sock,
-  // crio /run/crio/crio.sock (under --host-root when the agent runs in a container).
-  std::vector<RuntimeSocket> sockets = {{"docker", "/run/docker.sock"},
-                                        {"podman", "/run/podman/podman.sock"},
-                                        {"crio", "/run/crio/crio.sock"}};
+  // crio /run/crio/crio.sock, containerd /run/containerd/io.containerd.runtime.v2.task.
+  std::vector<RuntimeSocket> sockets = {
+      {"docker", "/run/docker.sock"},
+      {"podman", "/run/podman/podman.sock"},
+      {"crio", "/run/crio/crio.sock"},
+      {"containerd", "/run/containerd/io.containerd.runtime.v2.task"}};
   // Bound of the cache (answers and misses). Default: 4096 containers.
   size_t capacity = 4096;
   // A container no runtime knew is asked again after this long. Default: 30 s.
@@ -57,6 +63,9 @@ struct ContainerMetaOptions {
 Result<v1::ContainerMeta> ParseDockerInspect(std::string_view json);
 // CRI-O's container inspect answer as metadata. Errors as ParseDockerInspect.
 Result<v1::ContainerMeta> ParseCrioInspect(std::string_view json);
+// An OCI runtime bundle's config.json as metadata, from its annotations: containerd's CRI plugin
+// (io.kubernetes.cri.*) or CRI-O (io.kubernetes.pod.*). Errors as ParseDockerInspect.
+Result<v1::ContainerMeta> ParseOciConfig(std::string_view json);
 
 // The workload that owns a pod, from the pod's name as Kubernetes' controllers generate it:
 // "api-7d9c5b6f4-x2x9q" (a Deployment's ReplicaSet) -> "api", "agent-x2x9q" (a DaemonSet or a
