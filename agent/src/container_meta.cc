@@ -57,12 +57,6 @@ void Finish(v1::ContainerMeta* m) {
   if (!m->pod_name().empty()) m->set_workload(WorkloadOfPod(m->pod_name()));
 }
 
-bool GeneratedChars(std::string_view s) {
-  // k8s.io/apimachinery/pkg/util/rand: "bcdfghjklmnpqrstvwxz2456789".
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::string_view("bcdfghjklmnpqrstvwxz2456789").find(c) != std::string_view::npos;
-  });
-}
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -81,15 +75,22 @@ size_t WriteBody(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
+bool IsKubernetesGenerated(std::string_view s) {
+  // k8s.io/apimachinery/pkg/util/rand: "bcdfghjklmnpqrstvwxz2456789".
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::string_view("bcdfghjklmnpqrstvwxz2456789").find(c) != std::string_view::npos;
+  });
+}
+
 std::string WorkloadOfPod(std::string_view pod) {
   std::string_view last = LastToken(pod);
-  if (last.size() == 5 && GeneratedChars(last)) {
+  if (last.size() == 5 && IsKubernetesGenerated(last)) {
     std::string_view rest = DropLastToken(pod);
     const std::string_view hash = LastToken(rest);
     // A ReplicaSet's pod-template-hash (6 to 10 generated characters) or a CronJob's scheduled
     // time in minutes (8 digits or more) between the owner's name and the pod's suffix.
     if (!DropLastToken(rest).empty() && hash.size() >= 6 &&
-        ((hash.size() <= 10 && GeneratedChars(hash)) || (hash.size() >= 8 && AllDigits(hash)))) {
+        ((hash.size() <= 10 && IsKubernetesGenerated(hash)) || (hash.size() >= 8 && AllDigits(hash)))) {
       rest = DropLastToken(rest);
     }
     if (!rest.empty()) return std::string(rest);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "faultline/agent/container_meta.h"
 #include "faultline/common/log.h"
 
 namespace faultline::agent {
@@ -25,12 +26,6 @@ std::string ReadFile(const std::string& path, bool* ok) {
   std::string s = ss.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-bool Generated(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::string_view("bcdfghjklmnpqrstvwxz2456789").find(c) != std::string_view::npos;
-  });
 }
 
 const json* Field(const json& o, const char* key) {
@@ -120,7 +115,7 @@ std::string WorkloadOfOwner(std::string_view kind, std::string_view owner, std::
   const size_t dash = owner.rfind('-');
   const std::string_view last = dash == std::string_view::npos ? std::string_view() : owner.substr(dash + 1);
   if (kind == "ReplicaSet" && dash != std::string_view::npos && last.size() >= 6 && last.size() <= 10 &&
-      Generated(last)) {
+      IsKubernetesGenerated(last)) {
     return std::string(owner.substr(0, dash));  // the Deployment's ReplicaSet
   }
   if (kind == "Job" && dash != std::string_view::npos && last.size() >= 8 &&
@@ -282,8 +277,6 @@ Status KubeWatch::List() {
     const std::string url = config_.server + options_.path + Query(options_, extra);
     Prepare(r, config_, url);
     std::string body;
-    StreamState s;
-    s.stop = &stop_;
     curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION,
                      +[](char* d, size_t z, size_t n, void* u) -> size_t {
                        static_cast<std::string*>(u)->append(d, z * n);

@@ -73,6 +73,9 @@ Result<v1::ContainerMeta> ParseOciConfig(std::string_view json);
 // StatefulSet) -> "db"; any other name is its own workload. Generated suffixes use Kubernetes'
 // alphabet for random strings (no vowels, no 0, 1 or 3), which keeps "web-server" intact.
 std::string WorkloadOfPod(std::string_view pod_name);
+// Whether every character is of that alphabet ("bcdfghjklmnpqrstvwxz2456789"): a generated name
+// part (a pod's suffix, a ReplicaSet's pod-template-hash).
+bool IsKubernetesGenerated(std::string_view s);
 
 class ContainerMetaResolver {
  public:
