@@ -307,6 +307,16 @@ TEST(DefaultTrees, ServiceClasses) {
     sit.Service("db", 20, 80).Add(EntityKind::kEdge, "api->db", Metric::kRetransmits, 0, 20);
     EXPECT_EQ(Held(sit, kDb), Names{});
   }
+  {  // RTT on the call into a slow handler rises with it (delayed ACKs): still its own code.
+    Sit sit = SlowChain();
+    sit.Service("db", 20, 80).Add(EntityKind::kEdge, "api->db", Metric::kRttMeanMs, 0.1, 40);
+    EXPECT_EQ(Held(sit, kDb), Names{"own_code"});
+  }
+  {  // A busy machine under it was weighed by vertical attribution, which ranked db first.
+    Sit sit = SlowChain();
+    sit.Service("db", 20, 80).Add(EntityKind::kMachine, "m3", Metric::kCpuBusyRatio, 0.3, 0.99);
+    EXPECT_EQ(Held(sit, kDb), Names{"own_code"});
+  }
   {  // More requests and slower: a surge, not its code.
     Sit sit = SlowChain();
     sit.Service("db", 20, 80);

@@ -225,7 +225,10 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
   std::filesystem::remove_all(dir);
   EXPECT_GT(network["gateway->api retransmits"], 0) << network.size();
   EXPECT_GT(network["gateway->api drops"], 0);
-  EXPECT_EQ(network["batch->store retransmits"], 0);
+  // A clean path drops nothing, but under CPU contention its sender may still fire a timer
+  // retransmit (a tail-loss probe or a spurious RTO): a few at most, against the lossy edge's many.
+  EXPECT_LT(network["batch->store retransmits"] * 20, network["gateway->api retransmits"])
+      << network["batch->store retransmits"] << " vs " << network["gateway->api retransmits"];
   EXPECT_EQ(network["batch->store drops"], 0);
   EXPECT_EQ(network.count("batch->store drops"), 1u);
   auto drops = [](const stream::WindowStats& s) {
@@ -247,7 +250,9 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
   ASSERT_TRUE(edges.count("client batch->198.18.0.2:8081")) << seen;
   ASSERT_TRUE(edges.count("server batch->store")) << seen;
   EXPECT_GT(edges["server batch->store"].packets_in, 0u) << seen;
-  EXPECT_EQ(edges["client batch->198.18.0.2:8081"].retransmits, 0u) << seen;
+  EXPECT_LT(edges["client batch->198.18.0.2:8081"].retransmits * 20,
+            edges["client gateway->198.18.0.2:8080"].retransmits)
+      << seen;
   EXPECT_EQ(drops(edges["client batch->198.18.0.2:8081"]), 0u) << seen;
   EXPECT_EQ(drops(edges["server batch->store"]), 0u) << seen;
   // No edge is the callee's view with the client's ephemeral port as its callee, and every edge

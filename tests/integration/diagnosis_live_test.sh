@@ -129,7 +129,7 @@ i = inc[0]
 assert i["status"] == "open" and i["sequence"] == 1, (i["status"], i["sequence"])
 assert i["phenomenon"]["entity"] == {"kind": "service", "name": "frontend"}, i["phenomenon"]["entity"]
 assert i["root_causes"][0]["entity"] == {"kind": "service", "name": "db"}, json.dumps(i["root_causes"], indent=1)
-assert i["fault_tree"]["class"] == "own_code", i["fault_tree"]["class"]
+assert i["fault_tree"]["class"] == "own_code", json.dumps(i["fault_tree"], indent=1)
 assert [h["entity"]["name"] for h in i["propagation"]] == ["db", "api", "frontend"], i["propagation"]
 PY
 id1=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["id"])' "$work/open1.json")
