@@ -1,6 +1,8 @@
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -23,6 +25,8 @@ struct AgentFlags {
   uint32_t capture_bytes = 1024;
   std::string node_name;
   std::string proc_root = "/proc";
+  std::string netns;           // a path to a network namespace (/run/netns/NAME)
+  std::string machine_cgroup;  // a cgroup subtree standing for the machine
   int flow_interval_ms = 1000;
   int resource_interval_ms = 1000;
   bool no_resources = false;
@@ -81,6 +85,20 @@ int RunAgent(const AgentFlags& f) {
   opts.probes.ignore_tgid = static_cast<uint32_t>(getpid());
   opts.node_name = f.node_name;
   opts.proc_root = f.proc_root;
+  if (!f.netns.empty()) {
+    struct stat st {};
+    if (stat(f.netns.c_str(), &st) != 0) {
+      std::cerr << "faultline agent: --netns " << f.netns << ": " << std::strerror(errno) << "\n";
+      return 2;
+    }
+    opts.probes.netns = static_cast<uint32_t>(st.st_ino);  // a namespace file's inode is its number
+  }
+  if (!f.machine_cgroup.empty() && f.machine_cgroup.front() != '/') {
+    std::cerr << "faultline agent: --machine-cgroup " << f.machine_cgroup
+              << ": must be a path from the hierarchy's root, like /faultline-lab/m1\n";
+    return 2;
+  }
+  opts.machine_cgroup = f.machine_cgroup;
   opts.flow_interval = std::chrono::milliseconds(f.flow_interval_ms);
   opts.resource_interval = std::chrono::milliseconds(f.resource_interval_ms);
   opts.probes.resources = !f.no_resources;
@@ -172,6 +190,12 @@ Runner RegisterAgent(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--node-name", f->node_name, "Node name in every batch (default: $NODE_NAME or the host name)");
   sub->add_option("--proc-root", f->proc_root, "Where the host's procfs is mounted")->capture_default_str();
+  sub->add_option("--netns", f->netns,
+                  "An emulated machine: trace only the sockets of this network namespace (a path such "
+                  "as /run/netns/NAME); default: every namespace");
+  sub->add_option("--machine-cgroup", f->machine_cgroup,
+                  "An emulated machine: report only cgroups under this path (as /faultline-lab/m1, "
+                  "in each hierarchy) and take the machine's CPU, memory, run queue and I/O from it");
   sub->add_option("--flow-interval-ms", f->flow_interval_ms, "Read-out period of flow counters")
       ->check(CLI::Range(50, 600000))
       ->capture_default_str();

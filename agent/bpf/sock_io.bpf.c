@@ -15,6 +15,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 cfg_capture_bytes = 1024;   /* payload prefix per syscall, <= FL_MAX_CAPTURE */
 const volatile __u32 cfg_ignore_tgid = 0;        /* the agent itself: never trace its own sockets */
 const volatile __u64 cfg_wakeup_bytes = 65536;   /* wake the reader once this much is queued */
+const volatile __u32 cfg_netns = 0;              /* only this network namespace's tasks; 0: all */
+
+/* An emulated machine's agent traces its own namespace only: the task's, read once per syscall. */
+static __always_inline bool fl_other_netns(void)
+{
+	if (!cfg_netns)
+		return false;
+	struct task_struct *t = bpf_get_current_task_btf();
+	return BPF_CORE_READ(t, nsproxy, net_ns, ns.inum) != cfg_netns;
+}
 
 #define FL_MAX_IOV 8
 #define FL_MAX_MMSG 8
@@ -118,6 +128,8 @@ static __always_inline int fl_enter(__u8 sc, __u64 fd, __u64 buf, __u64 count)
 	/* The agent's own sockets are never traced; their owner is recorded on connect and accept
 	 * only, so that their flows can be left out too. */
 	if (self && sc != FL_SYS_CONNECT && sc != FL_SYS_ACCEPT && sc != FL_SYS_ACCEPT4)
+		return 0;
+	if (!self && fl_other_netns())
 		return 0;
 	if (sc != FL_SYS_ACCEPT && sc != FL_SYS_ACCEPT4) {
 		sk = fl_fd_to_sock(fd);
@@ -564,7 +576,7 @@ int fl_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct sock *sk;
 	__u64 key;
 
-	if ((__u32)(id >> 32) == cfg_ignore_tgid)
+	if ((__u32)(id >> 32) == cfg_ignore_tgid || fl_other_netns())
 		return 0;
 	sk = fl_fd_to_sock(ctx->args[0]);
 	if (!sk)

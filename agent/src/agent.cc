@@ -195,6 +195,7 @@ struct Agent::Impl {
 
   prometheus::Counter* excluded_self = nullptr;
   prometheus::Counter* excluded_pipeline = nullptr;
+  prometheus::Counter* excluded_netns = nullptr;
   prometheus::Counter* flows_unattributed = nullptr;
   prometheus::Gauge* connections_gauge = nullptr;
   prometheus::Counter* stream_gaps = nullptr;
@@ -454,9 +455,16 @@ struct Agent::Impl {
     return !opts.excluded_endpoints.empty() && (Excluded(k.laddr, k.lport) || Excluded(k.raddr, k.rport));
   }
 
+  // Another emulated machine's connection (see AgentOptions::machine_cgroup).
+  bool OtherNetns(uint32_t netns) const { return opts.probes.netns != 0 && netns != opts.probes.netns; }
+
   void OnTcp(const fl_tcp_event& t) {
     if (t.self || (t.tgid != 0 && t.tgid == opts.probes.ignore_tgid)) {
       excluded_self->Increment();
+      return;
+    }
+    if (OtherNetns(t.tuple.netns)) {
+      excluded_netns->Increment();
       return;
     }
     if (!opts.excluded_endpoints.empty()) {
@@ -494,6 +502,7 @@ struct Agent::Impl {
   void OnOom(const fl_oom_event& o) {
     if (!resources) return;
     v1::OomKill kill = resources->Oom(o);
+    if (!resources->OnMachine(kill.cgroup_path())) return;  // another emulated machine's
     v1::Event* e = NewEvent(o.victim_pid, kill.victim_comm(), 0, o.ts_ns);
     e->set_time_unix_ns(ToUnix(o.ts_ns));
     *e->mutable_oom_kill() = std::move(kill);
@@ -558,6 +567,8 @@ struct Agent::Impl {
       const bool owned = active && probes->Owner(f.key, &owner);
       if (active && owned && owner.self) {
         excluded_self->Increment();
+      } else if (active && OtherNetns(f.key.netns)) {
+        excluded_netns->Increment();
       } else if (active && PipelineOwn(f.key)) {
         excluded_pipeline->Increment();
       } else if (active) {
@@ -644,12 +655,13 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
       "Jumps in a connection's byte stream (events lost upstream), skipped by the parser");
   impl->excluded_self = &metrics->Counter(
       "faultline_agent_excluded_total",
-      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections",
+      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace",
       {{"reason", "self"}});
   impl->excluded_pipeline = &metrics->Counter(
       "faultline_agent_excluded_total",
-      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections",
+      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace",
       {{"reason", "pipeline_endpoint"}});
+  impl->excluded_netns = &metrics->Counter("faultline_agent_excluded_total", "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace", {{"reason", "other_netns"}});
   impl->flows_unattributed = &metrics->Counter(
       "faultline_agent_flows_unattributed_total",
       "Flow reports whose socket has no recorded owner process (reported per machine only)");
@@ -693,6 +705,11 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
     spdlog::info("resource pressure: cpu from cgroup v{} at {}, memory from cgroup v{} at {}", cpu_version,
                  cpu_mount.empty() ? "-" : cpu_mount, memory_version, memory_mount.empty() ? "-" : memory_mount);
     impl->resources = std::make_unique<ResourceCollector>(CgroupReader(std::move(layout)), options.proc_root);
+    if (!options.machine_cgroup.empty()) {
+      impl->resources->SetMachineCgroup(options.machine_cgroup);
+      spdlog::info("emulated machine: cgroups under {}, network namespace {}", options.machine_cgroup,
+                   options.probes.netns);
+    }
   }
 
   std::string node = options.node_name;

@@ -153,6 +153,23 @@ CpuFigures ParseCpuStatV2(std::string_view cpu_stat) {
   return f;
 }
 
+double ParseCpuMaxV2(std::string_view cpu_max) {
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return 0;
+  uint64_t quota = 0, period = 0;
+  if (!ParseU64(cpu_max.substr(0, space), &quota) || !ParseU64(cpu_max.substr(space + 1), &period) ||
+      period == 0)
+    return 0;  // "max": no limit
+  return static_cast<double>(quota) / static_cast<double>(period);
+}
+
+double ParseCfsQuotaV1(std::string_view quota_us, std::string_view period_us) {
+  uint64_t quota = 0, period = 0;
+  // -1 (no quota) does not parse as unsigned.
+  if (!ParseU64(quota_us, &quota) || !ParseU64(period_us, &period) || period == 0) return 0;
+  return static_cast<double>(quota) / static_cast<double>(period);
+}
+
 CpuFigures ParseCpuStatV1(std::string_view cpu_stat, std::string_view cpuacct_usage) {
   CpuFigures f;
   const auto kv = ParseKeyValues(cpu_stat);
@@ -287,6 +304,15 @@ CpuFigures CgroupReader::ReadCpu(const std::string& path) const {
                         acct.empty()
                             ? std::string()
                             : ReadSmallFile(acct + (path == "/" ? "" : path) + "/cpuacct.usage"));
+}
+
+double CgroupReader::ReadCpuLimit(const std::string& path) const {
+  int version = 0;
+  const std::string mount = layout_.MountFor("cpu", &version);
+  if (mount.empty()) return 0;
+  const std::string dir = mount + (path == "/" ? "" : path);
+  if (version == 2) return ParseCpuMaxV2(ReadSmallFile(dir + "/cpu.max"));
+  return ParseCfsQuotaV1(ReadSmallFile(dir + "/cpu.cfs_quota_us"), ReadSmallFile(dir + "/cpu.cfs_period_us"));
 }
 
 MemoryFigures CgroupReader::ReadMemory(const std::string& path) const {

@@ -165,6 +165,7 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
       &impl->sock.skel, "sock_io", [&](sock_io* s) {
         s->rodata->cfg_capture_bytes = options.capture_bytes;
         s->rodata->cfg_ignore_tgid = options.ignore_tgid;
+        s->rodata->cfg_netns = options.netns;
         s->rodata->cfg_wakeup_bytes = std::min<uint64_t>(65536, options.ring_bytes / 4);
         bpf_map__set_max_entries(s->maps.sock_events, options.ring_bytes);
       })));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "faultline/agent/identity.h"
@@ -113,8 +114,9 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
       continue;
     }
     prev.changed_ns = now_ns;
-    Accumulate(d, &machine_runq);
     const std::string path = path_of("cpu", s.cgroup_id);
+    if (!machine_cgroup_.empty() && !OnMachine(path)) continue;  // another emulated machine's
+    Accumulate(d, &machine_runq);
     if (!path.empty()) Accumulate(d, &by_path[path].runq);
   }
 
@@ -135,9 +137,10 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
       continue;
     }
     prev.changed_ns = now_ns;
+    const std::string path = path_of("io", s.key.cgroup_id);
+    if (!machine_cgroup_.empty() && !OnMachine(path)) continue;
     const std::string device = DeviceName(s.key.dev);
     AddIo(s.key, bytes, d, device, &machine_io);
-    const std::string path = path_of("io", s.key.cgroup_id);
     if (!path.empty()) AddIo(s.key, bytes, d, device, &by_path[path].io);
   }
 
@@ -196,6 +199,12 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
   v1::MachineResources& m = out->machine;
   m.set_interval_ns(interval_ns);
   m.set_cpus(static_cast<uint32_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+  if (!machine_cgroup_.empty()) {
+    CollectMachineCgroup(interval_ns, &m);
+    AddTo(machine_runq, m.mutable_runq_latency());
+    for (const auto& [dev, b] : machine_io) *m.add_block_io() = b;
+    return;
+  }
   uint64_t busy = 0, total = 0;
   const uint64_t ns_per_tick =
       1'000'000'000ULL / static_cast<uint64_t>(std::max(1L, sysconf(_SC_CLK_TCK)));
@@ -212,6 +221,38 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
   m.set_memory_available_bytes(meminfo["MemAvailable:"] * 1024);
   AddTo(machine_runq, m.mutable_runq_latency());
   for (const auto& [dev, b] : machine_io) *m.add_block_io() = b;
+}
+
+bool ResourceCollector::OnMachine(const std::string& path) const {
+  if (machine_cgroup_.empty()) return true;
+  return path.starts_with(machine_cgroup_) &&
+         (path.size() == machine_cgroup_.size() || path[machine_cgroup_.size()] == '/');
+}
+
+void ResourceCollector::CollectMachineCgroup(uint64_t interval_ns, v1::MachineResources* m) {
+  // The subtree's CPU limit is the machine's size (the host's CPUs when it has none, or more).
+  const double host_cpus = static_cast<double>(m->cpus());
+  const double limit = reader_.ReadCpuLimit(machine_cgroup_);
+  const double cores = limit > 0 ? std::min(limit, host_cpus) : host_cpus;
+  m->set_cpus(static_cast<uint32_t>(std::max(1.0, std::round(cores))));
+  const CpuFigures cpu = reader_.ReadCpu(machine_cgroup_);
+  const MemoryFigures mem = reader_.ReadMemory(machine_cgroup_);
+  if (cpu.valid && machine_cpu_prev_.valid && interval_ns > 0) {
+    m->set_cpu_busy_ns(CounterDelta(cpu.usage_ns, machine_cpu_prev_.usage_ns));
+    m->set_cpu_total_ns(static_cast<uint64_t>(static_cast<double>(interval_ns) * cores));
+    if (mem.valid) m->set_major_page_faults(CounterDelta(mem.major_faults, machine_majfault_prev_));
+  }
+  machine_cpu_prev_ = cpu;
+  if (mem.valid) machine_majfault_prev_ = mem.major_faults;
+  auto meminfo = ParseKeyValues(ReadSmallFile(proc_root_ + "/meminfo"));  // kB
+  const uint64_t host_total = meminfo["MemTotal:"] * 1024;
+  if (mem.valid && mem.limit > 0 && mem.limit < host_total) {
+    m->set_memory_total_bytes(mem.limit);
+    m->set_memory_available_bytes(mem.limit > mem.working_set ? mem.limit - mem.working_set : 0);
+  } else {  // no limit of its own: the host's memory is what it can have
+    m->set_memory_total_bytes(host_total);
+    m->set_memory_available_bytes(meminfo["MemAvailable:"] * 1024);
+  }
 }
 
 v1::OomKill ResourceCollector::Oom(const fl_oom_event& e) {

@@ -39,6 +39,14 @@ class ResourceCollector {
   // The victim's memory cgroup resolved to a path and a container.
   v1::OomKill Oom(const fl_oom_event& e);
 
+  // An emulated machine (the fault-injection lab): only cgroups at or under `path` (relative to
+  // each hierarchy's root, "/faultline-lab/m1") are reported, and the machine's figures are that
+  // subtree's: its CPU use against its CPU limit, its memory against its memory limit, its run
+  // queue, block I/O and major faults. "" (the default): the whole host.
+  void SetMachineCgroup(std::string path) { machine_cgroup_ = std::move(path); }
+  // Whether `path` is on this machine (always, without a machine cgroup).
+  bool OnMachine(const std::string& path) const;
+
  private:
   struct CgroupPrev {
     CpuFigures cpu;
@@ -50,6 +58,7 @@ class ResourceCollector {
     uint64_t changed_ns = 0;
   };
   std::string DeviceName(uint32_t dev);
+  void CollectMachineCgroup(uint64_t interval_ns, v1::MachineResources* m);
 
   CgroupReader reader_;
   std::string proc_root_;
@@ -58,6 +67,9 @@ class ResourceCollector {
   std::map<std::string, Tracked<fl_io_stats>> io_prev_;  // by key bytes
   std::unordered_map<std::string, CgroupPrev> cgroup_prev_;
   std::unordered_map<uint32_t, std::string> device_names_;
+  std::string machine_cgroup_;
+  CpuFigures machine_cpu_prev_;
+  uint64_t machine_majfault_prev_ = 0;
   uint64_t stat_busy_prev_ = 0, stat_total_prev_ = 0, majfault_prev_ = 0;
   bool machine_primed_ = false;
 };

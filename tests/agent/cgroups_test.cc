@@ -67,6 +67,18 @@ TEST(CgroupFiles, CpuStatV1AndV2) {
   EXPECT_FALSE(ParseCpuStatV1("", "").valid);
 }
 
+TEST(CgroupFiles, CpuLimitInCores) {
+  EXPECT_DOUBLE_EQ(ParseCpuMaxV2("50000 100000\n"), 0.5);
+  EXPECT_DOUBLE_EQ(ParseCpuMaxV2("200000 100000"), 2.0);
+  EXPECT_DOUBLE_EQ(ParseCpuMaxV2("max 100000\n"), 0);
+  EXPECT_DOUBLE_EQ(ParseCpuMaxV2("50000 0"), 0);
+  EXPECT_DOUBLE_EQ(ParseCpuMaxV2(""), 0);
+  EXPECT_DOUBLE_EQ(ParseCfsQuotaV1("100000\n", "100000\n"), 1.0);
+  EXPECT_DOUBLE_EQ(ParseCfsQuotaV1("25000", "100000"), 0.25);
+  EXPECT_DOUBLE_EQ(ParseCfsQuotaV1("-1\n", "100000\n"), 0);
+  EXPECT_DOUBLE_EQ(ParseCfsQuotaV1("100000", ""), 0);
+}
+
 TEST(CgroupFiles, MemoryV1AndV2) {
   const MemoryFigures v2 = ParseMemoryV2("67108864\n", "max\n",
                                          "anon 60000000\nfile 7000000\ninactive_file 1048576\n"

@@ -29,6 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)ParseCpuStatV2(parts[0]);
   (void)ParseCpuStatV1(parts[0], parts[1]);
+  if (ParseCpuMaxV2(parts[0]) < 0 || ParseCfsQuotaV1(parts[0], parts[1]) < 0) abort();
   const MemoryFigures v2 = ParseMemoryV2(parts[0], parts[1], parts[2], parts[3]);
   const MemoryFigures v1 = ParseMemoryV1(parts[0], parts[1], parts[2], parts[3]);
   if (v2.working_set > v2.usage || v1.working_set > v1.usage) abort();

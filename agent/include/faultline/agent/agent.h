@@ -84,6 +84,11 @@ struct AgentOptions {
   // name workloads exactly and whose UIDs name pods the runtime could not be asked about.
   // Default: none.
   std::optional<KubeConfig> kube;
+  // An emulated machine (the fault-injection lab runs several on one host, one network namespace
+  // and one cgroup subtree each, with one agent per machine): only this network namespace's
+  // sockets are reported (probes.netns, its inode), and only cgroups under machine_cgroup, whose
+  // CPU, memory, run queue and I/O stand for the machine's. Default: the whole host.
+  std::string machine_cgroup;
   // Also watch Services, so that calls to a ClusterIP name their callee "{namespace}/{service}"
   // (one agent per cluster is enough: the rest of the pipeline sees the names). Default: off.
   bool kube_services = false;

@@ -50,6 +50,11 @@ CpuFigures ParseCpuStatV2(std::string_view cpu_stat);
 // v1: cpu.stat (nr_periods, nr_throttled, throttled_time in ns) and cpuacct.usage (ns).
 CpuFigures ParseCpuStatV1(std::string_view cpu_stat, std::string_view cpuacct_usage);
 
+// The CPU limit in cores (quota over period), 0 when there is none. v2: cpu.max ("max 100000" or
+// "50000 100000"); v1: cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
+double ParseCpuMaxV2(std::string_view cpu_max);
+double ParseCfsQuotaV1(std::string_view quota_us, std::string_view period_us);
+
 struct MemoryFigures {
   bool valid = false;
   uint64_t usage = 0, limit = 0 /* 0: none */, working_set = 0, major_faults = 0, oom_kills = 0;
@@ -86,6 +91,8 @@ class CgroupReader {
 
   CpuFigures ReadCpu(const std::string& path) const;
   MemoryFigures ReadMemory(const std::string& path) const;
+  // The CPU limit of `path` in cores, 0 when it has none (or no cpu controller is mounted).
+  double ReadCpuLimit(const std::string& path) const;
 
   // Directories past `max_dirs` in walks so far (not mapped: their ids stay unknown).
   uint64_t dirs_over_limit() const { return dirs_over_limit_; }

@@ -30,6 +30,10 @@ struct ProbeOptions {
   // Pid whose sockets are never traced (the agent itself, so its Kafka traffic is not traced).
   // 0 traces everything. Default: 0.
   uint32_t ignore_tgid = 0;
+  // Only sockets of tasks in this network namespace (its inode number) are traced; 0 traces every
+  // namespace. Flows, connects and resets of other namespaces are counted by the kernel and left
+  // out by the agent. Default: 0.
+  uint32_t netns = 0;
   // Load the resource-pressure programs (run-queue latency, block I/O, OOM kills). Default: true.
   bool resources = true;
 };
