@@ -23,5 +23,6 @@ Runner RegisterTopology(CLI::App& app);
 Runner RegisterFta(CLI::App& app);
 Runner RegisterDiagnose(CLI::App& app);
 Runner RegisterIncidents(CLI::App& app);
+Runner RegisterLab(CLI::App& app);
 
 }  // namespace faultline::cli

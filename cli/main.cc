@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(faultline::cli::RegisterFta(app));
   add(faultline::cli::RegisterDiagnose(app));
   add(faultline::cli::RegisterIncidents(app));
+  add(faultline::cli::RegisterLab(app));
   CLI11_PARSE(app, argc, argv);
 
   // Logs go to stderr: stdout carries data (JSON lines of `agent --output jsonl`, windows, graphs).

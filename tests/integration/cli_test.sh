@@ -80,3 +80,10 @@ printf 'real,predict,a\n1,x,a0\n' >"$work/bad.csv"
 if "$fl" attribute "$work/bad.csv" 2>"$work/err.txt"; then fail "attribute accepted a bad case"; fi
 grep -q "^faultline attribute: $work/bad.csv:2: " "$work/err.txt" || fail "attribute: $(cat "$work/err.txt")"
 echo "cli: ok"
+
+# faultline lab: a verb is required; the lab's files are found beside the build directory.
+rc=0; "$fl" lab 2>"$work/lab.err" || rc=$?
+[[ $rc == 2 ]] && grep -q '^faultline lab: expected up, down, status, check-clean or run' "$work/lab.err" ||
+  fail "lab without a verb: exit $rc: $(cat "$work/lab.err")"
+rc=0; FAULTLINE_LAB_DIR="$work/no-lab" "$fl" lab status 2>"$work/lab.err" || rc=$?
+[[ $rc != 0 ]] && grep -q "no-lab/lab.py" "$work/lab.err" || fail "lab with no lab files: exit $rc: $(cat "$work/lab.err")"
