@@ -226,8 +226,9 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
   EXPECT_GT(network["gateway->api retransmits"], 0) << network.size();
   EXPECT_GT(network["gateway->api drops"], 0);
   // A clean path drops nothing, but under CPU contention its sender may still fire a timer
-  // retransmit (a tail-loss probe or a spurious RTO): a few at most, against the lossy edge's many.
-  EXPECT_LT(network["batch->store retransmits"] * 20, network["gateway->api retransmits"])
+  // retransmit (a tail-loss probe or a spurious RTO): one or two, against the lossy edge's tens
+  // (segments go out as large GSO packets on the veth, so 10% packet loss is tens of segments).
+  EXPECT_LT(network["batch->store retransmits"] * 3, network["gateway->api retransmits"])
       << network["batch->store retransmits"] << " vs " << network["gateway->api retransmits"];
   EXPECT_EQ(network["batch->store drops"], 0);
   EXPECT_EQ(network.count("batch->store drops"), 1u);
@@ -250,7 +251,7 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
   ASSERT_TRUE(edges.count("client batch->198.18.0.2:8081")) << seen;
   ASSERT_TRUE(edges.count("server batch->store")) << seen;
   EXPECT_GT(edges["server batch->store"].packets_in, 0u) << seen;
-  EXPECT_LT(edges["client batch->198.18.0.2:8081"].retransmits * 20,
+  EXPECT_LT(edges["client batch->198.18.0.2:8081"].retransmits * 3,
             edges["client gateway->198.18.0.2:8080"].retransmits)
       << seen;
   EXPECT_EQ(drops(edges["client batch->198.18.0.2:8081"]), 0u) << seen;
