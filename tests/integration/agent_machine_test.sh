@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One emulated machine, as the fault-injection lab makes three on one host: a network namespace
-# made here (198.18.9.2 on a veth, the host's end 198.18.9.1) and a cgroup subtree with a limit of
+# made here (198.18.9.2 on a veth whose host end has no address) and a cgroup subtree with a limit of
 # half a CPU and 256 MiB. `faultline agent --netns … --machine-cgroup …` must report the
 # namespace's HTTP server and nothing of a second server on the host's loopback, only cgroups of
 # the subtree, and the machine's figures from the subtree: a busy loop in it fills its half CPU
@@ -45,7 +45,7 @@ in_machine() {
 
 ip netns add "$ns"
 ip link add "$tag-h" type veth peer name eth0 netns "$ns"
-ip addr add 198.18.9.1/30 dev "$tag-h" && ip link set "$tag-h" up
+ip link set "$tag-h" up  # no address on the host's end: the traffic stays in the namespace
 ip -n "$ns" addr add 198.18.9.2/30 dev eth0 && ip -n "$ns" link set eth0 up && ip -n "$ns" link set lo up
 
 mkdir "$work/bin"
