@@ -1,0 +1,1314 @@
+#!/usr/bin/env python3
+"""The fault-injection lab's system under test: three emulated machines, eight services, a load.
+
+  lab.py up [--state-dir DIR] [--rate R] [--max-seconds S]
+  lab.py status [--state-dir DIR]
+  lab.py inject [--state-dir DIR] --kind KIND --target T [--param k=v ...]
+  lab.py revert [--state-dir DIR]
+  lab.py down [--state-dir DIR]
+  lab.py check-clean
+
+A machine is a network namespace fllab-mN (198.18.0.1N on the bridge fllab0) plus a cgroup
+subtree faultline-lab/mN with 1 CPU and 1 GiB; each service runs in its own child cgroup
+faultline-lab/mN/<service>, its "container". The shape, the fault kinds and how each is made are in
+README.md. Everything is named with the fllab prefix (the cgroups faultline-lab), so that `down`
+finds it all even without the state directory (default /run/faultline-lab).
+
+The same operations are functions for the scenario runner (run.py): up(), status(), inject(),
+revert(), down(), check_clean(), each taking the state directory; they raise LabError.
+"""
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_STATE_DIR = "/run/faultline-lab"
+NETNS_DIR = "/run/netns"
+PREFIX = "fllab"
+CGROUP_NAME = "faultline-lab"
+BRIDGE = "fllab0"
+BRIDGE_ADDR = "198.18.0.1"
+MACHINES = {"m1": "198.18.0.11", "m2": "198.18.0.12", "m3": "198.18.0.13"}
+MACHINE_CPUS = 1
+MACHINE_MEMORY = 1 << 30
+CFS_PERIOD_US = 100000
+DISK_IMAGE = "fllab-disk.img"  # the name `down` finds the loop device by
+DISK_BYTES = 128 << 20
+SUPERVISOR_COMM = "fllab-super"
+MARKER = ".fllab-state"  # `down` removes only a directory that holds it
+BURNER_SECONDS = 600
+
+# name -> machine, language, port, routes (path -> steps: (callee, path) or "disk:read|write")
+SERVICES = {
+    "gateway": ("m1", "nginx", 8080, {"/browse": [("frontend", "/browse")],
+                                      "/cart": [("frontend", "/cart")],
+                                      "/checkout": [("frontend", "/checkout")]}),
+    "frontend": ("m1", "node", 8081, {"/browse": [("catalog", "/items")],
+                                      "/cart": [("cart", "/cart")],
+                                      "/checkout": [("checkout", "/checkout")]}),
+    "catalog": ("m2", "python", 8082, {"/items": [("pricing", "/price")]}),
+    "cart": ("m2", "node", 8083, {"/cart": [("store", "/get")]}),
+    "checkout": ("m3", "python", 8084, {"/checkout": [("cart", "/cart"), ("payment", "/pay")]}),
+    "pricing": ("m3", "node", 8085, {"/price": []}),
+    "payment": ("m3", "python", 8086, {"/pay": [("store", "/put")]}),
+    "store": ("m1", "python", 8087, {"/get": ["disk:read"], "/put": ["disk:write"]}),
+}
+DATA_SERVICES = ("store",)
+ALIASES = {"nginx": "gateway"}  # faultline names the gateway by its process, nginx
+EDGES = sorted({(caller, step[0]) for caller, s in SERVICES.items()
+                for steps in s[3].values() for step in steps if isinstance(step, tuple)})
+# Stop order (supervisor.py stops by ascending group): the load, burners, services, the gateway.
+GROUP_LOAD, GROUP_BURNER, GROUP_SERVICE, GROUP_GATEWAY = 0, 1, 2, 3
+
+
+class LabError(Exception):
+    pass
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def log(msg):
+    print("lab: " + msg, file=sys.stderr, flush=True)
+
+
+def _sh(args, check=True, input=None, timeout=30):
+    try:
+        r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        if check:
+            raise LabError("%s: %s" % (" ".join(args), e)) from None
+        return subprocess.CompletedProcess(args, 127, "", str(e))
+    if check and r.returncode != 0:
+        raise LabError("%s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+    return r
+
+
+def _netns_path(machine):
+    return os.path.join(NETNS_DIR, PREFIX + "-" + machine)
+
+
+def _in_netns(machine, args):
+    return ["nsenter", "--net=" + _netns_path(machine), "--"] + args
+
+
+def _wait(cond, timeout, what, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise LabError("timed out after %g s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def _read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path, text):
+    # By rename: the supervisor and the services read these files while they change.
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _write_json(path, obj):
+    _write(path, json.dumps(obj, indent=1) + "\n")
+
+
+def _service(name):
+    name = ALIASES.get(name, name)
+    if name not in SERVICES:
+        raise LabError("unknown service %r (expected one of %s)" % (name, ", ".join(SERVICES)))
+    return name
+
+
+def _addr(name):
+    return MACHINES[SERVICES[name][0]], SERVICES[name][2]
+
+
+def _comm(name):
+    return "nginx" if SERVICES[name][1] == "nginx" else name
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def _proc_stat(pid):
+    """(state, start time in clock ticks) of a live or zombie process, None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid, ticks=None):
+    st = _proc_stat(pid) if pid else None
+    return bool(st) and st[0] != "Z" and (ticks is None or st[1] == ticks)
+
+
+def _proc_comm(pid):
+    return _read("/proc/%d/comm" % pid).strip()
+
+
+def _reap(pid):
+    # Only our own children can be reaped (the supervisor, when up() ran in this process).
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _terminate(pids, grace=2.0):
+    """SIGTERM, then SIGKILL after `grace` s; returns the pids still alive after that."""
+    pids = [p for p in pids if _alive(p)]
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 3.0)):
+        for p in pids:
+            with contextlib.suppress(OSError):
+                os.kill(p, sig)
+        deadline = time.monotonic() + wait
+        while pids and time.monotonic() < deadline:
+            for p in pids:
+                _reap(p)
+            pids = [p for p in pids if _alive(p)]
+            if pids:
+                time.sleep(0.05)
+        if not pids:
+            break
+    return pids
+
+
+def _all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+# --- cgroups ------------------------------------------------------------------------------------
+
+def _cgroup_mounts():
+    """[(mount point, type, options)] of every cgroup and cgroup2 mount."""
+    out = []
+    for line in _read("/proc/self/mounts").splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] in ("cgroup", "cgroup2"):
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
+            out.append((point, parts[2], parts[3].split(",")))
+    return out
+
+
+class Cgroups:
+    """The faultline-lab subtree in each v1 hierarchy the lab uses, or in the unified v2 one.
+
+    v1 wins when it has the controllers (a hybrid host's unified mount has none of them).
+    """
+    V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
+    V2_CONTROLLERS = ("cpu", "memory", "io", "pids")
+
+    def __init__(self):
+        mounts = _cgroup_mounts()
+        self.v1 = {}
+        for point, kind, opts in mounts:
+            if kind == "cgroup":
+                for c in self.V1_CONTROLLERS:
+                    if c in opts:
+                        self.v1.setdefault(c, point)
+        unified = [p for p, kind, _ in mounts if kind == "cgroup2"]
+        if self.v1.get("cpu") and self.v1.get("memory"):
+            self.version, self.v2 = 1, None
+        elif unified and os.path.exists(os.path.join(unified[0], "cgroup.controllers")):
+            self.version, self.v2 = 2, unified[0]
+        else:
+            raise LabError("no usable cgroup mount (need v1 cpu and memory hierarchies, or cgroup2)")
+
+    def roots(self):
+        if self.version == 2:
+            return [self.v2]
+        return sorted(set(self.v1.values()))
+
+    def dirs(self, rel=""):
+        return [os.path.join(r, CGROUP_NAME, rel).rstrip("/") for r in self.roots()]
+
+    def path(self, controller, rel):
+        root = self.v2 if self.version == 2 else self.v1[controller]
+        return os.path.join(root, CGROUP_NAME, rel).rstrip("/")
+
+    def create(self, rel):
+        if self.version == 2:
+            self._enable_v2(os.path.dirname(self.path("cpu", rel)))
+        for d in self.dirs(rel):
+            os.makedirs(d, exist_ok=True)
+
+    def _enable_v2(self, parent):
+        # A v2 cgroup has a controller's files only if its parent enables it for its children;
+        # enable just what is missing, from the mount down.
+        chain, d = [], parent
+        while d.startswith(self.v2) and d != os.path.dirname(self.v2):
+            chain.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(chain):
+            os.makedirs(d, exist_ok=True)
+            have = _read(os.path.join(d, "cgroup.subtree_control")).split()
+            for c in self.V2_CONTROLLERS:
+                if c not in have:
+                    try:
+                        with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                            f.write("+" + c)
+                    except OSError as e:
+                        raise LabError("%s/cgroup.subtree_control: cannot enable %s: %s" % (d, c, e))
+
+    def write(self, controller, rel, name, value):
+        p = os.path.join(self.path(controller, rel), name)
+        try:
+            with open(p, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise LabError("%s: cannot write %r: %s" % (p, value, e)) from None
+
+    def read(self, controller, rel, name):
+        return _read(os.path.join(self.path(controller, rel), name))
+
+    def set_cpu_quota(self, rel, cpus):
+        """cpus: a CPU allotment (0.2 = 20% of one CPU per period), None for unlimited."""
+        if self.version == 2:
+            q = "max" if cpus is None else str(int(cpus * CFS_PERIOD_US))
+            self.write("cpu", rel, "cpu.max", "%s %d" % (q, CFS_PERIOD_US))
+        else:
+            self.write("cpu", rel, "cpu.cfs_period_us", CFS_PERIOD_US)
+            self.write("cpu", rel, "cpu.cfs_quota_us", -1 if cpus is None else int(cpus * CFS_PERIOD_US))
+
+    def set_memory_limit(self, rel, limit_bytes):
+        if self.version == 2:
+            self.write("memory", rel, "memory.max", "max" if limit_bytes is None else limit_bytes)
+        else:
+            self.write("memory", rel, "memory.limit_in_bytes", -1 if limit_bytes is None else limit_bytes)
+
+    def memory_usage(self, rel):
+        name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
+        return int(self.read("memory", rel, name) or 0)
+
+    def set_iops(self, rel, devno, iops):
+        """Read and write IOPS of the device "MAJ:MIN", None for unlimited."""
+        if self.version == 2:
+            v = "max" if iops is None else str(iops)
+            self.write("io", rel, "io.max", "%s riops=%s wiops=%s" % (devno, v, v))
+        else:
+            for name in ("blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"):
+                self.write("blkio", rel, name, "%s %d" % (devno, 0 if iops is None else iops))
+
+    def stats(self, rel):
+        """CPU throttling, memory and OOM kills of one cgroup, for status and the logs."""
+        def kv(text):
+            return {k: int(v) for k, _, v in (l.partition(" ") for l in text.splitlines()) if v.strip().isdigit()}
+        cpu = kv(self.read("cpu", rel, "cpu.stat"))
+        out = {"nr_periods": cpu.get("nr_periods"), "nr_throttled": cpu.get("nr_throttled"),
+               "throttled_ms": (cpu["throttled_usec"] // 1000 if "throttled_usec" in cpu
+                                else cpu.get("throttled_time", 0) // 1000000),
+               "memory_bytes": self.memory_usage(rel)}
+        mem = kv(self.read("memory", rel, "memory.events" if self.version == 2 else "memory.oom_control"))
+        out["oom_kill"] = mem.get("oom_kill")
+        return out
+
+    def procs(self, rel=""):
+        """Every pid in the subtree, in any hierarchy: ours by construction."""
+        pids = set()
+        for top in self.dirs(rel):
+            for d, _, _ in os.walk(top):
+                pids.update(int(p) for p in _read(os.path.join(d, "cgroup.procs")).split() if p.isdigit())
+        return pids
+
+
+def _lab_cgroup_tops():
+    """faultline-lab in every cgroup mount, whatever the layout (also for check-clean)."""
+    return [os.path.join(p, CGROUP_NAME) for p, _, _ in _cgroup_mounts()
+            if os.path.isdir(os.path.join(p, CGROUP_NAME))]
+
+
+def _remove_cgroup_tree(top, rel="", timeout=5.0):
+    """rmdir children first; retries while exiting processes still populate the cgroups."""
+    root = os.path.join(top, rel).rstrip("/")
+    deadline = time.monotonic() + timeout
+    while os.path.isdir(root):
+        busy = []
+        for d, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                busy.append("%s: %s" % (d, e.strerror))
+        if not busy:
+            return None
+        if time.monotonic() > deadline:
+            return "; ".join(busy)
+        time.sleep(0.1)
+    return None
+
+
+def _lab_procs_by_cgroup():
+    """Pids whose /proc/PID/cgroup names faultline-lab in some hierarchy (zombies too)."""
+    out = []
+    for pid in _all_pids():
+        if re.search(r":/%s(/|$)" % CGROUP_NAME, _read("/proc/%d/cgroup" % pid), re.M):
+            out.append(pid)
+    return out
+
+
+# --- state --------------------------------------------------------------------------------------
+
+class Lab:
+    """One state directory: the paths in it and what `up` recorded."""
+
+    def __init__(self, state_dir):
+        self.dir = os.path.abspath(state_dir or DEFAULT_STATE_DIR)
+
+    def p(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    @property
+    def state(self):
+        return _read_json(self.p("state.json"))
+
+    def save_state(self, st):
+        _write_json(self.p("state.json"), st)
+
+    def pids(self):
+        return (_read_json(self.p("pids.json")) or {}).get("procs", {})
+
+    def running(self, name):
+        rec = self.pids().get(name) or {}
+        return rec.get("pid") if rec.get("state") == "running" and _alive(rec.get("pid"), rec.get("start_ticks")) else None
+
+    def supervisor_alive(self):
+        st = self.state or {}
+        sup = st.get("supervisor") or {}
+        return _alive(sup.get("pid"), sup.get("start_ticks"))
+
+    @contextlib.contextmanager
+    def locked(self):
+        # inject, revert, up and down from several shells must not interleave.
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.p("lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def add_proc(self, name, argv, machine=None, cgroup=None, restart="always", group=GROUP_SERVICE):
+        cg = Cgroups()
+        spec = {"name": name, "argv": argv, "netns": _netns_path(machine) if machine else None,
+                "cgroups": cg.dirs(cgroup) if cgroup else [], "log": self.p("logs", name + ".log"),
+                "restart": restart, "group": group}
+        _write_json(self.p("procs", name + ".json"), spec)
+
+    def remove_proc(self, name):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.p("procs", name + ".json"))
+
+    def wait_running(self, names, timeout):
+        def ready():
+            if not self.supervisor_alive():
+                raise LabError("the supervisor exited: %s" % _tail(self.p("logs", "supervisor.log")))
+            return all(self.running(n) for n in names)
+        _wait(ready, timeout, "%s to run (see %s)" % (", ".join(names), self.p("logs")))
+
+    def wait_gone(self, names, timeout):
+        _wait(lambda: not any(self.running(n) for n in names), timeout, "%s to stop" % ", ".join(names))
+
+
+def _tail(path, n=5):
+    return " | ".join(_read(path).strip().splitlines()[-n:]) or "(empty)"
+
+
+def _port_open(ip, port, timeout=0.3):
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --- network ------------------------------------------------------------------------------------
+
+def _disable_ipv6(path_conf):
+    # The lab's links carry 198.18.0.0/24 only: no IPv6 router solicitations or DAD on them.
+    with contextlib.suppress(OSError):
+        with open(path_conf, "w") as f:
+            f.write("1")
+
+
+def _network_up(st):
+    _sh(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    _disable_ipv6("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % BRIDGE)
+    _sh(["ip", "addr", "add", BRIDGE_ADDR + "/24", "dev", BRIDGE])
+    _sh(["ip", "link", "set", BRIDGE, "up"])
+    for m, ip in MACHINES.items():
+        ns, host_if = PREFIX + "-" + m, PREFIX + "-" + m + "h"
+        _sh(["ip", "netns", "add", ns])
+        _sh(_in_netns(m, ["sh", "-c", "for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done"]),
+            check=False)
+        _sh(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        _disable_ipv6("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % host_if)
+        _sh(["ip", "link", "set", host_if, "master", BRIDGE, "up"])
+        _sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+        _sh(["ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0"])
+        _sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        _sh(["ip", "-n", ns, "route", "add", "default", "via", BRIDGE_ADDR])
+    st["iptables_rule"] = _allow_bridged_traffic()
+
+
+def _allow_bridged_traffic():
+    """With br_netfilter on, bridged packets cross iptables' FORWARD chain: a DROP policy there
+    (Docker's, for one) would cut the machines apart. Only then one rule, removed by down."""
+    if _read("/proc/sys/net/bridge/bridge-nf-call-iptables").strip() != "1" or not shutil.which("iptables"):
+        return False
+    policy = _sh(["iptables", "-S", "FORWARD"], check=False).stdout.splitlines()[:1]
+    if policy != ["-P FORWARD DROP"]:
+        return False
+    _sh(["iptables", "-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", PREFIX, "-j", "ACCEPT"])
+    return True
+
+
+def _network_down(errors):
+    for ns in _sh(["ip", "netns", "list"], check=False).stdout.split():
+        if ns.startswith(PREFIX):
+            r = _sh(["ip", "netns", "del", ns], check=False)
+            if r.returncode:
+                errors.append("ip netns del %s: %s" % (ns, r.stderr.strip()))
+    # A deleted namespace takes its veth ends with it, asynchronously; then the bridge.
+    with contextlib.suppress(LabError):
+        _wait(lambda: not [l for l in _links() if l != BRIDGE], 5, "the lab's veth links to go")
+    for link in _links():
+        r = _sh(["ip", "link", "del", link], check=False)
+        if r.returncode and link in _links():
+            errors.append("ip link del %s: %s" % (link, r.stderr.strip()))
+    for _ in range(5):
+        spec = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", PREFIX, "-j", "ACCEPT"]
+        if not shutil.which("iptables") or _sh(["iptables", "-C"] + spec, check=False).returncode:
+            break
+        _sh(["iptables", "-D"] + spec, check=False)
+
+
+def _links():
+    out = _sh(["ip", "-o", "link", "show"], check=False).stdout
+    names = [l.split(":")[1].strip().split("@")[0] for l in out.splitlines() if ":" in l]
+    return [n for n in names if n.startswith(PREFIX)]
+
+
+# --- disk ---------------------------------------------------------------------------------------
+
+def _disk_up(lab, st):
+    """A 128 MiB ext4 loop device as the store's data dir, so the disk fault has a device of its
+    own to throttle. Best effort: without it the store uses a plain directory."""
+    img, mnt = lab.p(DISK_IMAGE), lab.p("disk")
+    os.makedirs(mnt, exist_ok=True)
+    try:
+        with open(img, "wb") as f:
+            f.truncate(DISK_BYTES)
+        _sh(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", img], timeout=60)
+        dev = _sh(["losetup", "--find", "--show", img]).stdout.strip()
+        st["disk"] = {"loop": dev, "image": img, "mount": mnt}
+        lab.save_state(st)
+        _sh(["mount", "-t", "ext4", dev, mnt])
+        rdev = os.stat(dev).st_rdev
+        st["disk"]["devno"] = "%d:%d" % (os.major(rdev), os.minor(rdev))
+        st["data_dir"] = os.path.join(mnt, "data")
+    except (OSError, LabError) as e:
+        log("disk: no loop device (%s); the store uses a plain directory, no disk fault" % e)
+        st["data_dir"] = lab.p("data")
+    os.makedirs(st["data_dir"], exist_ok=True)
+
+
+def _loop_devices():
+    """[(device, backing file)] of loop devices backed by a lab disk image."""
+    r = _sh(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and DISK_IMAGE in parts[1]:
+            out.append((parts[0], parts[1].strip()))
+    return out
+
+
+def _mounts_of(dev):
+    return [l.split()[1] for l in _read("/proc/self/mounts").splitlines() if l.split()[:1] == [dev]]
+
+
+def _disk_down(errors):
+    for dev, _ in _loop_devices():
+        for mnt in _mounts_of(dev):
+            if _sh(["umount", mnt], check=False).returncode:
+                _sh(["umount", "-l", mnt], check=False)  # lazily, rather than leave the device
+        r = _sh(["losetup", "-d", dev], check=False)
+        if r.returncode:
+            errors.append("losetup -d %s: %s" % (dev, r.stderr.strip()))
+
+
+# --- programs -----------------------------------------------------------------------------------
+
+def _binaries():
+    found = {"python": os.path.realpath(sys.executable)}
+    for name in ("node", "nginx", "nsenter", "nft", "tc", "ip", "losetup", "mkfs.ext4"):
+        path = shutil.which(name)
+        if not path:
+            raise LabError("%s: not found on PATH (scripts/setup.sh installs it)" % name)
+        found[name] = os.path.realpath(path)
+    return found
+
+
+def _link_bin(lab, name, target):
+    # The process's comm is its executable's name: faultline names services by it.
+    path = lab.p("bin", name)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.symlink(target, path)
+    return path
+
+
+def _nginx_conf(lab):
+    ip, port = _addr("gateway")
+    fip, fport = _addr("frontend")
+    locations = "".join("    location %s { proxy_pass http://%s:%d; }\n" % (path, fip, fport)
+                        for path in SERVICES["gateway"][3])
+    d = lab.p("nginx")
+    return """# Generated by lab.py. One process (master_process off), so that one pid is the gateway.
+daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {logs}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log {logs}/nginx-access.log;
+  client_body_temp_path {d}/client_body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  proxy_http_version 1.1;
+  proxy_set_header Connection close;
+  proxy_connect_timeout 2s;
+  proxy_send_timeout 2500ms;
+  proxy_read_timeout 2500ms;
+  proxy_next_upstream off;
+  server {{
+    listen {ip}:{port};
+{locations}    location / {{ return 404; }}
+  }}
+}}
+""".format(d=d, logs=lab.p("logs"), ip=ip, port=port, locations=locations)
+
+
+def _service_argv(lab, st, name):
+    machine, lang, port, routes = SERVICES[name]
+    if lang == "nginx":
+        return [st["bin"]["nginx"], "-p", lab.p("nginx"), "-c", lab.p("nginx", "nginx.conf"),
+                "-e", lab.p("logs", "nginx-error.log")]
+    argv = [lab.p("bin", name), os.path.join(HERE, "services", "service.py" if lang == "python" else "service.js"),
+            "--name", name, "--listen", "%s:%d" % (MACHINES[machine], port),
+            "--fault-file", lab.p("faults", name)]
+    for path, steps in routes.items():
+        urls = [s if isinstance(s, str) else "http://%s:%d%s" % (_addr(s[0]) + (s[1],)) for s in steps]
+        argv += ["--route", "%s=%s" % (path, ",".join(urls))]
+    if name in DATA_SERVICES:
+        argv += ["--data-dir", st["data_dir"]]
+    return argv
+
+
+def _burner_argv(lab):
+    code = "import time\nend = time.monotonic() + %d\nwhile time.monotonic() < end: pass\n" % BURNER_SECONDS
+    return [lab.p("bin", "burner"), "-c", code]
+
+
+# --- up -----------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _teardown_on_failure(state_dir):
+    """Ctrl-C, SIGTERM or an error part-way through `up` removes whatever it made."""
+    def on_signal(signum, frame):
+        raise _Interrupted("interrupted by signal %d" % signum)
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: no handlers, still the cleanup
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield
+    except BaseException as e:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # the cleanup is bounded; a second Ctrl-C waits
+        log("up failed (%s); tearing down" % e)
+        down(state_dir)
+        if isinstance(e, _Interrupted):
+            raise LabError(str(e)) from None
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0):
+    """Brings the machines, services and load up; returns status(). Raises LabError (after
+    removing whatever it had made) if any step fails."""
+    lab = Lab(state_dir)
+    if lab.supervisor_alive():
+        raise LabError("%s: the lab is already up; run down first" % lab.dir)
+    if rate <= 0:
+        raise LabError("--rate must be > 0 (got %r)" % rate)
+    live = [p for p in _all_pids() if _proc_comm(p) == SUPERVISOR_COMM and _alive(p)]
+    if live:
+        raise LabError("a lab is up already (supervisor pid %s, another state dir?); run down first"
+                       % ", ".join(map(str, live)))
+    leftovers = check_clean(lab.dir)[0]
+    if leftovers:
+        log("leftovers of an earlier run (%s); removing them first" % "; ".join(leftovers))
+        down(state_dir)
+    with _teardown_on_failure(lab.dir):
+        _up(lab, rate, max_seconds)
+    return status(lab.dir)
+
+
+def _up(lab, rate, max_seconds):
+    os.makedirs(lab.dir, exist_ok=True)
+    if os.listdir(lab.dir) and not os.path.exists(lab.p(MARKER)):
+        raise LabError("%s: not empty and not a lab state directory; choose another --state-dir" % lab.dir)
+    _write(lab.p(MARKER), "")
+    for d in ("bin", "procs", "down", "faults", "logs", "nginx"):
+        os.makedirs(lab.p(d), exist_ok=True)
+    cg = Cgroups()
+    st = {"created": time.time(), "rate": rate, "max_seconds": max_seconds, "cgroup_version": cg.version,
+          "bin": _binaries()}
+    lab.save_state(st)
+    with lab.locked():
+        _network_up(st)
+        lab.save_state(st)
+        cg.create("")
+        with contextlib.suppress(LabError):
+            cg.write("pids", "", "pids.max", 4096)  # a runaway fork stays inside the lab
+        for rel in ("supervisor", "load"):
+            cg.create(rel)
+        for m in MACHINES:
+            cg.create(m)
+            cg.set_cpu_quota(m, MACHINE_CPUS)
+            cg.set_memory_limit(m, MACHINE_MEMORY)
+        for name, (m, lang, _, _) in SERVICES.items():
+            cg.create("%s/%s" % (m, name))
+            if lang != "nginx":
+                _link_bin(lab, name, st["bin"]["node" if lang == "node" else "python"])
+            _write(lab.p("faults", name), "")
+        for name in ("loadgen", "burner", SUPERVISOR_COMM):
+            _link_bin(lab, name, st["bin"]["python"])
+        _disk_up(lab, st)
+        _write(lab.p("nginx", "nginx.conf"), _nginx_conf(lab))
+        _write(lab.p("load_factor"), "1\n")
+        for name, (m, lang, _, _) in SERVICES.items():
+            lab.add_proc(name, _service_argv(lab, st, name), m, "%s/%s" % (m, name),
+                         group=GROUP_GATEWAY if lang == "nginx" else GROUP_SERVICE)
+        lab.save_state(st)
+        _start_supervisor(lab, st, cg, max_seconds + 600)
+        lab.wait_running(list(SERVICES), 20)
+        for name in SERVICES:
+            _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen on %s:%d" % ((name,) + _addr(name)))
+        _check_end_to_end()
+        ip, port = _addr("gateway")
+        lab.add_proc("loadgen", [lab.p("bin", "loadgen"), os.path.join(HERE, "load.py"),
+                                 "--url", "http://%s:%d" % (ip, port), "--state-dir", lab.dir,
+                                 "--rate", str(rate), "--max-seconds", str(max_seconds)],
+                     cgroup="load", restart="on-failure", group=GROUP_LOAD)
+        lab.wait_running(["loadgen"], 10)
+    log("up: 3 machines, %d services, load %g req/s (state in %s)" % (len(SERVICES), rate, lab.dir))
+
+
+def _start_supervisor(lab, st, cg, max_seconds):
+    procs = [os.path.join(d, "cgroup.procs") for d in cg.dirs("supervisor")]
+
+    def in_child():
+        for p in procs:
+            with open(p, "w") as f:
+                f.write(str(os.getpid()))
+
+    out = open(lab.p("logs", "supervisor.out"), "a")
+    try:
+        # A direct child: when up() runs inside the scenario runner, down() can reap it.
+        p = subprocess.Popen([lab.p("bin", SUPERVISOR_COMM), os.path.join(HERE, "supervisor.py"),
+                              "--state-dir", lab.dir, "--max-seconds", str(max_seconds)],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             preexec_fn=in_child, start_new_session=True, cwd=lab.dir)
+    finally:
+        out.close()
+    st["supervisor"] = {"pid": p.pid, "start_ticks": _wait(lambda: (_proc_stat(p.pid) or (0, 0))[1], 2,
+                                                          "the supervisor to start")}
+    lab.save_state(st)
+
+
+def _get(ip, port, path, timeout=3.0):
+    import http.client
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def _check_end_to_end():
+    # Through the gateway, every route crosses the bridge between all three machines.
+    ip, port = _addr("gateway")
+    for path in SERVICES["gateway"][3]:
+        try:
+            _wait(lambda: _get(ip, port, path) == 200, 10, "GET %s via the gateway to answer 200" % path, 0.3)
+        except LabError as e:
+            raise LabError("%s (last status %s; is the bridge %s filtered?)" % (e, _get(ip, port, path), BRIDGE))
+
+
+# --- status -------------------------------------------------------------------------------------
+
+def status(state_dir=DEFAULT_STATE_DIR):
+    """The lab as JSON-able dict: machines, services (pid, alive), load, the active fault."""
+    lab = Lab(state_dir)
+    st = lab.state
+    if not st:
+        return {"up": False, "state_dir": lab.dir, "leftovers": check_clean()[0]}
+    pids = lab.pids()
+    try:
+        cg = Cgroups()
+    except LabError:
+        cg = None
+    machines = [{"name": m, "ip": ip, "netns": PREFIX + "-" + m, "netns_path": _netns_path(m),
+                 "cgroup": "/%s/%s" % (CGROUP_NAME, m), "cpus": MACHINE_CPUS, "memory_bytes": MACHINE_MEMORY,
+                 "present": os.path.exists(_netns_path(m))} for m, ip in MACHINES.items()]
+    services = []
+    for name, (m, lang, port, _) in SERVICES.items():
+        rec = pids.get(name) or {}
+        pid = lab.running(name)
+        services.append({"name": name, "comm": _comm(name), "machine": m, "language": lang,
+                         "addr": "%s:%d" % (MACHINES[m], port), "pid": pid, "alive": bool(pid),
+                         "restarts": rec.get("restarts"), "state": rec.get("state"),
+                         "marked_down": os.path.exists(lab.p("down", name)),
+                         "cgroup": "/%s/%s/%s" % (CGROUP_NAME, m, name)})
+    lines = _read(lab.p("load.jsonl")).strip().splitlines()
+    load = {"pid": lab.running("loadgen"), "alive": bool(lab.running("loadgen")), "rate": st.get("rate"),
+            "factor": _read(lab.p("load_factor")).strip() or "1", "last": json.loads(lines[-1]) if lines else None}
+    fault = _read_json(lab.p("active.json"))
+    if fault and cg:
+        with contextlib.suppress(Exception):  # observations are a convenience, never an error
+            fault["observed"] = FAULTS[fault["kind"]].observe(lab, cg, fault)
+    extra = sorted(n for n in pids if n not in SERVICES and n != "loadgen")
+    sup = st.get("supervisor") or {}
+    return {"up": lab.supervisor_alive(), "state_dir": lab.dir, "cgroup_version": st.get("cgroup_version"),
+            "machines": machines, "services": services, "load": load,
+            "supervisor": {"pid": sup.get("pid"), "alive": lab.supervisor_alive()},
+            "other_processes": [{"name": n, "pid": lab.running(n)} for n in extra],
+            "disk": st.get("disk"), "fault": fault}
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+def _edge(target):
+    caller, sep, callee = target.partition("->")
+    if not sep:
+        raise LabError("--target %r: expected CALLER->CALLEE" % target)
+    caller, callee = _service(caller.strip()), _service(callee.strip())
+    if (caller, callee) not in EDGES:
+        raise LabError("--target %r: %s does not call %s (edges: %s)" % (
+            target, caller, callee, ", ".join("%s->%s" % e for e in EDGES)))
+    return caller, callee
+
+
+def _code_service(target):
+    name = _service(target)
+    if SERVICES[name][1] == "nginx":
+        raise LabError("--target %s: nginx has no fault file; choose one of the Python or Node services" % target)
+    return name
+
+
+class Fault:
+    """One fault kind: params (name -> (default, low, high)), apply() fills rec["undo"]."""
+    params = {}
+
+    def resolve(self, lab, cg, target, params):
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise LabError("--param %s: not a parameter of this kind (expected %s)" % (
+                ", ".join(sorted(unknown)), ", ".join(self.params) or "none"))
+        out = {}
+        for name, (default, lo, hi) in self.params.items():
+            v = params.get(name, default)
+            if callable(v):
+                v = v(lab, cg, target)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise LabError("--param %s=%r: expected a number" % (name, v)) from None
+            if not lo <= v <= hi:
+                raise LabError("--param %s=%g: expected %g..%g" % (name, v, lo, hi))
+            out[name] = int(v) if v == int(v) else v
+        return out
+
+    def observe(self, lab, cg, rec):
+        return None
+
+
+class Loss(Fault):
+    """nftables in the callee's namespace drops a share of the caller's packets to its port."""
+    params = {"percent": (10, 1, 100)}
+
+    def apply(self, lab, cg, rec):
+        caller, callee = _edge(rec["target"])
+        machine = SERVICES[callee][0]
+        same = SERVICES[caller][0] == machine
+        match = '%sip saddr %s tcp dport %d' % ('iif "lo" ' if same else "", MACHINES[SERVICES[caller][0]],
+                                                 SERVICES[callee][2])
+        ruleset = ("table ip fllab_fault {\n chain input {\n  type filter hook input priority -10; policy accept;\n"
+                   "  %s numgen random mod 100 < %d counter drop\n }\n}\n" % (match, round(rec["params"]["percent"])))
+        rec["undo"] = {"machine": machine}
+        _sh(_in_netns(machine, ["nft", "-f", "-"]), input=ruleset)
+
+    def revert(self, lab, cg, rec):
+        m = rec["undo"].get("machine")
+        if m and os.path.exists(_netns_path(m)):
+            _sh(_in_netns(m, ["nft", "delete", "table", "ip", "fllab_fault"]), check=False)
+
+    def observe(self, lab, cg, rec):
+        out = _sh(_in_netns(rec["undo"]["machine"], ["nft", "list", "table", "ip", "fllab_fault"]), check=False).stdout
+        m = re.search(r"counter packets (\d+) bytes (\d+)", out)
+        return {"dropped_packets": int(m.group(1))} if m else None
+
+
+class Delay(Fault):
+    """netem in the caller's namespace, on the packets to the callee's address and port only (a
+    prio qdisc's fourth band; the other three keep the default priority map)."""
+    params = {"ms": (100, 1, 10000)}
+
+    def apply(self, lab, cg, rec):
+        caller, callee = _edge(rec["target"])
+        machine = SERVICES[caller][0]
+        dev = "lo" if SERVICES[callee][0] == machine else "eth0"
+        ip, port = _addr(callee)
+        rec["undo"] = {"machine": machine, "dev": dev}
+        tc = lambda *a: _sh(_in_netns(machine, ["tc"] + list(a)))
+        tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4",
+           "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
+        tc("qdisc", "add", "dev", dev, "parent", "1:4", "handle", "40:", "netem", "delay", "%gms" % rec["params"]["ms"])
+        tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+           "match", "ip", "dst", ip + "/32", "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4")
+
+    def revert(self, lab, cg, rec):
+        u = rec["undo"]
+        if u.get("machine") and os.path.exists(_netns_path(u["machine"])):
+            _sh(_in_netns(u["machine"], ["tc", "qdisc", "del", "dev", u["dev"], "root"]), check=False)
+
+    def observe(self, lab, cg, rec):
+        u = rec["undo"]
+        out = _sh(_in_netns(u["machine"], ["tc", "-s", "qdisc", "show", "dev", u["dev"]]), check=False).stdout
+        m = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
+        return {"delayed_packets": int(m.group(2))} if m else None
+
+
+class Down(Fault):
+    """SIGKILL, and a mark that keeps the supervisor from restarting it: callers are refused."""
+
+    def apply(self, lab, cg, rec):
+        name = _service(rec["target"])
+        rec["undo"] = {"service": name}
+        _write(lab.p("down", name), "")
+        pid = lab.running(name)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        _wait(lambda: (lab.pids().get(name) or {}).get("state") == "down", 5, "%s to be down" % name)
+
+    def revert(self, lab, cg, rec):
+        name = rec["undo"].get("service")
+        if not name:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lab.p("down", name))
+        lab.wait_running([name], 10)
+        _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen again" % name)
+
+
+class FaultLine(Fault):
+    """A line in the service's fault file (see services/service.py)."""
+    word = None
+
+    def apply(self, lab, cg, rec):
+        name = _code_service(rec["target"])
+        rec["undo"] = {"service": name}
+        _write(lab.p("faults", name), "%s %g\n" % (self.word, rec["params"][next(iter(self.params))]))
+
+    def revert(self, lab, cg, rec):
+        if rec["undo"].get("service"):
+            _write(lab.p("faults", rec["undo"]["service"]), "")
+
+
+class Slow(FaultLine):
+    word, params = "slow", {"ms": (300, 1, 60000)}
+
+
+class Error(FaultLine):
+    word, params = "error", {"rate": (1, 0, 1)}
+
+
+class CpuThrottle(Fault):
+    """The container's CPU quota cut, and a busy loop inside it that eats most of what is left."""
+    params = {"quota": (0.2, 0.01, MACHINE_CPUS)}
+
+    def apply(self, lab, cg, rec):
+        name = _service(rec["target"])
+        m = SERVICES[name][0]
+        rel = "%s/%s" % (m, name)
+        rec["undo"] = {"cgroup": rel, "burner": "burner-" + name}
+        cg.set_cpu_quota(rel, rec["params"]["quota"])
+        lab.add_proc("burner-" + name, _burner_argv(lab), m, rel, restart="never", group=GROUP_BURNER)
+        lab.wait_running(["burner-" + name], 5)
+
+    def revert(self, lab, cg, rec):
+        u = rec["undo"]
+        if u.get("burner"):
+            lab.remove_proc(u["burner"])
+            lab.wait_gone([u["burner"]], 6)
+        if u.get("cgroup"):
+            cg.set_cpu_quota(u["cgroup"], None)
+
+    def observe(self, lab, cg, rec):
+        return cg.stats(rec["undo"]["cgroup"])
+
+
+class MachineCpu(Fault):
+    """Busy loops in the machine's noise cgroup, which has no quota of its own: together they
+    fill the machine's one CPU and every container on it waits."""
+    params = {"threads": (3, 1, 16)}
+
+    def apply(self, lab, cg, rec):
+        m = rec["target"]
+        if m not in MACHINES:
+            raise LabError("--target %r: expected a machine (%s)" % (m, ", ".join(MACHINES)))
+        names = ["burner-%s-%d" % (m, i) for i in range(int(rec["params"]["threads"]))]
+        rec["undo"] = {"cgroup": m + "/noise", "burners": names}
+        cg.create(m + "/noise")
+        for n in names:
+            lab.add_proc(n, _burner_argv(lab), m, m + "/noise", restart="never", group=GROUP_BURNER)
+        lab.wait_running(names, 5)
+
+    def revert(self, lab, cg, rec):
+        u = rec["undo"]
+        for n in u.get("burners", []):
+            lab.remove_proc(n)
+        lab.wait_gone(u.get("burners", []), 6)
+        if u.get("cgroup"):
+            for top in cg.dirs():
+                err = _remove_cgroup_tree(top, u["cgroup"])
+                if err:
+                    raise LabError("cannot remove the noise cgroup: %s" % err)
+
+    def observe(self, lab, cg, rec):
+        return cg.stats(rec["target"])
+
+
+class Oom(Fault):
+    """A memory limit just above the container's use and a leak in its code: the OOM killer
+    kills it, the supervisor restarts it a second later, and so on until the revert."""
+    params = {"limit_mb": (lambda lab, cg, t: cg.memory_usage("%s/%s" % (SERVICES[_code_service(t)][0],
+                                                                          _code_service(t))) // (1 << 20) + 64,
+                           8, MACHINE_MEMORY >> 20),
+              "rate": (50, 1, 1024)}
+
+    def apply(self, lab, cg, rec):
+        name = _code_service(rec["target"])
+        rel = "%s/%s" % (SERVICES[name][0], name)
+        rec["undo"] = {"service": name, "cgroup": rel}
+        cg.set_memory_limit(rel, int(rec["params"]["limit_mb"] * (1 << 20)))
+        _write(lab.p("faults", name), "leak %g\n" % rec["params"]["rate"])
+
+    def revert(self, lab, cg, rec):
+        u = rec["undo"]
+        if not u.get("service"):
+            return
+        _write(lab.p("faults", u["service"]), "")
+        cg.set_memory_limit(u["cgroup"], None)
+        lab.wait_running([u["service"]], 10)
+
+    def observe(self, lab, cg, rec):
+        return cg.stats(rec["undo"]["cgroup"])
+
+
+class Disk(Fault):
+    """IOPS throttling of the container on the lab's own loop device. What it can show: every
+    request's O_DIRECT read or write (and fsync) queues in the block layer, so the store's
+    answers slow down and the cgroup's I/O counters show it. What it cannot: a slow disk's
+    latency per I/O (the loop device itself stays fast; waiting is rationed, not stretched), nor
+    anything of buffered writeback, which v1 charges to the root cgroup."""
+    params = {"delay_ms": (50, 1, 1000)}
+
+    def apply(self, lab, cg, rec):
+        name = _service(rec["target"])
+        if name not in DATA_SERVICES:
+            raise LabError("--target %s: only %s keep data on the lab disk" % (name, ", ".join(DATA_SERVICES)))
+        devno = ((lab.state or {}).get("disk") or {}).get("devno")
+        if not devno:
+            raise LabError("no lab disk (the loop device could not be made at up; see its log line)")
+        rel = "%s/%s" % (SERVICES[name][0], name)
+        iops = max(1, round(1000.0 / rec["params"]["delay_ms"]))
+        rec["undo"] = {"cgroup": rel, "devno": devno, "iops": iops}
+        cg.set_iops(rel, devno, iops)
+
+    def revert(self, lab, cg, rec):
+        u = rec["undo"]
+        if u.get("cgroup"):
+            cg.set_iops(u["cgroup"], u["devno"], None)
+
+    def observe(self, lab, cg, rec):
+        u = rec["undo"]
+        name = "io.stat" if cg.version == 2 else "blkio.throttle.io_serviced"
+        rows = [l for l in cg.read("blkio" if cg.version == 1 else "io", u["cgroup"], name).splitlines()
+                if l.startswith(u["devno"])]
+        return {"iops_limit": u["iops"], "io": rows}
+
+
+class Surge(Fault):
+    """The load generator's rate multiplied."""
+    params = {"factor": (4, 0.1, 20)}
+
+    def apply(self, lab, cg, rec):
+        if rec["target"] != "load":
+            raise LabError("--target %r: a surge's target is load" % rec["target"])
+        rec["undo"] = {"load_factor": True}
+        _write(lab.p("load_factor"), "%g\n" % rec["params"]["factor"])
+
+    def revert(self, lab, cg, rec):
+        if rec["undo"].get("load_factor"):
+            _write(lab.p("load_factor"), "1\n")
+
+    def observe(self, lab, cg, rec):
+        lines = _read(lab.p("load.jsonl")).strip().splitlines()
+        return json.loads(lines[-1]) if lines else None
+
+
+FAULTS = {"loss": Loss(), "delay": Delay(), "down": Down(), "slow": Slow(), "error": Error(),
+          "cpu_throttle": CpuThrottle(), "machine_cpu": MachineCpu(), "oom": Oom(), "disk": Disk(),
+          "surge": Surge()}
+
+
+def inject(state_dir, kind, target, params=None):
+    """Applies one fault (see FAULTS) and records it in active.json; one at a time. Returns the
+    record. A fault that fails part-way is undone before the LabError is raised."""
+    lab = Lab(state_dir)
+    if kind not in FAULTS:
+        raise LabError("--kind %r: expected one of %s" % (kind, ", ".join(FAULTS)))
+    with lab.locked():
+        if not lab.supervisor_alive():
+            raise LabError("%s: the lab is not up" % lab.dir)
+        active = _read_json(lab.p("active.json"))
+        if active:
+            raise LabError("a fault is active already (%s on %s); revert it first" % (active["kind"], active["target"]))
+        cg, fault = Cgroups(), FAULTS[kind]
+        rec = {"kind": kind, "target": target, "params": fault.resolve(lab, cg, target, params or {}),
+               "started_at": round(time.time(), 3), "undo": {}}
+        _write_json(lab.p("active.json"), rec)  # first, so that down and revert know of it
+        try:
+            fault.apply(lab, cg, rec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                fault.revert(lab, cg, rec)
+            os.unlink(lab.p("active.json"))
+            raise
+        _write_json(lab.p("active.json"), rec)
+    log("inject: %s on %s %s" % (kind, target, json.dumps(rec["params"])))
+    return rec
+
+
+def revert(state_dir=DEFAULT_STATE_DIR):
+    """Undoes the active fault; returns its record, or None if there was none."""
+    lab = Lab(state_dir)
+    with lab.locked():
+        rec = _read_json(lab.p("active.json"))
+        if not rec:
+            log("revert: no active fault")
+            return None
+        FAULTS[rec["kind"]].revert(lab, Cgroups(), rec)
+        rec["reverted_at"] = round(time.time(), 3)
+        with open(lab.p("faults.jsonl"), "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        os.unlink(lab.p("active.json"))
+    log("revert: %s on %s" % (rec["kind"], rec["target"]))
+    return rec
+
+
+# --- down and check-clean -----------------------------------------------------------------------
+
+def down(state_dir=DEFAULT_STATE_DIR):
+    """Removes everything the lab made, found by name when the state directory is gone.
+    Idempotent. Returns the problems left (also logged); [] when all is gone."""
+    lab = Lab(state_dir)
+    with lab.locked() if os.path.isdir(lab.dir) else contextlib.nullcontext():
+        return _down(lab)
+
+
+def _down(lab):
+    st = lab.state or {}
+    errors = []
+    # The supervisor first: on SIGTERM it stops its children group by group and reaps them.
+    sup = st.get("supervisor") or {}
+    sups = {p for p in [sup.get("pid")] if _alive(p, sup.get("start_ticks"))}
+    sups |= {p for p in _all_pids() if _proc_comm(p) == SUPERVISOR_COMM}
+    with contextlib.suppress(LabError):
+        sups |= Cgroups().procs("supervisor")
+    errors += ["pid %d (supervisor) survived SIGKILL" % p for p in _terminate(sorted(sups), grace=12)]
+    # Then whatever it did not stop, in its order, and whatever else is in the lab's cgroups.
+    recs = sorted(lab.pids().values(), key=lambda r: r.get("group", GROUP_SERVICE))
+    for group in sorted({r.get("group", GROUP_SERVICE) for r in recs}):
+        pids = [r["pid"] for r in recs if r.get("group", GROUP_SERVICE) == group and _alive(r.get("pid"), r.get("start_ticks"))]
+        errors += ["pid %d survived SIGKILL" % p for p in _terminate(pids)]
+    stray = [p for p in _lab_procs_by_cgroup() if _alive(p)]
+    if stray:
+        log("down: stopping %d process(es) left in the lab's cgroups: %s" % (len(stray), stray))
+        errors += ["pid %d survived SIGKILL" % p for p in _terminate(stray)]
+    _network_down(errors)
+    _disk_down(errors)
+    for top in _lab_cgroup_tops():
+        err = _remove_cgroup_tree(top)
+        if err:
+            errors.append(err)
+    _remove_state_dir(lab, errors)
+    for e in errors:
+        log("down: " + e)
+    return errors
+
+
+def _remove_state_dir(lab, errors):
+    if not os.path.isdir(lab.dir):
+        return
+    if not os.path.exists(lab.p(MARKER)):
+        if not os.listdir(lab.dir):
+            os.rmdir(lab.dir)
+        return
+    inside = [l.split()[1] for l in _read("/proc/self/mounts").splitlines()
+              if len(l.split()) > 1 and (l.split()[1] + "/").startswith(lab.dir + "/")]
+    if inside:
+        errors.append("%s: not removed, still mounted: %s" % (lab.dir, ", ".join(inside)))
+        return
+    shutil.rmtree(lab.dir, ignore_errors=True)
+    if os.path.exists(lab.dir):
+        errors.append("%s: could not be removed" % lab.dir)
+
+
+def check_clean(state_dir=None):
+    """(leftovers, notes): anything of the lab that still exists, by its name. Notes list
+    zombies, which hold no resources but cannot be reaped by anyone but their parent."""
+    left, notes = [], []
+    netns = [n for n in _sh(["ip", "netns", "list"], check=False).stdout.split() if n.startswith(PREFIX)]
+    left += ["netns " + n for n in netns]
+    left += ["link " + l for l in _links()]
+    for where, prefix in [(None, [])] + [(n, ["nsenter", "--net=" + os.path.join(NETNS_DIR, n), "--"]) for n in netns]:
+        tables = _sh(prefix + ["nft", "list", "tables"], check=False).stdout
+        left += ["nft %s%s" % (t.strip(), " in " + where if where else "") for t in tables.splitlines() if PREFIX in t]
+        # The faults' qdiscs (prio and netem) in a namespace left over; any non-default one on a
+        # lab link in the root namespace.
+        for q in _sh(prefix + ["tc", "qdisc", "show"], check=False).stdout.splitlines():
+            if (where and re.match(r"qdisc (prio|netem) ", q)) or (not where and "dev " + PREFIX in q
+                                                                   and "noqueue" not in q):
+                left.append("tc %s%s" % (q.strip(), " in " + where if where else ""))
+    left += ["cgroup " + t for t in _lab_cgroup_tops()]
+    for pid in sorted(set(_lab_procs_by_cgroup()) | {p for p in _all_pids() if _proc_comm(p).startswith(PREFIX)}):
+        st = _proc_stat(pid)
+        if not st:
+            continue
+        what = "process %d (%s)" % (pid, _proc_comm(pid))
+        (notes if st[0] == "Z" else left).append(what + (" zombie, parent %s" % _ppid(pid) if st[0] == "Z" else ""))
+    left += ["loop %s (%s)" % d for d in _loop_devices()]
+    left += ["mount " + l.split()[1] for l in _read("/proc/self/mounts").splitlines()
+             if len(l.split()) > 1 and (PREFIX in l.split()[1] or l.split()[1].startswith(DEFAULT_STATE_DIR + "/"))]
+    if shutil.which("iptables") and PREFIX in _sh(["iptables", "-S"], check=False).stdout:
+        left.append("iptables rule with comment " + PREFIX)
+    for d in {os.path.abspath(state_dir or DEFAULT_STATE_DIR), DEFAULT_STATE_DIR}:
+        if os.path.exists(d):
+            left.append("state dir " + d)
+    return left, notes
+
+
+def _ppid(pid):
+    m = re.search(r"^PPid:\s+(\d+)", _read("/proc/%d/status" % pid), re.M)
+    return m.group(1) if m else "?"
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def _parse_params(items):
+    out = {}
+    for item in items or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise LabError("--param %r: expected NAME=VALUE" % item)
+        out[k] = v
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="lab.py", description="The faultline fault-injection lab.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "status", "inject", "revert", "down", "check-clean"):
+        p = sub.add_parser(name)
+        p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+        if name == "up":
+            p.add_argument("--rate", type=float, default=20.0, help="load, requests per second")
+            p.add_argument("--max-seconds", type=float, default=3600.0, help="the load's lifetime")
+        if name == "inject":
+            p.add_argument("--kind", required=True, choices=sorted(FAULTS))
+            p.add_argument("--target", required=True)
+            p.add_argument("--param", action="append", metavar="NAME=VALUE")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        log("must run as root (network namespaces, cgroups, loop devices)")
+        return 2
+    try:
+        if args.cmd == "up":
+            print(json.dumps(up(args.state_dir, args.rate, args.max_seconds), indent=1))
+        elif args.cmd == "status":
+            print(json.dumps(status(args.state_dir), indent=1))
+        elif args.cmd == "inject":
+            print(json.dumps(inject(args.state_dir, args.kind, args.target, _parse_params(args.param)), indent=1))
+        elif args.cmd == "revert":
+            print(json.dumps(revert(args.state_dir), indent=1))
+        elif args.cmd == "down":
+            errors = down(args.state_dir)
+            left = check_clean(args.state_dir)[0]
+            if left:
+                log("down: left behind: " + "; ".join(left))
+            return 1 if errors or left else 0
+        elif args.cmd == "check-clean":
+            left, notes = check_clean(args.state_dir)
+            for n in notes:
+                print("note: " + n)
+            for l in left:
+                print(l)
+            return 1 if left else 0
+    except LabError as e:
+        log("error: %s" % e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
