@@ -567,7 +567,7 @@ def _disk_down(errors):
 
 def _binaries():
     found = {"python": os.path.realpath(sys.executable)}
-    for name in ("node", "nginx", "nsenter", "nft", "tc", "ip", "losetup", "mkfs.ext4"):
+    for name in ("node", "nginx", "nsenter", "nft", "tc", "ip", "iptables", "losetup", "mkfs.ext4"):
         path = shutil.which(name)
         if not path:
             raise LabError("%s: not found on PATH (scripts/setup.sh installs it)" % name)
@@ -703,7 +703,7 @@ def _up(lab, rate, max_seconds):
         cg.create("")
         with contextlib.suppress(LabError):
             cg.write("pids", "", "pids.max", 4096)  # a runaway fork stays inside the lab
-        for rel in ("supervisor", "load"):
+        for rel in ("supervisor", "load", "fault"):
             cg.create(rel)
         for m in MACHINES:
             cg.create(m)
@@ -714,7 +714,7 @@ def _up(lab, rate, max_seconds):
             if lang != "nginx":
                 _link_bin(lab, name, st["bin"]["node" if lang == "node" else "python"])
             _write(lab.p("faults", name), "")
-        for name in ("loadgen", "burner", SUPERVISOR_COMM):
+        for name in ("loadgen", "burner", "fllab-delay", SUPERVISOR_COMM):
             _link_bin(lab, name, st["bin"]["python"])
         _disk_up(lab, st)
         _write(lab.p("nginx", "nginx.conf"), _nginx_conf(lab))
@@ -898,33 +898,75 @@ class Loss(Fault):
 
 
 class Delay(Fault):
-    """netem in the caller's namespace, on the packets to the callee's address and port only (a
-    prio qdisc's fourth band; the other three keep the default priority map)."""
+    """The caller's packets to the callee's address and port held MS each. With a new
+    connection per call, a call pays about twice MS (the SYN, then the request).
+
+    netem where the kernel has it: a prio root qdisc whose fourth band (the other three keep the
+    default priority map) holds netem, and a u32 filter sending the callee's traffic there. Where
+    it has not (no CONFIG_NET_SCH_NETEM), an iptables NFQUEUE rule in the caller's namespace and
+    delayer.py, which gives each packet's verdict MS late: the same delay at the same place, the
+    caller's output path."""
     params = {"ms": (100, 1, 10000)}
+    QUEUE = 4242
+    RULE = ["OUTPUT", "-p", "tcp", "-d", "{ip}", "--dport", "{port}", "-m", "comment", "--comment",
+            "fllab_fault", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass"]
 
     def apply(self, lab, cg, rec):
         caller, callee = _edge(rec["target"])
         machine = SERVICES[caller][0]
         dev = "lo" if SERVICES[callee][0] == machine else "eth0"
         ip, port = _addr(callee)
-        rec["undo"] = {"machine": machine, "dev": dev}
+        rec["undo"] = {"machine": machine, "dev": dev, "ip": ip, "port": port, "method": "netem"}
         tc = lambda *a: _sh(_in_netns(machine, ["tc"] + list(a)))
-        tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4",
-           "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
-        tc("qdisc", "add", "dev", dev, "parent", "1:4", "handle", "40:", "netem", "delay", "%gms" % rec["params"]["ms"])
-        tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-           "match", "ip", "dst", ip + "/32", "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4")
+        try:
+            tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4",
+               "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
+            tc("qdisc", "add", "dev", dev, "parent", "1:4", "handle", "40:", "netem", "delay",
+               "%gms" % rec["params"]["ms"])
+            tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+               "match", "ip", "dst", ip + "/32", "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4")
+            return
+        except LabError as e:
+            _sh(_in_netns(machine, ["tc", "qdisc", "del", "dev", dev, "root"]), check=False)
+            log("delay: no netem qdisc (%s); delaying in user space instead (delayer.py)" % str(e).rpartition(": ")[2])
+        rec["undo"]["method"] = "nfqueue"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lab.p("logs", "delayer.log"))  # its "ready" below must be this run's
+        lab.add_proc("delayer", [lab.p("bin", "fllab-delay"), os.path.join(HERE, "delayer.py"),
+                                 "--queue", str(self.QUEUE), "--ms", "%g" % rec["params"]["ms"]],
+                     machine, "fault", restart="on-failure", group=GROUP_BURNER)
+        _wait(lambda: "ready" in _read(lab.p("logs", "delayer.log")), 5, "the delayer to bind its queue")
+        _sh(_in_netns(machine, ["iptables", "-w", "-t", "mangle", "-A"] + self._rule(rec)))
+
+    def _rule(self, rec):
+        return [a.format(ip=rec["undo"]["ip"], port=rec["undo"]["port"]) for a in self.RULE]
 
     def revert(self, lab, cg, rec):
         u = rec["undo"]
-        if u.get("machine") and os.path.exists(_netns_path(u["machine"])):
+        if not u.get("machine") or not os.path.exists(_netns_path(u["machine"])):
+            return
+        if u.get("method") == "netem":
             _sh(_in_netns(u["machine"], ["tc", "qdisc", "del", "dev", u["dev"], "root"]), check=False)
+            return
+        ipt = lambda *a: _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle"] + list(a)), check=False)
+        while ipt("-C", *self._rule(rec)).returncode == 0 and ipt("-D", *self._rule(rec)).returncode == 0:
+            pass
+        if "-A" not in ipt("-S").stdout:  # iptables-nft leaves its table behind, empty
+            _sh(_in_netns(u["machine"], ["nft", "delete", "table", "ip", "mangle"]), check=False)
+        time.sleep(rec["params"]["ms"] / 1000.0 + 0.1)  # let the held packets go before the delayer
+        lab.remove_proc("delayer")
+        lab.wait_gone(["delayer"], 6)
 
     def observe(self, lab, cg, rec):
         u = rec["undo"]
-        out = _sh(_in_netns(u["machine"], ["tc", "-s", "qdisc", "show", "dev", u["dev"]]), check=False).stdout
-        m = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
-        return {"delayed_packets": int(m.group(2))} if m else None
+        if u["method"] == "netem":
+            out = _sh(_in_netns(u["machine"], ["tc", "-s", "qdisc", "show", "dev", u["dev"]]), check=False).stdout
+            m = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
+            return {"method": "netem", "delayed_packets": int(m.group(2))} if m else None
+        out = _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle", "-L", "OUTPUT", "-v", "-n", "-x"]),
+                  check=False).stdout
+        m = re.search(r"^\s*(\d+)\s+\d+\s+NFQUEUE", out, re.M)
+        return {"method": "nfqueue", "delayed_packets": int(m.group(1))} if m else None
 
 
 class Down(Fault):

@@ -23,6 +23,7 @@ import json
 import mmap
 import os
 import random
+import socketserver
 import sys
 import threading
 import time
@@ -208,6 +209,12 @@ def make_handler(name, routes, fault, disk):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 would refuse connections under a burst
+
+    def server_bind(self):
+        # HTTPServer's own would look the address up in DNS (socket.getfqdn): a query that
+        # cannot leave the lab's namespaces and stalls the start for the resolver's timeout.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
 
 def main():
