@@ -20,6 +20,7 @@ revert(), down(), check_clean(), each taking the state directory; they raise Lab
 import argparse
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import re
@@ -74,7 +75,7 @@ class LabError(Exception):
     pass
 
 
-class _Interrupted(Exception):
+class _Interrupted(BaseException):  # like KeyboardInterrupt: no `except Exception` swallows it
     pass
 
 
@@ -320,7 +321,8 @@ class Cgroups:
     def stats(self, rel):
         """CPU throttling, memory and OOM kills of one cgroup, for status and the logs."""
         def kv(text):
-            return {k: int(v) for k, _, v in (l.partition(" ") for l in text.splitlines()) if v.strip().isdigit()}
+            pairs = (line.partition(" ") for line in text.splitlines())
+            return {k: int(v) for k, _, v in pairs if v.strip().isdigit()}
         cpu = kv(self.read("cpu", rel, "cpu.stat"))
         out = {"nr_periods": cpu.get("nr_periods"), "nr_throttled": cpu.get("nr_throttled"),
                "throttled_ms": (cpu["throttled_usec"] // 1000 if "throttled_usec" in cpu
@@ -398,7 +400,9 @@ class Lab:
 
     def running(self, name):
         rec = self.pids().get(name) or {}
-        return rec.get("pid") if rec.get("state") == "running" and _alive(rec.get("pid"), rec.get("start_ticks")) else None
+        if rec.get("state") == "running" and _alive(rec.get("pid"), rec.get("start_ticks")):
+            return rec["pid"]
+        return None
 
     def supervisor_alive(self):
         st = self.state or {}
@@ -464,8 +468,8 @@ def _network_up(st):
     for m, ip in MACHINES.items():
         ns, host_if = PREFIX + "-" + m, PREFIX + "-" + m + "h"
         _sh(["ip", "netns", "add", ns])
-        _sh(_in_netns(m, ["sh", "-c", "for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done"]),
-            check=False)
+        for conf in ("all", "default"):
+            _sh(_in_netns(m, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6" % conf]), check=False)
         _sh(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns])
         _disable_ipv6("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % host_if)
         _sh(["ip", "link", "set", host_if, "master", BRIDGE, "up"])
@@ -476,6 +480,9 @@ def _network_up(st):
     st["iptables_rule"] = _allow_bridged_traffic()
 
 
+_FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", PREFIX, "-j", "ACCEPT"]
+
+
 def _allow_bridged_traffic():
     """With br_netfilter on, bridged packets cross iptables' FORWARD chain: a DROP policy there
     (Docker's, for one) would cut the machines apart. Only then one rule, removed by down."""
@@ -484,7 +491,7 @@ def _allow_bridged_traffic():
     policy = _sh(["iptables", "-S", "FORWARD"], check=False).stdout.splitlines()[:1]
     if policy != ["-P FORWARD DROP"]:
         return False
-    _sh(["iptables", "-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", PREFIX, "-j", "ACCEPT"])
+    _sh(["iptables", "-I"] + _FORWARD_RULE)
     return True
 
 
@@ -502,10 +509,9 @@ def _network_down(errors):
         if r.returncode and link in _links():
             errors.append("ip link del %s: %s" % (link, r.stderr.strip()))
     for _ in range(5):
-        spec = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", PREFIX, "-j", "ACCEPT"]
-        if not shutil.which("iptables") or _sh(["iptables", "-C"] + spec, check=False).returncode:
+        if not shutil.which("iptables") or _sh(["iptables", "-C"] + _FORWARD_RULE, check=False).returncode:
             break
-        _sh(["iptables", "-D"] + spec, check=False)
+        _sh(["iptables", "-D"] + _FORWARD_RULE, check=False)
 
 
 def _links():
@@ -622,7 +628,8 @@ def _service_argv(lab, st, name):
     if lang == "nginx":
         return [st["bin"]["nginx"], "-p", lab.p("nginx"), "-c", lab.p("nginx", "nginx.conf"),
                 "-e", lab.p("logs", "nginx-error.log")]
-    argv = [lab.p("bin", name), os.path.join(HERE, "services", "service.py" if lang == "python" else "service.js"),
+    program = os.path.join(HERE, "services", "service.py" if lang == "python" else "service.js")
+    argv = [lab.p("bin", name), program,
             "--name", name, "--listen", "%s:%d" % (MACHINES[machine], port),
             "--fault-file", lab.p("faults", name)]
     for path, steps in routes.items():
@@ -760,7 +767,6 @@ def _start_supervisor(lab, st, cg, max_seconds):
 
 
 def _get(ip, port, path, timeout=3.0):
-    import http.client
     conn = http.client.HTTPConnection(ip, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
@@ -780,7 +786,8 @@ def _check_end_to_end():
         try:
             _wait(lambda: _get(ip, port, path) == 200, 10, "GET %s via the gateway to answer 200" % path, 0.3)
         except LabError as e:
-            raise LabError("%s (last status %s; is the bridge %s filtered?)" % (e, _get(ip, port, path), BRIDGE))
+            raise LabError("%s (last status %s; is the bridge %s filtered?)"
+                           % (e, _get(ip, port, path), BRIDGE)) from None
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -810,7 +817,8 @@ def status(state_dir=DEFAULT_STATE_DIR):
                          "cgroup": "/%s/%s/%s" % (CGROUP_NAME, m, name)})
     lines = _read(lab.p("load.jsonl")).strip().splitlines()
     load = {"pid": lab.running("loadgen"), "alive": bool(lab.running("loadgen")), "rate": st.get("rate"),
-            "factor": _read(lab.p("load_factor")).strip() or "1", "last": json.loads(lines[-1]) if lines else None}
+            "factor": float(_read(lab.p("load_factor")).strip() or 1),
+            "last": json.loads(lines[-1]) if lines else None}
     fault = _read_json(lab.p("active.json"))
     if fault and cg:
         with contextlib.suppress(Exception):  # observations are a convenience, never an error
@@ -840,7 +848,7 @@ def _edge(target):
 def _code_service(target):
     name = _service(target)
     if SERVICES[name][1] == "nginx":
-        raise LabError("--target %s: nginx has no fault file; choose one of the Python or Node services" % target)
+        raise LabError("--target %s: nginx has no fault file; choose a Python or Node service" % target)
     return name
 
 
@@ -881,8 +889,9 @@ class Loss(Fault):
         same = SERVICES[caller][0] == machine
         match = '%sip saddr %s tcp dport %d' % ('iif "lo" ' if same else "", MACHINES[SERVICES[caller][0]],
                                                  SERVICES[callee][2])
-        ruleset = ("table ip fllab_fault {\n chain input {\n  type filter hook input priority -10; policy accept;\n"
-                   "  %s numgen random mod 100 < %d counter drop\n }\n}\n" % (match, round(rec["params"]["percent"])))
+        rule = "%s numgen random mod 100 < %d counter drop" % (match, round(rec["params"]["percent"]))
+        ruleset = ("table ip fllab_fault {\n chain input {\n"
+                   "  type filter hook input priority -10; policy accept;\n  %s\n }\n}\n" % rule)
         rec["undo"] = {"machine": machine}
         _sh(_in_netns(machine, ["nft", "-f", "-"]), input=ruleset)
 
@@ -892,7 +901,8 @@ class Loss(Fault):
             _sh(_in_netns(m, ["nft", "delete", "table", "ip", "fllab_fault"]), check=False)
 
     def observe(self, lab, cg, rec):
-        out = _sh(_in_netns(rec["undo"]["machine"], ["nft", "list", "table", "ip", "fllab_fault"]), check=False).stdout
+        cmd = ["nft", "list", "table", "ip", "fllab_fault"]
+        out = _sh(_in_netns(rec["undo"]["machine"], cmd), check=False).stdout
         m = re.search(r"counter packets (\d+) bytes (\d+)", out)
         return {"dropped_packets": int(m.group(1))} if m else None
 
@@ -928,7 +938,8 @@ class Delay(Fault):
             return
         except LabError as e:
             _sh(_in_netns(machine, ["tc", "qdisc", "del", "dev", dev, "root"]), check=False)
-            log("delay: no netem qdisc (%s); delaying in user space instead (delayer.py)" % str(e).rpartition(": ")[2])
+            log("delay: no netem qdisc (%s); delaying in user space instead (delayer.py)"
+                % str(e).rpartition(": ")[2])
         rec["undo"]["method"] = "nfqueue"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lab.p("logs", "delayer.log"))  # its "ready" below must be this run's
@@ -949,8 +960,9 @@ class Delay(Fault):
             _sh(_in_netns(u["machine"], ["tc", "qdisc", "del", "dev", u["dev"], "root"]), check=False)
             return
         ipt = lambda *a: _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle"] + list(a)), check=False)
-        while ipt("-C", *self._rule(rec)).returncode == 0 and ipt("-D", *self._rule(rec)).returncode == 0:
-            pass
+        for _ in range(5):  # the rule once, unless an earlier revert was cut short
+            if ipt("-C", *self._rule(rec)).returncode or ipt("-D", *self._rule(rec)).returncode:
+                break
         if "-A" not in ipt("-S").stdout:  # iptables-nft leaves its table behind, empty
             _sh(_in_netns(u["machine"], ["nft", "delete", "table", "ip", "mangle"]), check=False)
         time.sleep(rec["params"]["ms"] / 1000.0 + 0.1)  # let the held packets go before the delayer
@@ -960,7 +972,8 @@ class Delay(Fault):
     def observe(self, lab, cg, rec):
         u = rec["undo"]
         if u["method"] == "netem":
-            out = _sh(_in_netns(u["machine"], ["tc", "-s", "qdisc", "show", "dev", u["dev"]]), check=False).stdout
+            cmd = ["tc", "-s", "qdisc", "show", "dev", u["dev"]]
+            out = _sh(_in_netns(u["machine"], cmd), check=False).stdout
             m = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
             return {"method": "netem", "delayed_packets": int(m.group(2))} if m else None
         out = _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle", "-L", "OUTPUT", "-v", "-n", "-x"]),
@@ -1164,7 +1177,8 @@ def inject(state_dir, kind, target, params=None):
             raise LabError("%s: the lab is not up" % lab.dir)
         active = _read_json(lab.p("active.json"))
         if active:
-            raise LabError("a fault is active already (%s on %s); revert it first" % (active["kind"], active["target"]))
+            raise LabError("a fault is active already (%s on %s); revert it first"
+                           % (active["kind"], active["target"]))
         cg, fault = Cgroups(), FAULTS[kind]
         rec = {"kind": kind, "target": target, "params": fault.resolve(lab, cg, target, params or {}),
                "started_at": round(time.time(), 3), "undo": {}}
@@ -1221,7 +1235,8 @@ def _down(lab):
     # Then whatever it did not stop, in its order, and whatever else is in the lab's cgroups.
     recs = sorted(lab.pids().values(), key=lambda r: r.get("group", GROUP_SERVICE))
     for group in sorted({r.get("group", GROUP_SERVICE) for r in recs}):
-        pids = [r["pid"] for r in recs if r.get("group", GROUP_SERVICE) == group and _alive(r.get("pid"), r.get("start_ticks"))]
+        pids = [r["pid"] for r in recs
+                if r.get("group", GROUP_SERVICE) == group and _alive(r.get("pid"), r.get("start_ticks"))]
         errors += ["pid %d survived SIGKILL" % p for p in _terminate(pids)]
     stray = [p for p in _lab_procs_by_cgroup() if _alive(p)]
     if stray:
@@ -1263,9 +1278,11 @@ def check_clean(state_dir=None):
     netns = [n for n in _sh(["ip", "netns", "list"], check=False).stdout.split() if n.startswith(PREFIX)]
     left += ["netns " + n for n in netns]
     left += ["link " + l for l in _links()]
-    for where, prefix in [(None, [])] + [(n, ["nsenter", "--net=" + os.path.join(NETNS_DIR, n), "--"]) for n in netns]:
+    inside = [(n, ["nsenter", "--net=" + os.path.join(NETNS_DIR, n), "--"]) for n in netns]
+    for where, prefix in [(None, [])] + inside:
         tables = _sh(prefix + ["nft", "list", "tables"], check=False).stdout
-        left += ["nft %s%s" % (t.strip(), " in " + where if where else "") for t in tables.splitlines() if PREFIX in t]
+        left += ["nft %s%s" % (t.strip(), " in " + where if where else "")
+                 for t in tables.splitlines() if PREFIX in t]
         # The faults' qdiscs (prio and netem) in a namespace left over; any non-default one on a
         # lab link in the root namespace.
         for q in _sh(prefix + ["tc", "qdisc", "show"], check=False).stdout.splitlines():
@@ -1278,10 +1295,13 @@ def check_clean(state_dir=None):
         if not st:
             continue
         what = "process %d (%s)" % (pid, _proc_comm(pid))
-        (notes if st[0] == "Z" else left).append(what + (" zombie, parent %s" % _ppid(pid) if st[0] == "Z" else ""))
+        if st[0] == "Z":
+            notes.append("%s zombie, parent %s" % (what, _ppid(pid)))
+        else:
+            left.append(what)
     left += ["loop %s (%s)" % d for d in _loop_devices()]
-    left += ["mount " + l.split()[1] for l in _read("/proc/self/mounts").splitlines()
-             if len(l.split()) > 1 and (PREFIX in l.split()[1] or l.split()[1].startswith(DEFAULT_STATE_DIR + "/"))]
+    points = [line.split()[1] for line in _read("/proc/self/mounts").splitlines() if len(line.split()) > 1]
+    left += ["mount " + p for p in points if PREFIX in p or p.startswith(DEFAULT_STATE_DIR + "/")]
     if shutil.which("iptables") and PREFIX in _sh(["iptables", "-S"], check=False).stdout:
         left.append("iptables rule with comment " + PREFIX)
     for d in {os.path.abspath(state_dir or DEFAULT_STATE_DIR), DEFAULT_STATE_DIR}:
@@ -1330,7 +1350,8 @@ def main(argv=None):
         elif args.cmd == "status":
             print(json.dumps(status(args.state_dir), indent=1))
         elif args.cmd == "inject":
-            print(json.dumps(inject(args.state_dir, args.kind, args.target, _parse_params(args.param)), indent=1))
+            rec = inject(args.state_dir, args.kind, args.target, _parse_params(args.param))
+            print(json.dumps(rec, indent=1))
         elif args.cmd == "revert":
             print(json.dumps(revert(args.state_dir), indent=1))
         elif args.cmd == "down":

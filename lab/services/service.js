@@ -38,7 +38,9 @@ function parseStep(step) {
   if (step === 'disk:read' || step === 'disk:write') return { kind: step };
   let u;
   try { u = new URL(step); } catch (e) { u = null; }
-  if (!u || u.protocol !== 'http:' || !u.port) usage(`--route: step ${step} is not http://HOST:PORT/PATH or disk:read|write`);
+  if (!u || u.protocol !== 'http:' || !u.port) {
+    usage(`--route: step ${step} is not http://HOST:PORT/PATH or disk:read|write`);
+  }
   return { kind: 'http', host: u.hostname, port: Number(u.port), path: u.pathname || '/' };
 }
 
@@ -62,7 +64,11 @@ class FaultFile {
   }
   parse() {
     let words;
-    try { words = fs.readFileSync(this.file, 'utf8').split('\n')[0].trim().split(/\s+/); } catch (e) { return [null, 0]; }
+    try {
+      words = fs.readFileSync(this.file, 'utf8').split('\n')[0].trim().split(/\s+/);
+    } catch (e) {
+      return [null, 0];
+    }
     if (!['slow', 'error', 'leak'].includes(words[0])) return [null, 0];
     const value = words.length > 1 ? Number(words[1]) : (words[0] === 'error' ? 1 : 0);
     return Number.isFinite(value) ? [words[0], value] : [null, 0];
@@ -137,13 +143,17 @@ function main() {
     if (kind === 'error' && Math.random() < value) return answer(res, 500, 'injected error');
     for (const step of steps) {
       if (!(await runStep(step, args.dataDir))) {
-        return answer(res, 502, `downstream failed: ${step.kind === 'http' ? `${step.host}:${step.port}${step.path}` : step.kind}`);
+        const what = step.kind === 'http' ? `${step.host}:${step.port}${step.path}` : step.kind;
+        return answer(res, 502, `downstream failed: ${what}`);
       }
     }
     answer(res, 200, 'ok');
   });
   server.keepAliveTimeout = 0;
-  server.on('error', (e) => { process.stderr.write(`service.js: ${args.listen}: ${e.message}\n`); process.exit(1); });
+  server.on('error', (e) => {
+    process.stderr.write(`service.js: ${args.listen}: ${e.message}\n`);
+    process.exit(1);
+  });
   server.listen(port, host, 511, () => process.stdout.write('ready\n'));
 }
 
