@@ -653,15 +653,15 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options, BatchSi
   impl->stream_gaps = &metrics->Counter(
       "faultline_agent_stream_gaps_total",
       "Jumps in a connection's byte stream (events lost upstream), skipped by the parser");
-  impl->excluded_self = &metrics->Counter(
-      "faultline_agent_excluded_total",
-      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace",
-      {{"reason", "self"}});
-  impl->excluded_pipeline = &metrics->Counter(
-      "faultline_agent_excluded_total",
-      "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace",
-      {{"reason", "pipeline_endpoint"}});
-  impl->excluded_netns = &metrics->Counter("faultline_agent_excluded_total", "Connection events not reported by rule (not a loss): the agent's own sockets, the pipeline's own connections, another emulated machine's network namespace", {{"reason", "other_netns"}});
+  auto excluded = [&](const char* reason) {
+    return &metrics->Counter("faultline_agent_excluded_total",
+                             "Connection events not reported by rule (not a loss): the agent's own sockets, the "
+                             "pipeline's own connections, another emulated machine's network namespace",
+                             {{"reason", reason}});
+  };
+  impl->excluded_self = excluded("self");
+  impl->excluded_pipeline = excluded("pipeline_endpoint");
+  impl->excluded_netns = excluded("other_netns");
   impl->flows_unattributed = &metrics->Counter(
       "faultline_agent_flows_unattributed_total",
       "Flow reports whose socket has no recorded owner process (reported per machine only)");

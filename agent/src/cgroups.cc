@@ -153,21 +153,17 @@ CpuFigures ParseCpuStatV2(std::string_view cpu_stat) {
   return f;
 }
 
-double ParseCpuMaxV2(std::string_view cpu_max) {
-  const size_t space = cpu_max.find(' ');
-  if (space == std::string_view::npos) return 0;
-  uint64_t quota = 0, period = 0;
-  if (!ParseU64(cpu_max.substr(0, space), &quota) || !ParseU64(cpu_max.substr(space + 1), &period) ||
-      period == 0)
-    return 0;  // "max": no limit
-  return static_cast<double>(quota) / static_cast<double>(period);
-}
-
 double ParseCfsQuotaV1(std::string_view quota_us, std::string_view period_us) {
   uint64_t quota = 0, period = 0;
   // -1 (no quota) does not parse as unsigned.
   if (!ParseU64(quota_us, &quota) || !ParseU64(period_us, &period) || period == 0) return 0;
   return static_cast<double>(quota) / static_cast<double>(period);
+}
+
+double ParseCpuMaxV2(std::string_view cpu_max) {
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return 0;
+  return ParseCfsQuotaV1(cpu_max.substr(0, space), cpu_max.substr(space + 1));  // "max": no limit
 }
 
 CpuFigures ParseCpuStatV1(std::string_view cpu_stat, std::string_view cpuacct_usage) {

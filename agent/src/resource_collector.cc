@@ -115,7 +115,7 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
     }
     prev.changed_ns = now_ns;
     const std::string path = path_of("cpu", s.cgroup_id);
-    if (!machine_cgroup_.empty() && !OnMachine(path)) continue;  // another emulated machine's
+    if (!OnMachine(path)) continue;  // another emulated machine's
     Accumulate(d, &machine_runq);
     if (!path.empty()) Accumulate(d, &by_path[path].runq);
   }
@@ -138,7 +138,7 @@ void ResourceCollector::Collect(const std::vector<RunqSample>& runq,
     }
     prev.changed_ns = now_ns;
     const std::string path = path_of("io", s.key.cgroup_id);
-    if (!machine_cgroup_.empty() && !OnMachine(path)) continue;
+    if (!OnMachine(path)) continue;
     const std::string device = DeviceName(s.key.dev);
     AddIo(s.key, bytes, d, device, &machine_io);
     if (!path.empty()) AddIo(s.key, bytes, d, device, &by_path[path].io);
