@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -312,6 +313,31 @@ TEST(Situation, BuiltFromTheStreamsWindows) {
   EXPECT_TRUE(s.topology.HasNode({EntityKind::kExternal, "10.0.0.9:5432"}));
   auto back = ParseSituationJson(SituationToJson(s), "built");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
+}
+
+TEST(Situation, ASeriesStartsAtItsEntitysFirstWindow) {
+  // db appears in the third window, then has one window without traffic (no record) and one more:
+  // unknown before it existed, zero requests in the quiet window after.
+  std::vector<stream::StoredWindow> windows;
+  for (int64_t t : {110, 120}) {
+    stream::StoredWindow w;
+    w.start_s = t;
+    w.key.kind = EntityKind::kService;
+    w.key.dims = {{"endpoint", "GET /row"}, {"instance", "i1"}, {"machine", "m"}, {"service", "db"}};
+    w.stats.requests = 5;
+    for (int i = 0; i < 5; ++i) w.stats.latency_ns.Add(1e6);
+    windows.push_back(std::move(w));
+  }
+  const Situation s =
+      BuildSituation(windows, 5, 100, 125, {{EntityKind::kService, "db", Metric::kRequests}, 120});
+  const MetricSeries* req = s.Find({EntityKind::kService, "db", Metric::kRequests});
+  ASSERT_NE(req, nullptr);
+  ASSERT_EQ(req->values.size(), 5u);
+  EXPECT_TRUE(std::isnan(req->values[0]));
+  EXPECT_TRUE(std::isnan(req->values[1]));
+  EXPECT_EQ(req->values[2], 5);
+  EXPECT_EQ(req->values[3], 0);
+  EXPECT_EQ(req->values[4], 5);
 }
 
 }  // namespace

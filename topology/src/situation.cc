@@ -426,6 +426,10 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
   std::map<std::pair<EntityKind, std::string>, std::vector<stream::WindowStats>> merged;
   // Per service, per (endpoint, instance, machine) leaf.
   std::map<std::string, std::map<std::vector<std::string>, BreakdownLeaf>> leaves;
+  // Per (kind, entity): its first window in the range. A window with no record is a window of no
+  // traffic only once the entity exists: before its first record the series is unknown (NaN), so
+  // a service that started a minute ago has no baseline of zero requests to surge from.
+  std::map<std::pair<EntityKind, std::string>, size_t> first_slot;
   std::vector<stream::StoredWindow> in_range;
   for (const auto& w : windows) {
     if (w.start_s < s.start_s || w.start_s >= to_s) continue;
@@ -469,6 +473,8 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
     }
     auto& slots = merged[id];
     slots.resize(n);
+    auto [first, fresh] = first_slot.try_emplace(id, slot);
+    if (!fresh) first->second = std::min(first->second, slot);
     // Merge errors (different sketch accuracies) cannot happen within one stream's state.
     (void)slots[slot].Merge(w.stats);
   }
@@ -482,7 +488,9 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
       if (id.first == EntityKind::kMachine && !resources && m.id != Metric::kAgentDropped) continue;
       MetricSeries series;
       series.ref = {id.first, id.second, m.id};
-      for (const auto& w : slots) series.values.push_back(stream::ComputeMetric(m.id, w, window_s));
+      const size_t first = first_slot.at(id);
+      for (size_t i = 0; i < slots.size(); ++i)
+        series.values.push_back(i < first ? nan : stream::ComputeMetric(m.id, slots[i], window_s));
       s.series.push_back(std::move(series));
     }
   }
