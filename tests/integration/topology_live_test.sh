@@ -114,10 +114,14 @@ def values(kind, entity, metric):
     rows = [m["values"] for m in s["series"] if (m["kind"], m["entity"], m["metric"]) == (kind, entity, metric)]
     assert len(rows) == 1, "no series %s %s %s" % (kind, entity, metric)
     return rows[0]
-# Window by window: no errors, an error rate exactly where there were requests, a latency in every
-# window with a request and none elsewhere, the same requests on the service and on the edge.
+# Window by window: nothing known before the entity's first window; from it on no errors, an error
+# rate exactly where there were requests, a latency in every window with a request and none
+# elsewhere, the same requests on the service and on the edge.
 for entity, kind in (("frontend", "service"), ("backend", "service"), ("frontend->backend", "edge")):
-    req, err, rate, p99 = (values(kind, entity, m) for m in ("requests", "errors", "error_rate", "latency_p99_ms"))
+    series = [values(kind, entity, m) for m in ("requests", "errors", "error_rate", "latency_p99_ms")]
+    first = next(i for i, r in enumerate(series[0]) if r is not None)
+    assert all(v is None for vs in series for v in vs[:first]), (entity, series)
+    req, err, rate, p99 = (vs[first:] for vs in series)
     assert all(e == 0 for e in err), (entity, err)
     assert all((r > 0) == (x is not None) for r, x in zip(req, rate)), (entity, req, rate)
     assert all(x in (None, 0) for x in rate), (entity, rate)
@@ -136,7 +140,9 @@ assert all(v is None or 0 < v <= 1 for v in busy), busy
 assert all(v is None or v > 0 for v in runq) and any(v is not None for v in runq), runq
 assert all(v is None or 0 < v <= mem_total_mb for v in avail), avail
 assert all(v is not None for v in since_first(avail)), avail
-assert all(v == 0 for v in values("machine", "topo-node", "agent_dropped")), "the agent dropped events"
+dropped = values("machine", "topo-node", "agent_dropped")
+assert all(v == 0 for v in since_first(dropped)), ("the agent dropped events", dropped)
+assert all(v is None for v in dropped[:len(dropped) - len(since_first(dropped))]), dropped
 calls = [e for e in s["topology"]["edges"] if e["kind"] == "calls" and e["from"] == "frontend"]
 assert [e["to"] for e in calls] == ["backend"], calls
 PY
