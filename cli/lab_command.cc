@@ -51,7 +51,7 @@ Runner RegisterLab(CLI::App& app) {
                 << ", or set FAULTLINE_LAB_DIR)\n";
       return 2;
     }
-    std::vector<std::string> argv = {"python3"};
+    std::vector<std::string> argv = {"/usr/bin/python3"};
     if (args[0] == "run") {
       argv.push_back(dir + "/run.py");
       argv.push_back("--faultline");

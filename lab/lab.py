@@ -572,7 +572,9 @@ def _disk_down(errors):
 # --- programs -----------------------------------------------------------------------------------
 
 def _binaries():
-    found = {"python": os.path.realpath(sys.executable)}
+    # This interpreter, by /proc (sys.executable is found from argv[0] on PATH: a "python3" exec'd
+    # by name may resolve to a different python3, a pyenv shim, say, that no symlink can stand for).
+    found = {"python": os.path.realpath("/proc/self/exe")}
     for name in ("node", "nginx", "nsenter", "nft", "tc", "ip", "iptables", "losetup", "mkfs.ext4"):
         path = shutil.which(name)
         if not path:
@@ -672,9 +674,11 @@ def _teardown_on_failure(state_dir):
             signal.signal(sig, handler)
 
 
-def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0):
+def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0, owner=None):
     """Brings the machines, services and load up; returns status(). Raises LabError (after
-    removing whatever it had made) if any step fails."""
+    removing whatever it had made) if any step fails. With `owner` (a pid; a scenario run passes
+    its own), the lab lives only as long as that process: when it dies, even by SIGKILL, the
+    supervisor tears everything down."""
     lab = Lab(state_dir)
     if lab.supervisor_alive():
         raise LabError("%s: the lab is already up; run down first" % lab.dir)
@@ -689,11 +693,11 @@ def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0):
         log("leftovers of an earlier run (%s); removing them first" % "; ".join(leftovers))
         down(state_dir)
     with _teardown_on_failure(lab.dir):
-        _up(lab, rate, max_seconds)
+        _up(lab, rate, max_seconds, owner)
     return status(lab.dir)
 
 
-def _up(lab, rate, max_seconds):
+def _up(lab, rate, max_seconds, owner):
     os.makedirs(lab.dir, exist_ok=True)
     if os.listdir(lab.dir) and not os.path.exists(lab.p(MARKER)):
         raise LabError("%s: not empty and not a lab state directory; choose another --state-dir" % lab.dir)
@@ -730,7 +734,7 @@ def _up(lab, rate, max_seconds):
             lab.add_proc(name, _service_argv(lab, st, name), m, "%s/%s" % (m, name),
                          group=GROUP_GATEWAY if lang == "nginx" else GROUP_SERVICE)
         lab.save_state(st)
-        _start_supervisor(lab, st, cg, max_seconds + 600)
+        _start_supervisor(lab, st, cg, max_seconds + 600, owner)
         lab.wait_running(list(SERVICES), 20)
         for name in SERVICES:
             _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen on %s:%d" % ((name,) + _addr(name)))
@@ -744,7 +748,7 @@ def _up(lab, rate, max_seconds):
     log("up: 3 machines, %d services, load %g req/s (state in %s)" % (len(SERVICES), rate, lab.dir))
 
 
-def _start_supervisor(lab, st, cg, max_seconds):
+def _start_supervisor(lab, st, cg, max_seconds, owner=None):
     procs = [os.path.join(d, "cgroup.procs") for d in cg.dirs("supervisor")]
 
     def in_child():
@@ -756,7 +760,8 @@ def _start_supervisor(lab, st, cg, max_seconds):
     try:
         # A direct child: when up() runs inside the scenario runner, down() can reap it.
         p = subprocess.Popen([lab.p("bin", SUPERVISOR_COMM), os.path.join(HERE, "supervisor.py"),
-                              "--state-dir", lab.dir, "--max-seconds", str(max_seconds)],
+                              "--state-dir", lab.dir, "--max-seconds", str(max_seconds)]
+                             + (["--owner", "%d:%d" % (owner, _proc_stat(owner)[1])] if owner else []),
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                              preexec_fn=in_child, start_new_session=True, cwd=lab.dir)
     finally:
@@ -1225,12 +1230,14 @@ def down(state_dir=DEFAULT_STATE_DIR):
 def _down(lab):
     st = lab.state or {}
     errors = []
+    _leave_lab_cgroups()  # the supervisor whose owner died runs this in its own cgroup
     # The supervisor first: on SIGTERM it stops its children group by group and reaps them.
     sup = st.get("supervisor") or {}
     sups = {p for p in [sup.get("pid")] if _alive(p, sup.get("start_ticks"))}
     sups |= {p for p in _all_pids() if _proc_comm(p) == SUPERVISOR_COMM}
     with contextlib.suppress(LabError):
         sups |= Cgroups().procs("supervisor")
+    sups.discard(os.getpid())
     errors += ["pid %d (supervisor) survived SIGKILL" % p for p in _terminate(sorted(sups), grace=12)]
     # Then whatever it did not stop, in its order, and whatever else is in the lab's cgroups.
     recs = sorted(lab.pids().values(), key=lambda r: r.get("group", GROUP_SERVICE))
@@ -1252,6 +1259,19 @@ def _down(lab):
     for e in errors:
         log("down: " + e)
     return errors
+
+
+def _leave_lab_cgroups():
+    try:
+        roots = Cgroups().roots()
+    except LabError:
+        return
+    mine = _read("/proc/self/cgroup")
+    if "/" + CGROUP_NAME not in mine:
+        return
+    for root in roots:
+        with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
 
 
 def _remove_state_dir(lab, errors):

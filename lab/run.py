@@ -19,6 +19,7 @@ A summary table goes to stdout, every case to a JSON file. Everything the run st
 and the lab torn down on any exit.
 """
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -33,6 +34,16 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lab  # noqa: E402  (lab/lab.py: the system under test)
+
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    # In the child before exec: SIGTERM when this runner dies, even by SIGKILL (the lab itself is
+    # torn down by its supervisor, which watches this process too).
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def log(msg):
@@ -66,7 +77,8 @@ class Pipeline:
     def _spawn(self, name, args, wait_for=None, stream="stderr"):
         out = open(os.path.join(self.work, name + ".out"), "w")
         err = open(os.path.join(self.work, name + ".err"), "w")
-        p = subprocess.Popen([self.faultline] + args, stdout=out, stderr=err, start_new_session=True)
+        p = subprocess.Popen([self.faultline] + args, stdout=out, stderr=err, start_new_session=True,
+                             preexec_fn=_die_with_parent)
         self.procs.append((name, p))
         path = os.path.join(self.work, name + (".out" if stream == "stdout" else ".err"))
         if wait_for:
@@ -151,7 +163,7 @@ def run_case(scn, faultline, state_dir, rate_default):
     pipeline = None
     case = {"scenario": scn["name"], "expect": scn.get("expect", {})}
     try:
-        status = lab.up(state_dir, rate=scn.get("rate", rate_default))
+        status = lab.up(state_dir, rate=scn.get("rate", rate_default), owner=os.getpid())
         pipeline = Pipeline(faultline, work, status["machines"])
         watcher = Watcher()
         log("%s: baseline %d s" % (scn["name"], scn["baseline_s"]))

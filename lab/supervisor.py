@@ -43,8 +43,9 @@ def start_ticks(pid):
 
 
 class Supervisor:
-    def __init__(self, state_dir, max_seconds):
+    def __init__(self, state_dir, max_seconds, owner=None):
         self.dir = state_dir
+        self.owner = owner   # (pid, start ticks) of the process whose lab this is, or None
         self.deadline = time.monotonic() + max_seconds
         self.specs = {}      # name -> spec
         self.procs = {}      # name -> {"popen", "stop_at"} while running
@@ -221,24 +222,41 @@ class Supervisor:
         self.reap()
         self.publish()
 
+    def owner_gone(self):
+        if self.owner is None:
+            return False
+        try:  # gone, a zombie, or its pid reused
+            with open("/proc/%d/stat" % self.owner[0]) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return fields[0] in ("Z", "X") or int(fields[19]) != self.owner[1]
+        except (OSError, IndexError, ValueError):
+            return True
+
     def run(self):
-        while not self.stopping and time.monotonic() < self.deadline:
+        """Returns True when the owner died: the caller then tears the whole lab down."""
+        while not self.stopping and time.monotonic() < self.deadline and not self.owner_gone():
             self.load_specs()
             self.reap()
             self.reconcile()
             self.publish()
             time.sleep(TICK_S)
-        self.log("stopping (%s)" % ("SIGTERM" if self.stopping else "--max-seconds reached"))
+        gone = not self.stopping and self.owner_gone()
+        self.log("stopping (%s)" % ("SIGTERM" if self.stopping else
+                                    "owner pid %d exited" % self.owner[0] if gone else "--max-seconds reached"))
         self.stop_all()
         self.log("stopped")
+        return gone
 
 
 def main():
     ap = argparse.ArgumentParser(prog="supervisor.py")
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--max-seconds", type=float, default=4 * 3600)
+    ap.add_argument("--owner", help="PID:START_TICKS of the process that brought the lab up (a scenario "
+                    "run): when it dies, even by SIGKILL, the supervisor tears the whole lab down")
     args = ap.parse_args()
-    sup = Supervisor(os.path.abspath(args.state_dir), args.max_seconds)
+    owner = tuple(int(x) for x in args.owner.split(":")) if args.owner else None
+    sup = Supervisor(os.path.abspath(args.state_dir), args.max_seconds, owner)
 
     def on_signal(signum, frame):
         sup.stopping = True
@@ -246,7 +264,12 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sup.log("started, pid %d" % os.getpid())
-    sup.run()
+    if sup.run():
+        # This process becomes `lab.py down`: networks, disk, cgroups and the state directory go too.
+        python = os.path.realpath("/proc/self/exe")
+        lab_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab.py")
+        sup.log_file.close()
+        os.execv(python, [python, lab_py, "down", "--state-dir", sup.dir])
     return 0
 
 
