@@ -34,13 +34,14 @@ std::string FindLab(const fs::path& self) {
 
 Runner RegisterLab(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
-      "lab", "The fault-injection lab: up|down|status|check-clean the system under test, or run "
-             "SCENARIO.yaml… [--repeat N] to score the diagnosis on it (lab/README.md)");
+      "lab", "The fault-injection lab: up|down|status|check-clean the system under test, run "
+             "SCENARIO.yaml… [--repeat N] to score the diagnosis on it, or demo: one fault and "
+             "its incident report (lab/README.md)");
   sub->prefix_command();  // everything after `lab` is the lab's own
   return [sub]() {
     std::vector<std::string> args = sub->remaining();
     if (args.empty()) {
-      std::cerr << "faultline lab: expected up, down, status, check-clean or run (see lab/README.md)\n";
+      std::cerr << "faultline lab: expected up, down, status, check-clean, run or demo (see lab/README.md)\n";
       return 2;
     }
     std::error_code ec;
@@ -52,8 +53,9 @@ Runner RegisterLab(CLI::App& app) {
       return 2;
     }
     std::vector<std::string> argv = {"/usr/bin/python3"};
-    if (args[0] == "run") {
+    if (args[0] == "run" || args[0] == "demo") {
       argv.push_back(dir + "/run.py");
+      if (args[0] == "demo") argv.push_back("--demo");
       argv.push_back("--faultline");
       argv.push_back(self.string());
       argv.insert(argv.end(), args.begin() + 1, args.end());

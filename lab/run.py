@@ -37,6 +37,7 @@ import lab  # noqa: E402  (lab/lab.py: the system under test)
 
 
 PR_SET_PDEATHSIG = 1
+WARMUP_S = 60  # the default detectors' 12 windows of 5 s
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -53,7 +54,7 @@ def log(msg):
 class Pipeline:
     """The broker, one agent per machine, the stream and the diagnosis, as child processes."""
 
-    def __init__(self, faultline, work, machines):
+    def __init__(self, faultline, work, machines, watch=False):
         self.faultline, self.work, self.procs = faultline, work, []
         self.bootstrap = self._start_broker()
         for m in machines:
@@ -66,16 +67,16 @@ class Pipeline:
                                os.path.join(work, "stream"), "--config", os.path.join(work, "stream.yaml"),
                                "--commit-interval-ms", "200"])
         err = self._spawn("diagnose", ["diagnose", "--brokers", self.bootstrap, "--state-dir",
-                                       os.path.join(work, "diagnosis"), "--http-addr", "127.0.0.1:0"],
-                          wait_for="http_port=")
+                                       os.path.join(work, "diagnosis"), "--http-addr", "127.0.0.1:0"]
+                          + (["--watch"] if watch else []), wait_for="http_port=", stdout_to_us=watch)
         self.http = "http://127.0.0.1:%s" % _line_value(err, "http_port=")
 
     def _start_broker(self):
         out = self._spawn("broker", ["broker"], wait_for="bootstrap=", stream="stdout")
         return _line_value(out, "bootstrap=")
 
-    def _spawn(self, name, args, wait_for=None, stream="stderr"):
-        out = open(os.path.join(self.work, name + ".out"), "w")
+    def _spawn(self, name, args, wait_for=None, stream="stderr", stdout_to_us=False):
+        out = None if stdout_to_us else open(os.path.join(self.work, name + ".out"), "w")
         err = open(os.path.join(self.work, name + ".err"), "w")
         p = subprocess.Popen([self.faultline] + args, stdout=out, stderr=err, start_new_session=True,
                              preexec_fn=_die_with_parent)
@@ -158,49 +159,77 @@ def hold(seconds, pipeline, watcher):
         time.sleep(0.25)
 
 
-def run_case(scn, faultline, state_dir, rate_default):
+def steps_of(scn):
+    """A scenario is one fault (fault, duration_s, after_s, expect) or a sequence of them under
+    `steps:`, run one after another on the same system and pipeline after one baseline."""
+    if "steps" in scn:
+        return scn["steps"]
+    return [{k: scn[k] for k in ("fault", "duration_s", "after_s", "expect", "name") if k in scn}]
+
+
+def score_step(step, opened, fault_at, revert_at, watcher):
+    """One case from the incidents first seen between the step's fault and its end."""
+    case = {"expect": step.get("expect", {}), "fault": step.get("fault") or {"kind": "none"}}
+    if case["fault"]["kind"] == "none":
+        case["false_incidents"] = len(opened)
+        case["fault_free_s"] = step["duration_s"] + step.get("after_s", 0)
+        case["false_incident_ids"] = [iid for _, iid, _ in opened]
+        return case
+    case["detected"] = bool(opened)
+    if opened:
+        t, iid, inc = opened[0]
+        causes = [entity_id(c["entity"]) for c in inc.get("root_causes", [])]
+        want = step["expect"]["entity"]
+        cls = inc.get("fault_tree", {}).get("class")
+        case.update(
+            incident=iid, detection_s=round(t - fault_at, 2), root_causes=causes[:5], fault_class=cls,
+            ac1=causes[:1] == [want], ac3=want in causes[:3], class_ok=cls == step["expect"]["class"],
+            resolve_s=round(watcher.resolved[iid] - revert_at, 2) if iid in watcher.resolved else None,
+            more_incidents=len(opened) - 1,
+            incident_doc=inc)  # as first seen: what scored it
+    return case
+
+
+def run_scenario(scn, faultline, state_dir, rate_default):
+    """The scenario's cases: its baseline's false incidents, then one case per step."""
     work = tempfile.mkdtemp(prefix="faultline-lab-run.")
     pipeline = None
-    case = {"scenario": scn["name"], "expect": scn.get("expect", {})}
+    cases = []
+    # The detectors judge nothing before WARMUP_S of history: only the rest of the baseline counts
+    # as time in which a false incident could have opened.
+    base = {"scenario": scn["name"], "fault_free_s": max(0, scn["baseline_s"] - WARMUP_S), "baseline": True}
     try:
         status = lab.up(state_dir, rate=scn.get("rate", rate_default), owner=os.getpid())
         pipeline = Pipeline(faultline, work, status["machines"])
         watcher = Watcher()
         log("%s: baseline %d s" % (scn["name"], scn["baseline_s"]))
         hold(scn["baseline_s"], pipeline, watcher)
-        fault = scn.get("fault") or {"kind": "none"}
-        fault_at = time.time()
-        before = set(watcher.first)
-        if fault["kind"] != "none":
-            log("%s: inject %s on %s" % (scn["name"], fault["kind"], fault["target"]))
-            lab.inject(state_dir, fault["kind"], fault["target"], fault.get("params") or {})
-        hold(scn["duration_s"], pipeline, watcher)
-        revert_at = time.time()
-        if fault["kind"] != "none":
-            lab.revert(state_dir)
-        hold(scn.get("after_s", 0), pipeline, watcher)
-        opened = sorted((t, iid, inc) for iid, (t, inc) in watcher.first.items() if iid not in before)
-        case["false_incidents"] = len(before) + (len(opened) if fault["kind"] == "none" else 0)
-        case["fault_free_s"] = scn["baseline_s"] + (scn["duration_s"] + scn.get("after_s", 0)
-                                                    if fault["kind"] == "none" else 0)
-        if fault["kind"] == "none":
-            return case
-        case["detected"] = bool(opened)
-        if opened:
-            t, iid, inc = opened[0]
-            causes = [entity_id(c["entity"]) for c in inc.get("root_causes", [])]
-            want = scn["expect"]["entity"]
-            case.update(
-                incident=iid, detection_s=round(t - fault_at, 2), root_causes=causes[:5],
-                fault_class=inc.get("fault_tree", {}).get("class"),
-                ac1=causes[:1] == [want], ac3=want in causes[:3],
-                class_ok=inc.get("fault_tree", {}).get("class") == scn["expect"]["class"],
-                resolve_s=round(watcher.resolved[iid] - revert_at, 2) if iid in watcher.resolved else None,
-                more_incidents=len(opened) - 1)
-        return case
-    except Exception as e:  # one broken case is reported, the others still run
-        case["error"] = str(e)
-        return case
+        base["false_incidents"] = len(watcher.first)
+        base["false_incident_ids"] = sorted(watcher.first)
+        cases.append(base)
+        for i, step in enumerate(steps_of(scn)):
+            fault = step.get("fault") or {"kind": "none"}
+            name = step.get("name") or (scn["name"] if "steps" not in scn else
+                                        "%s/%s" % (fault["kind"], fault.get("target", "-")))
+            before = set(watcher.first)
+            fault_at = time.time()
+            if fault["kind"] != "none":
+                log("%s: inject %s on %s" % (name, fault["kind"], fault["target"]))
+                lab.inject(state_dir, fault["kind"], fault["target"], fault.get("params") or {})
+            hold(step["duration_s"], pipeline, watcher)
+            revert_at = time.time()
+            if fault["kind"] != "none":
+                lab.revert(state_dir)
+            hold(step.get("after_s", 0), pipeline, watcher)
+            opened = sorted((t, iid, inc) for iid, (t, inc) in watcher.first.items() if iid not in before)
+            case = score_step(step, opened, fault_at, revert_at, watcher)
+            case["scenario"] = name
+            cases.append(case)
+            log(json.dumps(case))
+        return cases
+    except Exception as e:  # one broken scenario is reported, the others still run
+        cases.append({"scenario": scn["name"], "error": str(e)})
+        return cases
     finally:
         if pipeline:
             pipeline.stop()
@@ -222,7 +251,97 @@ def summarize(cases):
         "false_incidents_per_hour": round(false / hours, 2) if hours else None, "cases": len(cases)}
 
 
+def demo(args):
+    """The README's first command: the lab with its load, the pipeline, one fault after the
+    detectors' warm-up, the incident report as the diagnosis prints it (and its resolution), then
+    everything torn down. Exit 0 when the incident opened and resolved."""
+    work = tempfile.mkdtemp(prefix="faultline-demo.")
+    pipeline = None
+    try:
+        status = lab.up(args.state_dir, rate=20, owner=os.getpid())
+        log("the shop is up: %s on %s; load 20 req/s into the gateway"
+            % (", ".join("%s (%s)" % (s["name"], s["machine"]) for s in status["services"]),
+               ", ".join("%s %s" % (m["name"], m["ip"]) for m in status["machines"])))
+        pipeline = Pipeline(args.faultline, work, status["machines"], watch=True)
+        log("pipeline up (broker %s, an agent per machine, stream, diagnosis at %s); the detectors "
+            "learn from %d s of traffic" % (pipeline.bootstrap, pipeline.http, args.baseline))
+        watcher = Watcher()
+        hold(args.baseline, pipeline, watcher)
+        if watcher.first:
+            log("an incident opened before any fault: %s" % ", ".join(sorted(watcher.first)))
+        kind, target = args.fault.split(":", 1)
+        params = dict(p.split("=", 1) for p in args.param)
+        log("injecting %s on %s %s" % (kind, target, params or ""))
+        lab.inject(args.state_dir, kind, target, params)
+        fault_at, before = time.time(), set(watcher.first)
+        end = time.monotonic() + args.max_wait
+        while time.monotonic() < end and not set(watcher.first) - before:
+            hold(0.25, pipeline, watcher)
+        new = sorted(set(watcher.first) - before)
+        if not new:
+            log("no incident within %d s of the fault" % args.max_wait)
+            return 1
+        log("incident %s opened %.1f s after the fault; holding it %d s more, then reverting"
+            % (new[0], watcher.first[new[0]][0] - fault_at, args.hold))
+        hold(args.hold, pipeline, watcher)
+        lab.revert(args.state_dir)
+        revert_at = time.time()
+        end = time.monotonic() + args.max_wait
+        while time.monotonic() < end and new[0] not in watcher.resolved:
+            hold(0.25, pipeline, watcher)
+        if new[0] not in watcher.resolved:
+            log("the incident did not resolve within %d s of the revert" % args.max_wait)
+            return 1
+        log("resolved %.1f s after the revert; tearing down" % (watcher.resolved[new[0]] - revert_at))
+        return 0
+    finally:
+        if pipeline:
+            pipeline.stop()
+        lab.down(args.state_dir)
+        subprocess.run(["rm", "-rf", work])
+
+
+def check_scenario(scn):
+    """None, or what is wrong with the scenario, before anything starts."""
+    if not isinstance(scn, dict):
+        return "not a mapping"
+    for key in ("name", "baseline_s"):
+        if key not in scn:
+            return "missing '%s'" % key
+    if "steps" in scn and not (isinstance(scn["steps"], list) and scn["steps"]):
+        return "'steps' must be a non-empty list"
+    for i, step in enumerate(steps_of(scn)):
+        where = "steps[%d]" % i if "steps" in scn else "the scenario"
+        if not isinstance(step, dict):
+            return "%s: not a mapping" % where
+        if "duration_s" not in step:
+            return "%s: missing 'duration_s'" % where
+        fault = step.get("fault") or {"kind": "none"}
+        if not isinstance(fault, dict) or "kind" not in fault:
+            return "%s: 'fault' must be a mapping with 'kind'" % where
+        if fault["kind"] not in lab.FAULTS and fault["kind"] != "none":
+            return "%s: unknown fault kind '%s' (known: none, %s)" % (where, fault["kind"], ", ".join(sorted(lab.FAULTS)))
+        if fault["kind"] != "none":
+            if "target" not in fault:
+                return "%s: the fault has no 'target'" % where
+            exp = step.get("expect") or {}
+            if "entity" not in exp or "class" not in exp:
+                return "%s: 'expect' needs 'entity' and 'class' for a fault" % where
+    return None
+
+
 def main():
+    if sys.argv[1:2] == ["--demo"]:
+        ap = argparse.ArgumentParser(prog="faultline lab demo")
+        ap.add_argument("--demo", action="store_true")
+        ap.add_argument("--faultline", default=os.environ.get("FAULTLINE", "faultline"))
+        ap.add_argument("--state-dir", default="/run/faultline-lab")
+        ap.add_argument("--fault", default="slow:catalog", help="KIND:TARGET (default slow:catalog)")
+        ap.add_argument("--param", action="append", default=[], help="NAME=VALUE of the fault")
+        ap.add_argument("--baseline", type=int, default=75, help="seconds before the fault (default 75)")
+        ap.add_argument("--hold", type=int, default=10, help="seconds the fault stays after the incident")
+        ap.add_argument("--max-wait", type=int, default=60)
+        return demo(ap.parse_args())
     ap = argparse.ArgumentParser(prog="faultline lab run")
     ap.add_argument("scenarios", nargs="+", help="scenario YAML files")
     ap.add_argument("--repeat", type=int, default=1)
@@ -232,19 +351,21 @@ def main():
     args = ap.parse_args()
     scenarios = []
     for path in args.scenarios:
-        with open(path) as f:
-            scn = yaml.safe_load(f)
-        for key in ("name", "baseline_s", "duration_s"):
-            if key not in scn:
-                sys.exit("faultline lab run: %s: missing '%s'" % (path, key))
+        try:
+            with open(path) as f:
+                scn = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError) as e:
+            sys.exit("faultline lab run: %s: %s" % (path, e))
+        err = check_scenario(scn)
+        if err:
+            sys.exit("faultline lab run: %s: %s" % (path, err))
         scenarios.append(scn)
     cases = []
     for r in range(args.repeat):
         for scn in scenarios:
-            case = run_case(scn, args.faultline, args.state_dir, 20)
-            case["repeat"] = r + 1
-            cases.append(case)
-            log(json.dumps(case))
+            for case in run_scenario(scn, args.faultline, args.state_dir, 20):
+                case["repeat"] = r + 1
+                cases.append(case)
     print("%-24s %-9s %-8s %-5s %-5s %-6s %-26s %s" % (
         "scenario", "detected", "latency", "ac1", "ac3", "class", "first cause", "fault class"))
     for c in cases:

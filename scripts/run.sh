@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
-# Sets up, builds, and runs faultline's whole pipeline on this host with its embedded defaults:
-# the embedded Kafka-protocol broker on 127.0.0.1, the eBPF agent publishing every HTTP exchange,
-# connect, reset, flow summary and resource summary to it, the stream processor turning them into
-# 5 s windows per service, call edge and machine, and the live diagnosis judging those windows
-# with the default detectors. Every incident (open, update, resolved) is printed as a report as
-# it happens; the broker and all state live for this run only. Ctrl-C stops everything.
-#   --watch     the pipeline on this host (the default, for now)
-#   --windows   also print every closed window as a JSON line
-#   --webhook URL  also deliver incidents to URL (Standard Webhooks; secret in
+# Sets up, builds, and runs faultline with its embedded defaults.
+#
+# With no option, the demo (`faultline lab demo`, lab/README.md): a small shop of eight services
+# (nginx, Node.js, Python) on three emulated machines (network namespaces and cgroups on this
+# host) under a steady load; the whole pipeline (the embedded Kafka-protocol broker, an eBPF agent
+# per machine, the stream processor, the live diagnosis); after 75 s of learning, one fault (by
+# default catalog's handler made 300 ms slower); the incident report as the diagnosis opens it, and
+# its resolution after the fault is reverted. Then everything is torn down. About two minutes.
+#   --fault KIND:TARGET, --param NAME=VALUE   another fault (lab/README.md lists them)
+#
+#   --watch     instead: the pipeline on this host's own processes, until Ctrl-C. Every incident
+#               (open, update, resolved) is printed as a report as it happens.
+#   --windows   with --watch: also print every closed window as a JSON line
+#   --webhook URL  with --watch: also deliver incidents to URL (Standard Webhooks; secret in
 #                  FAULTLINE_WEBHOOK_SECRET, default "faultline-demo")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-windows=() webhook=
+windows=() webhook= watch= demo=()
 while (($#)); do
   case $1 in
-    --watch) ;;
+    --watch) watch=1 ;;
     --windows) windows=(--print-windows) ;;
     --webhook) webhook=${2:?--webhook needs a URL}; shift ;;
-    *) echo "run.sh: unknown option $1 (known: --watch, --windows, --webhook URL)" >&2; exit 2 ;;
+    --fault | --param) demo+=("$1" "${2:?$1 needs a value}"); shift ;;
+    *) echo "run.sh: unknown option $1 (known: --watch, --windows, --webhook URL, --fault KIND:TARGET, --param NAME=VALUE)" >&2; exit 2 ;;
   esac
   shift
 done
 bash scripts/setup.sh >&2  # stdout carries incidents only
 bash scripts/build.sh >&2
+if [ -z "$watch" ]; then
+  exec build/faultline lab demo "${demo[@]}"
+fi
 work=$(mktemp -d /tmp/faultline-run.XXXXXX)
 pids=()
 cleanup() {

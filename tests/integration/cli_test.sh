@@ -83,7 +83,16 @@ echo "cli: ok"
 
 # faultline lab: a verb is required; the lab's files are found beside the build directory.
 rc=0; "$fl" lab 2>"$work/lab.err" || rc=$?
-[[ $rc == 2 ]] && grep -q '^faultline lab: expected up, down, status, check-clean or run' "$work/lab.err" ||
+[[ $rc == 2 ]] && grep -q '^faultline lab: expected up, down, status, check-clean, run or demo' "$work/lab.err" ||
   fail "lab without a verb: exit $rc: $(cat "$work/lab.err")"
+# A scenario is checked before anything starts: the file, the step and the field are named.
+printf 'name: bad\nbaseline_s: 10\nsteps:\n  - {fault: {kind: slow, target: catalog}, duration_s: 5, expect: {entity: "service:catalog", class: own_code}}\n  - {fault: {kind: bogus, target: x}, duration_s: 5}\n' >"$work/bad-scenario.yaml"
+rc=0; "$fl" lab run "$work/bad-scenario.yaml" 2>"$work/lab.err" || rc=$?
+[[ $rc == 1 ]] && grep -q "^faultline lab run: $work/bad-scenario.yaml: steps\[1\]: unknown fault kind 'bogus' (known: none, cpu_throttle, delay, disk," "$work/lab.err" ||
+  fail "lab run with an unknown fault kind: exit $rc: $(cat "$work/lab.err")"
+printf 'name: bad\nbaseline_s: 10\nfault: {kind: down, target: pricing}\nduration_s: 5\n' >"$work/bad-scenario.yaml"
+rc=0; "$fl" lab run "$work/bad-scenario.yaml" 2>"$work/lab.err" || rc=$?
+[[ $rc == 1 ]] && grep -q "^faultline lab run: $work/bad-scenario.yaml: the scenario: 'expect' needs 'entity' and 'class' for a fault$" "$work/lab.err" ||
+  fail "lab run without an expected answer: exit $rc: $(cat "$work/lab.err")"
 rc=0; FAULTLINE_LAB_DIR="$work/no-lab" "$fl" lab status 2>"$work/lab.err" || rc=$?
 [[ $rc != 0 ]] && grep -q "no-lab/lab.py" "$work/lab.err" || fail "lab with no lab files: exit $rc: $(cat "$work/lab.err")"
