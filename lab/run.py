@@ -63,9 +63,12 @@ class Pipeline:
                 "--netns", m["netns_path"], "--machine-cgroup", m["cgroup"]], wait_for="agent started")
         with open(os.path.join(work, "stream.yaml"), "w") as f:
             f.write("allowed_lateness_seconds: 2\n")
-        self._spawn("stream", ["stream", "--brokers", self.bootstrap, "--state-dir",
-                               os.path.join(work, "stream"), "--config", os.path.join(work, "stream.yaml"),
-                               "--commit-interval-ms", "200"])
+        out = self._spawn("stream", ["stream", "--brokers", self.bootstrap, "--state-dir",
+                                     os.path.join(work, "stream"), "--config", os.path.join(work, "stream.yaml"),
+                                     "--commit-interval-ms", "200", "--http-addr", "127.0.0.1:0"],
+                          wait_for="http_port=", stream="stdout")
+        # /metrics and /situation?alarm=… of the stream, for a look at what the diagnosis saw.
+        self.stream_http = "http://127.0.0.1:%s" % _line_value(out, "http_port=")
         err = self._spawn("diagnose", ["diagnose", "--brokers", self.bootstrap, "--state-dir",
                                        os.path.join(work, "diagnosis"), "--http-addr", "127.0.0.1:0"]
                           + (["--watch"] if watch else []), wait_for="http_port=", stdout_to_us=watch)

@@ -177,7 +177,8 @@ TEST(Explanation, TrueEventsCarryTheirSeriesAndFalseOnesTheClosestOrANote) {
   // network_latency's rtt event is false with the series that did not move as its evidence.
   for (const ClassMatch& m : c.not_held) {
     if (m.fault_class->name != "network_latency") continue;
-    const NodeTrace& rtt = m.trace.children[1];
+    const NodeTrace& rtt = m.trace.children[1].children[0];  // any: rtt, connect time
+    EXPECT_FALSE(m.trace.children[1].held);
     EXPECT_FALSE(rtt.held);
     ASSERT_EQ(rtt.evidence.size(), 1u);
     EXPECT_FALSE(rtt.evidence[0].anomalous);
@@ -197,6 +198,18 @@ TEST(DefaultTrees, NetworkClassesOnACallEdge) {
     sit.Add(EntityKind::kEdge, "api->db", Metric::kRttMeanMs, 0.2, 30)
         .Add(EntityKind::kEdge, "api->db", Metric::kRetransmits, 0);
     EXPECT_EQ(Held(sit, kApiDb), Names{"network_latency"});
+  }
+  {  // Connect time alone (handshakes held up on a path of short connections): latency too.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kEdge, "api->db", Metric::kConnectP99Ms, 0.2, 100)
+        .Add(EntityKind::kEdge, "api->db", Metric::kRetransmits, 0);
+    EXPECT_EQ(Held(sit, kApiDb), Names{"network_latency"});
+  }
+  {  // Connect time and retransmitted SYNs: loss.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kEdge, "api->db", Metric::kConnectP99Ms, 0.2, 1000)
+        .Add(EntityKind::kEdge, "api->db", Metric::kRetransmits, 0, 12);
+    EXPECT_EQ(Held(sit, kApiDb), Names{"network_loss"});
   }
   {  // RTT and loss: loss, not latency (network_latency requires no loss).
     Sit sit = SlowChain();

@@ -124,6 +124,28 @@ TEST(Attribution, AnOppositelyMovingSiblingIsSetAside) {
             std::string::npos);
 }
 
+TEST(Attribution, AnEarlierEpisodeInTheLookbackDoesNotDecideTheShape) {
+  // The gateway was slow once before, by itself (windows 2..6: a fault fixed long before this
+  // one); db was not. Compared over the whole lookback, db's shape no longer matches the
+  // gateway's; compared around this change, it does.
+  Situation s = Load("slow_leaf.json");
+  for (MetricSeries& m : s.series) {
+    if (m.ref.kind == EntityKind::kService && m.ref.entity == "gateway" &&
+        m.ref.metric == Metric::kLatencyP99Ms) {
+      for (size_t i = 2; i <= 6; ++i) m.values[i] = 400;
+    }
+  }
+  AttributionOptions whole;
+  whole.correlation_windows = 1000;
+  const AttributionResult before = Attribute(s, whole);
+  ASSERT_TRUE(before.symptom.anomalous);
+  for (const Candidate& c : before.candidates) EXPECT_NE(c.entity, "db");
+  const AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+  EXPECT_GT(r.candidates[0].evidence[0].correlation, 0.95);
+}
+
 TEST(Attribution, AFaultFreeSituationHasNoRootCause) {
   const AttributionResult r = Attribute(Load("fault_free.json"));
   EXPECT_FALSE(r.symptom.anomalous);

@@ -55,17 +55,18 @@ double Median(std::vector<double> v) {
   return (upper + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
 }
 
-double Pearson(const std::vector<double>& a, const std::vector<double>& b) {
+// Over a[from..], b[from..].
+double Pearson(const std::vector<double>& a, const std::vector<double>& b, size_t from) {
   double sa = 0, sb = 0;
   size_t n = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+  for (size_t i = from; i < std::min(a.size(), b.size()); ++i) {
     if (std::isnan(a[i]) || std::isnan(b[i])) continue;
     sa += a[i], sb += b[i], n++;
   }
   if (n < 3) return 0;
   const double ma = sa / static_cast<double>(n), mb = sb / static_cast<double>(n);
   double cov = 0, va = 0, vb = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+  for (size_t i = from; i < std::min(a.size(), b.size()); ++i) {
     if (std::isnan(a[i]) || std::isnan(b[i])) continue;
     cov += (a[i] - ma) * (b[i] - mb), va += (a[i] - ma) * (a[i] - ma),
         vb += (b[i] - mb) * (b[i] - mb);
@@ -90,7 +91,9 @@ SeriesJudge::SeriesJudge(const Situation& s, const AttributionOptions& o) : s_(s
 SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* compare) const {
   SeriesAnomaly a;
   a.ref = m.ref;
-  if (compare) a.correlation = Pearson(m.values, compare->values);
+  if (compare)
+    a.correlation = Pearson(m.values, compare->values,
+                            split_ - std::min(split_, o_.correlation_windows));
   std::vector<double> base;
   for (size_t i = 0; i < std::min(split_, m.values.size()); ++i)
     if (!std::isnan(m.values[i])) base.push_back(m.values[i]);

@@ -49,6 +49,10 @@ struct AttributionOptions {
   double min_change = 0.2;
   // Default: 0.6.
   double min_correlation = 0.6;
+  // Shapes are compared over the test period and this many baseline windows before it, not over
+  // the whole lookback: an earlier, unrelated episode in the lookback (a fault fixed a minute
+  // before) would otherwise make two series agree or disagree by what they did then. Default: 6.
+  size_t correlation_windows = 6;
   // A cause may start this many windows before the alarm. Default: 2.
   int64_t lead_windows = 2;
   // Baseline windows needed to judge a series. Default: 6.
