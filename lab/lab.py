@@ -531,8 +531,13 @@ def _disk_up(lab, st):
         with open(img, "wb") as f:
             f.truncate(DISK_BYTES)
         _sh(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", img], timeout=60)
-        dev = _sh(["losetup", "--find", "--show", img]).stdout.strip()
+        # Direct I/O to the image: the loop device's own requests then wait on the device under
+        # it, charged to the cgroup of the I/O's issuer, which is what the disk fault throttles.
+        dev = _sh(["losetup", "--find", "--show", "--direct-io=on", img]).stdout.strip()
         st["disk"] = {"loop": dev, "image": img, "mount": mnt}
+        backing = os.stat(img).st_dev
+        if os.major(backing):  # 0: tmpfs and the like, no block device to hold up
+            st["disk"]["backing_devno"] = "%d:%d" % (os.major(backing), os.minor(backing))
         lab.save_state(st)
         _sh(["mount", "-t", "ext4", dev, mnt])
         rdev = os.stat(dev).st_rdev
@@ -1115,18 +1120,23 @@ class Oom(Fault):
 
 
 class Disk(Fault):
-    """IOPS throttling of the container on the lab's own loop device. What it can show: every
-    request's O_DIRECT read or write (and fsync) queues in the block layer, so the store's
-    answers slow down and the cgroup's I/O counters show it. What it cannot: a slow disk's
-    latency per I/O (the loop device itself stays fast; waiting is rationed, not stretched), nor
-    anything of buffered writeback, which v1 charges to the root cgroup."""
+    """A slower disk under the store. The store's data is on the lab's loop device, whose image
+    is read and written with direct I/O on the host's disk; the fault limits the store's
+    container to 1000/delay_ms IOPS on that host disk. The loop device's requests then wait
+    there, so the device the store uses is slower per request, as a congested network disk is
+    (the agent sees the block requests of the store's cgroup take longer). When the image is on a
+    file system without a block device (tmpfs), the loop device itself is throttled instead:
+    I/O is rationed before it is issued, so the store slows down but no request takes longer.
+    Buffered writeback, which v1 charges to the root cgroup, escapes either way: the store uses
+    O_DIRECT."""
     params = {"delay_ms": (50, 1, 1000)}
 
     def apply(self, lab, cg, rec):
         name = _service(rec["target"])
         if name not in DATA_SERVICES:
             raise LabError("--target %s: only %s keep data on the lab disk" % (name, ", ".join(DATA_SERVICES)))
-        devno = ((lab.state or {}).get("disk") or {}).get("devno")
+        disk = (lab.state or {}).get("disk") or {}
+        devno = disk.get("backing_devno") or disk.get("devno")
         if not devno:
             raise LabError("no lab disk (the loop device could not be made at up; see its log line)")
         rel = "%s/%s" % (SERVICES[name][0], name)

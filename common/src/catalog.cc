@@ -59,7 +59,7 @@ constexpr std::array<MetricInfo, kMetricCount> kCatalog = {{
     {Metric::kCpuUsageCores, "cpu_usage_cores", "cores", F::kCpu, kContainerOnly, P::kUpIsBad,
      "CPU time the cgroup used / the window's length", 0.05},
     {Metric::kCpuThrottledRatio, "cpu_throttled_ratio", "ratio", F::kCpu, kContainerOnly,
-     P::kUpIsBad, "CFS periods in which the cgroup was throttled / periods elapsed", 0.05},
+     P::kUpIsBad, "CFS periods in which the cgroup was throttled / periods elapsed (0 without a CPU quota)", 0.05},
     {Metric::kRunqP99Ms, "runq_p99_ms", "ms", F::kCpu, kResources, P::kUpIsBad,
      "99th percentile run-queue latency: runnable to running (sched tracepoints)", 1.0},
     {Metric::kRunqMeanMs, "runq_mean_ms", "ms", F::kCpu, kResources, P::kUpIsBad,

@@ -272,8 +272,10 @@ double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
     case Metric::kCpuUsageCores:
       return resources(static_cast<double>(w.cpu_usage_ns) /
                        (static_cast<double>(std::max<int64_t>(window_s, 1)) * 1e9));
-    case Metric::kCpuThrottledRatio:  // undefined without a CPU quota (no periods)
-      return ratio(static_cast<double>(w.cpu_throttled_periods), static_cast<double>(w.cpu_periods));
+    case Metric::kCpuThrottledRatio:  // no quota, no periods: it was not throttled
+      return w.cpu_periods ? ratio(static_cast<double>(w.cpu_throttled_periods),
+                                   static_cast<double>(w.cpu_periods))
+                           : resources(0);
     case Metric::kMemoryWorkingSetMb:
       return resources(static_cast<double>(w.memory_working_set_sum) /
                        static_cast<double>(std::max<uint64_t>(w.resource_samples, 1)) /

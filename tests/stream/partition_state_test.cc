@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <map>
 #include <set>
@@ -328,6 +330,13 @@ TEST_F(PartitionStateTest, CgroupSummariesBecomeContainerWindowsAndServicesNameT
   EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryWorkingSetMb, w, 5), 64);
   EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryUsageRatio, w, 5), 0.5);
   EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kOomKills, w, 5), 1);
+  // Without a CPU quota no period elapses: never throttled (0), not unknown; unknown only for a
+  // window in which the container was not sampled at all.
+  WindowStats unlimited = w;
+  unlimited.cpu_periods = unlimited.cpu_throttled_periods = 0;
+  EXPECT_EQ(ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5), 0);
+  unlimited.resource_samples = 0;
+  EXPECT_TRUE(std::isnan(ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5)));
   auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
   ASSERT_TRUE(all.ok());
   std::set<std::string> service_containers;

@@ -37,13 +37,21 @@ bool IsResourceMetric(Metric m) {
   return f == Family::kCpu || f == Family::kMemory || f == Family::kIo;
 }
 
-// Evidence of a limit reached or a resource saturated, rather than contention alone.
-bool IsLimitEvidence(EntityKind kind, Metric m) {
+// A machine this busy has no CPU to spare: its busy ratio is a saturation, not just more work.
+constexpr double kSaturatedBusyRatio = 0.8;
+
+// Evidence of a limit reached or a resource saturated, rather than contention alone. A machine
+// whose busy ratio rose but stays well below saturation (one throttled container's busy loop on
+// an otherwise idle machine) is not short of CPU, and a machine's OOM kills are those of its
+// containers' memory limits unless its own available memory fell too.
+bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a) {
+  const Metric m = a.ref.metric;
   if (kind == EntityKind::kContainer)
     return m == Metric::kCpuThrottledRatio || m == Metric::kMemoryUsageRatio ||
            m == Metric::kOomKills || m == Metric::kMemoryWorkingSetMb;
-  return m == Metric::kCpuBusyRatio || m == Metric::kMemoryAvailableMb ||
-         m == Metric::kOomKills || m == Metric::kIoLatencyP99Ms || m == Metric::kMajorFaults;
+  if (m == Metric::kCpuBusyRatio) return a.observed >= kSaturatedBusyRatio;
+  return m == Metric::kMemoryAvailableMb || m == Metric::kIoLatencyP99Ms ||
+         m == Metric::kMajorFaults;
 }
 
 double Median(std::vector<double> v) {
@@ -169,8 +177,14 @@ class Attributor {
       return std::move(result_);
     }
     Visit(s_.alarm.ref.entity, result_.symptom, *symptom, {s_.alarm.ref.entity});
+    NarrowestHost();
     std::stable_sort(result_.candidates.begin(), result_.candidates.end(),
                      [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    // A host reached along two paths (under a hop and under a refusing callee) is one candidate,
+    // its best-scored.
+    std::set<std::pair<EntityKind, std::string>> seen;
+    std::erase_if(result_.candidates,
+                  [&](const Candidate& c) { return !seen.insert({c.kind, c.entity}).second; });
     if (result_.candidates.empty()) {
       result_.summary = Name(s_.alarm.ref) + " is anomalous but nothing explains it";
     } else {
@@ -224,6 +238,10 @@ class Attributor {
              const MetricSeries& symptom_series, const std::vector<std::string>& path) {
     if (!visited_.insert(service).second) return;
     bool explained = false;
+    // Explained only by edges that its callees do not show and the network does not either: the
+    // time may be the caller's own (a starved caller reads its answers late), so its hosts are
+    // looked at too.
+    bool only_unseen_edges = true;
     for (const NodeRef& callee :
          s_.topology.Successors({EntityKind::kService, service}, EdgeKind::kCalls)) {
       const std::string edge = service + "->" + callee.name;
@@ -231,6 +249,7 @@ class Attributor {
           Compare(s_.SeriesOf(EntityKind::kService, callee.name), symptom, symptom_series);
       if (own.same) {
         explained = true;
+        only_unseen_edges = false;
         const MetricSeries* next = s_.Find(own.same->ref);
         Visit(callee.name, *own.same, *next, Prepend(callee.name, path));
         continue;
@@ -261,16 +280,22 @@ class Attributor {
                       " itself does not, with no network signal (queueing before "
                       "the server, or an unobserved hop)";
         c.score = (network ? 2 : 0) + Strength(*seen.same);
+        only_unseen_edges = only_unseen_edges && !network;
         c.path = Prepend(edge, path);
+        const bool refused = Refused(c);
         result_.candidates.push_back(std::move(c));
+        if (refused) Vertical(callee.name, symptom, symptom_series, Prepend(callee.name, path), nullptr);
         continue;
       }
       // Connections refused, reset or lost explain a caller's errors or latency even when no
       // exchange on the edge completed to show them.
       if (Candidate c = NetworkOnly(edge, symptom, symptom_series); !c.evidence.empty()) {
         explained = true;
+        only_unseen_edges = false;
         c.path = Prepend(edge, path);
+        const bool refused = Refused(c);
         result_.candidates.push_back(std::move(c));
+        if (refused) Vertical(callee.name, symptom, symptom_series, Prepend(callee.name, path), nullptr);
         continue;
       }
       const SeriesAnomaly* contrary = own.contrary    ? &*own.contrary
@@ -286,7 +311,10 @@ class Attributor {
                  "): the opposite of the symptom, so it cannot explain it"});
       }
     }
-    if (explained) return;
+    if (explained) {
+      if (only_unseen_edges) Vertical(service, symptom, symptom_series, path, nullptr);
+      return;
+    }
     // Nothing downstream explains this service: it is a root cause; look under it.
     Candidate c;
     c.kind = EntityKind::kService;
@@ -299,6 +327,40 @@ class Attributor {
                     " and no service it calls explains it";
     Vertical(service, symptom, symptom_series, path, &c);
     result_.candidates.push_back(std::move(c));
+  }
+
+  // A machine whose every resource signal a container on it shows too (the machine's I/O
+  // latency or OOM kills are that container's) is not the narrower place: it ranks just below
+  // the container. A machine with a signal of its own (its CPUs saturated, its memory short)
+  // keeps its rank.
+  void NarrowestHost() {
+    for (Candidate& m : result_.candidates) {
+      if (m.kind != EntityKind::kMachine) continue;
+      for (const Candidate& c : result_.candidates) {
+        if (c.kind != EntityKind::kContainer || c.score > m.score) continue;
+        const auto under = s_.topology.Successors({EntityKind::kContainer, c.entity}, EdgeKind::kRunsOn);
+        if (std::find(under.begin(), under.end(), NodeRef{EntityKind::kMachine, m.entity}) == under.end())
+          continue;
+        const bool covered =
+            std::all_of(m.evidence.begin(), m.evidence.end(), [&](const SeriesAnomaly& a) {
+              return std::any_of(c.evidence.begin(), c.evidence.end(), [&](const SeriesAnomaly& b) {
+                return b.ref.metric == a.ref.metric;
+              });
+            });
+        if (!covered) continue;
+        m.score = c.score - 0.01;
+        m.explanation += " (container " + c.entity + " on it shows the same: the narrower place)";
+        break;
+      }
+    }
+  }
+
+  // Connections refused or reset: the callee was not there to answer. Why (killed for memory,
+  // say) is under it, so its hosts are looked at too.
+  static bool Refused(const Candidate& c) {
+    return std::any_of(c.evidence.begin(), c.evidence.end(), [](const SeriesAnomaly& a) {
+      return a.ref.metric == Metric::kConnectsRefused || a.ref.metric == Metric::kResets;
+    });
   }
 
   // The edge's network series that rose with the symptom, as a candidate (no evidence: none).
@@ -329,6 +391,7 @@ class Attributor {
   }
 
   // Instances -> the containers they run in -> machines (or instances -> machines directly).
+  // `service_candidate`, when there is one, gets "it runs on …" added to its explanation.
   void Vertical(const std::string& service, const SeriesAnomaly& symptom,
                 const MetricSeries& symptom_series, const std::vector<std::string>& path,
                 Candidate* service_candidate) {
@@ -367,7 +430,7 @@ class Attributor {
       const double agree = (symptom.z > 0 ? 1 : -1) * pressure * a.correlation;
       if (a.anomalous && a.z * pressure > 0 && agree >= o_.min_correlation) {
         best = std::max(best, Strength(a));
-        limit = limit || IsLimitEvidence(kind, ms->ref.metric);
+        limit = limit || IsLimitEvidence(kind, a);
         c.evidence.push_back(std::move(a));
       }
     }
@@ -380,7 +443,8 @@ class Attributor {
                                                   : "the container it runs in is starved");
     c.score = 3 + (limit ? 0.5 : 0) + best / 2;
     c.path = Prepend(name, path);
-    service_candidate->explanation += "; it runs on " + std::string(EntityKindName(kind)) + " " +
+    if (service_candidate)
+      service_candidate->explanation += "; it runs on " + std::string(EntityKindName(kind)) + " " +
                                       name + " whose " + what + " moved at the same time";
     result_.candidates.push_back(std::move(c));
   }
