@@ -25,7 +25,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -195,7 +194,7 @@ def score_step(step, opened, fault_at, revert_at, watcher):
 
 def run_scenario(scn, faultline, state_dir, rate_default):
     """The scenario's cases: its baseline's false incidents, then one case per step."""
-    work = tempfile.mkdtemp(prefix="faultline-lab-run.")
+    work = None
     pipeline = None
     cases = []
     # The detectors judge nothing before WARMUP_S of history: only the rest of the baseline counts
@@ -203,6 +202,7 @@ def run_scenario(scn, faultline, state_dir, rate_default):
     base = {"scenario": scn["name"], "fault_free_s": max(0, scn["baseline_s"] - WARMUP_S), "baseline": True}
     try:
         status = lab.up(state_dir, rate=scn.get("rate", rate_default), owner=os.getpid())
+        work = pipeline_dir(state_dir)
         pipeline = Pipeline(faultline, work, status["machines"])
         watcher = Watcher()
         log("%s: baseline %d s" % (scn["name"], scn["baseline_s"]))
@@ -236,8 +236,15 @@ def run_scenario(scn, faultline, state_dir, rate_default):
     finally:
         if pipeline:
             pipeline.stop()
-        lab.down(state_dir)
-        subprocess.run(["rm", "-rf", work])
+        lab.down(state_dir)  # the pipeline's directory with it
+
+
+def pipeline_dir(state_dir):
+    # Inside the lab's state directory: whoever tears the lab down (this run, or its supervisor
+    # when this run was killed) removes the pipeline's logs and state too.
+    work = os.path.join(os.path.abspath(state_dir), "pipeline")
+    os.makedirs(work)
+    return work
 
 
 def summarize(cases):
@@ -258,10 +265,10 @@ def demo(args):
     """The README's first command: the lab with its load, the pipeline, one fault after the
     detectors' warm-up, the incident report as the diagnosis prints it (and its resolution), then
     everything torn down. Exit 0 when the incident opened and resolved."""
-    work = tempfile.mkdtemp(prefix="faultline-demo.")
     pipeline = None
     try:
         status = lab.up(args.state_dir, rate=20, owner=os.getpid())
+        work = pipeline_dir(args.state_dir)
         log("the shop is up: %s on %s; load 20 req/s into the gateway"
             % (", ".join("%s (%s)" % (s["name"], s["machine"]) for s in status["services"]),
                ", ".join("%s %s" % (m["name"], m["ip"]) for m in status["machines"])))
@@ -301,7 +308,6 @@ def demo(args):
         if pipeline:
             pipeline.stop()
         lab.down(args.state_dir)
-        subprocess.run(["rm", "-rf", work])
 
 
 def check_scenario(scn):

@@ -112,6 +112,93 @@ TEST(Attribution, RefusedConnectionsExplainTheCallersErrors) {
             std::string::npos);
 }
 
+// Sets a series to `before` until the fault's window (24) and `after` from it, adding it if new.
+void Step(Situation& s, EntityKind kind, const std::string& entity, Metric metric, double before,
+          double after) {
+  const size_t n = s.series.front().values.size();
+  MetricSeries* m = nullptr;
+  for (MetricSeries& x : s.series)
+    if (x.ref.kind == kind && x.ref.entity == entity && x.ref.metric == metric) m = &x;
+  if (!m) m = &s.series.emplace_back(MetricSeries{{kind, entity, metric}, {}});
+  m->values.assign(n, before);
+  for (size_t i = 24; i < n; ++i) m->values[i] = after;
+}
+
+TEST(Attribution, ACallerSlowOnlyAsItSeesItsCallsHasItsOwnHostsJudged) {
+  // api sees its calls to db take longer, db answers as fast as ever and the network is quiet;
+  // api's container is throttled: api reads its answers late.
+  Situation s = Load("slow_leaf.json");
+  for (MetricSeries& m : s.series)
+    if (m.ref.kind == EntityKind::kService && m.ref.entity == "db")
+      std::fill(m.values.begin(), m.values.end(), m.values[0]);
+  Step(s, EntityKind::kContainer, "ctr-api-1", Metric::kCpuThrottledRatio, 0, 0.9);
+  const AttributionResult r = Attribute(s);
+  ASSERT_GE(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kContainer);
+  EXPECT_EQ(r.candidates[0].entity, "ctr-api-1");
+  EXPECT_EQ(r.candidates[0].path, Path({"ctr-api-1", "api", "gateway"}));
+  EXPECT_EQ(r.candidates[1].entity, "api->db");
+  EXPECT_LT(r.candidates[1].score, 1);
+  // Without the throttling, the edge is all there is.
+  Step(s, EntityKind::kContainer, "ctr-api-1", Metric::kCpuThrottledRatio, 0, 0);
+  const AttributionResult quiet = Attribute(s);
+  ASSERT_EQ(quiet.candidates.size(), 1u);
+  EXPECT_EQ(quiet.candidates[0].entity, "api->db");
+}
+
+TEST(Attribution, ACalleeMustAccountForEnoughOfTheChange) {
+  // api 60 ms slower; db (and api's view of it) only 8 ms slower, in the same shape: db cannot
+  // explain api, api is the root cause.
+  Situation s = Load("slow_leaf.json");
+  for (const char* e : {"db", "api->db"}) {
+    const EntityKind k = std::string(e) == "db" ? EntityKind::kService : EntityKind::kEdge;
+    for (MetricSeries& m : s.series) {
+      if (m.ref.kind != k || m.ref.entity != e || Info(m.ref.metric).family != MetricFamily::kLatency)
+        continue;
+      const double base = m.values[0];
+      for (size_t i = 0; i < m.values.size(); ++i) m.values[i] = base + (i >= 24 ? 8 : 0) + 0.01 * (i % 3);
+    }
+  }
+  const AttributionResult r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kService);
+  EXPECT_EQ(r.candidates[0].entity, "api");
+  AttributionOptions any_share;
+  any_share.min_explained_share = 0;
+  EXPECT_EQ(Attribute(s, any_share).candidates[0].entity, "db");
+}
+
+TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {
+  Situation s = Load("callee_refused.json");
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kOomKills, 0, 2);
+  Step(s, EntityKind::kMachine, "m3", Metric::kOomKills, 0, 2);
+  const AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 3u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kContainer);
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  EXPECT_EQ(r.candidates[0].path, Path({"ctr-db-1", "db", "api", "gateway"}));
+  // The machine's OOM kills are its container's memory limit, not its own memory: below it.
+  EXPECT_EQ(r.candidates[1].entity, "m3");
+  EXPECT_LT(r.candidates[1].score, r.candidates[0].score);
+  EXPECT_EQ(r.candidates[2].entity, "api->db");
+}
+
+TEST(Attribution, AMachineSlowDiskIsOneContainersOrTheMachines) {
+  Situation one = Load("disk_io.json");  // m3's I/O latency 2 -> 60 ms
+  Step(one, EntityKind::kContainer, "ctr-db-1", Metric::kIoLatencyP99Ms, 2, 60);
+  AttributionResult r = Attribute(one);
+  ASSERT_GE(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  EXPECT_EQ(r.candidates[1].entity, "m3");
+  EXPECT_NE(r.candidates[1].explanation.find("container ctr-db-1 on it shows the same"),
+            std::string::npos);
+  // Both of db's containers wait on the disk: the machine's disk is the common place.
+  Step(one, EntityKind::kContainer, "ctr-db-2", Metric::kIoLatencyP99Ms, 2, 60);
+  r = Attribute(one);
+  ASSERT_GE(r.candidates.size(), 3u);
+  EXPECT_EQ(r.candidates[0].entity, "m3");
+}
+
 TEST(Attribution, AnOppositelyMovingSiblingIsSetAside) {
   const AttributionResult r = Attribute(Load("negative_sibling.json"));
   ASSERT_EQ(r.candidates.size(), 1u);

@@ -213,13 +213,20 @@ class Attributor {
       if (!Explains(FamilyOf(ms->ref.metric), f)) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
       const bool same_way = (a.z > 0) == (symptom.z > 0);
-      if (a.anomalous && same_way && a.correlation >= o_.min_correlation) {
+      if (a.anomalous && same_way && a.correlation >= o_.min_correlation && Accounts(a, symptom)) {
         if (!m.same || Strength(a) > Strength(*m.same)) m.same = a;
       } else if ((a.anomalous && !same_way) || a.correlation <= -o_.min_correlation) {
         if (!m.contrary || std::abs(a.z) > std::abs(m.contrary->z)) m.contrary = a;
       }
     }
     return m;
+  }
+
+  // Whether `a`'s change is big enough to explain the symptom's, when both are in one unit.
+  bool Accounts(const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
+    if (Info(a.ref.metric).unit != Info(symptom.ref.metric).unit) return true;
+    return std::abs(a.observed - a.baseline) >=
+           o_.min_explained_share * std::abs(symptom.observed - symptom.baseline);
   }
 
   // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3 resource,
@@ -329,15 +336,17 @@ class Attributor {
     result_.candidates.push_back(std::move(c));
   }
 
-  // A machine whose every resource signal a container on it shows too (the machine's I/O
-  // latency or OOM kills are that container's) is not the narrower place: it ranks just below
-  // the container. A machine with a signal of its own (its CPUs saturated, its memory short)
-  // keeps its rank.
+  // A machine whose every resource signal one container on it shows too, and no other (the
+  // machine's I/O latency or OOM kills are that container's), is not the narrower place: it
+  // ranks just below the container. A machine with a signal of its own (its CPUs saturated, its
+  // memory short), or whose signal several of its containers share, keeps its rank.
   void NarrowestHost() {
     for (Candidate& m : result_.candidates) {
       if (m.kind != EntityKind::kMachine) continue;
+      const Candidate* only = nullptr;
+      size_t covering = 0;
       for (const Candidate& c : result_.candidates) {
-        if (c.kind != EntityKind::kContainer || c.score > m.score) continue;
+        if (c.kind != EntityKind::kContainer) continue;
         const auto under = s_.topology.Successors({EntityKind::kContainer, c.entity}, EdgeKind::kRunsOn);
         if (std::find(under.begin(), under.end(), NodeRef{EntityKind::kMachine, m.entity}) == under.end())
           continue;
@@ -348,10 +357,12 @@ class Attributor {
               });
             });
         if (!covered) continue;
-        m.score = c.score - 0.01;
-        m.explanation += " (container " + c.entity + " on it shows the same: the narrower place)";
-        break;
+        covering++;
+        only = &c;
       }
+      if (covering != 1 || only->score > m.score) continue;
+      m.score = only->score - 0.01;
+      m.explanation += " (container " + only->entity + " on it shows the same: the narrower place)";
     }
   }
 

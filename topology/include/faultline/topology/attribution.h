@@ -53,6 +53,10 @@ struct AttributionOptions {
   // the whole lookback: an earlier, unrelated episode in the lookback (a fault fixed a minute
   // before) would otherwise make two series agree or disagree by what they did then. Default: 6.
   size_t correlation_windows = 6;
+  // A callee (or the caller's view of an edge) explains a symptom in the same unit only if its
+  // change is at least this share of the symptom's: a callee 2 ms slower does not explain a
+  // caller 300 ms slower, however alike their shapes. Default: 0.3.
+  double min_explained_share = 0.3;
   // A cause may start this many windows before the alarm. Default: 2.
   int64_t lead_windows = 2;
   // Baseline windows needed to judge a series. Default: 6.

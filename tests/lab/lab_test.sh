@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The fault-injection lab end to end (label lab): the shop on three emulated machines, the whole
+# pipeline, real faults.
+#   1. A scenario run SIGKILLed while its system is up: its supervisor tears the lab down and its
+#      pipeline's processes go with it; nothing of it is left (faultline lab check-clean).
+#   2. lab/scenarios/all-kinds.yaml: a fault-free baseline with no incident, then every fault kind
+#      once; each must open an incident whose first root cause and fault class are the expected
+#      ones. Then nothing of the lab is left.
+# Usage: lab_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+fl=$build/faultline
+py=/usr/bin/python3
+work=$(mktemp -d /tmp/faultline-lab-test.XXXXXX)
+runner=
+cleanup() {
+  [[ -n $runner ]] && kill "$runner" 2>/dev/null || true
+  "$fl" lab down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "lab_test: FAIL: $*" >&2; exit 1; }
+
+[[ $(id -u) == 0 ]] || { echo "lab_test: needs root (network namespaces, cgroups)" >&2; exit 77; }
+"$fl" lab check-clean >/dev/null 2>&1 || "$fl" lab down >/dev/null 2>&1 || true
+
+# --- 1. killed: nothing left --------------------------------------------------------------------
+"$fl" lab run "$src/lab/scenarios/slow-catalog.yaml" --json-out "$work/killed.json" \
+  >"$work/killed.out" 2>"$work/killed.err" &
+runner=$!
+for _ in $(seq 600); do  # the lab and the pipeline up: at most 60 s
+  grep -q "baseline" "$work/killed.err" && break
+  kill -0 "$runner" 2>/dev/null || fail "the run exited before its baseline: $(tail -5 "$work/killed.err")"
+  sleep 0.1
+done
+grep -q "baseline" "$work/killed.err" || fail "the run did not reach its baseline in 60 s"
+# The pipeline's processes (broker, agents, stream, diagnosis) are the runner's children.
+children=$(ps -o pid= --ppid "$runner" | tr -d ' ' | tr '\n' ' ')
+[[ $(wc -w <<<"$children") -ge 6 ]] || fail "expected 6 pipeline processes under the runner, found: $children"
+"$fl" lab status | "$py" -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["up"] else 1)' ||
+  fail "the lab is not up during the baseline"
+kill -KILL "$runner"
+wait "$runner" 2>/dev/null || true
+runner=
+clean=
+for _ in $(seq 120); do  # the supervisor sees its owner gone within a tick, down takes seconds
+  if "$fl" lab check-clean >"$work/check.out" 2>&1; then clean=1; break; fi
+  sleep 0.5
+done
+[[ -n $clean ]] || fail "60 s after SIGKILL the lab is still there: $(cat "$work/check.out")"
+for pid in $children; do
+  if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "^$fl "; then
+    fail "pipeline process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")) outlived the SIGKILLed run"
+  fi
+done
+echo "lab_test: killed run: lab torn down, pipeline gone"
+
+# --- 2. every fault kind ------------------------------------------------------------------------
+rc=0
+"$fl" lab run "$src/lab/scenarios/all-kinds.yaml" --json-out "$work/all.json" >"$work/all.out" \
+  2>"$work/all.err" || rc=$?
+cat "$work/all.out"
+[[ $rc == 0 ]] || fail "lab run exited $rc: $(tail -20 "$work/all.err")"
+"$py" - "$work/all.json" "$src/lab/scenarios/all-kinds.yaml" <<'PY'
+import json, sys
+import yaml
+res = json.load(open(sys.argv[1]))
+steps = yaml.safe_load(open(sys.argv[2]))["steps"]
+cases = res["cases"]
+errors = []
+base = [c for c in cases if c.get("baseline")]
+if len(base) != 1 or base[0]["false_incidents"] != 0:
+    errors.append("baseline: expected 1 case with 0 false incidents, got %s" % base)
+faulty = [c for c in cases if "detected" in c]
+if len(faulty) != len(steps):
+    errors.append("expected %d fault cases, got %d" % (len(steps), len(faulty)))
+for step, c in zip(steps, faulty):
+    want = step["expect"]
+    got = "%s: detected %s, first cause %s, class %s" % (
+        c["scenario"], c["detected"], (c.get("root_causes") or ["-"])[0], c.get("fault_class"))
+    if not (c["detected"] and c["ac1"] and c["class_ok"]):
+        errors.append("%s (expected %s, %s)" % (got, want["entity"], want["class"]))
+kinds = {s["fault"]["kind"] for s in steps}
+need = {"loss", "delay", "down", "slow", "error", "cpu_throttle", "machine_cpu", "oom", "disk", "surge"}
+if need - kinds:
+    errors.append("all-kinds.yaml lacks fault kinds %s" % sorted(need - kinds))
+if errors:
+    sys.exit("lab_test: FAIL:\n  " + "\n  ".join(errors))
+print("lab_test: %d fault kinds, each its incident with the right first cause and class; "
+      "no incident in %d s of fault-free baseline" % (len(faulty), base[0]["fault_free_s"]))
+PY
+"$fl" lab check-clean >"$work/check.out" 2>&1 || fail "after the run the lab is still there: $(cat "$work/check.out")"
+echo "lab_test: ok"
