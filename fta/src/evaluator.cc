@@ -187,6 +187,18 @@ std::vector<std::string> FaultTreeEvaluator::Bind(Role role, const Located& caus
   return {out.begin(), out.end()};
 }
 
+bool FaultTreeEvaluator::AccountsForCause(const SeriesAnomaly& a, const Located& cause) const {
+  const auto series = by_entity_.find(std::pair<EntityKind, std::string>(cause.kind, cause.entity));
+  if (series == by_entity_.end()) return true;
+  for (const MetricSeries* ms : series->second) {
+    if (ms->ref.metric != a.ref.metric) continue;
+    const SeriesAnomaly& own = Judged(*ms);
+    return std::abs(a.observed - a.baseline) >=
+           o_.min_explained_share * std::abs(own.observed - own.baseline);
+  }
+  return true;
+}
+
 NodeTrace FaultTreeEvaluator::EvaluateEvent(const Node& node, const Located& cause) const {
   NodeTrace t;
   t.node = &node;
@@ -249,6 +261,11 @@ NodeTrace FaultTreeEvaluator::EvaluateEvent(const Node& node, const Located& cau
       SeriesAnomaly shown = a;
       if (e.type == EventType::kAnomalous) {
         yes = InDirection(e.direction, m, a);
+        // A callee of a service cause must account for the cause's own change as attribution
+        // requires of it (AttributionOptions::min_explained_share): a callee 2 ms slower under a
+        // service 300 ms slower did not make it slow.
+        if (yes && e.of == Role::kCallee && cause.kind == EntityKind::kService)
+          yes = AccountsForCause(a, cause);
       } else {  // kValue: the test period's median, from the anomaly's start when there is one
         double v = a.observed;
         if (a.baseline_windows < o_.min_baseline) {

@@ -305,6 +305,15 @@ TEST(DefaultTrees, ResourceClassesOnContainersAndMachines) {
 }
 
 TEST(DefaultTrees, ServiceClasses) {
+  {  // A callee slower by a share of the service's own change: propagated, not its own code.
+    const Located api{EntityKind::kService, "api", {"api", "gateway"}};
+    Sit sit = SlowChain();  // api 40 -> 100 ms
+    sit.Service("db", 20, 80);
+    EXPECT_EQ(Held(sit, api), Names{"slow_downstream"});
+    Sit tiny = SlowChain();  // db 20 -> 26 ms: anomalous, but it cannot explain api's 60 ms
+    tiny.Service("db", 20, 26);
+    EXPECT_EQ(Held(tiny, api), Names{"own_code"});
+  }
   {  // Slower, nothing under it moved: its own code.
     Sit sit = SlowChain();
     sit.Service("db", 20, 80);

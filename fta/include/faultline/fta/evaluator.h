@@ -71,6 +71,9 @@ class FaultTreeEvaluator {
   NodeTrace Evaluate(const Node& node, const Located& cause) const;
   NodeTrace EvaluateEvent(const Node& node, const Located& cause) const;
   const topology::SeriesAnomaly& Judged(const topology::MetricSeries& series) const;
+  // Whether a callee's change `a` is a big enough share of the service cause's own change of
+  // the same metric to explain it.
+  bool AccountsForCause(const topology::SeriesAnomaly& a, const Located& cause) const;
 
   const topology::Situation& s_;
   const topology::AttributionResult& a_;
