@@ -19,6 +19,7 @@ A summary table goes to stdout, every case to a JSON file. Everything the run st
 and the lab torn down on any exit.
 """
 import argparse
+import calendar
 import ctypes
 import json
 import os
@@ -101,6 +102,18 @@ class Pipeline:
         except OSError:
             return None
 
+    def situation(self, header):
+        alarm = header.get("alarm") or {}
+        try:
+            ent, at = alarm["entity"], alarm["at"]
+            t = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ"))
+            url = "%s/situation?alarm=%s:%s:%s&at=%d&lookback=180" % (
+                self.stream_http, ent["kind"], ent["name"], alarm["metric"], t)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)
+        except (OSError, KeyError, ValueError):
+            return None
+
     def check_alive(self):
         for name, p in self.procs:
             if p.poll() is not None:
@@ -149,6 +162,9 @@ class Watcher:
             iid = inc["id"]
             if iid not in self.first:
                 self.first[iid] = (now, inc)
+                # What the diagnosis judged, from the stream, for a look afterwards:
+                # `faultline attribute --situation` replays it.
+                inc["situation_doc"] = pipeline.situation(inc.get("situation") or {})
             if inc["status"] == "resolved" and iid not in self.resolved:
                 self.resolved[iid] = now
 

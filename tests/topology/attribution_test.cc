@@ -177,10 +177,10 @@ TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {
   EXPECT_EQ(r.candidates[0].kind, EntityKind::kContainer);
   EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
   EXPECT_EQ(r.candidates[0].path, Path({"ctr-db-1", "db", "api", "gateway"}));
-  // The machine's OOM kills are its container's memory limit, not its own memory: below it.
-  EXPECT_EQ(r.candidates[1].entity, "m3");
-  EXPECT_LT(r.candidates[1].score, r.candidates[0].score);
-  EXPECT_EQ(r.candidates[2].entity, "api->db");
+  // Then the refusals; the machine's OOM kills are its container's memory limit, not its own
+  // memory being short: last.
+  EXPECT_EQ(r.candidates[1].entity, "api->db");
+  EXPECT_EQ(r.candidates[2].entity, "m3");
 }
 
 TEST(Attribution, AMachineSlowDiskIsOneContainersOrTheMachines) {

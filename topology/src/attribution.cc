@@ -229,8 +229,9 @@ class Attributor {
            o_.min_explained_share * std::abs(symptom.observed - symptom.baseline);
   }
 
-  // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3 resource,
-  // 2 network edge, 1 service, 0 edge seen only by the caller) keep the classes apart.
+  // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3.5 a resource's
+  // limit, 2 a network edge or contention, 1 service, 0 edge seen only by the caller) keep the
+  // classes apart.
   static double Strength(const SeriesAnomaly& a) {
     return (std::min(std::abs(a.z), 100.0) / 100 + std::abs(a.correlation)) / 2;
   }
@@ -452,7 +453,10 @@ class Attributor {
     c.explanation = what + " moved with " + SeriesName(symptom.ref) + ": " +
                     (kind == EntityKind::kMachine ? "the machine under it is starved"
                                                   : "the container it runs in is starved");
-    c.score = 3 + (limit ? 0.5 : 0) + best / 2;
+    // A limit or a saturation is a cause by itself; waiting in a run queue alone is contention,
+    // which every container on a busy machine (and a host's jitter) shows: it ranks below a
+    // call edge with a network signal of its own (refused, reset, retransmitted).
+    c.score = (limit ? 3.5 : 2) + best / 2;
     c.path = Prepend(name, path);
     if (service_candidate)
       service_candidate->explanation += "; it runs on " + std::string(EntityKindName(kind)) + " " +
