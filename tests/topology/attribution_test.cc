@@ -266,6 +266,29 @@ TEST(Attribution, ADetectorsVerdictDecides) {
   EXPECT_EQ(r.candidates[0].path, Path({"api->db", "api", "gateway"}));
 }
 
+TEST(Attribution, ADetectorsAlarmIsJudgedFromItsOwnWindow) {
+  // The incident's first window: one window of the fault (130 ms) after two lead windows that
+  // happened to be quick (40 ms), on a wide baseline (40/80 ms) the robust z does not single the
+  // fault out of. The detector said anomalous at 1120: the symptom is that window's rise, not the
+  // lead windows' dip.
+  Situation s = Load("slow_leaf.json");
+  for (MetricSeries& m : s.series) {
+    m.values.resize(25);
+    if (m.ref.kind == EntityKind::kService && m.ref.entity == "gateway" &&
+        m.ref.metric == Metric::kLatencyP99Ms) {
+      for (size_t i = 0; i < 22; ++i) m.values[i] = i % 2 ? 80 : 40;
+      m.values[22] = m.values[23] = 40;
+      m.values[24] = 130;
+    }
+  }
+  s.verdicts.push_back({s.alarm.ref, 1120, true, 0.1, "mad"});
+  const AttributionResult r = Attribute(s);
+  EXPECT_TRUE(r.symptom.anomalous);
+  EXPECT_EQ(r.symptom.start_s, 1120);
+  EXPECT_EQ(r.symptom.observed, 130);
+  EXPECT_GT(r.symptom.z, 0);
+}
+
 TEST(Attribution, TextAndJsonRenderings) {
   const AttributionResult r = Attribute(Load("edge_loss.json"));
   const std::string text = AttributionToText(r);

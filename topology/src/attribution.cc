@@ -137,6 +137,19 @@ SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* comp
     a.anomalous = v.anomalous;
     if (v.anomalous && a.start_s == 0) a.start_s = v.at_s;
   }
+  // Anomalous by the detector from a window the robust z did not single out (its baseline is
+  // wider, an earlier episode in it, say): the test period is the detector's, from its first
+  // anomalous window, not the lead windows before it, whose median can even point the other way.
+  if (a.anomalous && first == m.values.size() && a.start_s > 0) {
+    const size_t at = static_cast<size_t>(std::max<int64_t>(0, (a.start_s - s_.start_s) / s_.window_s));
+    std::vector<double> tail;
+    for (size_t i = at; i < m.values.size(); ++i)
+      if (!std::isnan(m.values[i])) tail.push_back(m.values[i]);
+    if (!tail.empty()) {
+      a.observed = Median(tail);
+      a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);
+    }
+  }
   return a;
 }
 
