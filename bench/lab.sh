@@ -5,21 +5,26 @@
 # fault-free hour. Its last line:
 #   ac1=… ac3=… class_accuracy=… detection_p50_s=… detection_max_s=… false_incidents_per_hour=… cases=…
 #
-# Usage: sudo bench/lab.sh [REPEAT=3] [SCENARIO.yaml…]
-# Default scenarios: lab/scenarios/all-kinds.yaml (every fault kind after one baseline, on one
-# system and pipeline; about 13 minutes a repetition) and lab/scenarios/fault-free.yaml (5.5 min).
-# Cases and the summary go to bench/lab-results.json (or $LAB_JSON).
+# Usage: sudo bench/lab.sh [REPEAT=3]
+# Runs lab/scenarios/all-kinds.yaml (every fault kind after one baseline, on one system and
+# pipeline; about 15 minutes) REPEAT times, then once each lab/scenarios/surge-load.yaml and
+# lab/scenarios/fault-free.yaml (4.5 minutes without a fault). Cases and the summary go to
+# bench/lab-results.json (or $LAB_JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${1:-3}
-shift || true
-scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(lab/scenarios/all-kinds.yaml lab/scenarios/fault-free.yaml)
 fl=build/faultline
 [[ -x $fl ]] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 out=${LAB_JSON:-bench/lab-results.json}
 echo "machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-"$fl" lab run "${scenarios[@]}" --repeat "$repeat" --json-out "$out" >/dev/null
+"$fl" lab run lab/scenarios/all-kinds.yaml --repeat "$repeat" --json-out "$out.kinds" >/dev/null
+"$fl" lab run lab/scenarios/surge-load.yaml lab/scenarios/fault-free.yaml --json-out "$out.once" >/dev/null
+/usr/bin/python3 - "$out.kinds" "$out.once" "$out" <<'PYMERGE'
+import json, sys
+cases = [c for f in sys.argv[1:3] for c in json.load(open(f))["cases"]]
+json.dump({"cases": cases}, open(sys.argv[3], "w"), indent=1)
+PYMERGE
+rm -f "$out.kinds" "$out.once"
 /usr/bin/python3 - "$out" <<'PY'
 import json, sys
 cases = json.load(open(sys.argv[1]))["cases"]
