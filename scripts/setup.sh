@@ -16,7 +16,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libabsl-dev libxxhash-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  python3 python3-jsonschema python3-protobuf python3-yaml nodejs curl iproute2 nftables nginx-light wrk procps graphviz
+  python3 python3-jsonschema python3-protobuf python3-yaml nodejs curl iproute2 nftables iptables nginx-light wrk procps graphviz
   # real containers (Podman with runc: crun refuses a hybrid cgroup layout), an image from busybox
   podman runc busybox-static
 )
