@@ -154,7 +154,7 @@ class Watcher:
     """Every incident's first sighting (as it was then) and its resolution time."""
 
     def __init__(self):
-        self.first, self.resolved = {}, {}
+        self.first, self.resolved, self.last = {}, {}, {}
 
     def poll(self, pipeline):
         now = time.time()
@@ -165,6 +165,7 @@ class Watcher:
                 # What the diagnosis judged, from the stream, for a look afterwards:
                 # `faultline attribute --situation` replays it.
                 inc["situation_doc"] = pipeline.situation(inc.get("situation") or {})
+            self.last[iid] = inc  # its latest state, for how its diagnosis changed while open
             if inc["status"] == "resolved" and iid not in self.resolved:
                 self.resolved[iid] = now
 
@@ -204,6 +205,8 @@ def score_step(step, opened, fault_at, revert_at, watcher):
             ac1=causes[:1] == [want], ac3=want in causes[:3], class_ok=cls == step["expect"]["class"],
             resolve_s=round(watcher.resolved[iid] - revert_at, 2) if iid in watcher.resolved else None,
             more_incidents=len(opened) - 1,
+            last_root_cause=next((entity_id(c["entity"]) for c in watcher.last[iid].get("root_causes", [])), None),
+            last_fault_class=watcher.last[iid].get("fault_tree", {}).get("class"),
             incident_doc=inc)  # as first seen: what scored it
     return case
 

@@ -168,6 +168,26 @@ TEST(Attribution, ACalleeMustAccountForEnoughOfTheChange) {
   EXPECT_EQ(Attribute(s, any_share).candidates[0].entity, "db");
 }
 
+TEST(Attribution, LatencyExplainsErrorsOnlyWhenSlowEnoughToTimeOut) {
+  // api fails; db does not, and api's calls to db are a little slower: api's own errors.
+  Situation s = Load("error_leaf.json");
+  for (MetricSeries& m : s.series) {
+    const bool db_side = (m.ref.kind == EntityKind::kService && m.ref.entity == "db") ||
+                         (m.ref.kind == EntityKind::kEdge && m.ref.entity == "api->db");
+    if (db_side && Info(m.ref.metric).family == MetricFamily::kErrors)
+      std::fill(m.values.begin(), m.values.end(), m.values[0]);
+  }
+  Step(s, EntityKind::kEdge, "api->db", Metric::kLatencyP99Ms, 22, 30);
+  AttributionResult r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].entity, "api");
+  // Calls to db 400 ms slower time out: that explains api's errors.
+  Step(s, EntityKind::kEdge, "api->db", Metric::kLatencyP99Ms, 22, 400);
+  r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].entity, "api->db");
+}
+
 TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {
   Situation s = Load("callee_refused.json");
   Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kOomKills, 0, 2);

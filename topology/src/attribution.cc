@@ -37,6 +37,9 @@ bool IsResourceMetric(Metric m) {
   return f == Family::kCpu || f == Family::kMemory || f == Family::kIo;
 }
 
+// The smallest slowdown that makes calls time out, for latency to explain errors.
+constexpr double kTimeoutScaleMs = 100;
+
 // A machine this busy has no CPU to spare: its busy ratio is a saturation, not just more work.
 constexpr double kSaturatedBusyRatio = 0.8;
 
@@ -235,8 +238,13 @@ class Attributor {
     return m;
   }
 
-  // Whether `a`'s change is big enough to explain the symptom's, when both are in one unit.
+  // Whether `a`'s change is big enough to explain the symptom's, when both are in one unit. A
+  // callee's latency explains a caller's errors only when it is slow enough for calls to time
+  // out: at least twice its baseline and kTimeoutScaleMs more (a callee 1.4 ms slower did not
+  // make every call into it fail).
   bool Accounts(const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
+    if (FamilyOf(symptom.ref.metric) == Family::kErrors && FamilyOf(a.ref.metric) == Family::kLatency)
+      return a.observed >= 2 * a.baseline && a.observed - a.baseline >= kTimeoutScaleMs;
     if (Info(a.ref.metric).unit != Info(symptom.ref.metric).unit) return true;
     return std::abs(a.observed - a.baseline) >=
            o_.min_explained_share * std::abs(symptom.observed - symptom.baseline);
