@@ -49,9 +49,10 @@ constexpr double kSaturatedBusyRatio = 0.8;
 // containers' memory limits unless its own available memory fell too.
 bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a) {
   const Metric m = a.ref.metric;
-  if (kind == EntityKind::kContainer)
+  if (kind == EntityKind::kContainer)  // its own limits, and its own waits for its disk
     return m == Metric::kCpuThrottledRatio || m == Metric::kMemoryUsageRatio ||
-           m == Metric::kOomKills || m == Metric::kMemoryWorkingSetMb;
+           m == Metric::kOomKills || m == Metric::kMemoryWorkingSetMb ||
+           m == Metric::kIoLatencyP99Ms || m == Metric::kMajorFaults;
   if (m == Metric::kCpuBusyRatio) return a.observed >= kSaturatedBusyRatio;
   return m == Metric::kMemoryAvailableMb || m == Metric::kIoLatencyP99Ms ||
          m == Metric::kMajorFaults;
@@ -358,33 +359,45 @@ class Attributor {
     result_.candidates.push_back(std::move(c));
   }
 
-  // A machine whose every resource signal one container on it shows too, and no other (the
-  // machine's I/O latency or OOM kills are that container's), is not the narrower place: it
-  // ranks just below the container. A machine with a signal of its own (its CPUs saturated, its
-  // memory short), or whose signal several of its containers share, keeps its rank.
+  // A machine whose every limit signal one container on it shows too, and no other (the
+  // machine's I/O latency is that container's; a run queue alone is contention, not the
+  // machine's own), is not the narrower place: it ranks just below the container. A machine
+  // with a limit signal of its own (its CPUs saturated, its memory short) keeps its rank; one
+  // whose signal several of its containers share is the common place and ranks above them.
   void NarrowestHost() {
     for (Candidate& m : result_.candidates) {
       if (m.kind != EntityKind::kMachine) continue;
       const Candidate* only = nullptr;
       size_t covering = 0;
+      double best = 0;
+      std::string names;
       for (const Candidate& c : result_.candidates) {
         if (c.kind != EntityKind::kContainer) continue;
         const auto under = s_.topology.Successors({EntityKind::kContainer, c.entity}, EdgeKind::kRunsOn);
         if (std::find(under.begin(), under.end(), NodeRef{EntityKind::kMachine, m.entity}) == under.end())
           continue;
+        bool any_limit = false;
         const bool covered =
             std::all_of(m.evidence.begin(), m.evidence.end(), [&](const SeriesAnomaly& a) {
+              if (!IsLimitEvidence(EntityKind::kMachine, a)) return true;
+              any_limit = true;
               return std::any_of(c.evidence.begin(), c.evidence.end(), [&](const SeriesAnomaly& b) {
                 return b.ref.metric == a.ref.metric;
               });
             });
-        if (!covered) continue;
+        if (!covered || !any_limit) continue;
         covering++;
         only = &c;
+        best = std::max(best, c.score);
+        names += (names.empty() ? "" : ", ") + c.entity;
       }
-      if (covering != 1 || only->score > m.score) continue;
-      m.score = only->score - 0.01;
-      m.explanation += " (container " + only->entity + " on it shows the same: the narrower place)";
+      if (covering >= 2 && m.score <= best) {
+        m.score = best + 0.01;
+        m.explanation += " (containers " + names + " on it show the same: the common place)";
+      } else if (covering == 1 && only->score <= m.score) {
+        m.score = only->score - 0.01;
+        m.explanation += " (container " + only->entity + " on it shows the same: the narrower place)";
+      }
     }
   }
 
