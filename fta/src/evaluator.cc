@@ -192,9 +192,7 @@ bool FaultTreeEvaluator::AccountsForCause(const SeriesAnomaly& a, const Located&
   if (series == by_entity_.end()) return true;
   for (const MetricSeries* ms : series->second) {
     if (ms->ref.metric != a.ref.metric) continue;
-    const SeriesAnomaly& own = Judged(*ms);
-    return std::abs(a.observed - a.baseline) >=
-           o_.min_explained_share * std::abs(own.observed - own.baseline);
+    return topology::ChangeAccountsFor(a, Judged(*ms), o_.min_explained_share);
   }
   return true;
 }

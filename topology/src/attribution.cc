@@ -247,8 +247,7 @@ class Attributor {
     if (FamilyOf(symptom.ref.metric) == Family::kErrors && FamilyOf(a.ref.metric) == Family::kLatency)
       return a.observed >= 2 * a.baseline && a.observed - a.baseline >= kTimeoutScaleMs;
     if (Info(a.ref.metric).unit != Info(symptom.ref.metric).unit) return true;
-    return std::abs(a.observed - a.baseline) >=
-           o_.min_explained_share * std::abs(symptom.observed - symptom.baseline);
+    return ChangeAccountsFor(a, symptom, o_.min_explained_share);
   }
 
   // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3.5 a resource's
@@ -272,6 +271,13 @@ class Attributor {
     // time may be the caller's own (a starved caller reads its answers late), so its hosts are
     // looked at too.
     bool only_unseen_edges = true;
+    // An edge candidate; behind refused connections, the callee's hosts too.
+    auto add_edge = [&](Candidate c, const std::string& callee) {
+      c.path = Prepend(c.entity, path);
+      const bool refused = Refused(c);
+      result_.candidates.push_back(std::move(c));
+      if (refused) Vertical(callee, symptom, symptom_series, Prepend(callee, path), nullptr);
+    };
     for (const NodeRef& callee :
          s_.topology.Successors({EntityKind::kService, service}, EdgeKind::kCalls)) {
       const std::string edge = service + "->" + callee.name;
@@ -311,10 +317,7 @@ class Attributor {
                       "the server, or an unobserved hop)";
         c.score = (network ? 2 : 0) + Strength(*seen.same);
         only_unseen_edges = only_unseen_edges && !network;
-        c.path = Prepend(edge, path);
-        const bool refused = Refused(c);
-        result_.candidates.push_back(std::move(c));
-        if (refused) Vertical(callee.name, symptom, symptom_series, Prepend(callee.name, path), nullptr);
+        add_edge(std::move(c), callee.name);
         continue;
       }
       // Connections refused, reset or lost explain a caller's errors or latency even when no
@@ -322,10 +325,7 @@ class Attributor {
       if (Candidate c = NetworkOnly(edge, symptom, symptom_series); !c.evidence.empty()) {
         explained = true;
         only_unseen_edges = false;
-        c.path = Prepend(edge, path);
-        const bool refused = Refused(c);
-        result_.candidates.push_back(std::move(c));
-        if (refused) Vertical(callee.name, symptom, symptom_series, Prepend(callee.name, path), nullptr);
+        add_edge(std::move(c), callee.name);
         continue;
       }
       const SeriesAnomaly* contrary = own.contrary    ? &*own.contrary

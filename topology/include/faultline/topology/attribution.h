@@ -75,6 +75,13 @@ struct SeriesAnomaly {
   std::string verdict_from;     // the detector whose verdict decided, "" when the robust z did
 };
 
+// Whether `part`'s change (observed - baseline) is at least `share` of `whole`'s, in size: a
+// callee's change explaining its caller's (attribution and the fault trees' callee role).
+inline bool ChangeAccountsFor(const SeriesAnomaly& part, const SeriesAnomaly& whole, double share) {
+  const double p = part.observed - part.baseline, w = whole.observed - whole.baseline;
+  return (p < 0 ? -p : p) >= share * (w < 0 ? -w : w);
+}
+
 // Judges series around a situation's alarm the way attribution does (the paragraph above):
 // windows before alarm - lead_windows are the baseline, the rest the test period.
 class SeriesJudge {
