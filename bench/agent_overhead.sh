@@ -37,7 +37,11 @@ run_wrk() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Run time of faultline's BPF programs (needs kernel.bpf_stats_enabled=1).
 bpf_run_ns() {
-  bpftool -j prog show | python3 -c 'import json,sys; print(sum(p.get("run_time_ns",0) for p in json.load(sys.stdin) if p.get("name","").startswith("fl_")))'
+  bpftool -j prog show | /usr/bin/python3 -c 'import json,sys; print(sum(p.get("run_time_ns",0) for p in json.load(sys.stdin) if p.get("name","").startswith("fl_")))'
+}
+# Per-program run counts and times of faultline's programs, as JSON, for the profile below.
+bpf_prog_stats() {
+  bpftool -j prog show | /usr/bin/python3 -c 'import json,sys; print(json.dumps({p["name"]: [p.get("run_cnt",0), p.get("run_time_ns",0)] for p in json.load(sys.stdin) if p.get("name","").startswith("fl_")}))'
 }
 
 hz=$(getconf CLK_TCK)
@@ -50,9 +54,9 @@ run_with_agent() {
   local apid=$! t0 t1 b0 b1 rps p99 reqs metrics lost http
   pids+=($apid)
   wait_for "$work/agent.out" 'agent started'
-  t0=$(cpu_ticks "$apid"); b0=$(bpf_run_ns)
+  t0=$(cpu_ticks "$apid"); b0=$(bpf_run_ns); bpf_prog_stats >"$work/progs0.json"
   read -r rps p99 reqs < <(run_wrk)
-  t1=$(cpu_ticks "$apid"); b1=$(bpf_run_ns)
+  t1=$(cpu_ticks "$apid"); b1=$(bpf_run_ns); bpf_prog_stats >"$work/progs1.json"
   # The tail of the run drained. (This runs in a subshell: its own failure stops its agent.)
   metrics=$(settled_metrics "http://127.0.0.1:19464/metrics") || { kill "$apid"; exit 1; }
   stop_agent "$apid"
@@ -76,6 +80,18 @@ read -r rps _ reqs _ bpf_us http lost < <(run_with_agent)
 sysctl -qw kernel.bpf_stats_enabled=0
 total_lost=$((total_lost + lost))
 echo "bpf run: rps=$rps requests=$reqs bpf_run_us=$bpf_us http_events=$http dropped=$lost"
+# Where the BPF time goes: calls per request and ns per call of each program, costliest first.
+/usr/bin/python3 - "$work/progs0.json" "$work/progs1.json" "$reqs" <<'PY'
+import json, sys
+a, b, reqs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+rows = []
+for name, (cnt, ns) in b.items():
+    c0, n0 = a.get(name, [0, 0])
+    if cnt - c0 > 0:
+        rows.append((name, (cnt - c0) / reqs, (ns - n0) / (cnt - c0), (ns - n0) / reqs / 1000))
+for name, calls, per_call, us in sorted(rows, key=lambda r: -r[3]):
+    print("bpf prog %-26s calls_per_request=%6.2f ns_per_call=%6.0f us_per_request=%6.3f" % (name, calls, per_call, us))
+PY
 
 mean() { printf '%s\n' "$@" | awk '{s+=$1} END {printf "%.3f", s/NR}'; }
 echo "agent_process_cpu_us_per_request=$(awk -v c="$total_cpu_us" -v r="$total_reqs" 'BEGIN {printf "%.3f", c/r}')"
