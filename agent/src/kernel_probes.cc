@@ -166,7 +166,12 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
         s->rodata->cfg_capture_bytes = options.capture_bytes;
         s->rodata->cfg_ignore_tgid = options.ignore_tgid;
         s->rodata->cfg_netns = options.netns;
-        s->rodata->cfg_wakeup_bytes = std::min<uint64_t>(65536, options.ring_bytes / 4);
+        // Per CPU (sock_io.bpf.c counts what each CPU queued): all of them together fill an
+        // eighth of the ring before the reader is woken. Wakeups are rare on purpose: each is an
+        // irq_work (a self-IPI, a VM exit on a virtual machine) and cost ~200 ns per event at a
+        // 64 KiB threshold; the reader drains every poll interval (20 ms) without one.
+        const int cpus = std::max(1, libbpf_num_possible_cpus());
+        s->rodata->cfg_wakeup_bytes = std::max<uint64_t>(4096, options.ring_bytes / 8 / cpus);
         bpf_map__set_max_entries(s->maps.sock_events, options.ring_bytes);
       })));
   FAULTLINE_RETURN_IF_ERROR(
