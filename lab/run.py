@@ -117,7 +117,10 @@ class Pipeline:
     def check_alive(self):
         for name, p in self.procs:
             if p.poll() is not None:
-                raise RuntimeError("%s exited %d" % (name, p.returncode))
+                # Its last words (a sanitizer's report, an uncaught error): the lab's teardown
+                # removes the log with the pipeline's directory.
+                tail = _read(os.path.join(self.work, name + ".err"))[-3000:]
+                raise RuntimeError("%s exited %d: %s" % (name, p.returncode, tail))
 
     def stop(self):
         # The diagnosis, the stream and the agents first, while the broker still answers them.

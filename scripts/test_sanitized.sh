@@ -19,4 +19,6 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # incident during the test's fault-free stretch. The plain build runs it (scripts/test.sh), and
 # live_diagnosis_test, window_record_fuzz and incident_json_fuzz run the diagnosis code under the
 # sanitizers.
-(cd build-asan && ctest -L 'ebpf|kafka' -E '^diagnosis_live_test$' --output-on-failure --timeout 600)
+# The lab (lab_test, label lab) runs its quick form here: one scenario with the whole pipeline
+# under the sanitizers, no accuracy judged (tests/lab/lab_test.sh).
+(cd build-asan && FAULTLINE_LAB_QUICK=1 ctest -L 'ebpf|kafka' -E '^diagnosis_live_test$' --output-on-failure --timeout 600)

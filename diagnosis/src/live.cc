@@ -194,7 +194,10 @@ std::vector<stream::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t
 void LiveDiagnosis::TrackCallers(const std::vector<const stream::StoredWindow*>& windows,
                                  int64_t start) {
   std::set<std::string_view> hosts;
-  for (const auto& [key, l] : listeners_) hosts.insert(HostOf(key.substr(key.find('|') + 1)));
+  for (const auto& [key, l] : listeners_) {
+    // A view into the map's own key: a substr() temporary would leave the set dangling.
+    hosts.insert(HostOf(std::string_view(key).substr(key.find('|') + 1)));
+  }
   for (const stream::StoredWindow* w : windows) {
     if (w->key.kind == EntityKind::kService) serving_[std::string(w->key.Dim(dim::kService))] = start;
     if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;

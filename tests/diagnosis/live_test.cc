@@ -41,6 +41,11 @@ class Chain {
  public:
   explicit Chain(uint64_t seed = 7, std::string entry = "frontend")
       : rng_(seed), entry_(std::move(entry)) {}
+  // The tiers listen on `ip` instead of 127.0.0.1, and each tier's server side also reports who
+  // called it: frontend from `loadgen_host`, api from `api_caller_host` (frontend's is `ip`).
+  Chain(std::string ip, std::string loadgen_host, std::string api_caller_host)
+      : rng_(7), entry_("frontend"), ip_(std::move(ip)), loadgen_host_(std::move(loadgen_host)),
+        api_caller_host_(std::move(api_caller_host)) {}
 
   std::vector<std::string> Records(int64_t start, const Fault& f, int only = -1) {
     std::vector<std::string> out;
@@ -57,9 +62,9 @@ class Chain {
     const double db_ms = 2 + f.db_extra_ms, api_ms = db_ms + 3, fe_ms = api_ms + 2;
     const double err = f.db_error_share;
     const std::vector<std::tuple<std::string, std::string, double>> tiers = {
-        {entry_, "127.0.0.1:8000", fe_ms},
-        {"api", "127.0.0.1:8001", api_ms},
-        {"db", "127.0.0.1:8002", db_ms}};
+        {entry_, ip_ + ":8000", fe_ms},
+        {"api", ip_ + ":8001", api_ms},
+        {"db", ip_ + ":8002", db_ms}};
     for (const auto& [svc, addr, ms] : tiers) {
       stream::StoredWindow s;
       s.start_s = start;
@@ -75,9 +80,9 @@ class Chain {
       emit(l);
     }
     const std::vector<std::tuple<std::string, std::string, double>> edges = {
-        {"loadgen", "127.0.0.1:8000", fe_ms + 0.2},
-        {entry_, "127.0.0.1:8001", api_ms + 0.2},
-        {"api", "127.0.0.1:8002", db_ms + 0.2}};
+        {"loadgen", ip_ + ":8000", fe_ms + 0.2},
+        {entry_, ip_ + ":8001", api_ms + 0.2},
+        {"api", ip_ + ":8002", db_ms + 0.2}};
     for (const auto& [caller, callee, ms] : edges) {
       stream::StoredWindow e;
       e.start_s = start;
@@ -91,6 +96,20 @@ class Chain {
       e.stats.rtt_samples = 10;
       e.stats.rtt_us_sum = 10 * 40;
       e.stats.packets_out = e.stats.packets_in = 200;
+      emit(e);
+    }
+    const std::vector<std::pair<std::string, std::string>> server_sides = {
+        {loadgen_host_, entry_}, {api_caller_host_, "api"}};  // a server side's callee is itself
+    for (const auto& [caller, callee] : server_sides) {
+      if (caller.empty()) continue;
+      stream::StoredWindow e;
+      e.start_s = start;
+      e.key = Key(EntityKind::kEdge, {{"caller", caller},
+                                      {"callee", callee},
+                                      {"endpoint", "GET /"},
+                                      {"machine", "m1"},
+                                      {"side", "server"}});
+      e.stats.requests = 100;
       emit(e);
     }
     stream::StoredWindow m;
@@ -136,6 +155,7 @@ class Chain {
   }
   std::mt19937_64 rng_;
   std::string entry_;
+  std::string ip_ = "127.0.0.1", loadgen_host_, api_caller_host_;
 };
 
 struct Feed {
@@ -260,6 +280,27 @@ TEST(LiveDiagnosis, InnerServicesAreNotEntryPointsUnlessListed) {
   EXPECT_GE(run.live.counters().merged_into_open, 1u);
   ASSERT_FALSE(run.all.empty());
   EXPECT_EQ(run.all[0].root_causes[0].entity.name, "db");
+}
+
+TEST(LiveDiagnosis, ServerSideCallersFromAListenersHostAreNotExternal) {
+  // The shop's addresses (not loopback, longer than a short string's inline buffer): api's
+  // server side sees calls from frontend's host, a host with listeners, so api is an inner service
+  // and only frontend's anomaly opens an incident.
+  Feed run;
+  Chain chain("198.18.0.11", "198.18.0.200", "198.18.0.11");
+  Scenario(&run, &chain, Fault{.db_extra_ms = 200}, 6);
+  EXPECT_EQ(run.live.counters().opened, 1u);
+  EXPECT_EQ(run.live.counters().merged_into_open, 0u);
+  ASSERT_FALSE(run.all.empty());
+  EXPECT_EQ(run.all[0].phenomenon.entry, (EntityRef{EntityKind::kService, "frontend"}));
+  EXPECT_EQ(run.all[0].root_causes[0].entity.name, "db");
+  // The same calls from a host nothing listens on come from outside: api is an entry point too,
+  // and its anomaly joins frontend's incident.
+  Feed outside;
+  Chain from_outside("198.18.0.11", "198.18.0.200", "198.18.0.77");
+  Scenario(&outside, &from_outside, Fault{.db_extra_ms = 200}, 6);
+  EXPECT_EQ(outside.live.counters().opened, 1u);
+  EXPECT_GE(outside.live.counters().merged_into_open, 1u);
 }
 
 std::string Watermark(int32_t input_partition, int64_t start) {
