@@ -11,10 +11,11 @@
 # table, Kafka) in the "with" runs.
 #
 # Usage: sudo bench/agent_overhead.sh [PAIRS=3] [SECONDS=10] [CONNECTIONS=16]
+# FAULTLINE_BIN=path runs another build's binary (an earlier commit's, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-3} secs=${2:-10} conns=${3:-16}
-fl=build/faultline
+fl=${FAULTLINE_BIN:-build/faultline}
 [[ -x $fl ]] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
 
