@@ -50,7 +50,7 @@ drained=$(sed -n 's/^messages=\([0-9]*\) .*/\1/p' <<<"$raw")
 raw_cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 raw_wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 
-"$build/faultline" stream --brokers "$brokers" --group bench --state-dir "$work/state" --metrics-topic "" \
+${FAULTLINE_STREAM_WRAP:-} "$build/faultline" stream --brokers "$brokers" --group bench --state-dir "$work/state" --metrics-topic "" \
   --http-addr 127.0.0.1:0 --commit-interval-ms 1000 >"$work/stream.out" 2>"$work/stream.err" &
 stream_pid=$!
 pids+=($stream_pid)

@@ -1,10 +1,6 @@
 #include "faultline/stream/partition_state.h"
 
 #include <arpa/inet.h>
-#include <rocksdb/db.h>
-#include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
-#include <rocksdb/write_buffer_manager.h>
 
 #include <absl/container/flat_hash_map.h>
 
@@ -16,19 +12,14 @@
 #include <google/protobuf/arena.h>
 
 #include "events.pb.h"
+#include "partition_store.h"
+#include "peer_table.h"
 #include "varint.h"
 
 namespace faultline::stream {
 namespace {
 
 constexpr int64_t kNsPerS = 1'000'000'000;
-constexpr std::string_view kOffsetKey = "meta/offset";
-constexpr std::string_view kMaxEventKey = "meta/max_event_ns";
-constexpr std::string_view kWindowKey = "meta/window_s";
-constexpr std::string_view kOpen = "open/";
-constexpr std::string_view kClosed = "closed/";
-constexpr std::string_view kOutbox = "outbox/";
-constexpr std::string_view kEndpoint = "endpoint/";
 
 // A power-of-two histogram (bucket i: [2^i, 2^(i+1)) ns) into a sketch: each bucket's count at its
 // geometric middle, so the sketch's quantiles are within the bucket (a factor of sqrt 2).
@@ -38,34 +29,6 @@ void AddLog2Histogram(const v1::Log2Histogram& h, LatencySketch* out) {
     out->Add(std::ldexp(1.4142135623730951, i), h.buckets(i));
   }
 }
-constexpr std::string_view kListener = "listener/";
-constexpr std::string_view kPeer = "peer/";
-constexpr size_t kMaxPeers = 65536;
-constexpr size_t kWriteBufferBudget = 256 << 20;
-
-std::string Be64(int64_t v) {
-  const uint64_t u = static_cast<uint64_t>(v) ^ (1ULL << 63);  // negative starts sort first
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(u >> (56 - 8 * i));
-  return out;
-}
-int64_t FromBe64(std::string_view b) {
-  uint64_t u = 0;
-  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(b[i]);
-  return static_cast<int64_t>(u ^ (1ULL << 63));
-}
-std::string WindowKey(std::string_view prefix, int64_t start_s, std::string_view series) {
-  std::string k(prefix);
-  k += Be64(start_s);
-  k += series;
-  return k;
-}
-std::string VarintValue(uint64_t v) {
-  std::string s;
-  PutVarint(&s, v);
-  return s;
-}
-
 // Appends "a.b.c.d:port" ("[v6]:port" for IPv6 not mapped from IPv4) to `out`.
 void AppendAddress(const v1::Endpoint& e, std::string* out) {
   const std::string& a = e.addr();
@@ -105,10 +68,6 @@ void PutDim(std::string* key, std::string_view name, std::string_view value) {
   PutBytes(key, value);
 }
 
-Status RocksError(const std::string& path, const rocksdb::Status& s) {
-  return Internal("partition state " + path + ": " + s.ToString());
-}
-
 }  // namespace
 
 struct PartitionState::OpenWindows {
@@ -122,133 +81,35 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
     const std::string& state_dir, const std::string& topic, int32_t partition,
     const WindowOptions& options, const EntityNamer& namer, std::shared_ptr<rocksdb::Cache> cache) {
   std::unique_ptr<PartitionState> p(new PartitionState());
-  p->path_ = state_dir + "/" + topic + "-" + std::to_string(partition);
   p->partition_ = partition;
   p->options_ = options;
   p->namer_ = &namer;
-  std::error_code ec;
-  std::filesystem::create_directories(state_dir, ec);
-  if (ec) return Internal("state dir " + state_dir + ": " + ec.message());
-  rocksdb::Options ro;
-  ro.create_if_missing = true;
-  ro.max_open_files = 64;
-  ro.keep_log_file_num = 2;
-  // Bounded memory however many partitions a processor owns: small memtables (which also bound
-  // the log replayed after a crash) under one process-wide budget.
-  static const auto write_buffers =
-      std::make_shared<rocksdb::WriteBufferManager>(kWriteBufferBudget);
-  ro.write_buffer_size = 16 << 20;
-  ro.max_write_buffer_number = 2;
-  ro.write_buffer_manager = write_buffers;
-  ro.max_total_wal_size = 64 << 20;
-  if (cache) {
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = cache;
-    ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  StoredState stored;
+  FAULTLINE_ASSIGN_OR_RETURN(
+      p->store_, PartitionStore::Open(state_dir + "/" + topic + "-" + std::to_string(partition),
+                                      options.window_s, std::move(cache), &stored));
+  p->next_offset_ = stored.next_offset;
+  p->max_event_ns_ = stored.max_event_ns;
+  for (auto& w : stored.open)
+    p->open_->by_start[w.start_s][std::move(w.key)] = Entry{std::move(w.stats), false};
+  for (auto& w : stored.outbox)
+    p->outbox_[{w.start_s, std::move(w.key)}] = OutboxEntry{std::move(w.stats), false};
+  for (const auto& [owner, endpoint] : stored.endpoints) {
+    std::string k = owner;
+    k.push_back('\0');
+    k.append(endpoint);
+    if (p->endpoints_.emplace(std::move(k), true).second) p->endpoint_counts_[owner]++;
   }
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(ro, p->path_, &raw);
-  if (!s.ok()) {
-    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Unavailable("partition state " + p->path_ + " is held by another process (" +
-                         s.ToString() + ")");
-    }
-    return RocksError(p->path_, s);
+  for (auto& [address, service] : stored.listeners) p->listeners_[address] = std::move(service);
+  p->peers_ = std::make_unique<PeerTable>(options.max_peers);
+  for (const auto& peer : stored.peers) {
+    if (!p->peers_->Restore(stored.peer_front, peer.index, peer.key, peer.service, peer.seen_s))
+      return Internal("partition state " + state_dir + "/" + topic + "-" +
+                      std::to_string(partition) + ": peer record " + std::to_string(peer.index) +
+                      " is out of sequence");
   }
-  p->db_.reset(raw);
-
-  // Load: window length, offsets and watermark, open windows, the outbox, endpoints and listeners.
-  std::string v;
-  if (p->db_->Get({}, std::string(kWindowKey), &v).ok()) {
-    uint64_t w = 0;
-    ByteReader r(v);
-    if (!r.Varint(&w)) return Internal("partition state " + p->path_ + ": corrupt window length");
-    if (static_cast<int64_t>(w) != options.window_s) {
-      return FailedPrecondition("partition state " + p->path_ + " holds " + std::to_string(w) +
-                                " s windows, the configuration asks for " +
-                                std::to_string(options.window_s) +
-                                " s: use another --state-dir or the same window");
-    }
-  } else {
-    rocksdb::Status ws = p->db_->Put({}, std::string(kWindowKey),
-                                     VarintValue(static_cast<uint64_t>(options.window_s)));
-    if (!ws.ok()) return RocksError(p->path_, ws);
-  }
-  if (p->db_->Get({}, std::string(kOffsetKey), &v).ok()) {
-    uint64_t off = 0;
-    ByteReader r(v);
-    if (!r.Varint(&off)) return Internal("partition state " + p->path_ + ": corrupt offset");
-    p->next_offset_ = static_cast<int64_t>(off);
-  }
-  if (p->db_->Get({}, std::string(kMaxEventKey), &v).ok()) {
-    uint64_t t = 0;
-    ByteReader r(v);
-    if (!r.Varint(&t)) return Internal("partition state " + p->path_ + ": corrupt watermark");
-    p->max_event_ns_ = static_cast<int64_t>(t);
-  }
-  std::unique_ptr<rocksdb::Iterator> it(p->db_->NewIterator({}));
-  for (it->Seek(std::string(kOpen)); it->Valid() && it->key().starts_with(kOpen); it->Next()) {
-    const std::string_view k(it->key().data() + kOpen.size(), it->key().size() - kOpen.size());
-    auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
-    if (k.size() < 8 || !stats.ok())
-      return Internal("partition state " + p->path_ + ": corrupt open window");
-    p->open_->by_start[FromBe64(k)][std::string(k.substr(8))] =
-        Entry{std::move(stats).value(), false};
-  }
-  for (it->Seek(std::string(kOutbox)); it->Valid() && it->key().starts_with(kOutbox); it->Next()) {
-    const std::string_view k(it->key().data() + kOutbox.size(), it->key().size() - kOutbox.size());
-    if (k.size() < 8) return Internal("partition state " + p->path_ + ": corrupt outbox entry");
-    std::string closed;
-    if (!p->db_->Get({}, std::string(kClosed) + std::string(k), &closed).ok()) continue;  // expired
-    auto stats = WindowStats::Decode(closed);
-    if (!stats.ok()) return Internal("partition state " + p->path_ + ": corrupt closed window");
-    p->outbox_[{FromBe64(k), std::string(k.substr(8))}] =
-        OutboxEntry{std::move(stats).value(), false};
-  }
-  for (it->Seek(std::string(kEndpoint)); it->Valid() && it->key().starts_with(kEndpoint);
-       it->Next()) {
-    const std::string_view k(it->key().data() + kEndpoint.size(),
-                             it->key().size() - kEndpoint.size());
-    const size_t sep = k.find('\0');
-    if (sep == std::string_view::npos) continue;
-    p->endpoints_[std::string(k)] = true;
-    p->endpoint_counts_[std::string(k.substr(0, sep))]++;
-  }
-  for (it->Seek(std::string(kListener)); it->Valid() && it->key().starts_with(kListener);
-       it->Next()) {
-    const std::string_view k(it->key().data() + kListener.size(),
-                             it->key().size() - kListener.size());
-    p->listeners_[std::string(k)] = it->value().ToString();
-  }
-  for (it->Seek(std::string(kPeer)); it->Valid() && it->key().starts_with(kPeer); it->Next()) {
-    const std::string_view k(it->key().data() + kPeer.size(), it->key().size() - kPeer.size());
-    const std::string_view value(it->value().data(), it->value().size());
-    if (value.size() < 8) return Internal("partition state " + p->path_ + ": corrupt peer record");
-    p->peers_[std::string(k)] = Peer{std::string(value.substr(8)), FromBe64(value)};
-  }
-  if (!it->status().ok()) return RocksError(p->path_, it->status());
+  p->peers_committed_ = p->peers_->end();
   return p;
-}
-
-void PartitionState::RememberPeer(std::string_view key, std::string_view service, int64_t seen_s) {
-  auto it = peers_.find(key);
-  if (it != peers_.end() && it->second.service == service) return;
-  if (it == peers_.end() && peers_.size() >= kMaxPeers) {
-    // The oldest eighth in one pass (by first sighting, then key: the same on every replay).
-    std::vector<std::pair<int64_t, std::string_view>> ages;
-    ages.reserve(peers_.size());
-    for (const auto& [k, p] : peers_) ages.emplace_back(p.first_seen_s, k);
-    const size_t n = peers_.size() / 8;
-    std::nth_element(ages.begin(), ages.begin() + static_cast<std::ptrdiff_t>(n), ages.end());
-    std::vector<std::string> gone;
-    for (size_t i = 0; i < n; ++i) gone.emplace_back(ages[i].second);
-    for (const std::string& k : gone) {
-      peers_.erase(k);
-      dropped_peers_.push_back(k);
-    }
-  }
-  peers_[std::string(key)] = Peer{std::string(service), seen_s};
-  new_peers_.emplace_back(key);
 }
 
 int64_t PartitionState::watermark_s() const {
@@ -261,12 +122,7 @@ size_t PartitionState::open_series() const {
   return n;
 }
 
-uint64_t PartitionState::ApproximateBytes() const {
-  uint64_t live = 0, mem = 0;
-  db_->GetIntProperty("rocksdb.estimate-live-data-size", &live);
-  db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
-  return live + mem;
-}
+uint64_t PartitionState::ApproximateBytes() const { return store_->ApproximateBytes(); }
 
 WindowStats* PartitionState::Series(int64_t window_start_s, std::string_view encoded_key) {
   auto& window = open_->by_start[window_start_s];
@@ -376,11 +232,11 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       if (server_side) {
         PutDim(&key, "callee", who.service);
         // The caller by name when its own side was seen on this node, else by address.
-        auto peer = peers_.find(peer_probe(remote));
-        PutDim(&key, "caller", peer != peers_.end() ? std::string_view(peer->second.service)
+        const std::string* peer = peers_->Find(peer_probe(remote));
+        PutDim(&key, "caller", peer ? std::string_view(*peer)
                                                     : std::string_view(remote).substr(0, remote.rfind(':')));
       } else {
-        RememberPeer(peer_probe(local), who.service, start_s);
+        counters->peers_evicted += peers_->Remember(peer_probe(local), who.service, start_s);
         key.assign(1, static_cast<char>(EntityKind::kEdge));
         PutDim(&key, "callee", callee);
         PutDim(&key, "caller", who.service);
@@ -444,7 +300,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
           PutDim(&key, "machine", machine);
           PutDim(&key, "service", who.service);
         } else {
-          RememberPeer(peer_probe(local), who.service, start_s);
+          counters->peers_evicted += peers_->Remember(peer_probe(local), who.service, start_s);
           key.assign(1, static_cast<char>(EntityKind::kEdge));
           PutDim(&key, "callee", callee);
           PutDim(&key, "caller", who.service);
@@ -559,69 +415,66 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
   auto& open = open_->by_start;
   while (!open.empty() && (open.begin()->first + options_.window_s) * kNsPerS <= horizon_ns) {
     auto node = open.extract(open.begin());
-    for (auto& [encoded, entry] : node.mapped()) {
-      auto key = SeriesKey::Decode(encoded);
-      if (!key.ok()) continue;  // encoded by this process: cannot happen
-      closed_since_commit_.push_back(
-          StoredWindow{node.key(), std::move(key).value(), std::move(entry.stats), false, {}});
-      counters->windows_closed++;
-    }
+    ClosedWindow& closed = closed_since_commit_.emplace_back();
+    closed.start_s = node.key();
+    closed.series.reserve(node.mapped().size());
+    for (auto& [encoded, entry] : node.mapped())
+      closed.series.emplace_back(encoded, std::move(entry.stats));
+    counters->windows_closed += closed.series.size();
   }
 }
 
 Status PartitionState::Commit() {
-  rocksdb::WriteBatch batch;
-  std::string value;
+  PartitionStore::Batch batch = store_->NewBatch();
   for (auto& [start, series] : open_->by_start) {
     for (auto& [encoded, entry] : series) {
-      if (!entry.dirty) continue;
-      value.clear();
-      entry.stats.EncodeTo(&value);
-      batch.Put(WindowKey(kOpen, start, encoded), value);
+      if (entry.dirty) batch.OpenSeries(start, encoded, entry.stats);
     }
   }
-  for (const StoredWindow& w : closed_since_commit_) {
-    const std::string encoded = w.key.Encode();
-    value.clear();
-    w.stats.EncodeTo(&value);
-    batch.Delete(WindowKey(kOpen, w.start_s, encoded));
-    batch.Put(WindowKey(kClosed, w.start_s, encoded), value);
-    batch.Put(WindowKey(kOutbox, w.start_s, encoded), "");
+  for (const ClosedWindow& w : closed_since_commit_) {
+    std::vector<std::pair<std::string_view, const WindowStats*>> series;
+    series.reserve(w.series.size());
+    for (const auto& [key, stats] : w.series) series.emplace_back(key, &stats);
+    batch.ClosedWindow(w.start_s, std::move(series));
   }
-  for (const auto& [start, encoded] : published_) batch.Delete(WindowKey(kOutbox, start, encoded));
-  for (const auto& [service, endpoint] : new_endpoints_) {
-    batch.Put(std::string(kEndpoint) + service + '\0' + endpoint, "");
+  // Windows some of whose series were delivered: what of them is still to publish.
+  std::sort(published_.begin(), published_.end());
+  for (size_t i = 0; i < published_.size();) {
+    const int64_t start = published_[i].first;
+    size_t end = i;
+    while (end < published_.size() && published_[end].first == start) ++end;
+    std::vector<std::string_view> pending;
+    for (auto it = outbox_.lower_bound({start, std::string()});
+         it != outbox_.end() && it->first.first == start; ++it) {
+      if (!std::binary_search(published_.begin() + static_cast<std::ptrdiff_t>(i),
+                              published_.begin() + static_cast<std::ptrdiff_t>(end), it->first))
+        pending.push_back(it->first.second);
+    }
+    batch.Unpublished(start, pending);
+    i = end;
   }
-  for (const auto& [listener, service] : new_listeners_)
-    batch.Put(std::string(kListener) + listener, service);
-  for (const std::string& key : dropped_peers_) batch.Delete(std::string(kPeer) + key);
-  for (const std::string& key : new_peers_) {
-    auto p = peers_.find(key);
-    if (p == peers_.end()) continue;  // dropped again since
-    batch.Put(std::string(kPeer) + key, Be64(p->second.first_seen_s) + p->second.service);
+  for (const auto& [owner, endpoint] : new_endpoints_) batch.Endpoint(owner, endpoint);
+  for (const auto& [listener, service] : new_listeners_) batch.Listener(listener, service);
+  if (peers_->end() > peers_committed_) {
+    const uint64_t first = std::max(peers_committed_, peers_->front());
+    batch.Peers(peers_->front(), first);
+    peers_->ForEachRecord(first, [&](std::string_view key, std::string_view service,
+                                     int64_t seen_s) { batch.Peer(key, service, seen_s); });
   }
-  if (meta_dirty_) {
-    batch.Put(std::string(kOffsetKey), VarintValue(static_cast<uint64_t>(next_offset_)));
-    batch.Put(std::string(kMaxEventKey), VarintValue(static_cast<uint64_t>(max_event_ns_)));
-  }
+  if (meta_dirty_) batch.Position(next_offset_, max_event_ns_);
   // History and undelivered outbox entries beyond retention.
   const int64_t cutoff = watermark_s() - options_.retention_s;
-  if (max_event_ns_ > 0 && cutoff > 0) {
-    batch.DeleteRange(WindowKey(kClosed, INT64_MIN, ""), WindowKey(kClosed, cutoff, ""));
-    batch.DeleteRange(WindowKey(kOutbox, INT64_MIN, ""), WindowKey(kOutbox, cutoff, ""));
-  }
-  if (batch.Count() == 0) return Status::Ok();
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_commits;
-  rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) return RocksError(path_, s);
+  if (max_event_ns_ > 0 && cutoff > 0) batch.Expire(cutoff);
+  if (batch.empty()) return Status::Ok();
+  FAULTLINE_RETURN_IF_ERROR(store_->Commit(batch, options_.sync_commits));
 
   // Durable: now the in-memory view follows.
   for (auto& [start, series] : open_->by_start) {
     for (auto& [encoded, entry] : series) entry.dirty = false;
   }
-  for (StoredWindow& w : closed_since_commit_) {
-    outbox_[{w.start_s, w.key.Encode()}] = OutboxEntry{std::move(w.stats), false};
+  for (ClosedWindow& w : closed_since_commit_) {
+    for (auto& [key, stats] : w.series)
+      outbox_[{w.start_s, std::move(key)}] = OutboxEntry{std::move(stats), false};
   }
   closed_since_commit_.clear();
   for (const auto& k : published_) outbox_.erase(k);
@@ -634,8 +487,7 @@ Status PartitionState::Commit() {
   }
   new_endpoints_.clear();
   new_listeners_.clear();
-  new_peers_.clear();
-  dropped_peers_.clear();
+  peers_committed_ = peers_->end();
   meta_dirty_ = false;
   return Status::Ok();
 }
@@ -670,35 +522,19 @@ void PartitionState::Published(int64_t start_s, const SeriesKey& key) {
 Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir,
                                                               bool include_open,
                                                               int64_t* window_s) {
-  rocksdb::Options ro;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(ro, partition_dir, &raw);
-  if (!s.ok()) return RocksError(partition_dir, s);
-  std::unique_ptr<rocksdb::DB> db(raw);
-  std::string v;
-  uint64_t w = 0;
-  if (window_s && db->Get({}, std::string(kWindowKey), &v).ok() && ByteReader(v).Varint(&w)) {
-    *window_s = static_cast<int64_t>(w);
-  }
   std::vector<StoredWindow> out;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
-  for (std::string_view prefix : {kClosed, kOpen}) {
-    if (prefix == kOpen && !include_open) break;
-    for (it->Seek(std::string(prefix)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      const std::string_view k(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-      if (k.size() < 8)
-        return Internal("partition state " + partition_dir + ": corrupt window key");
-      auto key = SeriesKey::Decode(k.substr(8));
-      auto stats = WindowStats::Decode(std::string_view(it->value().data(), it->value().size()));
-      if (!key.ok())
-        return Internal("partition state " + partition_dir + ": " + key.status().message());
-      if (!stats.ok())
-        return Internal("partition state " + partition_dir + ": " + stats.status().message());
-      out.push_back(StoredWindow{
-          FromBe64(k), std::move(key).value(), std::move(stats).value(), prefix == kOpen, {}});
-    }
-  }
-  if (!it->status().ok()) return RocksError(partition_dir, it->status());
+  Status bad_key;
+  FAULTLINE_RETURN_IF_ERROR(PartitionStore::ReadWindows(
+      partition_dir, include_open, window_s,
+      [&](int64_t start_s, std::string_view encoded, WindowStats stats, bool open) {
+        auto key = SeriesKey::Decode(encoded);
+        if (!key.ok()) {
+          if (bad_key.ok()) bad_key = key.status();
+          return;
+        }
+        out.push_back(StoredWindow{start_s, std::move(key).value(), std::move(stats), open, {}});
+      }));
+  if (!bad_key.ok()) return Internal("partition state " + partition_dir + ": " + bad_key.message());
   return out;
 }
 

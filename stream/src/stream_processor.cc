@@ -74,6 +74,8 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
       } else if (key == "max_endpoints_per_service") {
         FAULTLINE_RETURN_IF_ERROR(
             ReadScalar<size_t>(source, v, key, 1, 100000, &w.max_endpoints_per_service));
+      } else if (key == "max_peers") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<size_t>(source, v, key, 1, 1 << 24, &w.max_peers));
       } else if (key == "commit_interval_ms") {
         FAULTLINE_RETURN_IF_ERROR(
             ReadScalar<int64_t>(source, v, key, 10, 600000, &o->commit_interval_ms));
@@ -116,7 +118,7 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
                          "unknown setting '" + key +
                              "' (known: window_seconds, allowed_lateness_seconds, "
                              "retention_seconds, max_future_seconds, "
-                             "max_endpoints_per_service, commit_interval_ms, session_timeout_ms, "
+                             "max_endpoints_per_service, max_peers, commit_interval_ms, session_timeout_ms, "
                              "sync_commits, naming)");
       }
     }
@@ -138,7 +140,7 @@ struct StreamProcessor::Impl {
   Clock::time_point last_commit = Clock::now();
   Clock::time_point first_apply{}, last_apply{};
 
-  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed, &closed,
+  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed, &peers_evicted, &closed,
       &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
       &rebalances, &kafka_errors;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
@@ -165,6 +167,9 @@ struct StreamProcessor::Impl {
         unattributed(m->Counter(
             "faultline_stream_unattributed_total",
             "Flow and reset events with no owning process, kept in their machine's series")),
+        peers_evicted(m->Counter("faultline_stream_peers_evicted_total",
+                                 "Client ends of connections forgotten past max_peers (their "
+                                 "callee's side then names the caller by address)")),
         closed(m->Counter("faultline_stream_windows_closed_total", "Series windows closed")),
         published(m->Counter("faultline_stream_windows_published_total",
                              "Closed windows delivered to the metrics topic")),
@@ -468,6 +473,7 @@ struct StreamProcessor::Impl {
     add(folded, counters.endpoints_folded, reported.endpoints_folded);
     add(closed, counters.windows_closed, reported.windows_closed);
     add(unattributed, counters.unattributed, reported.unattributed);
+    add(peers_evicted, counters.peers_evicted, reported.peers_evicted);
     uint64_t expired = 0;
     for (auto& [p, s] : states) expired += s->outbox_expired();
     add(outbox_expired, expired, outbox_expired_reported);

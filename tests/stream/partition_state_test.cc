@@ -1,6 +1,7 @@
 #include "faultline/stream/partition_state.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <cmath>
 
@@ -61,6 +62,19 @@ struct BatchBuilder {
     h->set_role(client ? v1::ROLE_CLIENT : v1::ROLE_SERVER);
     h->set_method("GET"), h->set_path(path), h->set_status(status), h->set_latency_ns(latency_ns);
     return *this;
+  }
+  // A flow of `pid` from local:lport to remote:rport in the window [T0, T0+5); the caller fills
+  // in its figures.
+  v1::FlowStats* Flow(uint32_t pid, v1::Role role, const std::string& local, uint32_t lport,
+                      const std::string& remote, uint32_t rport) {
+    auto* e = batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
+    e->set_pid(pid);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(local), c->mutable_local()->set_port(lport);
+    c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
+    e->mutable_flow_stats()->set_role(role);
+    return e->mutable_flow_stats();
   }
   std::string Bytes() const { return batch.SerializeAsString(); }
 };
@@ -179,13 +193,7 @@ TEST_F(PartitionStateTest, NetworkEventsFindTheirSideFromListenersThenFromPorts)
   b.Http(kT0 + 1, 200, 1000);  // db listens on 10.0.0.2:5432
   auto flow = [&](uint32_t pid, std::string local, uint32_t lport, std::string remote,
                   uint32_t rport) {
-    auto* e = b.batch.add_events();
-    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
-    e->set_pid(pid);
-    auto* c = e->mutable_connection();
-    c->mutable_local()->set_addr(local), c->mutable_local()->set_port(lport);
-    c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
-    e->mutable_flow_stats()->set_packets_out(lport);
+    b.Flow(pid, v1::ROLE_UNKNOWN, local, lport, remote, rport)->set_packets_out(lport);
   };
   flow(200, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1),
        1000);  // db's end: a known listener, whatever the ports
@@ -210,14 +218,8 @@ TEST_F(PartitionStateTest, TheOwnersRoleDecidesTheSideAndOwnerlessFlowsStayWithT
   auto p = Open();
   BatchBuilder b("node-a");
   auto flow = [&](uint32_t pid, v1::Role role, uint32_t lport, uint32_t rport, uint64_t retransmits) {
-    auto* e = b.batch.add_events();
-    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
-    e->set_pid(pid);
-    auto* c = e->mutable_connection();
-    c->mutable_local()->set_addr(Ip4(10, 0, 0, 1)), c->mutable_local()->set_port(lport);
-    c->mutable_remote()->set_addr(Ip4(10, 0, 0, 2)), c->mutable_remote()->set_port(rport);
-    e->mutable_flow_stats()->set_role(role);
-    e->mutable_flow_stats()->set_retransmits(retransmits);
+    b.Flow(pid, role, Ip4(10, 0, 0, 1), lport, Ip4(10, 0, 0, 2), rport)
+        ->set_retransmits(retransmits);
   };
   // api accepted this connection on 45000 from 10.0.0.2:8080: it serves, whatever the ports say.
   flow(100, v1::ROLE_SERVER, 45000, 8080, 3);
@@ -246,14 +248,8 @@ TEST_F(PartitionStateTest, TheOwnersRoleDecidesTheSideAndOwnerlessFlowsStayWithT
 TEST_F(PartitionStateTest, TheCalleesSideNamesItsCallerWhenBothEndsAreOnTheNode) {
   auto flow = [](BatchBuilder& b, uint32_t pid, v1::Role role, std::string local, uint32_t lport,
                  std::string remote, uint32_t rport, uint64_t drops) {
-    auto* e = b.batch.add_events();
-    e->set_time_unix_ns(static_cast<uint64_t>((kT0 + 2) * kS));
-    e->set_pid(pid);
-    auto* c = e->mutable_connection();
-    c->mutable_local()->set_addr(local), c->mutable_local()->set_port(lport);
-    c->mutable_remote()->set_addr(remote), c->mutable_remote()->set_port(rport);
-    e->mutable_flow_stats()->set_role(role);
-    if (drops) (*e->mutable_flow_stats()->mutable_drops())["NETFILTER_DROP"] = drops;
+    auto* f = b.Flow(pid, role, local, lport, remote, rport);
+    if (drops) (*f->mutable_drops())["NETFILTER_DROP"] = drops;
   };
   {
     auto p = Open();
@@ -483,6 +479,145 @@ TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatSt
   auto svc = Stored(EntityKind::kService);
   EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).requests, 2u);
   EXPECT_EQ(svc.at({kT0, "db GET /users/:id"}).status_5xx, 1u);
+}
+
+void Flow(BatchBuilder& b, uint32_t pid, v1::Role role, const std::string& local, uint32_t lport,
+          const std::string& remote, uint32_t rport, uint64_t packets) {
+  b.Flow(pid, role, local, lport, remote, rport)->set_packets_in(packets);
+}
+
+TEST_F(PartitionStateTest, PeersPastTheBoundGoOldestFirstAndARestartKeepsExactlyThem) {
+  WindowOptions o;
+  o.max_peers = 2;
+  const std::string api = Ip4(10, 0, 0, 1), db = Ip4(10, 0, 0, 2);
+  {
+    auto p = Open(o);
+    BatchBuilder b("node-a");
+    Flow(b, 100, v1::ROLE_CLIENT, api, 41000, db, 5432, 1);
+    Flow(b, 100, v1::ROLE_CLIENT, api, 41001, db, 5432, 1);
+    p->Apply(b.Bytes(), 0, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+  }
+  {
+    auto p = Open(o);
+    BatchBuilder b("node-a");
+    // 41001 now belongs to db (a newer record of the same end), then a third end: the oldest
+    // record still current (41000) goes, 41001's first record is passed over.
+    Flow(b, 200, v1::ROLE_CLIENT, api, 41001, db, 5432, 1);
+    Flow(b, 100, v1::ROLE_CLIENT, api, 41002, db, 5432, 1);
+    p->Apply(b.Bytes(), 1, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+    EXPECT_EQ(counters_.peers_evicted, 1u);
+  }
+  {
+    auto p = Open(o);
+    BatchBuilder b("node-a");
+    Flow(b, 200, v1::ROLE_SERVER, db, 5432, api, 41000, 10);
+    Flow(b, 200, v1::ROLE_SERVER, db, 5432, api, 41001, 100);
+    Flow(b, 200, v1::ROLE_SERVER, db, 5432, api, 41002, 1000);
+    p->Apply(b.Bytes(), 2, -1, &counters_);
+    ASSERT_TRUE(p->Commit().ok());
+    EXPECT_EQ(counters_.peers_evicted, 1u);
+  }
+  std::map<std::string, uint64_t> packets;
+  for (const auto& [k, w] : Stored(EntityKind::kEdge)) packets[k.second] += w.packets_in;
+  EXPECT_EQ(packets, (std::map<std::string, uint64_t>{{"10.0.0.1->db ", 10},
+                                                      {"db->db ", 100},
+                                                      {"api->db ", 1000},
+                                                      {"api->10.0.0.2:5432 ", 3},
+                                                      {"db->10.0.0.2:5432 ", 1}}));
+}
+
+// Format 1 stored one record per series and per peer; a state directory written by it is
+// converted when a processor first opens it, and reads the same before and after.
+TEST_F(PartitionStateTest, AFormatOneDirectoryIsConvertedOnOpenWithEverythingItHeld) {
+  const std::string path = dir_.path() + "/faultline.events-3";
+  auto be64 = [](int64_t v) {
+    const uint64_t u = static_cast<uint64_t>(v) ^ (1ULL << 63);
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(u >> (56 - 8 * i));
+    return out;
+  };
+  SeriesKey open_key{EntityKind::kService, {{"endpoint", "GET /a"}, {"instance", "n/200"},
+                                            {"machine", "n"}, {"service", "db"}}};
+  SeriesKey closed_key{EntityKind::kService, {{"endpoint", "GET /b"}, {"instance", "n/200"},
+                                              {"machine", "n"}, {"service", "db"}}};
+  WindowStats open_stats, closed_stats;
+  open_stats.requests = 3;
+  closed_stats.requests = 7;
+  closed_stats.latency_ns.Add(2e6);
+  {
+    rocksdb::Options ro;
+    ro.create_if_missing = true;
+    std::filesystem::create_directories(dir_.path());
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(ro, path, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string v;
+    auto put = [&](const std::string& k, const std::string& value) {
+      ASSERT_TRUE(db->Put({}, k, value).ok());
+    };
+    put("meta/window_s", std::string(1, 5));
+    put("meta/offset", std::string(1, 42));
+    put("meta/max_event_ns", "\x80\x80\x80\x80\x80\x80\x80\x80\x01");  // 2^56 ns
+    v.clear(), open_stats.EncodeTo(&v);
+    put("open/" + be64(kT0 + 10) + open_key.Encode(), v);
+    v.clear(), closed_stats.EncodeTo(&v);
+    put("closed/" + be64(kT0) + closed_key.Encode(), v);
+    put("outbox/" + be64(kT0) + closed_key.Encode(), "");
+    put("peer/node-a|10.0.0.1:41000", be64(kT0) + "api");
+  }
+  auto before = PartitionState::ReadWindows(path, true);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_EQ(before->size(), 2u);
+  {
+    auto p = Open();
+    EXPECT_EQ(p->next_offset(), 42);
+    EXPECT_EQ(p->max_event_ns(), int64_t{1} << 56);
+    EXPECT_EQ(p->open_series(), 1u);
+    auto out = p->TakeOutbox();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].key, closed_key);
+    EXPECT_EQ(out[0].stats, closed_stats);
+  }
+  auto after = PartitionState::ReadWindows(path, true);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_EQ(after->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ((*after)[i].start_s, (*before)[i].start_s);
+    EXPECT_EQ((*after)[i].key, (*before)[i].key);
+    EXPECT_EQ((*after)[i].stats, (*before)[i].stats);
+    EXPECT_EQ((*after)[i].open, (*before)[i].open);
+  }
+  EXPECT_EQ((*after)[0].stats, closed_stats);
+  EXPECT_EQ((*after)[1].stats, open_stats);
+  // The converted peer record still names its caller.
+  auto p = Open();
+  BatchBuilder b("node-a");
+  Flow(b, 200, v1::ROLE_SERVER, Ip4(10, 0, 0, 2), 5432, Ip4(10, 0, 0, 1), 41000, 5);
+  p->Apply(b.Bytes(), 42, -1, &counters_);
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_EQ(Stored(EntityKind::kEdge).count({kT0, "api->db "}), 1u);
+}
+
+TEST_F(PartitionStateTest, ACorruptRecordIsRefusedWithThePathAndTheRecord) {
+  { auto p = Open(); }
+  const std::string path = dir_.path() + "/faultline.events-3";
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put({}, "o/" + std::string(16, '\x80'), "\x01\x05garbage").ok());
+  }
+  auto p = PartitionState::Open(dir_.path(), "faultline.events", 3, {}, namer_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(p.status().message(), "partition state " + path +
+                                      ": corrupt open window record (record 'o/................')");
+  auto read = PartitionState::ReadWindows(path, true);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(),
+            "partition state " + path + ": corrupt open window record (record 'o/................')");
 }
 
 TEST_F(PartitionStateTest, ASecondOpenerIsRefusedWhileTheFirstHoldsThePartition) {

@@ -13,6 +13,7 @@ allowed_lateness_seconds: 3
 retention_seconds: 7200
 max_future_seconds: 60
 max_endpoints_per_service: 8
+max_peers: 1000
 commit_interval_ms: 250
 session_timeout_ms: 10000
 sync_commits: true
@@ -27,6 +28,7 @@ naming:
   EXPECT_EQ(o.windows.retention_s, 7200);
   EXPECT_EQ(o.windows.max_future_s, 60);
   EXPECT_EQ(o.windows.max_endpoints_per_service, 8u);
+  EXPECT_EQ(o.windows.max_peers, 1000u);
   EXPECT_EQ(o.commit_interval_ms, 250);
   EXPECT_EQ(o.session_timeout_ms, 10000);
   EXPECT_TRUE(o.windows.sync_commits);
@@ -45,9 +47,8 @@ TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
   EXPECT_EQ(
       err("window_seconds: 5\nwindow_secs: 5\n"),
       "s.yaml:2: unknown setting 'window_secs' (known: window_seconds, allowed_lateness_seconds, "
-      "retention_seconds, max_future_seconds, max_endpoints_per_service, commit_interval_ms, "
-      "session_timeout_ms, "
-      "sync_commits, naming)");
+      "retention_seconds, max_future_seconds, max_endpoints_per_service, max_peers, "
+      "commit_interval_ms, session_timeout_ms, sync_commits, naming)");
   EXPECT_EQ(err("window_seconds: five\n"),
             "s.yaml:1: window_seconds: expected a number, got 'five'");
   EXPECT_EQ(err("\nwindow_seconds: 0\n"), "s.yaml:2: window_seconds: 0 is out of range [1, 86400]");

@@ -28,11 +28,13 @@
 #include "faultline/stream/window_stats.h"
 
 namespace rocksdb {
-class DB;
 class Cache;
 }  // namespace rocksdb
 
 namespace faultline::stream {
+
+class PartitionStore;  // partition_store.h: the RocksDB layout
+class PeerTable;       // peer_table.h
 
 struct WindowOptions {
   // Default: 5.
@@ -45,6 +47,9 @@ struct WindowOptions {
   int64_t max_future_s = 300;
   // Distinct endpoints per service per partition; more fold into "other". Default: 64.
   size_t max_endpoints_per_service = 64;
+  // Client ends of connections remembered per partition (to name the caller on the callee's
+  // side when both are on one node); past this the oldest go. Default: 65536.
+  size_t max_peers = 65536;
   // fsync every commit (survives a machine crash, not only a process crash). Default: false.
   bool sync_commits = false;
 };
@@ -60,6 +65,8 @@ struct ApplyCounters {
   uint64_t windows_closed = 0;
   // Flows and resets with no owning process (kept in their machine's series, not a loss).
   uint64_t unattributed = 0;
+  // Client ends forgotten past WindowOptions::max_peers.
+  uint64_t peers_evicted = 0;
 };
 
 struct StoredWindow {
@@ -146,11 +153,10 @@ class PartitionState {
                                ApplyCounters* counters);
   void CloseWindows(ApplyCounters* counters);
 
-  std::string path_;
   int32_t partition_ = 0;
   WindowOptions options_;
   const EntityNamer* namer_ = nullptr;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<PartitionStore> store_;
 
   int64_t next_offset_ = -1;
   int64_t max_event_ns_ = 0;
@@ -158,7 +164,11 @@ class PartitionState {
   // Open windows by start, then by encoded series key (hash maps defined in the .cc).
   struct OpenWindows;
   std::unique_ptr<OpenWindows> open_;
-  std::vector<StoredWindow> closed_since_commit_;
+  struct ClosedWindow {
+    int64_t start_s;
+    std::vector<std::pair<std::string, WindowStats>> series;  // by encoded key
+  };
+  std::vector<ClosedWindow> closed_since_commit_;
   std::map<std::pair<int64_t, std::string>, OutboxEntry> outbox_;  // committed, not yet delivered
   uint64_t outbox_expired_ = 0;
   std::vector<std::pair<int64_t, std::string>> published_;
@@ -169,17 +179,9 @@ class PartitionState {
   std::vector<std::pair<std::string, std::string>> new_endpoints_;
   StringMap<std::string> listeners_;  // "machine|ip:port" -> service
   std::vector<std::pair<std::string, std::string>> new_listeners_;
-  // Client ends of connections: "machine|ip:port" (the caller's local end) -> (caller service,
-  // event second first seen), so that the callee's side of a connection on the same node names its
-  // caller. Bounded (kMaxPeers); the oldest go first; persisted like the listeners, so that a
-  // restart resumes with exactly this state.
-  struct Peer {
-    std::string service;
-    int64_t first_seen_s = 0;
-  };
-  StringMap<Peer> peers_;
-  std::vector<std::string> new_peers_, dropped_peers_;
-  void RememberPeer(std::string_view key, std::string_view service, int64_t seen_s);
+  // Client ends of connections (peer_table.h), and the first record not yet committed.
+  std::unique_ptr<PeerTable> peers_;
+  uint64_t peers_committed_ = 0;
 };
 
 }  // namespace faultline::stream
