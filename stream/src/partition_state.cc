@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <google/protobuf/arena.h>
 
 #include "events.pb.h"
+#include "open_windows.h"
 #include "partition_store.h"
 #include "peer_table.h"
 #include "varint.h"
@@ -70,11 +72,18 @@ void PutDim(std::string* key, std::string_view name, std::string_view value) {
 
 }  // namespace
 
-struct PartitionState::OpenWindows {
-  std::map<int64_t, absl::flat_hash_map<std::string, Entry>> by_start;
+struct PartitionState::Learned {
+  absl::flat_hash_set<std::string> endpoints;                  // "owner\0endpoint"
+  absl::flat_hash_map<std::string, size_t> endpoint_counts;    // by owner
+  absl::flat_hash_map<std::string, std::string> listeners;     // "machine|ip:port" -> service
+  static absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
+  bool HasListener(std::string_view key) const { return listeners.contains(View(key)); }
 };
 
-PartitionState::PartitionState() : open_(std::make_unique<OpenWindows>()) {}
+PartitionState::PartitionState()
+    : open_(std::make_unique<OpenWindows>()),
+      sigs_(std::make_unique<SigCache>()),
+      learned_(std::make_unique<Learned>()) {}
 PartitionState::~PartitionState() = default;
 
 Result<std::unique_ptr<PartitionState>> PartitionState::Open(
@@ -90,17 +99,17 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
                                       options.window_s, std::move(cache), &stored));
   p->next_offset_ = stored.next_offset;
   p->max_event_ns_ = stored.max_event_ns;
-  for (auto& w : stored.open)
-    p->open_->by_start[w.start_s][std::move(w.key)] = Entry{std::move(w.stats), false};
+  for (auto& w : stored.open) p->open_->Restore(w.start_s, w.key, std::move(w.stats));
   for (auto& w : stored.outbox)
     p->outbox_[{w.start_s, std::move(w.key)}] = OutboxEntry{std::move(w.stats), false};
   for (const auto& [owner, endpoint] : stored.endpoints) {
     std::string k = owner;
     k.push_back('\0');
     k.append(endpoint);
-    if (p->endpoints_.emplace(std::move(k), true).second) p->endpoint_counts_[owner]++;
+    if (p->learned_->endpoints.insert(std::move(k)).second) p->learned_->endpoint_counts[owner]++;
   }
-  for (auto& [address, service] : stored.listeners) p->listeners_[address] = std::move(service);
+  for (auto& [address, service] : stored.listeners)
+    p->learned_->listeners[address] = std::move(service);
   p->peers_ = std::make_unique<PeerTable>(options.max_peers);
   for (const auto& peer : stored.peers) {
     if (!p->peers_->Restore(stored.peer_front, peer.index, peer.key, peer.service, peer.seen_s))
@@ -116,38 +125,65 @@ int64_t PartitionState::watermark_s() const {
   return max_event_ns_ / kNsPerS - options_.allowed_lateness_s;
 }
 
-size_t PartitionState::open_series() const {
-  size_t n = 0;
-  for (const auto& [start, series] : open_->by_start) n += series.size();
-  return n;
-}
+size_t PartitionState::open_series() const { return open_->size(); }
 
 uint64_t PartitionState::ApproximateBytes() const { return store_->ApproximateBytes(); }
 
 WindowStats* PartitionState::Series(int64_t window_start_s, std::string_view encoded_key) {
-  auto& window = open_->by_start[window_start_s];
-  auto it = window.find(absl::string_view(encoded_key.data(), encoded_key.size()));
-  if (it == window.end()) it = window.try_emplace(std::string(encoded_key)).first;
-  it->second.dirty = true;
-  return &it->second.stats;
+  return open_->At(window_start_s, open_->Intern(encoded_key));
 }
 
-std::string_view PartitionState::EndpointFor(std::string_view owner, std::string_view endpoint,
-                                             ApplyCounters* counters) {
+std::string_view PartitionState::EndpointFor(std::string_view owner, std::string_view endpoint) {
   std::string& key = endpoint_probe_;
   key.assign(owner).push_back('\0');
   key.append(endpoint);
-  if (endpoints_.find(std::string_view(key)) != endpoints_.end()) return endpoint;
-  size_t& count = endpoint_counts_[std::string(owner)];
-  if (count >= options_.max_endpoints_per_service) {
-    counters->endpoints_folded++;
-    return "other";
-  }
+  if (learned_->endpoints.contains(Learned::View(key))) return endpoint;
+  size_t& count = learned_->endpoint_counts[Learned::View(owner)];
+  if (count >= options_.max_endpoints_per_service) return "other";
   count++;
-  endpoints_.emplace(key, true);
+  learned_->endpoints.insert(key);
   new_endpoints_.emplace_back(owner, endpoint);
   return endpoint;
 }
+
+namespace {
+
+// What a series signature stands for: the series an event of that shape updates (and, for a
+// server-side exchange, its listener series), and whether its endpoint was folded into "other".
+struct SigTarget {
+  uint32_t series = 0;
+  uint32_t listener = 0;
+  bool folded = false;
+};
+
+// Signature shapes: which fields of an event decide its series.
+enum class Shape : char { kServerHttp = 1, kClientHttp = 2, kClientEdge = 3, kMachine = 4 };
+
+void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
+// An address as raw bytes, length first, then its port.
+void PutEndpoint(std::string* out, const v1::Endpoint& e) {
+  out->push_back(static_cast<char>(e.addr().size()));
+  out->append(e.addr());
+  PutU32(out, e.port());
+}
+
+}  // namespace
+
+struct PartitionState::SigCache {
+  // Signature -> target: an event whose signature was seen before skips naming, formatting and
+  // key building. Every value depends only on the signature and on state that never changes
+  // once set (endpoints registered, listeners registered, names interned in `who`), so a hit
+  // gives exactly what the full path would. Cleared when series ids are renumbered, and when it
+  // grows past kMaxSignatures (a cache: nothing is lost).
+  absl::flat_hash_map<std::string, SigTarget> targets;
+  // (machine, service, instance, container) -> a small id, for signatures.
+  absl::flat_hash_map<std::string, uint32_t> who;
+  static constexpr size_t kMaxSignatures = 1 << 20;
+  void Clear() {
+    targets.clear();
+    who.clear();
+  }
+};
 
 void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t message_time_ms,
                            ApplyCounters* counters) {
@@ -165,11 +201,14 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     counters->undecodable++;
     return;
   }
+  if (sigs_->targets.size() > SigCache::kMaxSignatures || sigs_->who.size() > SigCache::kMaxSignatures)
+    sigs_->Clear();
   const std::string& machine = batch.node().name();
   // Service and instance names, once per process of the batch.
   struct Names {
     uint32_t pid;
     std::string service, instance, container;
+    uint32_t who;  // the four names' id in the signature cache
   };
   std::vector<Names> names;
   names.reserve(static_cast<size_t>(batch.processes_size()) + 1);
@@ -181,16 +220,24 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     for (const auto& p : batch.processes()) {
       if (p.pid() == pid) proc = &p;
     }
-    names.push_back(
-        {pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine),
-         proc ? ContainerName(machine, proc->cgroup_path(), proc->container_id(),
-                              proc->has_container() ? &proc->container() : nullptr)
-              : std::string()});
-    return names.back();
+    Names& n = names.emplace_back(
+        Names{pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine),
+              proc ? ContainerName(machine, proc->cgroup_path(), proc->container_id(),
+                                   proc->has_container() ? &proc->container() : nullptr)
+                   : std::string(),
+              0});
+    std::string who_key = machine;
+    for (const std::string* part : {&n.service, &n.instance, &n.container}) {
+      who_key.push_back('\0');
+      who_key.append(*part);
+    }
+    n.who = sigs_->who.try_emplace(std::move(who_key), static_cast<uint32_t>(sigs_->who.size()))
+                .first->second;
+    return n;
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
   const int64_t lateness_ns = options_.allowed_lateness_s * kNsPerS;
-  std::string local, remote, key, probe, endpoint, peer_key;
+  std::string local, remote, key, probe, endpoint, peer_key, sig;
   for (const v1::Event& ev : batch.events()) {
     counters->events++;
     const int64_t t_ns = static_cast<int64_t>(std::min<uint64_t>(ev.time_unix_ns(), INT64_MAX / 2));
@@ -207,19 +254,27 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     const int64_t start_s = start_ns / kNsPerS;
     const Names& who = names_of(ev.pid());
     const v1::Connection& conn = ev.connection();
-    local.clear(), remote.clear();
-    AppendAddress(conn.local(), &local);
-    AppendAddress(conn.remote(), &remote);
+    // The connection's ends as text, formatted only when a path needs them.
+    bool have_local = false, have_remote = false;
+    auto local_text = [&]() -> const std::string& {
+      if (!have_local) local.clear(), AppendAddress(conn.local(), &local), have_local = true;
+      return local;
+    };
+    auto remote_text = [&]() -> const std::string& {
+      if (!have_remote) remote.clear(), AppendAddress(conn.remote(), &remote), have_remote = true;
+      return remote;
+    };
     // The callee of a call: the Kubernetes entity the agent named the address with (a Service's
     // ClusterIP: "{namespace}/{service}"), else the address, which the listener records resolve.
-    const std::string_view callee = conn.remote().name().empty() ? std::string_view(remote)
-                                                                 : std::string_view(conn.remote().name());
+    auto callee = [&] {
+      return conn.remote().name().empty() ? std::string_view(remote_text())
+                                          : std::string_view(conn.remote().name());
+    };
     auto listener_probe = [&] {
       probe.assign(machine).push_back('|');
-      probe.append(local);
+      probe.append(local_text());
       return std::string_view(probe);
     };
-    // Edges of network events: the side is a known listener's, else the port heuristic decides.
     // The client end of this connection, as the caller's side registers it and the callee's
     // side looks it up (same node: same agent, same partition).
     auto peer_probe = [&](const std::string& end) {
@@ -227,33 +282,57 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       peer_key.append(end);
       return std::string_view(peer_key);
     };
-    auto edge_series = [&](bool server_side) {
-      key.assign(1, static_cast<char>(EntityKind::kEdge));
-      if (server_side) {
-        PutDim(&key, "callee", who.service);
-        // The caller by name when its own side was seen on this node, else by address.
-        const std::string* peer = peers_->Find(peer_probe(remote));
-        PutDim(&key, "caller", peer ? std::string_view(*peer)
-                                                    : std::string_view(remote).substr(0, remote.rfind(':')));
-      } else {
-        counters->peers_evicted += peers_->Remember(peer_probe(local), who.service, start_s);
+    auto remember_caller = [&] {
+      counters->peers_evicted += peers_->Remember(peer_probe(local_text()), who.service, start_s);
+    };
+    // The target of this event's signature (`sig`), computed by `miss` on first sight.
+    auto cached = [&](auto&& miss) -> const SigTarget& {
+      auto it = sigs_->targets.find(absl::string_view(sig.data(), sig.size()));
+      if (it == sigs_->targets.end()) it = sigs_->targets.emplace(sig, miss()).first;
+      counters->endpoints_folded += it->second.folded;
+      return it->second;
+    };
+    auto begin_sig = [&](Shape shape) {
+      sig.assign(1, static_cast<char>(shape));
+      PutU32(&sig, who.who);
+    };
+    // A client-side edge (no endpoint): connects, and flows and resets on the caller's side.
+    auto client_edge = [&] {
+      remember_caller();
+      begin_sig(Shape::kClientEdge);
+      PutEndpoint(&sig, conn.remote());
+      PutBytes(&sig, conn.remote().name());
+      return open_->At(start_s, cached([&] {
         key.assign(1, static_cast<char>(EntityKind::kEdge));
-        PutDim(&key, "callee", callee);
+        PutDim(&key, "callee", callee());
         PutDim(&key, "caller", who.service);
-      }
+        PutDim(&key, "instance", who.instance);
+        PutDim(&key, "machine", machine);
+        PutDim(&key, "side", "client");
+        return SigTarget{open_->Intern(key), 0, false};
+      }).series);
+    };
+    // A server-side edge: the caller by name when its own side was seen on this node, else by
+    // address. Not cached: the peer records change with every new connection.
+    auto server_edge = [&] {
+      key.assign(1, static_cast<char>(EntityKind::kEdge));
+      PutDim(&key, "callee", who.service);
+      const std::string* peer = peers_->Find(peer_probe(remote_text()));
+      PutDim(&key, "caller", peer ? std::string_view(*peer)
+                                  : std::string_view(remote).substr(0, remote.rfind(':')));
       PutDim(&key, "instance", who.instance);
       PutDim(&key, "machine", machine);
-      PutDim(&key, "side", server_side ? "server" : "client");
+      PutDim(&key, "side", "server");
       return Series(start_s, key);
     };
     // Which end of a connection is the server, for network events (they carry no role): the end
     // that served HTTP here before (a known listener), else the end with the lower port (servers
     // mostly listen below the ephemeral range, and clients' ports come from it).
     auto server_side = [&] {
-      if (listeners_.find(listener_probe()) != listeners_.end()) return true;
+      if (learned_->HasListener(listener_probe())) return true;
       probe.assign(machine).push_back('|');
-      probe.append(remote);
-      if (listeners_.find(std::string_view(probe)) != listeners_.end()) return false;
+      probe.append(remote_text());
+      if (learned_->HasListener(probe)) return false;
       return conn.local().port() < conn.remote().port();
     };
 
@@ -262,12 +341,16 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     auto side_of = [&](v1::Role role) {
       return role == v1::ROLE_SERVER ? true : role == v1::ROLE_CLIENT ? false : server_side();
     };
+    auto edge_series = [&](bool server) { return server ? server_edge() : client_edge(); };
     // Network events with no owning process belong to no service: the machine keeps them (its
     // interface-level figures), counted as unattributed.
     auto machine_series = [&] {
-      key.assign(1, static_cast<char>(EntityKind::kMachine));
-      PutDim(&key, "machine", machine);
-      return Series(start_s, key);
+      begin_sig(Shape::kMachine);
+      return open_->At(start_s, cached([&] {
+        key.assign(1, static_cast<char>(EntityKind::kMachine));
+        PutDim(&key, "machine", machine);
+        return SigTarget{open_->Intern(key), 0, false};
+      }).series);
     };
     const bool owned = ev.pid() != 0;
 
@@ -275,41 +358,62 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       case v1::Event::kHttp: {
         const v1::HttpExchange& h = ev.http();
         const bool server = h.role() == v1::ROLE_SERVER;
-        // Endpoints are capped per service, and per caller->callee pair on the client side.
         endpoint.clear();
         EntityNamer::AppendEndpoint(h.method(), h.path(), &endpoint);
-        probe.assign(who.service);
-        if (!server) probe.append("->").append(callee);
-        const std::string_view counted =
-            EndpointFor(probe, endpoint, counters);  // endpoint or "other"
+        WindowStats* s = nullptr;
         if (server) {
-          if (listeners_.find(listener_probe()) == listeners_.end()) {
-            listeners_.emplace(probe, who.service);
-            new_listeners_.emplace_back(probe, who.service);
-          }
-          key.assign(1, static_cast<char>(EntityKind::kListener));
-          PutDim(&key, "address", local);
-          PutDim(&key, "machine", machine);
-          PutDim(&key, "service", who.service);
-          Series(start_s, key)->requests++;
-          key.assign(1, static_cast<char>(EntityKind::kService));
-          // The cgroup the instance runs in: the topology's instance -> container link.
-          if (!who.container.empty()) PutDim(&key, "container", who.container);
-          PutDim(&key, "endpoint", counted);
-          PutDim(&key, "instance", who.instance);
-          PutDim(&key, "machine", machine);
-          PutDim(&key, "service", who.service);
+          begin_sig(Shape::kServerHttp);
+          PutEndpoint(&sig, conn.local());
+          sig.append(endpoint);
+          const SigTarget& t = cached([&] {
+            if (!learned_->HasListener(listener_probe())) {
+              learned_->listeners.emplace(probe, who.service);
+              new_listeners_.emplace_back(probe, who.service);
+            }
+            // Endpoints are capped per service.
+            const std::string_view counted = EndpointFor(who.service, endpoint);
+            SigTarget target;
+            target.folded = counted != endpoint;
+            key.assign(1, static_cast<char>(EntityKind::kListener));
+            PutDim(&key, "address", local_text());
+            PutDim(&key, "machine", machine);
+            PutDim(&key, "service", who.service);
+            target.listener = open_->Intern(key);
+            key.assign(1, static_cast<char>(EntityKind::kService));
+            // The cgroup the instance runs in: the topology's instance -> container link.
+            if (!who.container.empty()) PutDim(&key, "container", who.container);
+            PutDim(&key, "endpoint", counted);
+            PutDim(&key, "instance", who.instance);
+            PutDim(&key, "machine", machine);
+            PutDim(&key, "service", who.service);
+            target.series = open_->Intern(key);
+            return target;
+          });
+          open_->At(start_s, t.listener)->requests++;
+          s = open_->At(start_s, t.series);
         } else {
-          counters->peers_evicted += peers_->Remember(peer_probe(local), who.service, start_s);
-          key.assign(1, static_cast<char>(EntityKind::kEdge));
-          PutDim(&key, "callee", callee);
-          PutDim(&key, "caller", who.service);
-          PutDim(&key, "endpoint", counted);
-          PutDim(&key, "instance", who.instance);
-          PutDim(&key, "machine", machine);
-          PutDim(&key, "side", "client");
+          remember_caller();
+          begin_sig(Shape::kClientHttp);
+          PutEndpoint(&sig, conn.remote());
+          PutBytes(&sig, conn.remote().name());
+          sig.append(endpoint);
+          s = open_->At(start_s, cached([&] {
+            // Endpoints are capped per caller->callee pair on the client side.
+            probe.assign(who.service).append("->").append(callee());
+            const std::string_view counted = EndpointFor(probe, endpoint);
+            SigTarget target;
+            target.folded = counted != endpoint;
+            key.assign(1, static_cast<char>(EntityKind::kEdge));
+            PutDim(&key, "callee", callee());
+            PutDim(&key, "caller", who.service);
+            PutDim(&key, "endpoint", counted);
+            PutDim(&key, "instance", who.instance);
+            PutDim(&key, "machine", machine);
+            PutDim(&key, "side", "client");
+            target.series = open_->Intern(key);
+            return target;
+          }).series);
         }
-        WindowStats* s = Series(start_s, key);
         s->requests++;
         if (h.status() >= 400 && h.status() < 500) s->status_4xx++;
         if (h.status() >= 500 && h.status() < 600) s->status_5xx++;
@@ -321,7 +425,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
         break;
       }
       case v1::Event::kTcpConnect: {
-        WindowStats* s = edge_series(false);
+        WindowStats* s = client_edge();
         const auto& c = ev.tcp_connect();
         if (c.result() == v1::TcpConnect::RESULT_ESTABLISHED) {
           s->connects_ok++;
@@ -412,25 +516,26 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
 
 void PartitionState::CloseWindows(ApplyCounters* counters) {
   const int64_t horizon_ns = max_event_ns_ - options_.allowed_lateness_s * kNsPerS;
-  auto& open = open_->by_start;
-  while (!open.empty() && (open.begin()->first + options_.window_s) * kNsPerS <= horizon_ns) {
-    auto node = open.extract(open.begin());
+  bool closed_any = false;
+  while (open_->oldest_start() != INT64_MAX &&
+         (open_->oldest_start() + options_.window_s) * kNsPerS <= horizon_ns) {
     ClosedWindow& closed = closed_since_commit_.emplace_back();
-    closed.start_s = node.key();
-    closed.series.reserve(node.mapped().size());
-    for (auto& [encoded, entry] : node.mapped())
-      closed.series.emplace_back(encoded, std::move(entry.stats));
+    closed.start_s = open_->oldest_start();
+    open_->CloseOldest([&](std::string_view key, WindowStats&& stats) {
+      closed.series.emplace_back(key, std::move(stats));
+    });
     counters->windows_closed += closed.series.size();
+    closed_any = true;
   }
+  // Series no longer open may be forgotten: signatures then name ids that are gone.
+  if (closed_any && open_->Compact()) sigs_->Clear();
 }
 
 Status PartitionState::Commit() {
   PartitionStore::Batch batch = store_->NewBatch();
-  for (auto& [start, series] : open_->by_start) {
-    for (auto& [encoded, entry] : series) {
-      if (entry.dirty) batch.OpenSeries(start, encoded, entry.stats);
-    }
-  }
+  open_->ForEachChanged([&](int64_t start, std::string_view key, const WindowStats& stats) {
+    batch.OpenSeries(start, key, stats);
+  });
   for (const ClosedWindow& w : closed_since_commit_) {
     std::vector<std::pair<std::string_view, const WindowStats*>> series;
     series.reserve(w.series.size());
@@ -469,9 +574,7 @@ Status PartitionState::Commit() {
   FAULTLINE_RETURN_IF_ERROR(store_->Commit(batch, options_.sync_commits));
 
   // Durable: now the in-memory view follows.
-  for (auto& [start, series] : open_->by_start) {
-    for (auto& [encoded, entry] : series) entry.dirty = false;
-  }
+  open_->ClearChanged();
   for (ClosedWindow& w : closed_since_commit_) {
     for (auto& [key, stats] : w.series)
       outbox_[{w.start_s, std::move(key)}] = OutboxEntry{std::move(stats), false};

@@ -35,6 +35,7 @@ namespace faultline::stream {
 
 class PartitionStore;  // partition_store.h: the RocksDB layout
 class PeerTable;       // peer_table.h
+class OpenWindows;     // open_windows.h
 
 struct WindowOptions {
   // Default: 5.
@@ -129,28 +130,15 @@ class PartitionState {
 
  private:
   PartitionState();
-  struct Entry {
-    WindowStats stats;
-    bool dirty = false;
-  };
   struct OutboxEntry {
     WindowStats stats;
     bool handed_out = false;  // by TakeOutbox, not yet Published
   };
 
-  // Hash maps keyed by std::string that can be probed with a string_view (no allocation on hits).
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  template <typename V>
-  using StringMap = std::unordered_map<std::string, V, Hash, std::equal_to<>>;
-
   // The series of one window, by its encoded key (SeriesKey::Encode's layout).
   WindowStats* Series(int64_t window_start_s, std::string_view encoded_key);
   // The endpoint to count under `owner`: itself, or "other" past the cap.
-  std::string_view EndpointFor(std::string_view owner, std::string_view endpoint,
-                               ApplyCounters* counters);
+  std::string_view EndpointFor(std::string_view owner, std::string_view endpoint);
   void CloseWindows(ApplyCounters* counters);
 
   int32_t partition_ = 0;
@@ -161,9 +149,10 @@ class PartitionState {
   int64_t next_offset_ = -1;
   int64_t max_event_ns_ = 0;
   bool meta_dirty_ = false;
-  // Open windows by start, then by encoded series key (hash maps defined in the .cc).
-  struct OpenWindows;
   std::unique_ptr<OpenWindows> open_;
+  // Event signatures -> series (defined in the .cc).
+  struct SigCache;
+  std::unique_ptr<SigCache> sigs_;
   struct ClosedWindow {
     int64_t start_s;
     std::vector<std::pair<std::string, WindowStats>> series;  // by encoded key
@@ -172,12 +161,12 @@ class PartitionState {
   std::map<std::pair<int64_t, std::string>, OutboxEntry> outbox_;  // committed, not yet delivered
   uint64_t outbox_expired_ = 0;
   std::vector<std::pair<int64_t, std::string>> published_;
-  StringMap<bool> endpoints_;          // "owner\0endpoint"
-  StringMap<size_t> endpoint_counts_;  // by owner
+  // Endpoints and listeners learned (hash maps defined in the .cc).
+  struct Learned;
+  std::unique_ptr<Learned> learned_;
   std::string endpoint_probe_;         // scratch
   std::vector<char> arena_block_;      // the first block of each batch's protobuf arena
   std::vector<std::pair<std::string, std::string>> new_endpoints_;
-  StringMap<std::string> listeners_;  // "machine|ip:port" -> service
   std::vector<std::pair<std::string, std::string>> new_listeners_;
   // Client ends of connections (peer_table.h), and the first record not yet committed.
   std::unique_ptr<PeerTable> peers_;
