@@ -620,6 +620,50 @@ TEST_F(PartitionStateTest, ACorruptRecordIsRefusedWithThePathAndTheRecord) {
             "partition state " + path + ": corrupt open window record (record 'o/................')");
 }
 
+// Series ids are renumbered once most of them belong to closed windows; signatures cached
+// before that must not reach the series that now carries an old id.
+TEST_F(PartitionStateTest, SeriesKeepTheirEventsWhenIdsAreRenumbered) {
+  auto p = Open();
+  auto server_http = [](v1::EventBatch& batch, uint32_t pid, double t_s) {
+    auto* proc = batch.add_processes();
+    proc->set_pid(pid), proc->set_comm("svc-" + std::to_string(pid));
+    auto* e = batch.add_events();
+    e->set_time_unix_ns(static_cast<uint64_t>(t_s * kS));
+    e->set_pid(pid);
+    auto* c = e->mutable_connection();
+    c->mutable_local()->set_addr(Ip4(10, 0, 0, 2)), c->mutable_local()->set_port(pid);
+    c->mutable_remote()->set_addr(Ip4(10, 0, 0, 1)), c->mutable_remote()->set_port(40000);
+    auto* h = e->mutable_http();
+    h->set_role(v1::ROLE_SERVER), h->set_method("GET"), h->set_path("/"), h->set_status(200);
+    h->set_latency_ns(1000);
+  };
+  int64_t offset = 0;
+  // Window T0: 3000 services, each with a service and a listener series, and service 1.
+  v1::EventBatch first;
+  first.mutable_node()->set_name("n");
+  for (uint32_t pid = 2; pid < 3002; ++pid) server_http(first, pid, kT0 + 1);
+  server_http(first, 1, kT0 + 1);
+  p->Apply(first.SerializeAsString(), offset++, -1, &counters_);
+  // Then only service 1, a window at a time: T0's window closes, 6000 ids are dead, ids are
+  // renumbered, and service 1's events go on landing in its own series.
+  for (int w = 1; w <= 4; ++w) {
+    v1::EventBatch b;
+    b.mutable_node()->set_name("n");
+    server_http(b, 1, kT0 + 5 * w + 1);
+    server_http(b, 1, kT0 + 5 * w + 2);
+    p->Apply(b.SerializeAsString(), offset++, -1, &counters_);
+  }
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_EQ(counters_.windows_closed, 6002u + 2 * 2);  // T0's, then T0+5's and T0+10's
+  std::map<int64_t, uint64_t> requests;
+  for (const auto& [k, w] : Stored(EntityKind::kService)) {
+    if (k.second == "svc-1 GET /") requests[k.first] = w.requests;
+  }
+  EXPECT_EQ(requests, (std::map<int64_t, uint64_t>{
+                          {kT0, 1}, {kT0 + 5, 2}, {kT0 + 10, 2}, {kT0 + 15, 2}, {kT0 + 20, 2}}));
+  EXPECT_EQ(Stored(EntityKind::kService).size(), 3000u + 5);
+}
+
 TEST_F(PartitionStateTest, ASecondOpenerIsRefusedWhileTheFirstHoldsThePartition) {
   auto p = Open();
   auto second = PartitionState::Open(dir_.path(), "faultline.events", 3, {}, namer_);
