@@ -68,7 +68,8 @@ TEST_P(StatisticalDetectorTest, GarbageStateIsRefusedWithItsReason) {
   EXPECT_EQ(s.message(), GetParam() + " state: 2 trailing bytes");
 }
 
-INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum", "spot", "dspot", "seasonal", "combined"));
+INSTANTIATE_TEST_SUITE_P(Builtins, StatisticalDetectorTest, ::testing::Values("nsigma", "ewma", "mad", "cusum", "spot", "dspot", "seasonal", "combined",
+                                                                     "sequence"));
 
 TEST(CusumDetector, CatchesASustainedShiftTooSmallForAPointDetector) {
   // A shift of +1 sigma: no single point stands out at k=3, but the sum does.
@@ -290,7 +291,7 @@ TEST(ThresholdDetector, ExactBoundsAndDirection) {
 TEST(DetectorRegistry, ErrorsNameTheDetectorAndTheParameter) {
   auto& r = DetectorRegistry::Global();
   EXPECT_EQ(r.Create("nope", {}).status().message(),
-            "no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, spot, threshold)");
+            "no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, sequence, spot, threshold)");
   EXPECT_EQ(r.Create("ewma", {{"alpah", "0.1"}}).status().message(),
             "ewma: unknown parameter 'alpah' (known: alpha, k, min_points)");
   EXPECT_EQ(r.Create("ewma", {{"alpha", "x"}}).status().message(), "ewma: parameter alpha='x': expected a number");

@@ -39,7 +39,7 @@ default: {detector: cusum}
 
 TEST(DetectorConfig, ErrorsNameTheLineAndTheField) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"rules:\n  - detector: nope\n", "d.yaml:2: rules[0]: no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, spot, threshold)"},
+      {"rules:\n  - detector: nope\n", "d.yaml:2: rules[0]: no detector named 'nope' (known: burn_rate, combined, cusum, dspot, ewma, mad, nsigma, seasonal, sequence, spot, threshold)"},
       {"rules:\n  - detector: ewma\n    params: {alpha: 7}\n", "d.yaml:2: rules[0]: ewma: parameter alpha=7: must be in [0.000001, 1.000000]"},
       {"rules:\n  - match: {metrc: x}\n    detector: ewma\n", "d.yaml:2: rules[0].match: unknown key 'metrc' (expected kind, entity, metric, labels)"},
       {"rules:\n  - match: {metric: latency_p99}\n    detector: ewma\n", "d.yaml:2: rules[0].match.metric: unknown metric \"latency_p99\" (known: " + KnownMetricNames() + ")"},
