@@ -6,8 +6,9 @@
 # each, one-second event-time rounds, retention long enough to keep every closed window), then is
 # SIGKILLed: memtables are lost and the write-ahead logs must be replayed, as after a real crash.
 # Then `fill_state --reopen` opens every partition exactly as `faultline stream` does on
-# assignment (RocksDB recovery, then loading open windows, outbox, endpoints and listeners) and
-# prints the time. (Joining the consumer group adds its own time, measured separately: see
+# assignment (RocksDB recovery, then loading open windows, outbox, endpoints and listeners, every
+# partition at once) and prints the time, next to a copy of the same crashed state opened one
+# partition after another. (Joining the consumer group adds its own time, measured separately: see
 # bench/RESULTS.md.)
 # Prints filled bytes, per-partition open times, and as its last line restart_ms=… state_bytes=….
 # Usage: bench/stream_recovery.sh [TARGET_BYTES]   (after scripts/build.sh)
@@ -35,9 +36,14 @@ wait "$fill_pid" 2>/dev/null || true
 fill_pid=""
 cat "$work/fill.out"
 state_bytes=$(du -sb "$work/state" | cut -f1)
+# Two copies of the crashed state: one reopened partition after partition, one all at once.
+cp -a "$work/state" "$work/state-serial"
 sync
+serial=$(build/bench/fill_state --reopen "$work/state-serial" 4 --serial)
+echo "$serial"
 out=$(build/bench/fill_state --reopen "$work/state" 4)
 echo "$out"
 again=$(build/bench/fill_state --reopen "$work/state" 4 | tail -1)
 echo "second open (after a clean close): $again"
+echo "restart_serial_ms=$(sed -n 's/^reopen_ms=\([0-9.]*\).*/\1/p' <<<"$serial")"
 echo "restart_ms=$(sed -n 's/^reopen_ms=\([0-9.]*\).*/\1/p' <<<"$out") state_bytes=$state_bytes"

@@ -2,7 +2,8 @@
 // PartitionState code the processor uses, then waits to be SIGKILLed (a crash: memtables are not
 // flushed, the write-ahead log must be replayed on restart).
 //   fill_state DIR PARTITIONS TARGET_BYTES   prints "filled bytes=… series_windows=…", then waits
-//   fill_state --reopen DIR PARTITIONS       opens every partition as a restart does, prints times
+//   fill_state --reopen DIR PARTITIONS [--serial]   opens every partition as a restart does
+//                                                   (OpenAll; --serial: one after another)
 #include <unistd.h>
 
 #include <chrono>
@@ -43,35 +44,39 @@ WindowOptions Options() {
 
 int main(int argc, char** argv) {
   const EntityNamer namer = EntityNamer::Create({}).value();
-  if (argc == 4 && std::string(argv[1]) == "--reopen") {
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "--reopen") {
     const int partitions = std::stoi(argv[3]);
+    // One thread: the partitions one after another, as before OpenAll.
+    const size_t threads = argc == 5 && std::string(argv[4]) == "--serial" ? 1 : 0;
+    std::vector<int32_t> wanted;
+    for (int p = 0; p < partitions; ++p) wanted.push_back(p);
     const auto t0 = std::chrono::steady_clock::now();
+    auto opened = PartitionState::OpenAll(
+        wanted,
+        [&](int32_t p) { return PartitionState::Open(argv[2], "faultline.events", p, Options(), namer); },
+        threads);
+    const double total_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     size_t series = 0;
-    std::vector<std::unique_ptr<PartitionState>> states;
     for (int p = 0; p < partitions; ++p) {
-      const auto tp = std::chrono::steady_clock::now();
-      auto s = PartitionState::Open(argv[2], "faultline.events", p, Options(), namer);
-      if (!s.ok()) {
-        std::fprintf(stderr, "%s\n", s.status().message().c_str());
+      auto& o = opened[static_cast<size_t>(p)];
+      if (!o.state.ok()) {
+        std::fprintf(stderr, "%s\n", o.state.status().message().c_str());
         return 1;
       }
-      series += (*s)->open_series();
-      std::printf(
-          "partition=%d open_ms=%.1f next_offset=%lld open_series=%zu\n", p,
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tp).count(),
-          static_cast<long long>((*s)->next_offset()), (*s)->open_series());
-      states.push_back(std::move(s).value());
+      series += (*o.state)->open_series();
+      std::printf("partition=%d open_ms=%.1f next_offset=%lld open_series=%zu\n", p, o.open_ms,
+                  static_cast<long long>((*o.state)->next_offset()), (*o.state)->open_series());
     }
-    std::printf(
-        "reopen_ms=%.1f open_series=%zu\n",
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
-        series);
+    std::printf("reopen_ms=%.1f open_series=%zu threads=%s\n", total_ms, series,
+                threads == 1 ? "1" : "per core");
     return 0;
   }
   if (argc != 4) {
     std::fprintf(
         stderr,
-        "usage: fill_state DIR PARTITIONS TARGET_BYTES | fill_state --reopen DIR PARTITIONS\n");
+        "usage: fill_state DIR PARTITIONS TARGET_BYTES | fill_state --reopen DIR PARTITIONS "
+        "[--serial]\n");
     return 2;
   }
   const std::string dir = argv[1];

@@ -6,9 +6,12 @@
 #include <absl/container/flat_hash_set.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include <google/protobuf/arena.h>
 
@@ -119,6 +122,32 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
   }
   p->peers_committed_ = p->peers_->end();
   return p;
+}
+
+std::vector<PartitionState::Opened> PartitionState::OpenAll(
+    const std::vector<int32_t>& partitions,
+    const std::function<Result<std::unique_ptr<PartitionState>>(int32_t)>& open,
+    size_t threads) {
+  std::vector<Opened> out;
+  out.reserve(partitions.size());
+  for (size_t i = 0; i < partitions.size(); ++i)
+    out.push_back({Internal("partition " + std::to_string(partitions[i]) + ": not opened"), 0});
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, partitions.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < partitions.size();) {
+      const auto t0 = std::chrono::steady_clock::now();
+      out[i].state = open(partitions[i]);
+      out[i].open_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  return out;
 }
 
 int64_t PartitionState::watermark_s() const {

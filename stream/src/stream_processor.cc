@@ -229,11 +229,16 @@ struct StreamProcessor::Impl {
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       rd_kafka_topic_partition_list_t* assign = rd_kafka_topic_partition_list_new(parts->cnt);
+      // All at once: after a crash each replays its own log.
+      std::vector<int32_t> wanted;
+      for (int i = 0; i < parts->cnt; ++i) wanted.push_back(parts->elems[i].partition);
+      auto opened = PartitionState::OpenAll(wanted, [&](int32_t p) {
+        return OpenPartition(options.events_topic, p);
+      });
       for (int i = 0; i < parts->cnt; ++i) {
         const int32_t p = parts->elems[i].partition;
-        const auto t0 = Clock::now();
-        auto state = OpenPartition(parts->elems[i].topic, p);
-        const double open_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        auto& state = opened[static_cast<size_t>(i)].state;
+        const double open_ms = opened[static_cast<size_t>(i)].open_ms;
         if (!state.ok()) {
           spdlog::error("partition {}: {}; it is not consumed here", p, state.status().message());
           continue;

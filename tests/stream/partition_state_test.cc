@@ -673,6 +673,22 @@ TEST_F(PartitionStateTest, ASecondOpenerIsRefusedWhileTheFirstHoldsThePartition)
       << second.status().message();
 }
 
+TEST_F(PartitionStateTest, OpenAllOpensEveryPartitionAndReportsEachFailureInItsPlace) {
+  auto held = PartitionState::Open(dir_.path(), "faultline.events", 5, {}, namer_);
+  ASSERT_TRUE(held.ok());
+  auto opened = PartitionState::OpenAll({4, 5, 6, 7}, [&](int32_t p) {
+    return PartitionState::Open(dir_.path(), "faultline.events", p, {}, namer_);
+  }, 3);
+  ASSERT_EQ(opened.size(), 4u);
+  for (size_t i : {0, 2, 3}) {
+    ASSERT_TRUE(opened[i].state.ok()) << opened[i].state.status().ToString();
+    EXPECT_EQ((*opened[i].state)->partition(), static_cast<int32_t>(4 + i));
+    EXPECT_GE(opened[i].open_ms, 0);
+  }
+  ASSERT_FALSE(opened[1].state.ok());
+  EXPECT_EQ(opened[1].state.status().code(), StatusCode::kUnavailable);
+}
+
 TEST_F(PartitionStateTest, TheOutboxHandsOutClosedWindowsOnceAndForgetsThemWhenPublished) {
   auto p = Open();
   p->Apply(BatchBuilder("n").Http(kT0 + 1, 200, 1000).Http(kT0 + 20, 200, 1000).Bytes(), 0, -1,
