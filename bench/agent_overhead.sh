@@ -11,7 +11,8 @@
 # table, Kafka) in the "with" runs.
 #
 # Usage: sudo bench/agent_overhead.sh [PAIRS=3] [SECONDS=10] [CONNECTIONS=16]
-# FAULTLINE_BIN=path runs another build's binary (an earlier commit's, for a before/after).
+# FAULTLINE_BIN=path runs another build's binary (an earlier commit's, for a before/after);
+# FAULTLINE_AGENT_ARGS adds agent flags (for example --syscall-hooks tracepoints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-3} secs=${2:-10} conns=${3:-16}
@@ -51,7 +52,8 @@ total_reqs=0 total_cpu_us=0 total_lost=0 total_http=0
 
 # One run with the agent: prints "rps p99 requests agent_cpu_us bpf_run_us http_events dropped".
 run_with_agent() {
-  "$fl" agent --brokers "$bootstrap" --metrics-addr 127.0.0.1:19464 >"$work/agent.out" 2>&1 &
+  # shellcheck disable=SC2086  # FAULTLINE_AGENT_ARGS: extra agent flags, split on spaces
+  "$fl" agent --brokers "$bootstrap" --metrics-addr 127.0.0.1:19464 ${FAULTLINE_AGENT_ARGS:-} >"$work/agent.out" 2>&1 &
   local apid=$! t0 t1 b0 b1 rps p99 reqs metrics lost http
   pids+=($apid)
   wait_for "$work/agent.out" 'agent started'

@@ -23,6 +23,7 @@ struct AgentFlags {
   double duration_s = -1;  // < 0: until signalled
   std::string metrics_addr;
   uint32_t capture_bytes = 1024;
+  std::string syscall_hooks = "tracepoints";
   std::string node_name;
   std::string proc_root = "/proc";
   std::string netns;           // a path to a network namespace (/run/netns/NAME)
@@ -82,6 +83,8 @@ int RunAgent(const AgentFlags& f) {
 
   agent::AgentOptions opts;
   opts.probes.capture_bytes = f.capture_bytes;
+  opts.probes.syscall_hooks = f.syscall_hooks == "raw" ? agent::ProbeOptions::SyscallHooks::kRaw
+                                                      : agent::ProbeOptions::SyscallHooks::kTracepoints;
   opts.probes.ignore_tgid = static_cast<uint32_t>(getpid());
   opts.node_name = f.node_name;
   opts.proc_root = f.proc_root;
@@ -187,6 +190,11 @@ Runner RegisterAgent(CLI::App& app) {
   sub->add_option("--metrics-addr", f->metrics_addr, "Serve Prometheus /metrics on HOST:PORT (default: off)");
   sub->add_option("--capture-bytes", f->capture_bytes, "Payload bytes captured per socket syscall")
       ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  sub->add_option("--syscall-hooks", f->syscall_hooks,
+                  "How socket syscalls are hooked: raw (the raw syscall tracepoints, x86-64) or "
+                  "tracepoints (one syscalls:* tracepoint per syscall)")
+      ->check(CLI::IsMember({"raw", "tracepoints"}))
       ->capture_default_str();
   sub->add_option("--node-name", f->node_name, "Node name in every batch (default: $NODE_NAME or the host name)");
   sub->add_option("--proc-root", f->proc_root, "Where the host's procfs is mounted")->capture_default_str();

@@ -173,6 +173,17 @@ Result<std::unique_ptr<KernelProbes>> KernelProbes::Open(const ProbeOptions& opt
         const int cpus = std::max(1, libbpf_num_possible_cpus());
         s->rodata->cfg_wakeup_bytes = std::max<uint64_t>(4096, options.ring_bytes / 8 / cpus);
         bpf_map__set_max_entries(s->maps.sock_events, options.ring_bytes);
+        // One of the two sets of syscall hooks.
+#if defined(__x86_64__)
+        const bool raw = options.syscall_hooks == ProbeOptions::SyscallHooks::kRaw;
+#else
+        const bool raw = false;
+#endif
+        bpf_program* prog;
+        bpf_object__for_each_program(prog, s->obj) {
+          const bool is_raw = std::string_view(bpf_program__name(prog)).starts_with("fl_raw_");
+          bpf_program__set_autoload(prog, is_raw == raw);
+        }
       })));
   FAULTLINE_RETURN_IF_ERROR(
       (LoadAndAttach<tcp_health, tcp_health__open_opts, tcp_health__load, tcp_health__attach>(

@@ -20,23 +20,29 @@ namespace {
 const std::string kServer = std::string(FAULTLINE_SOURCE_DIR) + "/tests/integration/http_server.py";
 const std::string kPipelined = std::string(FAULTLINE_SOURCE_DIR) + "/tests/integration/pipelined_client.py";
 
-// One agent for the suite (loading the programs is the slow part); each test has its own server
-// port and filters on it, and starts from an empty sink.
-class AgentHttpTest : public ::testing::Test {
+// One agent per way of hooking syscalls (loading the programs is the slow part); each test has
+// its own server port and filters on it, and starts from an empty sink. Every test runs with the
+// per-syscall tracepoints and with the raw syscall tracepoints.
+using Hooks = agent::ProbeOptions::SyscallHooks;
+class AgentHttpTest : public ::testing::TestWithParam<Hooks> {
  protected:
   static void TearDownTestSuite() {
     agent_.reset();
     delete sink_ptr_;
     delete metrics_ptr_;
+    sink_ptr_ = nullptr;
+    metrics_ptr_ = nullptr;
   }
 
   void SetUp() override {
     FAULTLINE_REQUIRE_KERNEL_OR_SKIP();
+    if (agent_ && hooks_ != GetParam()) TearDownTestSuite();
     if (!agent_) {
       metrics_ptr_ = new MetricsRegistry();
       sink_ptr_ = new CollectingSink();
       agent::AgentOptions opts;
       opts.probes.ignore_tgid = getpid();
+      opts.probes.syscall_hooks = hooks_ = GetParam();
       auto a = agent::Agent::Start(opts, sink_ptr_, metrics_ptr_);
       FAULTLINE_ASSERT_STARTED(a);
       agent_ = std::move(a).value();
@@ -75,11 +81,12 @@ class AgentHttpTest : public ::testing::Test {
   static inline MetricsRegistry* metrics_ptr_ = nullptr;
   static inline CollectingSink* sink_ptr_ = nullptr;
   static inline std::unique_ptr<agent::Agent> agent_;
+  static inline Hooks hooks_ = Hooks::kTracepoints;
   std::unique_ptr<Child> server_;
   std::string port_, url_;
 };
 
-TEST_F(AgentHttpTest, KeepAliveRequestsGiveExactlyOneServerAndOneClientEventEach) {
+TEST_P(AgentHttpTest, KeepAliveRequestsGiveExactlyOneServerAndOneClientEventEach) {
   constexpr int kN = 5;
   Curl(std::vector<std::string>(kN, "/delay/30?token=secret"));
   const auto server = Http(v1::ROLE_SERVER);
@@ -102,7 +109,7 @@ TEST_F(AgentHttpTest, KeepAliveRequestsGiveExactlyOneServerAndOneClientEventEach
   }
 }
 
-TEST_F(AgentHttpTest, ChunkedAndOneMebibyteResponsesHaveExactSizes) {
+TEST_P(AgentHttpTest, ChunkedAndOneMebibyteResponsesHaveExactSizes) {
   Curl({"/chunked/1000/50", "/bytes/1048576", "/status/503"}, "--no-fail-with-body");
   const auto server = Http(v1::ROLE_SERVER);
   const auto client = Http(v1::ROLE_CLIENT);
@@ -122,7 +129,7 @@ TEST_F(AgentHttpTest, ChunkedAndOneMebibyteResponsesHaveExactSizes) {
   }
 }
 
-TEST_F(AgentHttpTest, HeadersAndBodyInSeparateIovecsKeepExactSizes) {
+TEST_P(AgentHttpTest, HeadersAndBodyInSeparateIovecsKeepExactSizes) {
   // Small enough for one sendmsg to move everything: the kernel captures the header iovec and
   // only the tail of the body iovec; Content-Length and chunked framing must both stay exact.
   Curl({"/iov/30000", "/iovchunked/500/40", "/iov/10"});
@@ -142,7 +149,7 @@ TEST_F(AgentHttpTest, HeadersAndBodyInSeparateIovecsKeepExactSizes) {
   }
 }
 
-TEST_F(AgentHttpTest, PostBodiesCountInRequestBytes) {
+TEST_P(AgentHttpTest, PostBodiesCountInRequestBytes) {
   Curl({"/echo"}, "--data-binary 0123456789");
   // What curl sends (User-Agent and Accept removed by Curl()), body included.
   const std::string request = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1:" + port_ +
@@ -159,7 +166,7 @@ TEST_F(AgentHttpTest, PostBodiesCountInRequestBytes) {
   }
 }
 
-TEST_F(AgentHttpTest, PipelinedRequestsPairInOrder) {
+TEST_P(AgentHttpTest, PipelinedRequestsPairInOrder) {
   ASSERT_EQ(RunCommand("python3 " + kPipelined + " 127.0.0.1 " + port_ + " 3"), 0);
   const auto server = Http(v1::ROLE_SERVER);
   const auto client = Http(v1::ROLE_CLIENT);
@@ -172,7 +179,7 @@ TEST_F(AgentHttpTest, PipelinedRequestsPairInOrder) {
   }
 }
 
-TEST_F(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
+TEST_P(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
   // A port that was just free: bind, read it, close.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -198,7 +205,7 @@ TEST_F(AgentHttpTest, RefusedConnectIsReportedAsRefused) {
   EXPECT_EQ(resets.size(), 1u);
 }
 
-TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
+TEST_P(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
   // The server moves into a cgroup of this test's own before it serves anything, so that the
   // exact path its identity must carry is known: the unified hierarchy's when there is one (the
   // path the agent prefers), else the memory controller's.
@@ -240,4 +247,10 @@ TEST_F(AgentHttpTest, ProcessIdentityTravelsWithTheBatch) {
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Hooks, AgentHttpTest,
+                         ::testing::Values(Hooks::kTracepoints, Hooks::kRaw),
+                         [](const ::testing::TestParamInfo<Hooks>& info) {
+                           return info.param == Hooks::kRaw ? "RawSyscalls" : "Tracepoints";
+                         });
+
 }  // namespace faultline::testing

@@ -36,6 +36,15 @@ struct ProbeOptions {
   uint32_t netns = 0;
   // Load the resource-pressure programs (run-queue latency, block I/O, OOM kills). Default: true.
   bool resources = true;
+  // How socket syscalls are hooked: kTracepoints, a pair of programs per traced syscall on the
+  // syscalls:* tracepoints (only those syscalls run them, each paying the classic tracepoint's
+  // record), or kRaw, two programs on the raw syscall tracepoints (every syscall of every task
+  // runs them; untraced ones leave after a switch on the number). Measured side by side
+  // (bench/RESULTS.md): the same cost per HTTP request through nginx, kRaw about a quarter
+  // cheaper per file read or write. kRaw needs x86-64; elsewhere kTracepoints is used.
+  // Default: kTracepoints.
+  enum class SyscallHooks { kTracepoints, kRaw };
+  SyscallHooks syscall_hooks = SyscallHooks::kTracepoints;
 };
 
 struct RunqSample {
