@@ -53,7 +53,7 @@ total_reqs=0 total_cpu_us=0 total_lost=0 total_http=0
 # One run with the agent: prints "rps p99 requests agent_cpu_us bpf_run_us http_events dropped".
 run_with_agent() {
   # shellcheck disable=SC2086  # FAULTLINE_AGENT_ARGS: extra agent flags, split on spaces
-  "$fl" agent --brokers "$bootstrap" --metrics-addr 127.0.0.1:19464 ${FAULTLINE_AGENT_ARGS:-} >"$work/agent.out" 2>&1 &
+  ${FAULTLINE_AGENT_WRAP:-} "$fl" agent --brokers "$bootstrap" --metrics-addr 127.0.0.1:19464 ${FAULTLINE_AGENT_ARGS:-} >"$work/agent.out" 2>&1 &
   local apid=$! t0 t1 b0 b1 rps p99 reqs metrics lost http
   pids+=($apid)
   wait_for "$work/agent.out" 'agent started'

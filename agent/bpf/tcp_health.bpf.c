@@ -72,33 +72,44 @@ static __always_inline struct fl_flow_stats *fl_flow(const struct fl_flow_key *k
 }
 
 /* Parses the IPv4/IPv6 + TCP headers starting at `l3`; fills the flow key with the local side
- * first (`egress`: this host sent the packet). Returns the IP packet length, or 0 if not TCP. */
+ * first (`egress`: this host sent the packet). Returns the IP packet length, or 0 if not TCP.
+ * One read covers the IP header and the ports in the common case (IPv4 without options, IPv6
+ * with TCP as the next header): each bpf_probe_read_kernel costs tens of ns, per packet. */
 static __always_inline __u32 fl_parse_l3(const unsigned char *l3, bool egress, struct fl_flow_key *k)
 {
-	__u8 vh = 0;
-	__u16 ports[2];
+	union {
+		struct {
+			struct iphdr ip;
+			__u16 ports[2];
+		} v4;
+		struct {
+			struct ipv6hdr ip6;
+			__u16 ports[2];
+		} v6;
+		__u8 vh;
+	} h;
+	__u16 *ports;
 	__u32 len = 0;
 
-	if (bpf_probe_read_kernel(&vh, 1, l3))
+	if (bpf_probe_read_kernel(&h.v4, sizeof(h.v4), l3))
 		return 0;
-	if ((vh >> 4) == 4) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3) || ip.protocol != FL_IPPROTO_TCP)
+	if ((h.vh >> 4) == 4) {
+		if (h.v4.ip.protocol != FL_IPPROTO_TCP)
 			return 0;
-		if (bpf_probe_read_kernel(ports, sizeof(ports), l3 + (vh & 0xf) * 4))
+		ports = h.v4.ports;
+		if ((h.vh & 0xf) != 5 &&
+		    bpf_probe_read_kernel(ports, sizeof(h.v4.ports), l3 + (h.vh & 0xf) * 4))
 			return 0;
-		__builtin_memcpy(egress ? k->laddr : k->raddr, &ip.saddr, 4);
-		__builtin_memcpy(egress ? k->raddr : k->laddr, &ip.daddr, 4);
-		len = bpf_ntohs(ip.tot_len);
-	} else if ((vh >> 4) == 6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3) || ip6.nexthdr != FL_IPPROTO_TCP)
+		__builtin_memcpy(egress ? k->laddr : k->raddr, &h.v4.ip.saddr, 4);
+		__builtin_memcpy(egress ? k->raddr : k->laddr, &h.v4.ip.daddr, 4);
+		len = bpf_ntohs(h.v4.ip.tot_len);
+	} else if ((h.vh >> 4) == 6) {
+		if (bpf_probe_read_kernel(&h.v6, sizeof(h.v6), l3) || h.v6.ip6.nexthdr != FL_IPPROTO_TCP)
 			return 0;
-		if (bpf_probe_read_kernel(ports, sizeof(ports), l3 + sizeof(ip6)))
-			return 0;
-		__builtin_memcpy(egress ? k->laddr : k->raddr, &ip6.saddr, 16);
-		__builtin_memcpy(egress ? k->raddr : k->laddr, &ip6.daddr, 16);
-		len = bpf_ntohs(ip6.payload_len) + sizeof(ip6);
+		ports = h.v6.ports;
+		__builtin_memcpy(egress ? k->laddr : k->raddr, &h.v6.ip6.saddr, 16);
+		__builtin_memcpy(egress ? k->raddr : k->laddr, &h.v6.ip6.daddr, 16);
+		len = bpf_ntohs(h.v6.ip6.payload_len) + sizeof(h.v6.ip6);
 	} else {
 		return 0;
 	}
