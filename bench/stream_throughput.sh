@@ -13,6 +13,8 @@
 # core. Each run's count is checked against what the generator wrote.
 # Prints raw_consume_events_per_s=…, stream_events_per_s_per_core=…, stream_vs_raw=…, and the
 # stream's peak RSS and state size.
+# FAULTLINE_BIN=path runs another build's stream processor (an earlier commit's, for a
+# before/after); FAULTLINE_STREAM_WRAP runs it under a profiler (its figures are then not valid).
 # Usage: bench/stream_throughput.sh [ROUNDS [SERVICES]]   (after scripts/build.sh; defaults 60 rounds,
 # 10 000 services: 2.4 M events)
 set -euo pipefail
@@ -50,7 +52,7 @@ drained=$(sed -n 's/^messages=\([0-9]*\) .*/\1/p' <<<"$raw")
 raw_cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 raw_wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 
-${FAULTLINE_STREAM_WRAP:-} "$build/faultline" stream --brokers "$brokers" --group bench --state-dir "$work/state" --metrics-topic "" \
+${FAULTLINE_STREAM_WRAP:-} "${FAULTLINE_BIN:-$build/faultline}" stream --brokers "$brokers" --group bench --state-dir "$work/state" --metrics-topic "" \
   --http-addr 127.0.0.1:0 --commit-interval-ms 1000 >"$work/stream.out" 2>"$work/stream.err" &
 stream_pid=$!
 pids+=($stream_pid)
