@@ -124,7 +124,8 @@ Status ConvertFormat1(const std::string& path, rocksdb::DB* db, uint64_t* seq) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
   bool any = false;
   // Open and closed windows, by start: one record of each window's series.
-  for (auto [v1, v2] : {std::pair{kOpenV1, kOpen}, std::pair{kClosedV1, kClosed}}) {
+  for (const auto& prefixes : {std::pair{kOpenV1, kOpen}, std::pair{kClosedV1, kClosed}}) {
+    const std::string_view v1 = prefixes.first, v2 = prefixes.second;
     int64_t start = INT64_MIN;
     std::string body;
     uint64_t n = 0, chunk = 0;
@@ -312,7 +313,9 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
     marks.emplace_back(GetTime(k), std::string(value));
     return Status::Ok();
   }));
-  for (const auto& [start, value] : marks) {
+  for (const auto& mark : marks) {
+    const int64_t start = mark.first;
+    const std::string& value = mark.second;
     std::vector<std::string_view> wanted;
     FAULTLINE_RETURN_IF_ERROR(ReadOutboxKeys(path, value, &wanted));
     std::sort(wanted.begin(), wanted.end());
