@@ -10,6 +10,7 @@
 #include "faultline/agent/agent.h"
 #include "faultline/agent/sinks.h"
 #include "faultline/common/log.h"
+#include "faultline/common/health.h"
 #include "faultline/common/metrics.h"
 #include "faultline/stream/embedded_broker.h"
 
@@ -42,15 +43,18 @@ struct AgentFlags {
 
 int RunAgent(const AgentFlags& f) {
   MetricsRegistry metrics;
+  Health health;
+  health.SetReady(false, "loading the eBPF programs");
   std::unique_ptr<MetricsServer> metrics_server;
   if (!f.metrics_addr.empty()) {
-    auto server = MetricsServer::Start(f.metrics_addr, metrics);
+    auto server = MetricsServer::Start(f.metrics_addr, metrics, &health);
     if (!server.ok()) {
       std::cerr << "faultline agent: " << server.status().message() << "\n";
       return 2;
     }
     metrics_server = std::move(server).value();
-    spdlog::info("metrics on http://{}/metrics", f.metrics_addr);
+    spdlog::info("metrics on http://{}/metrics, liveness on /healthz, readiness on /readyz",
+                 f.metrics_addr);
   }
 
   std::unique_ptr<stream::EmbeddedBroker> broker;
@@ -167,7 +171,8 @@ int RunAgent(const AgentFlags& f) {
   const auto deadline = f.duration_s >= 0
                             ? std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(f.duration_s * 1000))
                             : std::chrono::steady_clock::time_point::max();
-  (*a)->Run(g_stop, deadline);
+  health.SetReady(true);
+  (*a)->Run(g_stop, deadline, &health);
   if (Status s = sink->Flush(std::chrono::seconds(10)); !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;

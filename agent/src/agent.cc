@@ -1,5 +1,7 @@
 #include "faultline/agent/agent.h"
 
+#include "faultline/common/health.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -799,9 +801,11 @@ void Agent::Drain() {
   d.sink->Poll();
 }
 
-void Agent::Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline) {
+void Agent::Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline,
+                Health* health) {
   while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
     Step(20);
+    if (health) health->Beat();
   }
   Drain();
 }

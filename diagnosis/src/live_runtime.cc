@@ -19,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "faultline/common/health.h"
+#include "faultline/common/http_health.h"
 #include "faultline/common/log.h"
 #include "faultline/common/yaml_load.h"
 #include "faultline/common/text.h"
@@ -309,6 +311,8 @@ struct LiveRuntime::Impl {
   std::mutex status_mu;
   std::vector<std::string> incidents_json;  // newest first
   nlohmann::json status = nlohmann::json::object();
+  // Ready while the consume loop runs (the state is loaded before it starts).
+  Health health;
   std::unique_ptr<httplib::Server> http;
   std::thread http_thread;
   int http_port = 0;
@@ -591,6 +595,7 @@ struct LiveRuntime::Impl {
     http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
     });
+    ServeHealth(health, http.get());
     http->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(status_mu);
       res.set_content(status.dump() + "\n", "application/json");
@@ -823,7 +828,9 @@ Status LiveRuntime::Run(const std::atomic<bool>& stop) {
   auto last_commit = Clock::now();
   prometheus::Counter& kafka_errors =
       im.Count("faultline_diagnosis_kafka_errors_total", "Consumer errors reported by Kafka");
+  im.health.SetReady(true);
   while (!stop.load()) {
+    im.health.Beat();
     rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 100);
     if (m) {
       if (!m->err) {

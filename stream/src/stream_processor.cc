@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "faultline/common/health.h"
+#include "faultline/common/http_health.h"
 #include "faultline/common/log.h"
 #include "faultline/common/yaml_load.h"
 #include "faultline/stream/window_query.h"
@@ -146,6 +148,9 @@ struct StreamProcessor::Impl {
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
   uint64_t outbox_expired_reported = 0;
 
+  // Liveness: the consume loop; it may spend a while opening partitions after a crash (their
+  // logs replayed, a previous owner's lock awaited for up to 30 s), hence the long limit.
+  Health health{std::chrono::seconds(120)};
   std::mutex status_mu;
   nlohmann::json status = nlohmann::json::object();
   std::unique_ptr<httplib::Server> http;
@@ -228,6 +233,7 @@ struct StreamProcessor::Impl {
     rebalances.Increment();
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      health.SetReady(false, "opening " + std::to_string(parts->cnt) + " assigned partitions");
       rd_kafka_topic_partition_list_t* assign = rd_kafka_topic_partition_list_new(parts->cnt);
       // All at once: after a crash each replays its own log.
       std::vector<int32_t> wanted;
@@ -259,6 +265,7 @@ struct StreamProcessor::Impl {
         rd_kafka_error_destroy(e);
       }
       rd_kafka_topic_partition_list_destroy(assign);
+      health.SetReady(true);
     } else {
       // Revoked or lost: commit what was applied and release the database for the next owner.
       // Even when the group already gave the partition away ("lost"), the next owner cannot
@@ -501,6 +508,7 @@ struct StreamProcessor::Impl {
     http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
     });
+    ServeHealth(health, http.get());
     for (const auto& entry : options.http_handlers) {
       // Copied: not a structured binding, which clang 14 cannot capture.
       const StreamOptions::HttpHandler handler = entry.second;
@@ -649,7 +657,9 @@ Status StreamProcessor::Run(const std::atomic<bool>& stop) {
   if (err)
     return Unavailable("subscribe to " + im.options.events_topic + ": " + rd_kafka_err2str(err));
   const auto interval = std::chrono::milliseconds(im.options.commit_interval_ms);
+  im.health.SetReady(true);
   while (!stop.load()) {
+    im.health.Beat();
     rd_kafka_message_t* m = rd_kafka_consumer_poll(im.consumer, 50);
     if (m) {
       if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {

@@ -170,7 +170,12 @@ for check in "faultline_stream_messages_total $messages" "faultline_stream_event
   got=$(metric "$1")
   [ "$got" = "$2" ] || fail "clean processor: $1 is '$got', expected $2"
 done
-echo "clean processor: /metrics counts $messages messages, $events events, $late late, $closed closed windows published"
+for probe in "healthz ok" "readyz ready"; do
+  set -- $probe
+  got=$(curl -s "http://127.0.0.1:$clean_port/$1")
+  [ "$got" = "$2" ] || fail "clean processor: /$1 answers '$got', expected '$2'"
+done
+echo "clean processor: /metrics counts $messages messages, $events events, $late late, $closed closed windows published; /healthz ok, /readyz ready"
 
 # --- faultline.metrics, read by kcat and decoded by protobuf's Python runtime.
 protoc --python_out="$work" -I "$here/../../schema" "$here/../../schema/metrics.proto"

@@ -25,6 +25,10 @@ namespace faultline::v1 {
 class EventBatch;
 }
 
+namespace faultline {
+class Health;  // faultline/common/health.h
+}  // namespace faultline
+
 namespace faultline::agent {
 
 // Where finished batches go.
@@ -103,7 +107,9 @@ class Agent {
   ~Agent();
 
   // Steps until `stop` is set or `deadline` passes, then drains.
-  void Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline);
+  // `health`, when given, hears a beat every step (its /healthz).
+  void Run(const std::atomic<bool>& stop, std::chrono::steady_clock::time_point deadline,
+           Health* health = nullptr);
   // Waits up to `timeout_ms` for kernel events and processes them; reads flows and publishes the
   // batch when they are due.
   void Step(int timeout_ms);
