@@ -19,6 +19,9 @@ packages=(
   python3 python3-jsonschema python3-protobuf python3-yaml nodejs curl iproute2 nftables iptables nginx-light wrk procps graphviz
   # real containers (Podman with runc: crun refuses a hybrid cgroup layout), an image from busybox
   podman runc busybox-static
+  # deploy/ validation (tests/deploy/validate.sh): Go, Sprig and sigs.k8s.io/yaml for its Helm
+  # chart renderer; its validators come from npm
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -38,6 +41,14 @@ if ((${#missing[@]})); then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   rm -f /usr/sbin/policy-rc.d
+fi
+
+# npm: Debian's package unless a Node.js that brings its own (NodeSource's conflicts with it) is here.
+if ! command -v npm >/dev/null; then
+  echo "setup.sh: installing npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm
 fi
 
 if [[ ! -d /sys/kernel/tracing/events ]]; then
