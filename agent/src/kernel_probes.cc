@@ -8,8 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "faultline/common/log.h"
 #include "resource.skel.h"
@@ -40,6 +44,40 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   return 0;
 }
 
+// Why the kernel answered EPERM to bpf() or perf_event_open() for a process running as root: the
+// first of a missing CAP_BPF, a missing CAP_PERFMON (CAP_SYS_ADMIN stands for both, as in the
+// kernel's bpf_capable() and perfmon_capable()), a seccomp filter (container runtimes' default
+// profiles allow bpf() only with CAP_SYS_ADMIN), or else a security module. Read from
+// /proc/self/status, so that no libcap is needed. One sentence, starting "the kernel refused to".
+std::string WhyRefused(const std::string& what) {
+  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  uint64_t effective = 0;
+  int seccomp = 0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("CapEff:")) effective = strtoull(line.c_str() + 7, nullptr, 16);
+    if (line.starts_with("Seccomp:")) seccomp = atoi(line.c_str() + 8);
+  }
+  auto has = [&](int cap) {
+    return ((effective >> cap) & 1) != 0 || ((effective >> kCapSysAdmin) & 1) != 0;
+  };
+  const std::string refused = "the kernel refused to " + what + ": ";
+  for (auto [cap, cap_name] :
+       {std::pair{kCapBpf, "CAP_BPF"}, std::pair{kCapPerfmon, "CAP_PERFMON"}}) {
+    if (!has(cap))
+      return refused + "this process lacks " + cap_name + " (run it as root, or add " + cap_name +
+             " to the container's capabilities)";
+  }
+  if (seccomp == 2)
+    return refused +
+           "this process has CAP_BPF and CAP_PERFMON but a seccomp filter blocks bpf() or "
+           "perf_event_open() (run the container with a seccomp profile that allows both, such as "
+           "deploy/seccomp/faultline-agent.json)";
+  return refused +
+         "this process has CAP_BPF and CAP_PERFMON and no seccomp filter, so a security module "
+         "(lockdown, SELinux, AppArmor) refused it";
+}
+
 // One RAII owner for any bpftool-generated skeleton.
 template <typename Skel, void (*Destroy)(Skel*)>
 struct SkeletonPtr {
@@ -63,8 +101,7 @@ Status LoadAndAttach(Skel** out, const char* name, const std::function<void(Skel
     // No privilege or no BPF in this kernel is the machine's; anything else (EINVAL, E2BIG,
     // EACCES from the verifier's checks …) is a program this kernel's verifier refused.
     if (-err == EPERM)
-      return PermissionDenied(std::string("the kernel does not let this process load BPF programs (") +
-                              name + ": " + strerror(-err) + "): it needs CAP_BPF and CAP_PERFMON, or root");
+      return PermissionDenied(WhyRefused(std::string("load the ") + name + " BPF programs"));
     if (-err == ENOSYS || -err == EOPNOTSUPP)
       return Unavailable(std::string("this kernel has no BPF support for the ") + name +
                          " programs (" + strerror(-err) + ")");
@@ -73,6 +110,9 @@ Status LoadAndAttach(Skel** out, const char* name, const std::function<void(Skel
   }
   if (int err = AttachFn(s)) {
     constexpr int kKernelEnotsupp = 524;  // ENOTSUPP: kernel-internal, not in the C library's errno
+    if (-err == EPERM || -err == EACCES)
+      return PermissionDenied(
+          WhyRefused(std::string("attach the ") + name + " BPF programs to their tracepoints"));
     if (-err == ENOENT || -err == EOPNOTSUPP || -err == kKernelEnotsupp)
       return Unavailable(std::string("this kernel lacks a tracepoint the ") + name +
                          " BPF programs attach to (" + strerror(-err) + ")");
@@ -95,8 +135,11 @@ Status CheckKernelPrerequisites() {
   }
   if (stat("/sys/kernel/tracing/events", &st) != 0 &&
       mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0) {
-    return Unavailable(std::string("tracefs is not mounted at /sys/kernel/tracing and mounting it failed (") +
-                       strerror(errno) + ")");
+    return Unavailable(
+        std::string(
+            "tracefs is not mounted at /sys/kernel/tracing and this process cannot mount it (") +
+        strerror(errno) +
+        "): mount it there, or in a container mount the host's /sys/kernel/tracing");
   }
   return Status::Ok();
 }

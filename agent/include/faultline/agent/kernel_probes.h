@@ -74,7 +74,8 @@ class KernelProbes {
   using OomHandler = std::function<void(const fl_oom_event&)>;
 
   // Loads and attaches every program. Errors, each one sentence saying what is wrong: a missing
-  // capability of this machine (IsMissingCapability: kPermissionDenied without root or CAP_BPF,
+  // capability of this machine (IsMissingCapability: kPermissionDenied without root, CAP_BPF or
+  // CAP_PERFMON or under a seccomp filter that blocks bpf() or perf_event_open(),
   // kUnavailable without BTF, tracefs, BPF support or a tracepoint), or kInternal when the
   // kernel's verifier refused a program.
   static Result<std::unique_ptr<KernelProbes>> Open(const ProbeOptions& options,
