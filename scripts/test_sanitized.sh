@@ -21,4 +21,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # sanitizers.
 # The lab (lab_test, label lab) runs its quick form here: one scenario with the whole pipeline
 # under the sanitizers, no accuracy judged (tests/lab/lab_test.sh).
-(cd build-asan && FAULTLINE_LAB_QUICK=1 ctest -L 'ebpf|kafka' -E '^diagnosis_live_test$' --output-on-failure --timeout 600)
+# Not agent_image_test: its image holds the build's own binary, and a sanitized one runs
+# LeakSanitizer at exit, which needs ptrace, a capability the least-privilege container withholds
+# on purpose (and the environment above does not reach into the container). The plain build's
+# image, the one that ships, is tested by scripts/test.sh.
+(cd build-asan && FAULTLINE_LAB_QUICK=1 ctest -L 'ebpf|kafka' -E '^(diagnosis_live_test|agent_image_test)$' --output-on-failure --timeout 600)
