@@ -12,7 +12,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 # --- detectors list: every built-in, one line each, sorted.
 "$fl" detectors list >"$work/list.txt"
 names=$(awk '{print $1}' "$work/list.txt" | tr '\n' ' ')
-[[ $names == "burn_rate combined cusum dspot ewma mad nsigma seasonal spot threshold " ]] ||
+[[ $names == "burn_rate combined cusum dspot ewma mad nsigma seasonal sequence spot threshold " ]] ||
   fail "detectors list: '$names'"
 
 # --- detectors run: a step from 10 to 50 at point 60 of 120, and a threshold at 30.
