@@ -403,7 +403,8 @@ struct Agent::Impl {
 
   void CloseConnection(std::unique_ptr<TrackedConnection> c, const fl_sock_event& e) {
     c->parser.OnClose(e.ts_ns, &exchanges);
-    EmitExchanges(*c, e.comm, e.cgroup_id, e.ts_ns);
+    EmitExchanges(*c, std::string_view(c->comm, strnlen(c->comm, sizeof(c->comm))), c->cgroup_id,
+                  e.ts_ns);
     ReportParserLosses(*c);
   }
 
@@ -419,6 +420,8 @@ struct Agent::Impl {
         TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
         c.tuple = e.tuple;
         c.tgid = e.tgid;
+        std::memcpy(c.comm, e.comm, sizeof(c.comm));
+        c.cgroup_id = e.cgroup_id;
         break;
       }
       case FL_SOCK_CLOSE:
@@ -428,6 +431,8 @@ struct Agent::Impl {
         TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
         if (e.flags & FL_SOCK_F_TUPLE) c.tuple = e.tuple;  // else: as remembered for this socket
         c.tgid = e.tgid;
+        std::memcpy(c.comm, e.comm, sizeof(c.comm));
+        c.cgroup_id = e.cgroup_id;
         const size_t tail_len = std::min<size_t>(e.tail_len, FL_TAIL_LEN);
         const uint64_t total = std::max<uint64_t>(e.total_bytes, payload.size() + tail_len);
         const Direction dir = e.direction == FL_DIR_EGRESS ? Direction::kEgress : Direction::kIngress;

@@ -18,6 +18,11 @@ struct TrackedConnection {
   uint64_t sock_id;
   fl_tuple tuple{};
   uint32_t tgid = 0;
+  // The owner as its last event named it: the exchanges still open when the connection ends are
+  // its, even when the event that ends it is another process's (a new connection reusing the
+  // socket's address).
+  char comm[16] = {};
+  uint64_t cgroup_id = 0;
   uint64_t last_seen_ns = 0;
   // Per direction (egress, ingress): the stream offset the next data event should start at, once
   // a first event has been seen.
