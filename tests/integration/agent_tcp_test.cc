@@ -121,10 +121,13 @@ TEST_F(LossyPathTest, RetransmitsAndDropsAreAttributedToTheLossyFlow) {
   EXPECT_EQ(other_netfilter_drops, 0u);
   EXPECT_EQ(client_ports.size(), 1u);
   EXPECT_EQ(client_ports, server_seen_ports);
-  // Packets are counted on arrival, before the input hook: about 10% of them are dropped.
+  // Packets are counted on arrival, before the input hook: about 10% of them are dropped. The
+  // upload arrives in about 200 (GRO-merged) packets, so the ratio's standard deviation is about
+  // 0.021: the bounds are 10% -2.4 and +4 of them (a run under the sanitizers drew 31 of 202,
+  // 0.153). A ratio in the wrong unit (drops per packet against segments) is far outside.
   const double loss = static_cast<double>(netfilter_drops) / static_cast<double>(packets_in);
   EXPECT_GT(loss, 0.05) << netfilter_drops << " of " << packets_in;
-  EXPECT_LT(loss, 0.15) << netfilter_drops << " of " << packets_in;
+  EXPECT_LT(loss, 0.185) << netfilter_drops << " of " << packets_in;
 
   // The exchange itself is seen on both sides, across namespaces.
   auto http = sink.Events([](const v1::Event& e) { return e.has_http() && e.http().path() == "/echo"; });
