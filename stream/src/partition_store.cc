@@ -103,11 +103,15 @@ void AppendSeries(std::string* blob, std::string* scratch, std::string_view key,
   stats.EncodeTo(scratch);
   PutBytes(blob, *scratch);
 }
-std::string WithCount(uint64_t n, std::string_view body) {
-  std::string out;
-  PutVarint(&out, n);
-  out.append(body);
-  return out;
+// Puts a record whose value is the varint `n` followed by `body`, without copying `body` into a
+// new string first (the batch copies the parts once).
+void PutCounted(rocksdb::WriteBatch* batch, const std::string& key, uint64_t n,
+                std::string_view body) {
+  std::string count;
+  PutVarint(&count, n);
+  const rocksdb::Slice key_part(key), parts[] = {rocksdb::Slice(count),
+                                                 rocksdb::Slice(body.data(), body.size())};
+  batch->Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(parts, 2));
 }
 
 bool Uint(const std::unique_ptr<rocksdb::DB>& db, std::string_view key, uint64_t* v, bool* found) {
@@ -131,8 +135,8 @@ Status ConvertFormat1(const std::string& path, rocksdb::DB* db, uint64_t* seq) {
     uint64_t n = 0, chunk = 0;
     auto flush = [&] {
       if (n == 0) return;
-      batch.Put(v2 == kOpen ? Key(kOpen, start, *seq) : Key(kClosed, start, chunk++),
-                WithCount(n, body));
+      PutCounted(&batch, v2 == kOpen ? Key(kOpen, start, *seq) : Key(kClosed, start, chunk++), n,
+                 body);
       body.clear();
       n = 0;
     };
@@ -164,7 +168,8 @@ Status ConvertFormat1(const std::string& path, rocksdb::DB* db, uint64_t* seq) {
     PutBytes(&outbox[GetTime(k)], k.substr(8));
     outbox_n[GetTime(k)]++;
   }
-  for (const auto& [start, keys] : outbox) batch.Put(Key(kOutbox, start), WithCount(outbox_n[start], keys));
+  for (const auto& [start, keys] : outbox)
+    PutCounted(&batch, Key(kOutbox, start), outbox_n[start], keys);
   std::string peers;
   for (it->Seek(std::string(kPeerV1)); it->Valid() && it->key().starts_with(kPeerV1); it->Next()) {
     any = true;
@@ -367,7 +372,7 @@ PartitionStore::Batch::~Batch() = default;
 
 void PartitionStore::Batch::FlushOpen() {
   if (open_count_ == 0) return;
-  batch_->Put(Key(kOpen, open_start_, seq_), WithCount(open_count_, open_blob_));
+  PutCounted(batch_.get(), Key(kOpen, open_start_, seq_), open_count_, open_blob_);
   open_blob_.clear();
   open_count_ = 0;
 }
