@@ -299,18 +299,16 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       return conn.remote().name().empty() ? std::string_view(remote_text())
                                           : std::string_view(conn.remote().name());
     };
-    auto listener_probe = [&] {
-      probe.assign(machine).push_back('|');
-      probe.append(local_text());
-      return std::string_view(probe);
+    // "machine|ip:port": an end of a connection on this node, as listeners and peers are keyed.
+    auto on_machine = [&](std::string* buf, const std::string& end) {
+      buf->assign(machine).push_back('|');
+      buf->append(end);
+      return std::string_view(*buf);
     };
+    auto listener_probe = [&] { return on_machine(&probe, local_text()); };
     // The client end of this connection, as the caller's side registers it and the callee's
     // side looks it up (same node: same agent, same partition).
-    auto peer_probe = [&](const std::string& end) {
-      peer_key.assign(machine).push_back('|');
-      peer_key.append(end);
-      return std::string_view(peer_key);
-    };
+    auto peer_probe = [&](const std::string& end) { return on_machine(&peer_key, end); };
     auto remember_caller = [&] {
       counters->peers_evicted += peers_->Remember(peer_probe(local_text()), who.service, start_s);
     };
@@ -359,9 +357,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
     // mostly listen below the ephemeral range, and clients' ports come from it).
     auto server_side = [&] {
       if (learned_->HasListener(listener_probe())) return true;
-      probe.assign(machine).push_back('|');
-      probe.append(remote_text());
-      if (learned_->HasListener(probe)) return false;
+      if (learned_->HasListener(on_machine(&probe, remote_text()))) return false;
       return conn.local().port() < conn.remote().port();
     };
 
