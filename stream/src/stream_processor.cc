@@ -120,7 +120,8 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
                          "unknown setting '" + key +
                              "' (known: window_seconds, allowed_lateness_seconds, "
                              "retention_seconds, max_future_seconds, "
-                             "max_endpoints_per_service, max_peers, commit_interval_ms, session_timeout_ms, "
+                             "max_endpoints_per_service, max_peers, commit_interval_ms, "
+                             "session_timeout_ms, "
                              "sync_commits, naming)");
       }
     }
@@ -142,7 +143,8 @@ struct StreamProcessor::Impl {
   Clock::time_point last_commit = Clock::now();
   Clock::time_point first_apply{}, last_apply{};
 
-  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed, &peers_evicted, &closed,
+  prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed,
+      &peers_evicted, &closed,
       &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
       &rebalances, &kafka_errors;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
