@@ -413,15 +413,19 @@ struct Agent::Impl {
                           : e.role == FL_ROLE_CLIENT ? HttpRole::kClient
                                                      : HttpRole::kUnknown;
     const uint64_t evicted_before = connections.evictions();
+    // The connection's owner, as this event names it.
+    auto own = [&e](TrackedConnection& c) {
+      c.tgid = e.tgid;
+      std::memcpy(c.comm, e.comm, sizeof(c.comm));
+      c.cgroup_id = e.cgroup_id;
+    };
     switch (e.kind) {
       case FL_SOCK_OPEN: {
         // A new connection may reuse a socket address: finish whatever was there.
         if (auto old = connections.Remove(e.sock_id)) CloseConnection(std::move(old), e);
         TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
         c.tuple = e.tuple;
-        c.tgid = e.tgid;
-        std::memcpy(c.comm, e.comm, sizeof(c.comm));
-        c.cgroup_id = e.cgroup_id;
+        own(c);
         break;
       }
       case FL_SOCK_CLOSE:
@@ -430,9 +434,7 @@ struct Agent::Impl {
       case FL_SOCK_DATA: {
         TrackedConnection& c = connections.Touch(e.sock_id, role, e.ts_ns);
         if (e.flags & FL_SOCK_F_TUPLE) c.tuple = e.tuple;  // else: as remembered for this socket
-        c.tgid = e.tgid;
-        std::memcpy(c.comm, e.comm, sizeof(c.comm));
-        c.cgroup_id = e.cgroup_id;
+        own(c);
         const size_t tail_len = std::min<size_t>(e.tail_len, FL_TAIL_LEN);
         const uint64_t total = std::max<uint64_t>(e.total_bytes, payload.size() + tail_len);
         const Direction dir = e.direction == FL_DIR_EGRESS ? Direction::kEgress : Direction::kIngress;
