@@ -193,18 +193,18 @@ Status ConvertFormat1(const std::string& path, rocksdb::DB* db, uint64_t* seq) {
 }
 
 // Reads the outbox marker of `start`: all series of the closed window, or the listed keys.
-Status ReadOutboxKeys(const std::string& path, std::string_view value,
-                      std::vector<std::string_view>* keys) {
+Status ReadOutboxKeys(const std::string& path, std::string_view record,
+                      std::string_view value, std::vector<std::string_view>* keys) {
   if (value.empty()) return Status::Ok();
   ByteReader r(value);
   uint64_t n = 0;
-  if (!r.Varint(&n)) return Corrupt(path, "outbox record", value);
+  if (!r.Varint(&n)) return Corrupt(path, "outbox record", record);
   for (uint64_t i = 0; i < n; ++i) {
     std::string_view k;
-    if (!r.Bytes(&k)) return Corrupt(path, "outbox record", value);
+    if (!r.Bytes(&k)) return Corrupt(path, "outbox record", record);
     keys->push_back(k);
   }
-  return r.empty() ? Status::Ok() : Corrupt(path, "outbox record", value);
+  return r.empty() ? Status::Ok() : Corrupt(path, "outbox record", record);
 }
 
 }  // namespace
@@ -322,7 +322,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
     const int64_t start = mark.first;
     const std::string& value = mark.second;
     std::vector<std::string_view> wanted;
-    FAULTLINE_RETURN_IF_ERROR(ReadOutboxKeys(path, value, &wanted));
+    FAULTLINE_RETURN_IF_ERROR(ReadOutboxKeys(path, Key(kOutbox, start), value, &wanted));
     std::sort(wanted.begin(), wanted.end());
     const std::string prefix = Key(kClosed, start);
     FAULTLINE_RETURN_IF_ERROR(scan(prefix, [&](std::string_view k, std::string_view blob) -> Status {
