@@ -124,13 +124,20 @@ void Step(Situation& s, EntityKind kind, const std::string& entity, Metric metri
   for (size_t i = 24; i < n; ++i) m->values[i] = after;
 }
 
-TEST(Attribution, ACallerSlowOnlyAsItSeesItsCallsHasItsOwnHostsJudged) {
-  // api sees its calls to db take longer, db answers as fast as ever and the network is quiet;
-  // api's container is throttled: api reads its answers late.
+// slow_leaf.json with db's own series flat: api sees its calls to db take longer, db answers as
+// fast as ever, and the network is quiet.
+Situation SlowOnlyAsApiSeesIt() {
   Situation s = Load("slow_leaf.json");
   for (MetricSeries& m : s.series)
     if (m.ref.kind == EntityKind::kService && m.ref.entity == "db")
       std::fill(m.values.begin(), m.values.end(), m.values[0]);
+  return s;
+}
+
+TEST(Attribution, ACallerSlowOnlyAsItSeesItsCallsHasItsOwnHostsJudged) {
+  // api sees its calls to db take longer, db answers as fast as ever and the network is quiet;
+  // api's container is throttled: api reads its answers late.
+  Situation s = SlowOnlyAsApiSeesIt();
   Step(s, EntityKind::kContainer, "ctr-api-1", Metric::kCpuThrottledRatio, 0, 0.9);
   const AttributionResult r = Attribute(s);
   ASSERT_GE(r.candidates.size(), 2u);
@@ -144,6 +151,36 @@ TEST(Attribution, ACallerSlowOnlyAsItSeesItsCallsHasItsOwnHostsJudged) {
   const AttributionResult quiet = Attribute(s);
   ASSERT_EQ(quiet.candidates.size(), 1u);
   EXPECT_EQ(quiet.candidates[0].entity, "api->db");
+}
+
+TEST(Attribution, ACalleeSlowOnlyAsItsCallerSeesItHasItsHostsJudged) {
+  // api sees its calls to db take 60 ms longer, db's own latency and the network are quiet, and
+  // db's machine is saturated: the requests waited on db's machine before its server read them.
+  Situation s = SlowOnlyAsApiSeesIt();
+  Step(s, EntityKind::kMachine, "m3", Metric::kCpuBusyRatio, 0.2, 0.97);
+  const AttributionResult r = Attribute(s);
+  ASSERT_GE(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kMachine);
+  EXPECT_EQ(r.candidates[0].entity, "m3");
+  EXPECT_EQ(r.candidates[0].path, Path({"m3", "db", "api", "gateway"}));
+  ASSERT_EQ(r.candidates[0].evidence.size(), 1u);
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kCpuBusyRatio);
+  EXPECT_EQ(r.candidates[1].entity, "api->db");
+}
+
+TEST(Attribution, RunQueueWaitsMustAccountForAShareOfTheSlowdown) {
+  // db 60 ms slower; its container's p99 run-queue wait 2 ms longer: db's own slowness.
+  Situation s = Load("slow_leaf.json");
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kRunqP99Ms, 1, 3);
+  AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+  // 20 ms longer: a third of the slowdown, enough with waits at each wakeup.
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kRunqP99Ms, 1, 21);
+  r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  EXPECT_EQ(r.candidates[1].entity, "db");
 }
 
 TEST(Attribution, ACalleeMustAccountForEnoughOfTheChange) {
@@ -186,6 +223,31 @@ TEST(Attribution, LatencyExplainsErrorsOnlyWhenSlowEnoughToTimeOut) {
   r = Attribute(s);
   ASSERT_FALSE(r.candidates.empty());
   EXPECT_EQ(r.candidates[0].entity, "api->db");
+}
+
+TEST(Attribution, ContentionExplainsErrorsOnlyWhenLongEnoughToTimeOut) {
+  // db fails every request; its container's run queue waits 4 ms longer with it (a failing
+  // service's own work): db's own errors, its container is no cause.
+  Situation s = Load("error_leaf.json");
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kRunqP99Ms, 2, 6);
+  AttributionResult r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kService);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+  for (const Candidate& c : r.candidates) EXPECT_NE(c.entity, "ctr-db-1");
+  // Waits 300 ms longer make calls time out: the container explains the errors.
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kRunqP99Ms, 2, 302);
+  r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  // A limit explains them at any size: memory nearly full.
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kRunqP99Ms, 2, 6);
+  Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kMemoryUsageRatio, 0.5, 0.97);
+  r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
+  ASSERT_EQ(r.candidates[0].evidence.size(), 1u);
+  EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kMemoryUsageRatio);
 }
 
 TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {

@@ -40,6 +40,9 @@ bool IsResourceMetric(Metric m) {
 // The smallest slowdown that makes calls time out, for latency to explain errors.
 constexpr double kTimeoutScaleMs = 100;
 
+// The least share of a latency symptom's rise that a rise of run-queue waits must be to explain it.
+constexpr double kContentionShare = 0.1;
+
 // A machine this busy has no CPU to spare: its busy ratio is a saturation, not just more work.
 constexpr double kSaturatedBusyRatio = 0.8;
 
@@ -318,6 +321,11 @@ class Attributor {
         c.score = (network ? 2 : 0) + Strength(*seen.same);
         only_unseen_edges = only_unseen_edges && !network;
         add_edge(std::move(c), callee.name);
+        // Without a network signal the time was spent at one of the two ends: the caller's
+        // (its hosts are judged below) or the callee's before its server read the request (a
+        // starved machine's accept and read queues), which the callee's own latency never shows.
+        if (!network && edge_symptom)
+          Vertical(callee.name, *seen.same, *edge_symptom, Prepend(callee.name, path), nullptr);
         continue;
       }
       // Connections refused, reset or lost explain a caller's errors or latency even when no
@@ -458,6 +466,33 @@ class Attributor {
     }
   }
 
+  // A resource explains a service's errors only by killing its processes (OOM kills, a
+  // container's or a machine's), through a limit (throttled or short of memory so that calls
+  // time out), or through run-queue waits long enough for calls
+  // to time out (kTimeoutScaleMs, as a callee's latency must be): a few milliseconds of
+  // contention, which a service that now fails every request can cause itself (each failure
+  // logs, unwinds and reconnects), does not make it fail. Any of them explains latency.
+  static bool ExplainsErrors(EntityKind kind, const SeriesAnomaly& a, const SeriesAnomaly& symptom) {
+    if (FamilyOf(symptom.ref.metric) != Family::kErrors) return true;
+    const Metric m = a.ref.metric;
+    if (m == Metric::kOomKills || IsLimitEvidence(kind, a)) return true;
+    return (m == Metric::kRunqP99Ms || m == Metric::kRunqMeanMs) &&
+           a.observed - a.baseline >= kTimeoutScaleMs;
+  }
+
+  // Run-queue waits explain a latency symptom only when they grew by a fair share of it. A
+  // request waits for a CPU at each of its wakeups (accept, read, each callee's answer, write),
+  // so waits can add up to several times their p99, hence the small share; but a container
+  // whose p99 wait went from 0.7 to 3 ms did not make its service 300 ms slower (the service's
+  // own slowness shifts its wakeups together and moves that percentile a little).
+  static bool WaitsAccountFor(const SeriesAnomaly& a, const SeriesAnomaly& symptom) {
+    const Metric m = a.ref.metric;
+    if ((m != Metric::kRunqP99Ms && m != Metric::kRunqMeanMs) ||
+        FamilyOf(symptom.ref.metric) != Family::kLatency)
+      return true;
+    return ChangeAccountsFor(a, symptom, kContentionShare);
+  }
+
   void ResourceCandidate(EntityKind kind, const std::string& name, const SeriesAnomaly& symptom,
                          const MetricSeries& symptom_series, const std::vector<std::string>& path,
                          Candidate* service_candidate) {
@@ -474,7 +509,8 @@ class Attributor {
       // saturates).
       const double pressure = Info(ms->ref.metric).polarity == Polarity::kDownIsBad ? -1 : 1;
       const double agree = (symptom.z > 0 ? 1 : -1) * pressure * a.correlation;
-      if (a.anomalous && a.z * pressure > 0 && agree >= o_.min_correlation) {
+      if (a.anomalous && a.z * pressure > 0 && agree >= o_.min_correlation &&
+          ExplainsErrors(kind, a, symptom) && WaitsAccountFor(a, symptom)) {
         best = std::max(best, Strength(a));
         limit = limit || IsLimitEvidence(kind, a);
         c.evidence.push_back(std::move(a));
