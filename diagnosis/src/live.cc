@@ -352,6 +352,12 @@ void LiveDiagnosis::PutTracked(const Tracked& t) {
   Dirty("i|" + t.incident.id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+// "h|<entry>" -> "<metric> <since>".
+void LiveDiagnosis::PutHeld(const std::string& entry) {
+  const Held& h = held_.at(entry);
+  Dirty("h|" + entry, std::string(MetricName(h.metric)) + " " + std::to_string(h.since));
+}
+
 void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
   auto verdict_at = [&](const std::string& entry, Metric m) -> std::optional<bool> {
     auto it = verdicts_.find({EntityKind::kService, entry, m});
@@ -413,6 +419,17 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     PutTracked(t);
   }
   // New anomalies on entry points.
+  // A held anomaly whose entry point is no longer anomalous (or no longer judged) is dropped.
+  for (auto it = held_.begin(); it != held_.end();) {
+    const std::optional<bool> still = verdict_at(it->first, it->second.metric);
+    if (still && *still && !open_entries.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (!open_entries.count(it->first)) counters_.held_dropped++;
+    Dirty("h|" + it->first, std::nullopt);
+    it = held_.erase(it);
+  }
   for (const auto& [entry, seen] : serving_) {
     if (seen != start || open_entries.count(entry) || !IsEntryPoint(entry)) continue;
     for (Metric m : kTriggers) {
@@ -420,6 +437,20 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
       if (!anomalous || !*anomalous) continue;
       std::optional<Incident> inc = DiagnoseAt(entry, m, start, start);
       if (!inc) break;  // attribution cannot judge it yet (too little history): say nothing
+      if (!inc->root_causes.empty() && inc->root_causes.front().entity.kind == EntityKind::kService &&
+          o_.confirm_windows > 0) {
+        auto h = held_.find(entry);
+        if (h == held_.end() || h->second.metric != m) {
+          held_[entry] = {m, start};
+          PutHeld(entry);
+          h = held_.find(entry);
+        }
+        if (start - h->second.since < o_.confirm_windows * window_s_) {
+          counters_.held++;
+          break;
+        }
+      }
+      if (held_.erase(entry)) Dirty("h|" + entry, std::nullopt);
       const std::string cause = CauseKey(*inc);
       if (open_causes.count(cause)) {
         counters_.merged_into_open++;
@@ -565,6 +596,14 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
         if (start >= l.first) l = {start, std::string(sk->Dim(dim::kService))};
       }
       windows_.emplace(std::make_pair(start, std::move(*sk)), std::move(*stats));
+    } else if (key.rfind("h|", 0) == 0) {
+      const size_t space = value.find(' ');
+      int64_t since = 0;
+      if (space == std::string::npos || !number(value.substr(space + 1), &since))
+        return bad(key, "not a held anomaly (expected \"<metric> <window start>\")");
+      auto m = ParseMetric(value.substr(0, space));
+      if (!m.ok()) return bad(key, m.status().message());
+      held_[key.substr(2)] = {*m, since};
     } else if (key.rfind("d|", 0) == 0) {
       detector_states.emplace_back(key, value);
     } else if (key.rfind("i|", 0) == 0) {

@@ -189,6 +189,9 @@ Status ParseDiagnosisConfig(const std::string& yaml, const std::string& source,
       } else if (key == "resolve_after_windows") {
         FAULTLINE_RETURN_IF_ERROR(integer(v, key, 1, 10000, &n));
         o->live.resolve_after = static_cast<int>(n);
+      } else if (key == "confirm_windows") {
+        FAULTLINE_RETURN_IF_ERROR(integer(v, key, 0, 100, &n));
+        o->live.confirm_windows = static_cast<int>(n);
       } else if (key == "commit_interval_ms") {
         FAULTLINE_RETURN_IF_ERROR(integer(v, key, 10, 60000, &n));
         o->commit_interval_ms = n;
@@ -267,7 +270,7 @@ Status ParseDiagnosisConfig(const std::string& yaml, const std::string& source,
       } else {
         return ConfError(source, kv.first,
                          "unknown key '" + key +
-                             "' (expected lookback_seconds, idle_seconds, resolve_after_windows, "
+                             "' (expected lookback_seconds, idle_seconds, resolve_after_windows, confirm_windows, "
                              "commit_interval_ms, entry_points, detectors, plugins, trees, "
                              "incidents_topic, webhooks)");
       }
@@ -461,6 +464,12 @@ struct LiveRuntime::Impl {
     add(Count("faultline_diagnosis_anomalies_merged_total",
               "Anomalies whose root cause was an open incident's"),
         c.merged_into_open, reported.merged_into_open);
+    add(Count("faultline_diagnosis_anomalies_held_total",
+              "Windows an anomaly with a service as its first cause waited for confirmation"),
+        c.held, reported.held);
+    add(Count("faultline_diagnosis_anomalies_unconfirmed_total",
+              "Held anomalies normal again before confirmation (no incident)"),
+        c.held_dropped, reported.held_dropped);
     auto inc = [&](const char* status) -> prometheus::Counter& {
       return Count("faultline_diagnosis_incidents_total", "Incident changes, by status", {{"status", status}});
     };

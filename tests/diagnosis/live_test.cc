@@ -191,8 +191,10 @@ TEST(LiveDiagnosis, SlowDeepestTierIsOneIncidentThatResolves) {
   const Incident& open = run.all[0];
   EXPECT_EQ(open.status, IncidentStatus::kOpen);
   EXPECT_EQ(open.sequence, 1u);
-  // The fault's first window is kT0 + 100; it is judged when window kT0 + 105 arrives.
-  EXPECT_EQ(open.opened_at_s, kT0 + 100);
+  // The fault's first window is kT0 + 100, judged when window kT0 + 105 arrives; its cause is
+  // a service, so it waits for one more window (confirm_windows) and opens at kT0 + 105.
+  EXPECT_EQ(open.opened_at_s, kT0 + 105);
+  EXPECT_EQ(open.phenomenon.change.since_s, kT0 + 100);
   EXPECT_EQ(open.phenomenon.entry, (EntityRef{EntityKind::kService, "frontend"}));
   EXPECT_EQ(open.phenomenon.change.metric, Metric::kLatencyP99Ms);
   ASSERT_FALSE(open.root_causes.empty());
@@ -217,11 +219,32 @@ TEST(LiveDiagnosis, SlowDeepestTierIsOneIncidentThatResolves) {
   EXPECT_EQ(c.updated, 0u);
   EXPECT_EQ(c.undecodable, 0u);
   EXPECT_EQ(c.late_partials, 0u);
+  EXPECT_EQ(c.held, 1u);
+  EXPECT_EQ(c.held_dropped, 0u);
   // 34 windows fed, the last one waits for its successor.
   EXPECT_EQ(c.windows_judged, 33u);
   EXPECT_EQ(run.live.judged_until(), kT0 + 32 * kW);
   ASSERT_EQ(run.live.Incidents().size(), 1u);
   EXPECT_EQ(run.live.Incidents()[0]->status, IncidentStatus::kResolved);
+}
+
+TEST(LiveDiagnosis, AOneWindowBlipWithAServiceCauseOpensNothing) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.db_extra_ms = 200}, 1);
+  EXPECT_TRUE(run.all.empty());
+  EXPECT_EQ(run.live.counters().opened, 0u);
+  EXPECT_EQ(run.live.counters().held, 1u);
+  EXPECT_EQ(run.live.counters().held_dropped, 1u);
+  // Without confirmation it opens in its first window.
+  LiveOptions o;
+  o.confirm_windows = 0;
+  Feed at_once(o);
+  Chain same;
+  Scenario(&at_once, &same, Fault{.db_extra_ms = 200}, 1);
+  ASSERT_FALSE(at_once.all.empty());
+  EXPECT_EQ(at_once.all[0].opened_at_s, kT0 + 100);
+  EXPECT_EQ(at_once.live.counters().held, 0u);
 }
 
 TEST(LiveDiagnosis, FailingDeepestTierIsAnErrorIncident) {
@@ -429,31 +452,37 @@ TEST(LiveDiagnosis, RestartFromItsChangesContinuesWithIdenticalIncidents) {
     Chain chain;
     for (int i = 0; i < 34; ++i) whole.Window(chain, kT0 + i * kW, fault_at(i));
   }
-  // Stopped after window 22 (mid-incident), restored from its changes, continued.
-  Chain chain;
-  std::map<std::string, std::string> store;
-  std::vector<Incident> seen;
-  {
-    Feed first;
-    for (int i = 0; i <= 22; ++i) first.Window(chain, kT0 + i * kW, fault_at(i));
-    Absorb(&first.live, &store);
-    seen = first.all;
-    ASSERT_EQ(seen.size(), 1u);  // open
+  std::map<std::string, std::string> whole_state;
+  Absorb(&whole.live, &whole_state);
+  // Stopped after window 21 (the anomaly held for confirmation) or 22 (mid-incident), restored
+  // from its changes, continued.
+  for (int stop : {21, 22}) {
+    SCOPED_TRACE(stop);
+    Chain chain;
+    std::map<std::string, std::string> store;
+    std::vector<Incident> seen;
+    {
+      Feed first;
+      for (int i = 0; i <= stop; ++i) first.Window(chain, kT0 + i * kW, fault_at(i));
+      Absorb(&first.live, &store);
+      seen = first.all;
+      ASSERT_EQ(seen.size(), stop == 22 ? 1u : 0u);  // open, or held
+      EXPECT_EQ(store.count("h|frontend"), stop == 22 ? 0u : 1u);
+    }
+    Feed second;
+    ASSERT_TRUE(second.live.Restore({store.begin(), store.end()}).ok());
+    EXPECT_EQ(second.live.judged_until(), kT0 + (stop - 1) * kW);
+    ASSERT_EQ(second.live.Incidents().size(), stop == 22 ? 1u : 0u);
+    for (int i = stop + 1; i < 34; ++i) second.Window(chain, kT0 + i * kW, fault_at(i));
+    seen.insert(seen.end(), second.all.begin(), second.all.end());
+    ASSERT_EQ(seen.size(), whole.all.size());
+    for (size_t i = 0; i < seen.size(); ++i)
+      EXPECT_EQ(IncidentToJson(seen[i]), IncidentToJson(whole.all[i])) << i;
+    // The state written after the restart equals the uninterrupted run's.
+    std::map<std::string, std::string> b = store;
+    Absorb(&second.live, &b);
+    EXPECT_EQ(whole_state, b);
   }
-  Feed second;
-  ASSERT_TRUE(second.live.Restore({store.begin(), store.end()}).ok());
-  EXPECT_EQ(second.live.judged_until(), kT0 + 21 * kW);
-  ASSERT_EQ(second.live.Incidents().size(), 1u);
-  for (int i = 23; i < 34; ++i) second.Window(chain, kT0 + i * kW, fault_at(i));
-  seen.insert(seen.end(), second.all.begin(), second.all.end());
-  ASSERT_EQ(seen.size(), whole.all.size());
-  for (size_t i = 0; i < seen.size(); ++i)
-    EXPECT_EQ(IncidentToJson(seen[i]), IncidentToJson(whole.all[i])) << i;
-  // The state written after the restart equals the uninterrupted run's.
-  std::map<std::string, std::string> a, b = store;
-  Absorb(&whole.live, &a);
-  Absorb(&second.live, &b);
-  EXPECT_EQ(a, b);
 }
 
 TEST(LiveDiagnosis, NamesThatAreNotUtf8OrHoldNulStillOpenAndRestore) {
@@ -590,6 +619,7 @@ TEST(DiagnosisConfig, ReadsEverySettingAndNamesBadOnes) {
   ASSERT_TRUE(ParseDiagnosisConfig(R"(lookback_seconds: 300
 idle_seconds: 60
 resolve_after_windows: 5
+confirm_windows: 2
 entry_points: [gateway]
 webhooks:
   - {name: ops, url: "http://127.0.0.1:9/h", secret: s, format: alertmanager}
@@ -604,6 +634,7 @@ detectors:
   EXPECT_EQ(o.live.lookback_s, 300);
   EXPECT_EQ(o.live.idle_s, 60);
   EXPECT_EQ(o.live.resolve_after, 5);
+  EXPECT_EQ(o.live.confirm_windows, 2);
   EXPECT_EQ(o.live.entry_points, std::vector<std::string>{"gateway"});
   ASSERT_EQ(o.webhooks.size(), 1u);
   EXPECT_EQ(o.webhooks[0].format, WebhookFormat::kAlertmanager);
@@ -613,6 +644,8 @@ detectors:
     LiveRuntimeOptions o;
     return ParseDiagnosisConfig(yaml, "d.yaml", &o).message();
   };
+  EXPECT_EQ(err("confirm_windows: -1\n"),
+            "d.yaml:1: confirm_windows: expected an integer in 0..100, got '-1'");
   EXPECT_EQ(err("resolve_after_windows: 0\n"),
             "d.yaml:1: resolve_after_windows: expected an integer in 1..10000, got '0'");
   EXPECT_EQ(err("webhooks:\n  - {name: ops, url: 'ftp://x', secret: s}\n"),

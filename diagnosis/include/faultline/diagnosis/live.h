@@ -78,6 +78,13 @@ struct LiveOptions {
   // Consecutive normal windows of the entry point's alarmed metric that resolve an incident.
   // Default: 3.
   int resolve_after = 3;
+  // An anomaly whose first root cause is a service (what is left when nothing under it, along
+  // its calls or on the network explains it) opens an incident only if it is still anomalous
+  // this many windows later: resources sampled once a window, and connection counts that cross
+  // their floor a window after the first failed requests, get their chance to name a deeper
+  // cause before the on-call engineer reads the first one. A one-window blip opens nothing.
+  // Causes found below a service (an edge, a container, a machine) open at once. Default: 1.
+  int confirm_windows = 1;
   // Services that are entry points whatever their callers. Default: none.
   std::vector<std::string> entry_points;
   // Which detector watches which series (series no rule matches are not watched). Default:
@@ -101,6 +108,8 @@ struct LiveCounters {
   uint64_t diagnoses = 0;        // Diagnose calls
   uint64_t opened = 0, updated = 0, resolved = 0;
   uint64_t merged_into_open = 0;  // anomalies whose root cause was already an open incident's
+  uint64_t held = 0;              // windows an anomaly with a service cause waited (confirm_windows)
+  uint64_t held_dropped = 0;      // held anomalies normal again before they were confirmed
   uint64_t series_over_limit = 0;
 };
 
@@ -180,6 +189,14 @@ class LiveDiagnosis {
   std::map<WatchKey, Watched> watch_;
   std::map<WatchKey, std::pair<int64_t, bool>> verdicts_;  // the last verdict: (window, anomalous)
   std::map<std::string, Tracked> tracked_;  // by incident id
+  // Entry points whose anomaly with a service cause waits for confirm_windows: by entry, the
+  // metric and the window it was first seen in.
+  struct Held {
+    Metric metric = Metric::kLatencyP99Ms;
+    int64_t since = 0;
+  };
+  std::map<std::string, Held> held_;
+  void PutHeld(const std::string& entry);
   std::vector<std::string> resolved_order_;  // resolved incident ids, oldest first
   std::map<std::string, std::optional<std::string>> dirty_;
   LiveCounters counters_;
