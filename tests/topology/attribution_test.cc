@@ -168,6 +168,25 @@ TEST(Attribution, ACalleeSlowOnlyAsItsCallerSeesItHasItsHostsJudged) {
   EXPECT_EQ(r.candidates[1].entity, "api->db");
 }
 
+TEST(Attribution, AHopsSaturatedMachineIsJudgedButNotItsContainers) {
+  // db is slower (the root of the path), and api's machine m2 is saturated at the same time:
+  // m2 is a cause of its own on the path; api's container waiting in its run queue is not.
+  Situation s = Load("slow_leaf.json");
+  Step(s, EntityKind::kMachine, "m2", Metric::kCpuBusyRatio, 0.2, 0.97);
+  Step(s, EntityKind::kContainer, "ctr-api-1", Metric::kRunqP99Ms, 1, 41);
+  AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kMachine);
+  EXPECT_EQ(r.candidates[0].entity, "m2");
+  EXPECT_EQ(r.candidates[0].path, Path({"m2", "api", "gateway"}));
+  EXPECT_EQ(r.candidates[1].entity, "db");
+  // Busy but not saturated: no candidate.
+  Step(s, EntityKind::kMachine, "m2", Metric::kCpuBusyRatio, 0.2, 0.6);
+  r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+}
+
 TEST(Attribution, RunQueueWaitsMustAccountForAShareOfTheSlowdown) {
   // db 60 ms slower; its container's p99 run-queue wait 2 ms longer: db's own slowness.
   Situation s = Load("slow_leaf.json");

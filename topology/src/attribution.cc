@@ -350,7 +350,12 @@ class Attributor {
       }
     }
     if (explained) {
-      if (only_unseen_edges) Vertical(service, symptom, symptom_series, path, nullptr);
+      // A hop: a callee explains it, but the machine it runs on may be saturated too (a busy
+      // machine slows every service on it, and its callees' answers come back late to it as
+      // well). Only a machine's own saturation counts here: a hop's containers share its
+      // symptom's shape without being its cause.
+      Vertical(service, symptom, symptom_series, path, nullptr,
+               only_unseen_edges ? Hosts::kAll : Hosts::kSaturatedMachines);
       return;
     }
     // Nothing downstream explains this service: it is a root cause; look under it.
@@ -446,14 +451,17 @@ class Attributor {
 
   // Instances -> the containers they run in -> machines (or instances -> machines directly).
   // `service_candidate`, when there is one, gets "it runs on …" added to its explanation.
+  enum class Hosts { kAll, kSaturatedMachines };
   void Vertical(const std::string& service, const SeriesAnomaly& symptom,
                 const MetricSeries& symptom_series, const std::vector<std::string>& path,
-                Candidate* service_candidate) {
+                Candidate* service_candidate, Hosts which = Hosts::kAll) {
     std::set<NodeRef> done;
     auto visit = [&](const NodeRef& host, auto& self) -> void {
       if (!done.insert(host).second) return;
       if (host.kind != EntityKind::kContainer && host.kind != EntityKind::kMachine) return;
-      ResourceCandidate(host.kind, host.name, symptom, symptom_series, path, service_candidate);
+      if (which == Hosts::kAll || host.kind == EntityKind::kMachine)
+        ResourceCandidate(host.kind, host.name, symptom, symptom_series, path, service_candidate,
+                          which == Hosts::kSaturatedMachines);
       if (host.kind == EntityKind::kContainer) {
         for (const NodeRef& under : s_.topology.Successors(host, EdgeKind::kRunsOn))
           self(under, self);
@@ -493,9 +501,10 @@ class Attributor {
     return ChangeAccountsFor(a, symptom, kContentionShare);
   }
 
+  // With `limit_only`, a candidate only when there is evidence of a limit or saturation.
   void ResourceCandidate(EntityKind kind, const std::string& name, const SeriesAnomaly& symptom,
                          const MetricSeries& symptom_series, const std::vector<std::string>& path,
-                         Candidate* service_candidate) {
+                         Candidate* service_candidate, bool limit_only) {
     Candidate c;
     c.kind = kind;
     c.entity = name;
@@ -516,7 +525,7 @@ class Attributor {
         c.evidence.push_back(std::move(a));
       }
     }
-    if (c.evidence.empty()) return;
+    if (c.evidence.empty() || (limit_only && !limit)) return;
     std::string what;
     for (size_t i = 0; i < c.evidence.size(); ++i)
       what += (i ? ", " : "") + MName(c.evidence[i].ref.metric);

@@ -23,7 +23,9 @@
 //  * Vertical: for a root-cause service, its instances, the containers they run in and the
 //    machines under those: resource series (CPU, memory, I/O families) that rose anomalously and
 //    agree in shape with the service's symptom make that container or machine the deeper cause,
-//    the service one step of the path.
+//    the service one step of the path. For a service a callee explains (a hop on the path), only
+//    the machines under it, and only when they show a saturation of their own (a busy machine
+//    slows every service on it, whatever its callees do).
 // Ranking: resource causes, then network edges with network evidence, then services, then edges
 // seen only from the caller; within a class by strength (|z| and correlation). Among resource
 // causes, evidence of a limit or saturation (a container's throttling, memory limit or OOM
