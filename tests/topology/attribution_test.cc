@@ -269,6 +269,23 @@ TEST(Attribution, ContentionExplainsErrorsOnlyWhenLongEnoughToTimeOut) {
   EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kMemoryUsageRatio);
 }
 
+TEST(Attribution, LatencyExplainsLatencyInTheSameStatistic) {
+  // api's p99 60 ms slower is the symptom; db's mean rose 30 ms (half of it) while db's p99 rose
+  // 5 ms: db's p99 does not account for api's p99, and its mean is not compared with a p99.
+  Situation s = Load("slow_leaf.json");
+  Step(s, EntityKind::kService, "db", Metric::kLatencyP99Ms, 20, 25);
+  Step(s, EntityKind::kService, "db", Metric::kLatencyMeanMs, 10, 40);
+  for (Metric m : {Metric::kLatencyP50Ms, Metric::kLatencyP90Ms, Metric::kLatencyMaxMs})
+    Step(s, EntityKind::kService, "db", m, 10, 10);
+  for (Metric m : {Metric::kLatencyMeanMs, Metric::kLatencyP50Ms, Metric::kLatencyP90Ms,
+                   Metric::kLatencyMaxMs, Metric::kLatencyP99Ms})
+    Step(s, EntityKind::kEdge, "api->db", m, 10, m == Metric::kLatencyP99Ms ? 15 : 10);
+  const AttributionResult r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].kind, EntityKind::kService);
+  EXPECT_EQ(r.candidates[0].entity, "api");
+}
+
 TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {
   Situation s = Load("callee_refused.json");
   Step(s, EntityKind::kContainer, "ctr-db-1", Metric::kOomKills, 0, 2);

@@ -40,7 +40,8 @@ bool IsResourceMetric(Metric m) {
 // The smallest slowdown that makes calls time out, for latency to explain errors.
 constexpr double kTimeoutScaleMs = 100;
 
-// The least share of a latency symptom's rise that a rise of run-queue waits must be to explain it.
+// The least share of a latency symptom's rise that a rise of waits (run queue, block I/O) must be
+// to explain it.
 constexpr double kContentionShare = 0.1;
 
 // A machine this busy has no CPU to spare: its busy ratio is a saturation, not just more work.
@@ -231,6 +232,10 @@ class Attributor {
     const Family f = FamilyOf(symptom.ref.metric);
     for (const MetricSeries* ms : series) {
       if (!Explains(FamilyOf(ms->ref.metric), f)) continue;
+      // Latency explains latency in the same statistic: a callee's p90 4 -> 11 ms does not
+      // account for its caller's mean 4 -> 27 ms because 7 is a third of 23, when the caller's
+      // own p90 went 7 -> 75 ms.
+      if (f == Family::kLatency && ms->ref.metric != symptom.ref.metric) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
       const bool same_way = (a.z > 0) == (symptom.z > 0);
       if (a.anomalous && same_way && a.correlation >= o_.min_correlation && Accounts(a, symptom)) {
@@ -488,14 +493,15 @@ class Attributor {
            a.observed - a.baseline >= kTimeoutScaleMs;
   }
 
-  // Run-queue waits explain a latency symptom only when they grew by a fair share of it. A
-  // request waits for a CPU at each of its wakeups (accept, read, each callee's answer, write),
-  // so waits can add up to several times their p99, hence the small share; but a container
-  // whose p99 wait went from 0.7 to 3 ms did not make its service 300 ms slower (the service's
-  // own slowness shifts its wakeups together and moves that percentile a little).
+  // Waits (for a CPU, for a block request) explain a latency symptom only when they grew by a
+  // fair share of it. A request waits at each of its wakeups (accept, read, each callee's answer,
+  // write) and for each of its block requests, so waits can add up to several times their p99,
+  // hence the small share; but a container whose p99 wait went from 0.7 to 3 ms did not make its
+  // service 300 ms slower (the service's own slowness shifts its wakeups together and moves that
+  // percentile a little).
   static bool WaitsAccountFor(const SeriesAnomaly& a, const SeriesAnomaly& symptom) {
     const Metric m = a.ref.metric;
-    if ((m != Metric::kRunqP99Ms && m != Metric::kRunqMeanMs) ||
+    if ((m != Metric::kRunqP99Ms && m != Metric::kRunqMeanMs && m != Metric::kIoLatencyP99Ms) ||
         FamilyOf(symptom.ref.metric) != Family::kLatency)
       return true;
     return ChangeAccountsFor(a, symptom, kContentionShare);
