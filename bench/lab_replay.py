@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Replays the lab's recorded cases through `faultline diagnose`: a diagnosis change judged on
+real situations in seconds, before a 15-minute lab run judges it live.
+
+Each case of a `faultline lab run --json-out` file (bench/lab.sh's bench/lab-results.json) holds
+the incident as first seen and the situation the stream served for it, fetched a little later.
+The situation is cut at its alarm's window (what the live diagnosis had then), diagnosed again by
+the given binary, and its first root cause and fault class compared with the case's expectation.
+
+Not the same as live: the detectors' verdicts are not in a recorded situation (attribution's
+robust z decides alone), and an anomaly that the live diagnosis held for confirmation
+(confirm_windows) was diagnosed a window later than its alarm.
+
+Usage: bench/lab_replay.py FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
+Prints a line per case and, last, "right=N cases=M".
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def cut(situation):
+    """The situation up to and including its alarm's window."""
+    n = (situation["alarm"]["at_s"] - situation["start_s"]) // situation["window_s"] + 1
+    for s in situation["series"]:
+        s["values"] = s["values"][:n]
+    for b in situation.get("breakdowns", []):
+        for leaf in b["leaves"]:
+            for k in ("requests", "errors", "latency_sum_ms"):
+                leaf[k] = leaf[k][:n]
+    return situation
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__.split("\n\n")[-1].strip())
+    fl, files = sys.argv[1], sys.argv[2:]
+    right = total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "situation.json")
+        for f in files:
+            for case in json.load(open(f))["cases"]:
+                doc = case.get("incident_doc") or {}
+                if "situation_doc" not in doc or "expect" not in case:
+                    continue
+                with open(path, "w") as out:
+                    json.dump(cut(doc["situation_doc"]), out)
+                run = subprocess.run([fl, "diagnose", "--situation", path, "--format", "json"],
+                                     capture_output=True, text=True)
+                inc = json.loads(run.stdout) if run.returncode == 0 and run.stdout.strip() else None
+                if inc and inc.get("root_causes"):
+                    top = inc["root_causes"][0]["entity"]
+                    got, cls = "%s:%s" % (top["kind"], top["name"]), inc["fault_tree"]["class"]
+                else:
+                    got, cls = "-", (run.stderr.strip().splitlines() or ["no incident"])[-1][:120]
+                want = case["expect"]
+                ok = got == want["entity"] and cls == want["class"]
+                total += 1
+                right += ok
+                print("%-4s %-26s %s %s (live: %s %s)" % (
+                    "ok" if ok else "MISS", case["scenario"], got, cls,
+                    (case.get("root_causes") or ["-"])[0], case.get("fault_class")))
+    print("right=%d cases=%d" % (right, total))
+
+
+if __name__ == "__main__":
+    main()
