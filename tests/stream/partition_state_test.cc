@@ -12,27 +12,13 @@
 #include "events.pb.h"
 #include "faultline/stream/entity_namer.h"
 #include "faultline/stream/window_query.h"
+#include "temp_dir.h"
 
 namespace faultline::stream {
 namespace {
 
 constexpr int64_t kS = 1'000'000'000;
 constexpr int64_t kT0 = 1'700'000'000;  // a window boundary for 5 s windows
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("fl_state_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    std::filesystem::remove_all(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
 
 std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   return std::string{char(a), char(b), char(c), char(d)};
