@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include <google/protobuf/arena.h>
@@ -91,15 +92,51 @@ PartitionState::~PartitionState() = default;
 
 Result<std::unique_ptr<PartitionState>> PartitionState::Open(
     const std::string& state_dir, const std::string& topic, int32_t partition,
-    const WindowOptions& options, const EntityNamer& namer, std::shared_ptr<rocksdb::Cache> cache) {
+    const WindowOptions& options, const EntityNamer& namer, std::shared_ptr<rocksdb::Cache> cache,
+    const ChangelogOptions& changelog) {
   std::unique_ptr<PartitionState> p(new PartitionState());
   p->partition_ = partition;
   p->options_ = options;
   p->namer_ = &namer;
+  p->changelog_ = changelog;
+  const std::string name = topic + "-" + std::to_string(partition);
   StoredState stored;
-  FAULTLINE_ASSIGN_OR_RETURN(
-      p->store_, PartitionStore::Open(state_dir + "/" + topic + "-" + std::to_string(partition),
-                                      options.window_s, std::move(cache), &stored));
+  if (changelog.link) {
+    // Read before the database is opened: the changelog is written first, so whatever it holds
+    // now is at least what the previous owner's database holds, unless that owner still commits
+    // (then the database is ahead, and kept).
+    const auto t0 = std::chrono::steady_clock::now();
+    ChangelogReplay replay(name);
+    FAULTLINE_RETURN_IF_ERROR(changelog.link->Read(
+        partition, [&](int64_t at, std::string_view value) { return replay.Add(at, value); }));
+    const ChangelogChain chain = replay.Finish();
+    RestoreReport report;
+    FAULTLINE_ASSIGN_OR_RETURN(
+        p->store_, PartitionStore::Open(state_dir + "/" + name, options.window_s,
+                                        std::move(cache), &stored, &chain, &report));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ChangelogCounters& c = p->changelog_counters_;
+    c.restore_seconds += secs;
+    const char* source = "local";
+    if (report.source != RestoreReport::Source::kLocal) {
+      c.restores++;
+      c.restored_bytes += report.applied_bytes;
+      source = report.source == RestoreReport::Source::kRebuilt ? "rebuilt" : "caught up";
+    }
+    p->continues_chain_ = report.continues_chain;
+    p->snapshot_due_ = !report.continues_chain;
+    p->restore_summary_ =
+        std::string(source) + " from seq " + std::to_string(report.local_seq) + " to " +
+        std::to_string(report.seq) + " (" + std::to_string(report.applied_bytes) +
+        " bytes applied; the changelog had " + std::to_string(chain.records) + " records, " +
+        std::to_string(chain.bytes) + " bytes, " + std::to_string(chain.ignored) +
+        " ignored) in " + std::to_string(static_cast<int64_t>(secs * 1000)) + " ms";
+  } else {
+    FAULTLINE_ASSIGN_OR_RETURN(
+        p->store_, PartitionStore::Open(state_dir + "/" + name, options.window_s,
+                                        std::move(cache), &stored));
+  }
   p->next_offset_ = stored.next_offset;
   p->max_event_ns_ = stored.max_event_ns;
   for (auto& w : stored.open) p->open_->Restore(w.start_s, w.key, std::move(w.stats));
@@ -596,7 +633,28 @@ Status PartitionState::Commit() {
   const int64_t cutoff = watermark_s() - options_.retention_s;
   if (max_event_ns_ > 0 && cutoff > 0) batch.Expire(cutoff);
   if (batch.empty()) return Status::Ok();
-  FAULTLINE_RETURN_IF_ERROR(store_->Commit(batch, options_.sync_commits));
+  if (changelog_.link) {
+    FAULTLINE_RETURN_IF_ERROR(SnapshotIfDue());
+    Status st = store_->Commit(
+        batch, options_.sync_commits, [&](std::string_view rep, uint64_t seq) {
+          std::vector<std::string_view> parts;
+          for (size_t at = 0; at < rep.size(); at += changelog_.part_bytes)
+            parts.push_back(rep.substr(at, changelog_.part_bytes));
+          FAULTLINE_RETURN_IF_ERROR(
+              WriteChangelog(ChangelogKind::kDelta, store_->chain(), seq, parts));
+          changelog_counters_.delta_bytes += rep.size();
+          commits_since_snapshot_++;
+          bytes_since_snapshot_ += rep.size();
+          return Status::Ok();
+        });
+    // The changelog may hold this seq now (a delivery that failed late, or a local write that
+    // failed after it): the retry's delta of the same seq must follow a snapshot, which makes
+    // the earlier one void.
+    if (!st.ok()) snapshot_due_ = true;
+    FAULTLINE_RETURN_IF_ERROR(st);
+  } else {
+    FAULTLINE_RETURN_IF_ERROR(store_->Commit(batch, options_.sync_commits));
+  }
 
   // Durable: now the in-memory view follows.
   open_->ClearChanged();
@@ -617,6 +675,48 @@ Status PartitionState::Commit() {
   new_listeners_.clear();
   peers_committed_ = peers_->end();
   meta_dirty_ = false;
+  return Status::Ok();
+}
+
+Status PartitionState::WriteChangelog(ChangelogKind kind, uint64_t chain, uint64_t seq,
+                                      const std::vector<std::string_view>& parts) {
+  std::vector<ChangelogRecord> records;
+  records.reserve(std::max<size_t>(1, parts.size()));
+  for (size_t i = 0; i < parts.size(); ++i)
+    records.push_back({kind, chain, seq, i, i + 1 == parts.size(), parts[i]});
+  if (parts.empty()) records.push_back({kind, chain, seq, 0, true, {}});
+  return changelog_.link->Write(partition_, records);
+}
+
+Status PartitionState::SnapshotIfDue() {
+  const bool due = snapshot_due_ || commits_since_snapshot_ >= changelog_.snapshot_commits ||
+                   bytes_since_snapshot_ >= std::max(changelog_.snapshot_bytes,
+                                                     last_snapshot_bytes_);
+  if (!due) return Status::Ok();
+  // A writer that did not write the store's chain last draws its own: from its snapshot on,
+  // another writer's records (one that still believes it owns the partition) are ignored.
+  uint64_t chain = store_->chain();
+  if (!continues_chain_ || chain == 0) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    do chain = rng() >> 1; while (chain == 0);
+  }
+  std::vector<std::string> batches;
+  FAULTLINE_RETURN_IF_ERROR(store_->Snapshot(changelog_.part_bytes, [&](std::string_view b) {
+    batches.emplace_back(b);
+    return Status::Ok();
+  }));
+  std::vector<std::string_view> parts(batches.begin(), batches.end());
+  FAULTLINE_RETURN_IF_ERROR(WriteChangelog(ChangelogKind::kSnapshot, chain, store_->seq(), parts));
+  if (chain != store_->chain()) FAULTLINE_RETURN_IF_ERROR(store_->SetChain(chain));
+  uint64_t bytes = 0;
+  for (const std::string& b : batches) bytes += b.size();
+  continues_chain_ = true;
+  snapshot_due_ = false;
+  commits_since_snapshot_ = 0;
+  bytes_since_snapshot_ = 0;
+  last_snapshot_bytes_ = bytes;
+  changelog_counters_.snapshots++;
+  changelog_counters_.snapshot_bytes += bytes;
   return Status::Ok();
 }
 

@@ -21,6 +21,8 @@ constexpr std::string_view kMaxEventKey = "meta/max_event_ns";
 constexpr std::string_view kWindowKey = "meta/window_s";
 constexpr std::string_view kSeqKey = "meta/seq";
 constexpr std::string_view kPeerFrontKey = "meta/peer_front";
+constexpr std::string_view kChainKey = "meta/chain";
+constexpr std::string_view kRestoringKey = "meta/restoring";
 constexpr std::string_view kOpen = "o/";
 constexpr std::string_view kClosed = "c/";
 constexpr std::string_view kOutbox = "x/";
@@ -114,12 +116,15 @@ void PutCounted(rocksdb::WriteBatch* batch, const std::string& key, uint64_t n,
   batch->Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(parts, 2));
 }
 
-bool Uint(const std::unique_ptr<rocksdb::DB>& db, std::string_view key, uint64_t* v, bool* found) {
+bool Uint(rocksdb::DB* db, std::string_view key, uint64_t* v, bool* found) {
   std::string s;
   *found = db->Get({}, std::string(key), &s).ok();
   if (!*found) return true;
   ByteReader r(s);
   return r.Varint(v) && r.empty();
+}
+bool Uint(const std::unique_ptr<rocksdb::DB>& db, std::string_view key, uint64_t* v, bool* found) {
+  return Uint(db.get(), key, v, found);
 }
 
 // Format 1 to 2: the same content, re-recorded, in one batch. Returns whether there was any.
@@ -207,6 +212,94 @@ Status ReadOutboxKeys(const std::string& path, std::string_view record,
   return r.empty() ? Status::Ok() : Corrupt(path, "outbox record", record);
 }
 
+// Writes one changelog batch (its bytes as WriteBatch::Data() gave them) into `db`.
+Status ApplyBatch(const std::string& path, rocksdb::DB* db, const std::string& rep,
+                  std::string_view what, uint64_t seq) {
+  if (rep.size() < 12) {
+    return FailedPrecondition("partition state " + path + ": the changelog's " +
+                              std::string(what) + " at seq " + std::to_string(seq) +
+                              " is not a write batch");
+  }
+  rocksdb::WriteBatch batch(rep);
+  rocksdb::Status s = db->Write({}, &batch);
+  if (!s.ok()) {
+    return FailedPrecondition("partition state " + path + ": the changelog's " +
+                              std::string(what) + " at seq " + std::to_string(seq) +
+                              " cannot be applied: " + s.ToString());
+  }
+  return Status::Ok();
+}
+
+// Brings the database up to what the changelog holds (see PartitionStore::Open). The changelog
+// is written before the database, so the database is never legitimately ahead of it within one
+// chain: a database ahead of everything the changelog holds means the changelog lost records
+// (retention, a recreated topic), and the database is the better copy.
+Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const ChangelogChain& log,
+                          RestoreReport* report) {
+  uint64_t local_seq = 0, local_chain = 0;
+  bool has_seq = false, has_chain = false, restoring = false;
+  if (!Uint(db, kSeqKey, &local_seq, &has_seq)) return Corrupt(path, "commit sequence", kSeqKey);
+  if (!Uint(db, kChainKey, &local_chain, &has_chain)) return Corrupt(path, "chain", kChainKey);
+  uint64_t unused = 0;
+  if (!Uint(db, kRestoringKey, &unused, &restoring)) restoring = true;
+  const bool present = has_seq && !restoring;
+  report->local_seq = present ? local_seq : 0;
+  report->seq = report->local_seq;
+  if (present && (log.chain == 0 || local_seq > log.last_seq)) {
+    report->source = RestoreReport::Source::kLocal;  // nothing newer there
+    report->continues_chain = false;
+    return Status::Ok();
+  }
+  if (log.chain == 0) {
+    if (log.records == 0 && !restoring) return Status::Ok();  // a new partition
+    return FailedPrecondition("partition state " + path + ": the changelog holds " +
+                              std::to_string(log.records) +
+                              " records but no complete snapshot to restore from (it lost "
+                              "records: see its retention)");
+  }
+  if (!log.gap.empty()) {
+    return FailedPrecondition("partition state " + path + ": the changelog of chain " +
+                              std::to_string(log.chain) + " skips a seq: " + log.gap +
+                              "; restoring would lose the commits in between");
+  }
+  report->continues_chain = present && local_chain == log.chain && local_seq >= log.base_seq;
+  if (report->continues_chain) {
+    report->source = local_seq == log.last_seq ? RestoreReport::Source::kLocal
+                                                : RestoreReport::Source::kCaughtUp;
+    for (const auto& [seq, rep] : log.deltas) {
+      if (seq <= local_seq) continue;
+      FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
+      report->applied_bytes += rep.size();
+    }
+    report->seq = log.last_seq;
+    return Status::Ok();
+  }
+  // Rebuilt in place; the marker makes a restore cut short start over at the next open.
+  report->source = RestoreReport::Source::kRebuilt;
+  rocksdb::WriteBatch clear;
+  clear.DeleteRange(std::string(), std::string("\xff"));
+  clear.Put(std::string(kRestoringKey), VarintValue(1));
+  rocksdb::Status s = db->Write({}, &clear);
+  if (!s.ok()) return RocksError(path, s);
+  for (const std::string& rep : log.snapshot) {
+    if (rep.empty()) continue;  // the snapshot of an empty database
+    FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "snapshot", log.base_seq));
+    report->applied_bytes += rep.size();
+  }
+  for (const auto& [seq, rep] : log.deltas) {
+    FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
+    report->applied_bytes += rep.size();
+  }
+  rocksdb::WriteBatch done;
+  done.Put(std::string(kChainKey), VarintValue(log.chain));
+  done.Put(std::string(kSeqKey), VarintValue(log.last_seq));
+  done.Delete(std::string(kRestoringKey));
+  s = db->Write({}, &done);
+  if (!s.ok()) return RocksError(path, s);
+  report->seq = log.last_seq;
+  return Status::Ok();
+}
+
 }  // namespace
 
 PartitionStore::~PartitionStore() = default;
@@ -214,7 +307,9 @@ PartitionStore::~PartitionStore() = default;
 Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& path,
                                                              int64_t window_s,
                                                              std::shared_ptr<rocksdb::Cache> cache,
-                                                             StoredState* state) {
+                                                             StoredState* state,
+                                                             const ChangelogChain* changelog,
+                                                             RestoreReport* report) {
   std::unique_ptr<PartitionStore> p(new PartitionStore());
   p->path_ = path;
   std::error_code ec;
@@ -248,6 +343,11 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
   }
   p->db_.reset(raw);
   const auto& db = p->db_;
+  if (changelog) {
+    RestoreReport unused;
+    FAULTLINE_RETURN_IF_ERROR(
+        BringUpToChangelog(path, raw, *changelog, report ? report : &unused));
+  }
 
   uint64_t w = 0, format = 0, v = 0;
   bool found = false;
@@ -266,6 +366,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
                               std::to_string(kFormat) + ": use the processor that wrote it");
   }
   if (!Uint(db, kSeqKey, &p->seq_, &found)) return Corrupt(path, "commit sequence", kSeqKey);
+  if (!Uint(db, kChainKey, &p->chain_, &found)) return Corrupt(path, "chain", kChainKey);
   if (!has_format) {
     FAULTLINE_RETURN_IF_ERROR(ConvertFormat1(path, raw, &p->seq_));
     rocksdb::WriteBatch meta;
@@ -466,7 +567,9 @@ bool PartitionStore::Batch::empty() const {
   return batch_->Count() == 0 && open_count_ == 0 && peers_count_ == 0;
 }
 
-Status PartitionStore::Commit(Batch& batch, bool sync) {
+Status PartitionStore::Commit(
+    Batch& batch, bool sync,
+    const std::function<Status(std::string_view batch, uint64_t seq)>& before_write) {
   if (batch.empty()) return Status::Ok();
   batch.FlushOpen();
   batch.FlushPeers();
@@ -487,12 +590,36 @@ Status PartitionStore::Commit(Batch& batch, bool sync) {
     }
   }
   batch.batch_->Put(std::string(kSeqKey), VarintValue(batch.seq_));
+  if (before_write) FAULTLINE_RETURN_IF_ERROR(before_write(batch.batch_->Data(), batch.seq_));
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, batch.batch_.get());
   if (!s.ok()) return RocksError(path_, s);
   seq_ = batch.seq_;
   if (batch.peers_) peer_blobs_ = std::move(blobs);
+  return Status::Ok();
+}
+
+Status PartitionStore::SetChain(uint64_t chain) {
+  rocksdb::Status s = db_->Put({}, std::string(kChainKey), VarintValue(chain));
+  if (!s.ok()) return RocksError(path_, s);
+  chain_ = chain;
+  return Status::Ok();
+}
+
+Status PartitionStore::Snapshot(size_t part_bytes,
+                                const std::function<Status(std::string_view batch)>& each) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}));
+  rocksdb::WriteBatch part;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    part.Put(it->key(), it->value());
+    if (part.GetDataSize() >= part_bytes) {
+      FAULTLINE_RETURN_IF_ERROR(each(part.Data()));
+      part.Clear();
+    }
+  }
+  if (!it->status().ok()) return RocksError(path_, it->status());
+  if (part.Count() > 0) FAULTLINE_RETURN_IF_ERROR(each(part.Data()));
   return Status::Ok();
 }
 

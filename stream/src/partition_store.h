@@ -3,6 +3,8 @@
 //
 // Layout (format 2; every number big-endian so that keys sort by it):
 //   meta/format, meta/window_s, meta/offset, meta/max_event_ns, meta/seq, meta/peer_front   varints
+//   meta/chain          the changelog chain (changelog.h) this database's commits continue
+//   meta/restoring      present only while a restore from the changelog is being written
 //   o/<start><seq>      the open window `start`'s series that changed in commit `seq`, each with
 //                       its whole stats; on load a later commit's record of a series wins
 //   c/<start><chunk>    a closed window's series (written once, when it closes), sorted by key
@@ -14,6 +16,8 @@
 // Format 1 (one record per series in open/, closed/, outbox/, peer/) is converted on open.
 //
 // Everything one commit changes goes into one WriteBatch with the offset it reflects (Commit).
+// With a changelog, that batch's bytes are what the changelog carries; Open rebuilds or catches
+// up a database from it.
 // Thread-compatible.
 #pragma once
 
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "faultline/common/status.h"
+#include "faultline/stream/changelog.h"
 #include "faultline/stream/window_stats.h"
 
 namespace rocksdb {
@@ -57,14 +62,37 @@ struct StoredState {
   std::vector<Peer> peers;  // records from peer_front on, in order
 };
 
+// What Open did with a changelog.
+struct RestoreReport {
+  enum class Source {
+    kLocal,     // the local database as it was (the changelog had nothing newer)
+    kCaughtUp,  // the local database plus the changelog's deltas after it
+    kRebuilt,   // rebuilt from the changelog's snapshot and deltas
+  };
+  Source source = Source::kLocal;
+  // The local database continues the changelog's chain: its writer may go on writing it.
+  // Otherwise the next commit must start a chain of its own with a snapshot.
+  bool continues_chain = false;
+  uint64_t local_seq = 0;      // where the local database was
+  uint64_t seq = 0;            // where it is now
+  uint64_t applied_bytes = 0;  // of changelog batches written into it
+};
+
 class PartitionStore {
  public:
-  // Opens (creating) the database at `path` and reads what it holds into `*state`. Errors:
-  // kUnavailable when another process holds it; kFailedPrecondition when it was built with
-  // another window length; kInternal naming the path and the record for corrupt data.
+  // Opens (creating) the database at `path` and reads what it holds into `*state`. With
+  // `changelog` (what the partition's changelog holds), first brings the database up to it:
+  // kept when it is at or past the changelog's last seq, caught up when it continues the
+  // changelog's chain, else rebuilt from the snapshot (a restore cut short by a crash is redone).
+  // Errors: kUnavailable when another process holds it; kFailedPrecondition when it was built
+  // with another window length, or when the changelog is needed but holds no complete snapshot
+  // or skips a seq (naming `path` and the seq); kInternal naming the path and the record for
+  // corrupt data.
   static Result<std::unique_ptr<PartitionStore>> Open(const std::string& path, int64_t window_s,
                                                       std::shared_ptr<rocksdb::Cache> cache,
-                                                      StoredState* state);
+                                                      StoredState* state,
+                                                      const ChangelogChain* changelog = nullptr,
+                                                      RestoreReport* report = nullptr);
   ~PartitionStore();
 
   // One commit's changes, gathered, then written at once by Commit.
@@ -108,8 +136,21 @@ class PartitionStore {
     std::vector<uint64_t> peer_blobs_;  // the first record of each blob this batch writes
   };
   Batch NewBatch() { return Batch(seq_ + 1); }
-  // Errors: kInternal naming the path.
-  Status Commit(Batch& batch, bool sync);
+  // Errors: kInternal naming the path. With `before_write`, it is given the batch's bytes and
+  // seq just before they are written; its error stops the commit (nothing is written) and is
+  // returned.
+  Status Commit(Batch& batch, bool sync,
+                const std::function<Status(std::string_view batch, uint64_t seq)>& before_write =
+                    {});
+
+  // The last commit's sequence number, and the changelog chain it continues (0: none).
+  uint64_t seq() const { return seq_; }
+  uint64_t chain() const { return chain_; }
+  // Records that the database now continues `chain` (its snapshot was delivered).
+  Status SetChain(uint64_t chain);
+  // The whole database as WriteBatches of Puts of about `part_bytes` each, in key order, from
+  // one consistent view (at seq()). Errors: kInternal naming the path.
+  Status Snapshot(size_t part_bytes, const std::function<Status(std::string_view batch)>& each);
 
   uint64_t ApproximateBytes() const;
 
@@ -125,6 +166,7 @@ class PartitionStore {
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   uint64_t seq_ = 0;
+  uint64_t chain_ = 0;
   std::vector<uint64_t> peer_blobs_;  // the first record of each stored p/ blob, in order
 };
 

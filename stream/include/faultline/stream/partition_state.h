@@ -12,6 +12,10 @@
 // every window). Closed windows go to history (kept `retention_s` behind the watermark) and to an
 // outbox that the runtime publishes to `faultline.metrics` and then clears.
 //
+// With a changelog (changelog.h), every commit is delivered there before it is written locally,
+// and Open first brings the database up to what the changelog holds: a processor with its own
+// disk can take over a partition from one that died.
+//
 // Thread-compatible: one thread applies and commits.
 #pragma once
 
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "faultline/common/status.h"
+#include "faultline/stream/changelog.h"
 #include "faultline/stream/entity_namer.h"
 #include "faultline/stream/window_stats.h"
 
@@ -70,6 +75,16 @@ struct ApplyCounters {
   uint64_t peers_evicted = 0;
 };
 
+// What a partition's changelog cost and did, for /metrics (plain counters, as ApplyCounters).
+struct ChangelogCounters {
+  uint64_t restores = 0;        // opens that caught up or rebuilt the database from it
+  uint64_t restored_bytes = 0;  // changelog batches written into the database by those
+  double restore_seconds = 0;   // reading the changelog and applying it, at every open
+  uint64_t snapshots = 0;
+  uint64_t snapshot_bytes = 0;
+  uint64_t delta_bytes = 0;  // commits' batches delivered
+};
+
 struct StoredWindow {
   int64_t start_s = 0;
   SeriesKey key;
@@ -87,11 +102,13 @@ class PartitionState {
  public:
   // Opens (creating if needed) the partition's database. Errors: kUnavailable when another
   // process holds it (its message says so); kFailedPrecondition when it was built with another
-  // window length; kInternal for other RocksDB errors, with the path.
+  // window length, or when the changelog is needed and cannot restore it (naming the seq);
+  // kUnavailable when the changelog cannot be read; kInternal for other RocksDB errors, with
+  // the path.
   static Result<std::unique_ptr<PartitionState>> Open(
       const std::string& state_dir, const std::string& topic, int32_t partition,
       const WindowOptions& options, const EntityNamer& namer,
-      std::shared_ptr<rocksdb::Cache> cache = nullptr);
+      std::shared_ptr<rocksdb::Cache> cache = nullptr, const ChangelogOptions& changelog = {});
   ~PartitionState();
 
   // Opens several partitions at once, `threads` at a time (0: one per core), each with
@@ -119,7 +136,10 @@ class PartitionState {
   void Apply(std::string_view payload, int64_t offset, int64_t message_time_ms,
              ApplyCounters* counters);
 
-  // Writes all changes since the last commit in one batch. Errors: kInternal naming the path.
+  // Writes all changes since the last commit in one batch (with a changelog: first delivered
+  // there, after a snapshot when one is due). Nothing of a failed commit is lost: it stays in
+  // memory and the next Commit writes it. Errors: kInternal naming the path; kUnavailable when
+  // the changelog did not take it.
   Status Commit();
 
   // Closed windows not yet published (each once per call: the next call starts after them).
@@ -133,6 +153,10 @@ class PartitionState {
   uint64_t ApproximateBytes() const;
   // Closed windows dropped from the outbox undelivered because they aged past retention.
   uint64_t outbox_expired() const { return outbox_expired_; }
+  const ChangelogCounters& changelog_counters() const { return changelog_counters_; }
+  // How Open found the database: "local", "caught up" or "rebuilt" from the changelog, with the
+  // seqs and bytes ("" without a changelog).
+  const std::string& restore_summary() const { return restore_summary_; }
 
   // Reads every window stored under a partition directory (read-only; works while a processor
   // holds it), closed and, when `include_open`, open ones, and the window length it was built
@@ -153,6 +177,11 @@ class PartitionState {
   // The endpoint to count under `owner`: itself, or "other" past the cap.
   std::string_view EndpointFor(std::string_view owner, std::string_view endpoint);
   void CloseWindows(ApplyCounters* counters);
+  // Delivers a snapshot to the changelog when one is due (first commit of a new chain, after a
+  // failed commit, or past ChangelogOptions' bounds).
+  Status SnapshotIfDue();
+  Status WriteChangelog(ChangelogKind kind, uint64_t chain, uint64_t seq,
+                        const std::vector<std::string_view>& parts);
 
   int32_t partition_ = 0;
   WindowOptions options_;
@@ -184,6 +213,14 @@ class PartitionState {
   // Client ends of connections (peer_table.h), and the first record not yet committed.
   std::unique_ptr<PeerTable> peers_;
   uint64_t peers_committed_ = 0;
+  // The changelog: whether the next commit must go after a snapshot, and whether this writer
+  // continues the store's chain (else it draws its own).
+  ChangelogOptions changelog_;
+  bool snapshot_due_ = false;
+  bool continues_chain_ = false;
+  uint64_t commits_since_snapshot_ = 0, bytes_since_snapshot_ = 0, last_snapshot_bytes_ = 0;
+  ChangelogCounters changelog_counters_;
+  std::string restore_summary_;
 };
 
 }  // namespace faultline::stream
