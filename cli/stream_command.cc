@@ -131,7 +131,12 @@ Runner RegisterStream(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--group", o->group_id, "Consumer group")->capture_default_str();
   sub->add_option("--state-dir", o->state_dir,
-                  "RocksDB state directory (shared by the group's processors)");
+                  "RocksDB state directory (shared by the group's processors, or each its own "
+                  "with --changelog-topic)");
+  sub->add_option("--changelog-topic", o->changelog_topic,
+                  "Deliver every state commit here first, so that processors need not share "
+                  "--state-dir (as many partitions as the events topic; \"\" for none)")
+      ->capture_default_str();
   sub->add_option("--config", *config, "YAML settings (windows, lateness, retention, naming)");
   sub->add_option("--http-addr", o->http_addr,
                   "Serve /windows, /situation, /status and /metrics on HOST:PORT");

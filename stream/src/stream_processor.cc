@@ -20,6 +20,7 @@
 #include "faultline/common/log.h"
 #include "faultline/common/yaml_load.h"
 #include "faultline/stream/window_query.h"
+#include "kafka_changelog.h"
 #include "metrics.pb.h"
 
 namespace faultline::stream {
@@ -29,6 +30,8 @@ using Clock = std::chrono::steady_clock;
 
 // How long a newly assigned partition waits for its previous owner to release the database.
 constexpr auto kLockWait = std::chrono::seconds(30);
+// How long a commit waits for the changelog to acknowledge it (then it fails, and is retried).
+constexpr auto kChangelogWait = std::chrono::milliseconds(5000);
 
 Status ConfError(const std::string& source, const YAML::Node& node, const std::string& what) {
   return InvalidArgument(source + ":" + std::to_string(node.Mark().line + 1) + ": " + what);
@@ -84,6 +87,15 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
       } else if (key == "session_timeout_ms") {
         FAULTLINE_RETURN_IF_ERROR(
             ReadScalar<int>(source, v, key, 1000, 3600000, &o->session_timeout_ms));
+      } else if (key == "changelog_topic") {
+        if (!v.IsScalar()) return ConfError(source, v, key + ": expected a topic name");
+        o->changelog_topic = v.Scalar();
+      } else if (key == "changelog_snapshot_commits") {
+        FAULTLINE_RETURN_IF_ERROR(
+            ReadScalar<uint64_t>(source, v, key, 1, 1000000000, &o->changelog_snapshot_commits));
+      } else if (key == "changelog_snapshot_bytes") {
+        FAULTLINE_RETURN_IF_ERROR(ReadScalar<uint64_t>(source, v, key, 4096, uint64_t{1} << 40,
+                                                       &o->changelog_snapshot_bytes));
       } else if (key == "sync_commits") {
         if (v.Scalar() != "true" && v.Scalar() != "false") {
           return ConfError(source, v, key + ": expected true or false, got '" + v.Scalar() + "'");
@@ -121,8 +133,8 @@ Status ParseStreamConfig(const std::string& yaml, const std::string& source, Str
                              "' (known: window_seconds, allowed_lateness_seconds, "
                              "retention_seconds, max_future_seconds, "
                              "max_endpoints_per_service, max_peers, commit_interval_ms, "
-                             "session_timeout_ms, "
-                             "sync_commits, naming)");
+                             "session_timeout_ms, changelog_topic, changelog_snapshot_commits, "
+                             "changelog_snapshot_bytes, sync_commits, naming)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -137,6 +149,7 @@ struct StreamProcessor::Impl {
   EntityNamer namer;
   rd_kafka_t* consumer = nullptr;
   rd_kafka_t* producer = nullptr;
+  std::unique_ptr<KafkaChangelog> changelog;  // null without --changelog-topic
   int metrics_partitions = 0;  // of the metrics topic, for the watermark records (0: unknown yet)
   std::map<int32_t, std::unique_ptr<PartitionState>> states;
   ApplyCounters counters, reported;
@@ -146,7 +159,8 @@ struct StreamProcessor::Impl {
   prometheus::Counter &messages, &events, &late, &future, &undecodable, &folded, &unattributed,
       &peers_evicted, &closed,
       &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
-      &rebalances, &kafka_errors;
+      &rebalances, &kafka_errors, &changelog_errors, &restores, &restored_bytes, &restore_seconds,
+      &snapshots, &changelog_bytes_snapshot, &changelog_bytes_delta;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
   uint64_t outbox_expired_reported = 0;
 
@@ -192,6 +206,24 @@ struct StreamProcessor::Impl {
         rebalances(m->Counter("faultline_stream_rebalances_total", "Partition assignment changes")),
         kafka_errors(
             m->Counter("faultline_stream_kafka_errors_total", "Consumer errors reported by Kafka")),
+        changelog_errors(m->Counter(
+            "faultline_stream_changelog_errors_total",
+            "Partition commits the changelog did not take (kept in memory, retried)")),
+        restores(m->Counter("faultline_stream_changelog_restores_total",
+                            "Partitions caught up or rebuilt from the changelog on opening")),
+        restored_bytes(m->Counter("faultline_stream_changelog_restored_bytes_total",
+                                  "Changelog batches written into local state by restores")),
+        restore_seconds(m->Counter(
+            "faultline_stream_changelog_restore_seconds_total",
+            "Time spent reading the changelog and applying it when opening partitions")),
+        snapshots(m->Counter("faultline_stream_changelog_snapshots_total",
+                             "Snapshots of a partition's state delivered to the changelog")),
+        changelog_bytes_snapshot(m->Counter("faultline_stream_changelog_bytes_total",
+                                            "Bytes delivered to the changelog, by kind",
+                                            {{"kind", "snapshot"}})),
+        changelog_bytes_delta(m->Counter("faultline_stream_changelog_bytes_total",
+                                         "Bytes delivered to the changelog, by kind",
+                                         {{"kind", "delta"}})),
         partitions(m->Gauge("faultline_stream_partitions", "Input partitions this processor owns")),
         open_series(m->Gauge("faultline_stream_open_series", "Series in open windows")),
         state_bytes(m->Gauge("faultline_stream_state_bytes",
@@ -251,6 +283,13 @@ struct StreamProcessor::Impl {
           spdlog::error("partition {}: {}; it is not consumed here", p, state.status().message());
           continue;
         }
+        if (changelog) {
+          const ChangelogCounters& c = (*state)->changelog_counters();
+          restores.Increment(static_cast<double>(c.restores));
+          restored_bytes.Increment(static_cast<double>(c.restored_bytes));
+          restore_seconds.Increment(c.restore_seconds);
+          spdlog::info("partition {}: state {}", p, (*state)->restore_summary());
+        }
         const int64_t next = (*state)->next_offset();
         rd_kafka_topic_partition_list_add(assign, parts->elems[i].topic, p)->offset =
             next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
@@ -292,8 +331,16 @@ struct StreamProcessor::Impl {
   Result<std::unique_ptr<PartitionState>> OpenPartition(const std::string& topic, int32_t p) {
     const auto deadline = Clock::now() + kLockWait;
     while (true) {
-      auto state = PartitionState::Open(options.state_dir, topic, p, options.windows, namer);
+      ChangelogOptions log;
+      log.link = changelog.get();
+      log.snapshot_commits = options.changelog_snapshot_commits;
+      log.snapshot_bytes = options.changelog_snapshot_bytes;
+      auto state =
+          PartitionState::Open(options.state_dir, topic, p, options.windows, namer, nullptr, log);
+      // Only the lock is waited for: a changelog that cannot be read fails the partition now
+      // (it is retried at the next assignment), not after blocking the rebalance.
       if (state.ok() || state.status().code() != StatusCode::kUnavailable ||
+          state.status().message().find("held by another process") == std::string::npos ||
           Clock::now() > deadline)
         return state;
       std::this_thread::sleep_for(
@@ -304,10 +351,18 @@ struct StreamProcessor::Impl {
   // --- Committing and publishing --------------------------------------------------------------
 
   void CommitPartition(PartitionState& s) {
+    const ChangelogCounters before = s.changelog_counters();
     Status st = s.Commit();
+    const ChangelogCounters& after = s.changelog_counters();
+    snapshots.Increment(static_cast<double>(after.snapshots - before.snapshots));
+    changelog_bytes_snapshot.Increment(
+        static_cast<double>(after.snapshot_bytes - before.snapshot_bytes));
+    changelog_bytes_delta.Increment(static_cast<double>(after.delta_bytes - before.delta_bytes));
     if (!st.ok()) {
       commit_errors.Increment();
-      FAULTLINE_WARN_RATE_LIMITED("{}", st.message());
+      // The changelog's errors are kUnavailable; the state stays in memory and is retried.
+      if (st.code() == StatusCode::kUnavailable) changelog_errors.Increment();
+      FAULTLINE_WARN_RATE_LIMITED("partition {}: commit failed: {}", s.partition(), st.message());
     }
   }
 
@@ -641,6 +696,11 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
     rd_kafka_conf_set_log_cb(pconf, Impl::OnKafkaLog);
     im.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
     if (!im.producer) return Unavailable(std::string("cannot create the Kafka producer: ") + err);
+  }
+  if (!options.changelog_topic.empty()) {
+    FAULTLINE_ASSIGN_OR_RETURN(im.changelog, KafkaChangelog::Create(options.brokers,
+                                                                    options.changelog_topic,
+                                                                    kChangelogWait));
   }
   if (!options.http_addr.empty()) FAULTLINE_RETURN_IF_ERROR(im.StartHttp());
   return sp;

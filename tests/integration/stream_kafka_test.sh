@@ -3,12 +3,15 @@
 # broker (faultline broker, librdkafka's mock cluster on 127.0.0.1).
 #
 # event_generator produces a known stream (out-of-order and late events included) over ~8 s and
-# computes the expected windows itself. Three consumer groups process the same topic, each into
-# its own state directory:
+# computes the expected windows itself. Four consumer groups process the same topic:
 #   clean:  one processor, started after the stream is complete, never disturbed;
-#   killed: one processor, SIGKILLed at random instants 3 times while the stream flows, restarted;
+#   killed: one processor with a changelog topic, SIGKILLed at random instants 3 times while the
+#           stream flows, restarted on the same state directory;
 #   pair:   two processors in one group sharing a state directory; one is SIGKILLed mid-stream
-#           and restarted, so its partitions move to the other and (some) back.
+#           and restarted, so its partitions move to the other and (some) back;
+#   moved:  two processors with separate state directories and a changelog topic; one is
+#           SIGKILLed mid-stream and not restarted: the other rebuilds its partitions from the
+#           changelog and finishes them.
 # Each group's stored windows must equal the reference exactly (counts). The clean processor also
 # publishes its closed windows to faultline.metrics, read back with kcat (an independent client)
 # and decoded by protobuf's Python runtime: every closed window exactly once per (partition,
@@ -42,7 +45,8 @@ wait_for() {
   done
 }
 
-"$fl" broker --partitions 4 >"$work/broker.out" 2>"$work/broker.err" &
+# faultline.changelog (created by default) serves the moved group; the killed group has its own.
+"$fl" broker --partitions 4 --topic changelog-killed >"$work/broker.out" 2>"$work/broker.err" &
 pids+=($!)
 wait_for "the broker" 20 grep -q '^bootstrap=' "$work/broker.out"
 brokers=$(sed -n 's/^bootstrap=//p' "$work/broker.out")
@@ -63,11 +67,14 @@ start_processor() {
 gen_pid=$!
 pids+=($gen_pid)
 
-start_processor killed g-killed s-killed
+start_processor killed g-killed s-killed "" --changelog-topic changelog-killed
 killed_pid=$last_pid
 start_processor pair1 g-pair s-pair
 start_processor pair2 g-pair s-pair
 pair2_pid=$last_pid
+start_processor moved1 g-moved s-moved1 "" --changelog-topic faultline.changelog
+moved1_pid=$last_pid
+start_processor moved2 g-moved s-moved2 "" --changelog-topic faultline.changelog
 
 # progress NAME…: messages the processors NAME… have committed, over all partitions they own.
 progress() {
@@ -84,6 +91,16 @@ progress() {
 }
 past() { [ "$(progress "${@:2}")" -ge "$1" ]; }
 
+# The first of the moved pair goes for good once it has committed part of its partitions; in the
+# background, so that the loop below keeps its own pace.
+(
+  wait_for "the first of the moved pair to commit" 60 past 100 moved1
+  at=$(progress moved1)
+  kill -9 "$moved1_pid"
+  echo "killed the first of the moved pair after $at committed messages; not restarted"
+) &
+mover=$!
+
 # SIGKILL the lone processor 3 times while the stream flows, each time once it has committed
 # more (20%, 45%, 70% of the 1280 messages) plus a random instant, restarting it at once; and the
 # second of the pair once, past half-way.
@@ -94,7 +111,7 @@ for i in 1 2 3; do
   kill -9 "$killed_pid"
   wait "$killed_pid" 2>/dev/null || true
   echo "killed the processor ($i) after at least $at committed messages"
-  start_processor killed g-killed s-killed
+  start_processor killed g-killed s-killed "" --changelog-topic changelog-killed
   killed_pid=$last_pid
   if [ "$i" = 2 ]; then
     wait_for "the pair to pass half of the stream" 60 past 640 pair1 pair2
@@ -106,6 +123,7 @@ for i in 1 2 3; do
   fi
 done
 
+wait "$mover" || fail "the first of the moved pair was not killed"
 wait "$gen_pid" || fail "the generator failed"
 cat "$work/gen.out"
 printf 'window_seconds: 5\nallowed_lateness_seconds: 5\n' >"$work/defaults.yaml"
@@ -138,7 +156,7 @@ sys.exit(0 if all(seen.get(p) == n for p, n in enumerate(want)) else 1)
 EOF
 }
 
-for group in "killed" "pair1 pair2" "clean"; do
+for group in "killed" "pair1 pair2" "moved2" "clean"; do
   # shellcheck disable=SC2086
   wait_for "group '$group' to reach the end of the topic" 90 done_group $group
   state=s-${group%% *}
@@ -237,6 +255,21 @@ if "$fl" stream --brokers "$brokers" --state-dir "$work/s-bad" --config "$work/b
   fail "a bad --config was accepted"
 fi
 grep -q "$work/bad.yaml:1: window_seconds" "$work/bad-config.err" || fail "bad --config: $(cat "$work/bad-config.err")"
+
+# The survivor of the moved pair rebuilt the dead one's partitions from the changelog, on its own
+# disk (which never held them before, or held them behind).
+moved_port=$(sed -n 's/^http_port=//p' "$work/moved2.out" | tail -1)
+restores=$(curl -sf "http://127.0.0.1:$moved_port/metrics" |
+  awk '$1 == "faultline_stream_changelog_restores_total" {print $2}')
+echo "moved survivor: $restores partitions restored from the changelog;" \
+  "$(grep -c 'state rebuilt' "$work/moved2.err" || true) rebuilt"
+[ "${restores:-0}" != 0 ] || fail "the survivor restored nothing from the changelog"
+for name in killed moved2; do
+  port=$(sed -n 's/^http_port=//p' "$work/$name.out" | tail -1)
+  errors=$(curl -sf "http://127.0.0.1:$port/metrics" |
+    awk '$1 == "faultline_stream_changelog_errors_total" {print $2}')
+  [ "$errors" = 0 ] || fail "$name: $errors changelog errors"
+done
 
 # The lone processor really was interrupted: a restart resumed from an offset stored in RocksDB.
 starts=$(cat "$work/killed.out" "$work/killed.err" | grep -c 'assigned, resuming' || true)

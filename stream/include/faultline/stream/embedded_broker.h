@@ -20,9 +20,10 @@ struct EmbeddedBrokerOptions {
   int port = 0;
   // Partitions per topic. Default: 4.
   int partitions = 4;
-  // Topics created at start. Default: faultline.events, faultline.metrics, faultline.incidents.
+  // Topics created at start. Default: faultline.events, faultline.metrics, faultline.incidents,
+  // faultline.changelog.
   std::vector<std::string> topics = {"faultline.events", "faultline.metrics",
-                                     "faultline.incidents"};
+                                     "faultline.incidents", "faultline.changelog"};
 };
 
 class EmbeddedBroker {

@@ -6,9 +6,11 @@
 // once; records carry the key consumers deduplicate on), and commits the offsets to Kafka as
 // well, only so that lag tools see them.
 //
-// Processors of one group share one state directory (a shared volume): a partition's database
-// follows the partition from processor to processor, and its lock keeps two from applying it at
-// once, even when the group believes a dead processor is alive.
+// A partition's database follows the partition from processor to processor in one of two ways:
+// processors share one state directory (a shared volume), and the database's lock keeps two from
+// applying it at once, even when the group believes a dead processor is alive; or each has its
+// own, and a changelog topic (changelog.h) carries every commit, from which the next owner
+// rebuilds or catches up its copy before it resumes.
 //
 // Thread-compatible: Run() on one thread; the HTTP server (optional) reads through read-only
 // database handles and a mutex-guarded status snapshot.
@@ -39,6 +41,13 @@ struct StreamOptions {
   std::string group_id = "faultline-stream";
   // Required.
   std::string state_dir;
+  // Every commit goes here first, so that processors need not share the state directory
+  // (changelog.h); as many partitions as the events topic; "" for none. Default: "".
+  std::string changelog_topic;
+  // Snapshots to the changelog: after this many commits of a partition, or this many bytes of
+  // its deltas (or its last snapshot's size, if larger). Defaults: 1000, 1 MiB.
+  uint64_t changelog_snapshot_commits = 1000;
+  uint64_t changelog_snapshot_bytes = 1 << 20;
   // Default: 1000.
   int64_t commit_interval_ms = 1000;
   // Default: 6000 (a dead processor's partitions move after this long).
@@ -58,7 +67,8 @@ struct StreamOptions {
 
 // Reads a YAML configuration over `options` (keys: window_seconds, allowed_lateness_seconds,
 // retention_seconds, max_future_seconds, max_endpoints_per_service, commit_interval_ms,
-// sync_commits, session_timeout_ms, naming: {service: [templates…], instance: template}).
+// sync_commits, session_timeout_ms, changelog_topic, changelog_snapshot_commits,
+// changelog_snapshot_bytes, naming: {service: [templates…], instance: template}).
 // Errors: kInvalidArgument naming `source`, the line and the field.
 Status ParseStreamConfig(const std::string& yaml, const std::string& source,
                          StreamOptions* options);

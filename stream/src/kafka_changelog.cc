@@ -1,0 +1,215 @@
+#include "kafka_changelog.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <thread>
+
+#include "faultline/common/log.h"
+
+namespace faultline::stream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a Read waits for the broker before it gives up.
+constexpr auto kReadTimeout = std::chrono::seconds(60);
+
+// One Write's messages still unacknowledged, and the first error among them; shared with the
+// delivery callbacks, which may outlive a Write that gave up.
+struct Pending {
+  std::atomic<int> left{0};
+  std::atomic<int> error{RD_KAFKA_RESP_ERR_NO_ERROR};
+};
+
+void OnLog(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+  if (level <= 4) FAULTLINE_WARN_RATE_LIMITED("changelog kafka {}: {}", fac, buf);
+}
+
+void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+  std::unique_ptr<std::shared_ptr<Pending>> p(static_cast<std::shared_ptr<Pending>*>(m->_private));
+  if (!p) return;
+  if (m->err) {
+    int none = RD_KAFKA_RESP_ERR_NO_ERROR;
+    (*p)->error.compare_exchange_strong(none, m->err);
+  }
+  (*p)->left--;
+}
+
+Status SetAll(rd_kafka_conf_t* conf, const std::vector<std::pair<const char*, std::string>>& kv) {
+  char err[512];
+  for (const auto& [k, v] : kv) {
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return InvalidArgument(std::string("changelog Kafka setting ") + k + "=" + v + ": " + err);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct KafkaChangelog::Impl {
+  std::string brokers, topic;
+  int partitions = 0;
+  std::chrono::milliseconds write_timeout{5000};
+  rd_kafka_t* producer = nullptr;
+  ~Impl() {
+    if (!producer) return;
+    rd_kafka_flush(producer, 1000);
+    rd_kafka_destroy(producer);
+  }
+  std::string Where(int32_t p) const { return "changelog " + topic + "-" + std::to_string(p); }
+};
+
+Result<std::unique_ptr<KafkaChangelog>> KafkaChangelog::Create(
+    const std::string& brokers, const std::string& topic,
+    std::chrono::milliseconds write_timeout) {
+  std::unique_ptr<KafkaChangelog> c(new KafkaChangelog());
+  c->impl_ = std::make_unique<Impl>();
+  Impl& im = *c->impl_;
+  im.brokers = brokers, im.topic = topic, im.write_timeout = write_timeout;
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // Idempotent: acks from all in-sync replicas, and a partition's records in the order
+  // produced even through retries, which the replay relies on. The message timeout bounds a
+  // Write: once it passes, every record of it is delivered or failed.
+  FAULTLINE_RETURN_IF_ERROR(SetAll(conf, {{"bootstrap.servers", brokers},
+                                          {"enable.idempotence", "true"},
+                                          {"compression.codec", "lz4"},
+                                          {"linger.ms", "1"},
+                                          {"message.timeout.ms",
+                                           std::to_string(write_timeout.count())}}));
+  rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
+  rd_kafka_conf_set_log_cb(conf, OnLog);
+  char err[512];
+  im.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!im.producer) return Unavailable(std::string("changelog producer: ") + err);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* t = rd_kafka_topic_new(im.producer, topic.c_str(), nullptr);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(im.producer, 0, t, &md, 10000);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
+    im.partitions = md->topics[0].partition_cnt;
+  else if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+    e = md->topics[0].err;
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(t);
+  if (im.partitions == 0) {
+    return Unavailable("--changelog-topic " + topic + ": cannot read its partitions (" +
+                       rd_kafka_err2str(e) + "); create it with as many partitions as the "
+                       "events topic");
+  }
+  return c;
+}
+
+KafkaChangelog::~KafkaChangelog() = default;
+
+Status KafkaChangelog::Write(int32_t partition, const std::vector<ChangelogRecord>& records) {
+  Impl& im = *impl_;
+  if (partition >= im.partitions) {
+    return Unavailable(im.Where(partition) + ": the topic has only " +
+                       std::to_string(im.partitions) +
+                       " partitions; it needs as many as the events topic");
+  }
+  auto pending = std::make_shared<Pending>();
+  pending->left = static_cast<int>(records.size());
+  const auto deadline = Clock::now() + im.write_timeout + std::chrono::seconds(1);
+  rd_kafka_resp_err_t failed = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (size_t i = 0; i < records.size(); ++i) {
+    std::string value = EncodeChangelogRecord(records[i]);
+    const std::string key = std::to_string(records[i].seq);
+    auto* opaque = new std::shared_ptr<Pending>(pending);
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_producev(im.producer, RD_KAFKA_V_TOPIC(im.topic.c_str()),
+                                  RD_KAFKA_V_PARTITION(partition),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_KEY(key.data(), key.size()),
+                                  RD_KAFKA_V_VALUE(value.data(), value.size()),
+                                  RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+           Clock::now() < deadline) {
+      rd_kafka_poll(im.producer, 10);
+    }
+    if (e) {
+      delete opaque;
+      failed = e;
+      pending->left -= static_cast<int>(records.size() - i);
+      break;
+    }
+  }
+  while (pending->left > 0 && Clock::now() < deadline) rd_kafka_poll(im.producer, 5);
+  if (failed == RD_KAFKA_RESP_ERR_NO_ERROR)
+    failed = static_cast<rd_kafka_resp_err_t>(pending->error.load());
+  if (failed) {
+    return Unavailable(im.Where(partition) + ": not delivered: " + rd_kafka_err2str(failed));
+  }
+  if (pending->left > 0)
+    return Unavailable(im.Where(partition) + ": not acknowledged within " +
+                       std::to_string(im.write_timeout.count()) + " ms");
+  return Status::Ok();
+}
+
+Status KafkaChangelog::Read(
+    int32_t partition, const std::function<Status(int64_t offset, std::string_view value)>& each) {
+  Impl& im = *impl_;
+  if (partition >= im.partitions) {
+    return Unavailable(im.Where(partition) + ": the topic has only " +
+                       std::to_string(im.partitions) +
+                       " partitions; it needs as many as the events topic");
+  }
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // assign() wants a group id; this consumer never joins the group nor commits to it.
+  FAULTLINE_RETURN_IF_ERROR(SetAll(conf, {{"bootstrap.servers", im.brokers},
+                                          {"group.id", "faultline-changelog-reader"},
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.partition.eof", "true"},
+                                          {"auto.offset.reset", "error"},
+                                          {"fetch.max.bytes", std::to_string(64 << 20)}}));
+  rd_kafka_conf_set_log_cb(conf, OnLog);
+  char err[512];
+  rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!c) return Unavailable(im.Where(partition) + ": consumer: " + err);
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> owner(c, [](rd_kafka_t* k) {
+    rd_kafka_assign(k, nullptr);
+    rd_kafka_destroy_flags(k, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  });
+  rd_kafka_poll_set_consumer(c);
+  int64_t low = 0, high = 0;
+  if (rd_kafka_resp_err_t e =
+          rd_kafka_query_watermark_offsets(c, im.topic.c_str(), partition, &low, &high, 10000)) {
+    return Unavailable(im.Where(partition) + ": " + rd_kafka_err2str(e));
+  }
+  if (high <= low) return Status::Ok();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, im.topic.c_str(), partition)->offset = low;
+  rd_kafka_resp_err_t e = rd_kafka_assign(c, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e) return Unavailable(im.Where(partition) + ": " + rd_kafka_err2str(e));
+  const auto deadline = Clock::now() + kReadTimeout;
+  int64_t next = low;
+  while (next < high) {
+    if (Clock::now() > deadline) {
+      return Unavailable(im.Where(partition) + ": read only to offset " + std::to_string(next) +
+                         " of " + std::to_string(high) + " in " +
+                         std::to_string(kReadTimeout.count()) + " s");
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
+    if (!m) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> msg(
+        m, rd_kafka_message_destroy);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      next = std::max(next, m->offset);
+      continue;
+    }
+    if (m->err) {
+      // Out of range: the log's start moved past what was being read (retention).
+      return Unavailable(im.Where(partition) + " at offset " + std::to_string(next) + ": " +
+                         rd_kafka_message_errstr(m));
+    }
+    FAULTLINE_RETURN_IF_ERROR(
+        each(m->offset, std::string_view(static_cast<const char*>(m->payload), m->len)));
+    next = m->offset + 1;
+  }
+  return Status::Ok();
+}
+
+}  // namespace faultline::stream
