@@ -16,6 +16,9 @@ max_endpoints_per_service: 8
 max_peers: 1000
 commit_interval_ms: 250
 session_timeout_ms: 10000
+changelog_topic: fl.changelog
+changelog_snapshot_commits: 50
+changelog_snapshot_bytes: 65536
 sync_commits: true
 naming:
   service: ["{container}", "{comm}"]
@@ -31,6 +34,9 @@ naming:
   EXPECT_EQ(o.windows.max_peers, 1000u);
   EXPECT_EQ(o.commit_interval_ms, 250);
   EXPECT_EQ(o.session_timeout_ms, 10000);
+  EXPECT_EQ(o.changelog_topic, "fl.changelog");
+  EXPECT_EQ(o.changelog_snapshot_commits, 50u);
+  EXPECT_EQ(o.changelog_snapshot_bytes, 65536u);
   EXPECT_TRUE(o.windows.sync_commits);
   EXPECT_EQ(o.naming.service_templates, (std::vector<std::string>{"{container}", "{comm}"}));
   EXPECT_EQ(o.naming.instance_template, "{pod}/{pid}");
@@ -48,7 +54,10 @@ TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
       err("window_seconds: 5\nwindow_secs: 5\n"),
       "s.yaml:2: unknown setting 'window_secs' (known: window_seconds, allowed_lateness_seconds, "
       "retention_seconds, max_future_seconds, max_endpoints_per_service, max_peers, "
-      "commit_interval_ms, session_timeout_ms, sync_commits, naming)");
+      "commit_interval_ms, session_timeout_ms, changelog_topic, changelog_snapshot_commits, "
+      "changelog_snapshot_bytes, sync_commits, naming)");
+  EXPECT_EQ(err("changelog_snapshot_bytes: 100\n"),
+            "s.yaml:1: changelog_snapshot_bytes: 100 is out of range [4096, 1099511627776]");
   EXPECT_EQ(err("window_seconds: five\n"),
             "s.yaml:1: window_seconds: expected a number, got 'five'");
   EXPECT_EQ(err("\nwindow_seconds: 0\n"), "s.yaml:2: window_seconds: 0 is out of range [1, 86400]");
