@@ -84,8 +84,10 @@ void ChangelogReplay::Complete(Assembly& a, int64_t offset) {
   } else if (c.chain == 0 || a.chain != c.chain || !c.gap.empty()) {
     c.ignored++;  // before any snapshot kept, another writer's, or past a gap
   } else if (a.seq != c.last_seq + 1) {
-    c.gap = "after seq " + std::to_string(c.last_seq) + " comes seq " + std::to_string(a.seq) +
-            " (offset " + std::to_string(offset) + ")";
+    c.gap = (a.seq > c.last_seq ? "after seq " + std::to_string(c.last_seq) + " comes seq "
+                                : "seq " + std::to_string(a.seq) + " comes again after seq ") +
+            std::to_string(a.seq > c.last_seq ? a.seq : c.last_seq) + " (offset " +
+            std::to_string(offset) + ")";
   } else {
     std::string batch;
     for (const std::string& p : a.parts) batch += p;

@@ -103,17 +103,53 @@ Result<std::unique_ptr<KafkaChangelog>> KafkaChangelog::Create(
 
 KafkaChangelog::~KafkaChangelog() = default;
 
-Status KafkaChangelog::Write(int32_t partition, const std::vector<ChangelogRecord>& records) {
-  Impl& im = *impl_;
-  if (partition >= im.partitions) {
-    return Unavailable(im.Where(partition) + ": the topic has only " +
-                       std::to_string(im.partitions) +
-                       " partitions; it needs as many as the events topic");
+// One Send's records: the delivery callbacks count them down; Wait polls the producer (which
+// serves every Send's callbacks) until they are all answered or the time is up.
+class KafkaDelivery : public ChangelogLink::Delivery {
+ public:
+  KafkaDelivery(rd_kafka_t* producer, std::string where, std::chrono::milliseconds timeout)
+      : producer_(producer),
+        where_(std::move(where)),
+        timeout_(timeout),
+        deadline_(Clock::now() + timeout + std::chrono::seconds(1)),
+        pending_(std::make_shared<Pending>()) {}
+  void Fail(Status s) { failed_ = std::move(s); }
+  Clock::time_point deadline() const { return deadline_; }
+  const std::shared_ptr<Pending>& pending() const { return pending_; }
+  Status Wait() override {
+    // The message timeout ends every record within `timeout_`: then each is answered.
+    while (pending_->left > 0 && Clock::now() < deadline_) rd_kafka_poll(producer_, 5);
+    if (!failed_.ok()) return failed_;
+    if (const int e = pending_->error.load())
+      return Unavailable(where_ + ": not delivered: " +
+                         rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(e)));
+    if (pending_->left > 0)
+      return Unavailable(where_ + ": not acknowledged within " +
+                         std::to_string(timeout_.count()) + " ms");
+    return Status::Ok();
   }
-  auto pending = std::make_shared<Pending>();
+
+ private:
+  rd_kafka_t* producer_;
+  std::string where_;
+  std::chrono::milliseconds timeout_;
+  Clock::time_point deadline_;
+  std::shared_ptr<Pending> pending_;
+  Status failed_;
+};
+
+std::unique_ptr<ChangelogLink::Delivery> KafkaChangelog::Send(
+    int32_t partition, const std::vector<ChangelogRecord>& records) {
+  Impl& im = *impl_;
+  auto d = std::make_unique<KafkaDelivery>(im.producer, im.Where(partition), im.write_timeout);
+  if (partition >= im.partitions) {
+    d->Fail(Unavailable(im.Where(partition) + ": the topic has only " +
+                        std::to_string(im.partitions) +
+                        " partitions; it needs as many as the events topic"));
+    return d;
+  }
+  const std::shared_ptr<Pending>& pending = d->pending();
   pending->left = static_cast<int>(records.size());
-  const auto deadline = Clock::now() + im.write_timeout + std::chrono::seconds(1);
-  rd_kafka_resp_err_t failed = RD_KAFKA_RESP_ERR_NO_ERROR;
   for (size_t i = 0; i < records.size(); ++i) {
     std::string value = EncodeChangelogRecord(records[i]);
     const std::string key = std::to_string(records[i].seq);
@@ -126,26 +162,17 @@ Status KafkaChangelog::Write(int32_t partition, const std::vector<ChangelogRecor
                                   RD_KAFKA_V_VALUE(value.data(), value.size()),
                                   RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)) ==
                RD_KAFKA_RESP_ERR__QUEUE_FULL &&
-           Clock::now() < deadline) {
+           Clock::now() < d->deadline()) {
       rd_kafka_poll(im.producer, 10);
     }
     if (e) {
       delete opaque;
-      failed = e;
       pending->left -= static_cast<int>(records.size() - i);
+      d->Fail(Unavailable(im.Where(partition) + ": not delivered: " + rd_kafka_err2str(e)));
       break;
     }
   }
-  while (pending->left > 0 && Clock::now() < deadline) rd_kafka_poll(im.producer, 5);
-  if (failed == RD_KAFKA_RESP_ERR_NO_ERROR)
-    failed = static_cast<rd_kafka_resp_err_t>(pending->error.load());
-  if (failed) {
-    return Unavailable(im.Where(partition) + ": not delivered: " + rd_kafka_err2str(failed));
-  }
-  if (pending->left > 0)
-    return Unavailable(im.Where(partition) + ": not acknowledged within " +
-                       std::to_string(im.write_timeout.count()) + " ms");
-  return Status::Ok();
+  return d;
 }
 
 Status KafkaChangelog::Read(

@@ -25,7 +25,8 @@ class KafkaChangelog : public ChangelogLink {
 
   Status Read(int32_t partition,
               const std::function<Status(int64_t offset, std::string_view value)>& each) override;
-  Status Write(int32_t partition, const std::vector<ChangelogRecord>& records) override;
+  std::unique_ptr<Delivery> Send(int32_t partition,
+                                 const std::vector<ChangelogRecord>& records) override;
 
  private:
   KafkaChangelog() = default;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -67,6 +68,23 @@ void AppendAddress(const v1::Endpoint& e, std::string* out) {
   while (n) out->push_back(digits[--n]);
 }
 
+// A changelog record's parts: `parts` in order, the last one marked (one empty part for none).
+std::vector<ChangelogRecord> Records(ChangelogKind kind, uint64_t chain, uint64_t seq,
+                                     const std::vector<std::string_view>& parts) {
+  std::vector<ChangelogRecord> records;
+  records.reserve(std::max<size_t>(1, parts.size()));
+  for (size_t i = 0; i < parts.size(); ++i)
+    records.push_back({kind, chain, seq, i, i + 1 == parts.size(), parts[i]});
+  if (parts.empty()) records.push_back({kind, chain, seq, 0, true, {}});
+  return records;
+}
+// `bytes` cut into pieces of at most `size`.
+std::vector<std::string_view> Parts(std::string_view bytes, size_t size) {
+  std::vector<std::string_view> parts;
+  for (size_t at = 0; at < bytes.size(); at += size) parts.push_back(bytes.substr(at, size));
+  return parts;
+}
+
 // Appends one dimension to an encoded series key (SeriesKey::Encode's layout; callers add the
 // dimensions in name order).
 void PutDim(std::string* key, std::string_view name, std::string_view value) {
@@ -75,6 +93,14 @@ void PutDim(std::string* key, std::string_view name, std::string_view value) {
 }
 
 }  // namespace
+
+// A commit between BeginCommit and FinishCommit: its batch, its retention cutoff, and its
+// delivery to the changelog (none without one).
+struct PartitionState::Committing {
+  PartitionStore::Batch batch;
+  int64_t cutoff = 0;
+  std::unique_ptr<ChangelogLink::Delivery> delivery;
+};
 
 struct PartitionState::Learned {
   absl::flat_hash_set<std::string> endpoints;                  // "owner\0endpoint"
@@ -594,7 +620,14 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
 }
 
 Status PartitionState::Commit() {
-  PartitionStore::Batch batch = store_->NewBatch();
+  FAULTLINE_RETURN_IF_ERROR(BeginCommit());
+  return FinishCommit();
+}
+
+Status PartitionState::BeginCommit() {
+  assert(!committing_ && "BeginCommit twice without FinishCommit");
+  auto owned = std::make_unique<Committing>(Committing{store_->NewBatch(), 0, nullptr});
+  PartitionStore::Batch& batch = owned->batch;
   open_->ForEachChanged([&](int64_t start, std::string_view key, const WindowStats& stats) {
     batch.OpenSeries(start, key, stats);
   });
@@ -635,25 +668,37 @@ Status PartitionState::Commit() {
   if (batch.empty()) return Status::Ok();
   if (changelog_.link) {
     FAULTLINE_RETURN_IF_ERROR(SnapshotIfDue());
-    Status st = store_->Commit(
-        batch, options_.sync_commits, [&](std::string_view rep, uint64_t seq) {
-          std::vector<std::string_view> parts;
-          for (size_t at = 0; at < rep.size(); at += changelog_.part_bytes)
-            parts.push_back(rep.substr(at, changelog_.part_bytes));
-          FAULTLINE_RETURN_IF_ERROR(
-              WriteChangelog(ChangelogKind::kDelta, store_->chain(), seq, parts));
-          changelog_counters_.delta_bytes += rep.size();
-          commits_since_snapshot_++;
-          bytes_since_snapshot_ += rep.size();
-          return Status::Ok();
-        });
-    // The changelog may hold this seq now (a delivery that failed late, or a local write that
-    // failed after it): the retry's delta of the same seq must follow a snapshot, which makes
-    // the earlier one void.
-    if (!st.ok()) snapshot_due_ = true;
-    FAULTLINE_RETURN_IF_ERROR(st);
-  } else {
-    FAULTLINE_RETURN_IF_ERROR(store_->Commit(batch, options_.sync_commits));
+    const std::string_view rep = store_->Seal(batch);
+    owned->delivery = changelog_.link->Send(
+        partition_, Records(ChangelogKind::kDelta, store_->chain(), store_->seq() + 1,
+                            Parts(rep, changelog_.part_bytes)));
+  }
+  owned->cutoff = cutoff;
+  committing_ = std::move(owned);
+  return Status::Ok();
+}
+
+Status PartitionState::FinishCommit() {
+  if (!committing_) return Status::Ok();
+  const std::unique_ptr<Committing> committing = std::move(committing_);
+  PartitionStore::Batch& batch = committing->batch;
+  const int64_t cutoff = committing->cutoff;
+  if (committing->delivery) {
+    // The changelog may hold this seq even so (a delivery that failed late): the retry's delta
+    // of the same seq must follow a snapshot, which makes the earlier one void. Likewise when
+    // the local write below fails after the changelog took it.
+    if (Status st = committing->delivery->Wait(); !st.ok()) {
+      snapshot_due_ = true;
+      return st;
+    }
+    const uint64_t bytes = store_->Seal(batch).size();
+    changelog_counters_.delta_bytes += bytes;
+    commits_since_snapshot_++;
+    bytes_since_snapshot_ += bytes;
+  }
+  if (Status st = store_->Commit(batch, options_.sync_commits); !st.ok()) {
+    snapshot_due_ = changelog_.link != nullptr;
+    return st;
   }
 
   // Durable: now the in-memory view follows.
@@ -678,16 +723,6 @@ Status PartitionState::Commit() {
   return Status::Ok();
 }
 
-Status PartitionState::WriteChangelog(ChangelogKind kind, uint64_t chain, uint64_t seq,
-                                      const std::vector<std::string_view>& parts) {
-  std::vector<ChangelogRecord> records;
-  records.reserve(std::max<size_t>(1, parts.size()));
-  for (size_t i = 0; i < parts.size(); ++i)
-    records.push_back({kind, chain, seq, i, i + 1 == parts.size(), parts[i]});
-  if (parts.empty()) records.push_back({kind, chain, seq, 0, true, {}});
-  return changelog_.link->Write(partition_, records);
-}
-
 Status PartitionState::SnapshotIfDue() {
   const bool due = snapshot_due_ || commits_since_snapshot_ >= changelog_.snapshot_commits ||
                    bytes_since_snapshot_ >= std::max(changelog_.snapshot_bytes,
@@ -705,8 +740,9 @@ Status PartitionState::SnapshotIfDue() {
     batches.emplace_back(b);
     return Status::Ok();
   }));
-  std::vector<std::string_view> parts(batches.begin(), batches.end());
-  FAULTLINE_RETURN_IF_ERROR(WriteChangelog(ChangelogKind::kSnapshot, chain, store_->seq(), parts));
+  const std::vector<std::string_view> parts(batches.begin(), batches.end());
+  FAULTLINE_RETURN_IF_ERROR(changelog_.link->Write(
+      partition_, Records(ChangelogKind::kSnapshot, chain, store_->seq(), parts)));
   if (chain != store_->chain()) FAULTLINE_RETURN_IF_ERROR(store_->SetChain(chain));
   uint64_t bytes = 0;
   for (const std::string& b : batches) bytes += b.size();

@@ -259,7 +259,7 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
   }
   if (!log.gap.empty()) {
     return FailedPrecondition("partition state " + path + ": the changelog of chain " +
-                              std::to_string(log.chain) + " skips a seq: " + log.gap +
+                              std::to_string(log.chain) + " is not contiguous: " + log.gap +
                               "; restoring would lose the commits in between");
   }
   report->continues_chain = present && local_chain == log.chain && local_seq >= log.base_seq;
@@ -470,6 +470,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
 PartitionStore::Batch::Batch(uint64_t seq)
     : seq_(seq), batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 PartitionStore::Batch::~Batch() = default;
+PartitionStore::Batch::Batch(Batch&&) noexcept = default;
 
 void PartitionStore::Batch::FlushOpen() {
   if (open_count_ == 0) return;
@@ -567,10 +568,15 @@ bool PartitionStore::Batch::empty() const {
   return batch_->Count() == 0 && open_count_ == 0 && peers_count_ == 0;
 }
 
-Status PartitionStore::Commit(
-    Batch& batch, bool sync,
-    const std::function<Status(std::string_view batch, uint64_t seq)>& before_write) {
+Status PartitionStore::Commit(Batch& batch, bool sync) {
   if (batch.empty()) return Status::Ok();
+  Seal(batch);
+  return Write(batch, sync);
+}
+
+std::string_view PartitionStore::Seal(Batch& batch) {
+  if (batch.sealed_) return batch.batch_->Data();
+  batch.sealed_ = true;
   batch.FlushOpen();
   batch.FlushPeers();
   // Peer blobs wholly below the front go (a blob ends where the next one starts).
@@ -590,13 +596,17 @@ Status PartitionStore::Commit(
     }
   }
   batch.batch_->Put(std::string(kSeqKey), VarintValue(batch.seq_));
-  if (before_write) FAULTLINE_RETURN_IF_ERROR(before_write(batch.batch_->Data(), batch.seq_));
+  batch.blobs_after_ = std::move(blobs);
+  return batch.batch_->Data();
+}
+
+Status PartitionStore::Write(Batch& batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, batch.batch_.get());
   if (!s.ok()) return RocksError(path_, s);
   seq_ = batch.seq_;
-  if (batch.peers_) peer_blobs_ = std::move(blobs);
+  if (batch.peers_) peer_blobs_ = std::move(batch.blobs_after_);
   return Status::Ok();
 }
 

@@ -99,6 +99,7 @@ class PartitionStore {
   class Batch {
    public:
     ~Batch();
+    Batch(Batch&&) noexcept;
     // A series of the open window `start_s` changed since the last commit.
     void OpenSeries(int64_t start_s, std::string_view key, const WindowStats& stats);
     // The window `start_s` closed with these series (each window once; keys in any order). Its
@@ -134,14 +135,17 @@ class PartitionStore {
     uint64_t peer_front_ = 0, peer_next_ = 0;  // peer_next_: the next record's number
     bool peers_ = false;
     std::vector<uint64_t> peer_blobs_;  // the first record of each blob this batch writes
+    bool sealed_ = false;
+    std::vector<uint64_t> blobs_after_;  // the store's peer blobs once this batch is written
   };
   Batch NewBatch() { return Batch(seq_ + 1); }
-  // Errors: kInternal naming the path. With `before_write`, it is given the batch's bytes and
-  // seq just before they are written; its error stops the commit (nothing is written) and is
-  // returned.
-  Status Commit(Batch& batch, bool sync,
-                const std::function<Status(std::string_view batch, uint64_t seq)>& before_write =
-                    {});
+  // Seal then Write (nothing when the batch is empty). Errors: kInternal naming the path.
+  Status Commit(Batch& batch, bool sync);
+  // Completes a non-empty batch (the commit seq, the peer records' clean-up) and returns its
+  // bytes, final from then on: what the changelog carries. Its seq: seq() + 1.
+  std::string_view Seal(Batch& batch);
+  // Writes a sealed batch. Errors: kInternal naming the path.
+  Status Write(Batch& batch, bool sync);
 
   // The last commit's sequence number, and the changelog chain it continues (0: none).
   uint64_t seq() const { return seq_; }

@@ -352,7 +352,11 @@ struct StreamProcessor::Impl {
 
   void CommitPartition(PartitionState& s) {
     const ChangelogCounters before = s.changelog_counters();
-    Status st = s.Commit();
+    CountCommit(s, s.Commit(), before);
+  }
+
+  // A commit's outcome and the changelog's counters since `before`, into /metrics.
+  void CountCommit(const PartitionState& s, const Status& st, const ChangelogCounters& before) {
     const ChangelogCounters& after = s.changelog_counters();
     snapshots.Increment(static_cast<double>(after.snapshots - before.snapshots));
     changelog_bytes_snapshot.Increment(
@@ -372,8 +376,16 @@ struct StreamProcessor::Impl {
         rd_kafka_topic_partition_list_new(static_cast<int>(states.size()));
     size_t series = 0;
     uint64_t bytes = 0, expired = 0;
+    // Every partition's batch goes to the changelog first, then each waits and writes: the
+    // partitions wait for the changelog's acknowledgements together, not one after another.
+    std::map<int32_t, ChangelogCounters> before;
+    std::map<int32_t, Status> begun;
     for (auto& [p, s] : states) {
-      CommitPartition(*s);
+      before[p] = s->changelog_counters();
+      begun[p] = s->BeginCommit();
+    }
+    for (auto& [p, s] : states) {
+      CountCommit(*s, begun[p].ok() ? s->FinishCommit() : begun[p], before[p]);
       series += s->open_series();
       bytes += s->ApproximateBytes();
       expired += s->outbox_expired();

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,7 +65,7 @@ struct ChangelogChain {
   uint64_t records = 0;  // records read
   uint64_t bytes = 0;    // bytes read
   uint64_t ignored = 0;  // records of other chains or before the snapshot, and incomplete ones
-  // Not empty when the chain's deltas skip a seq after last_seq: what was found, and where.
+  // Not empty when the chain's deltas skip or repeat a seq after last_seq: what, and where.
   std::string gap;
 };
 
@@ -101,10 +102,23 @@ class ChangelogLink {
   virtual Status Read(
       int32_t partition,
       const std::function<Status(int64_t offset, std::string_view value)>& each) = 0;
-  // Delivers `records` to `partition` in order and returns once all were acknowledged (then
-  // they are durable) or failed. Errors: kUnavailable naming the topic, partition and cause; some
-  // of the records may still have been written.
-  virtual Status Write(int32_t partition, const std::vector<ChangelogRecord>& records) = 0;
+  // Records on their way to the changelog.
+  class Delivery {
+   public:
+    virtual ~Delivery() = default;
+    // Returns once all were acknowledged (then they are durable) or failed. Errors:
+    // kUnavailable naming the topic, partition and cause; some of the records may still have
+    // been written. Call once.
+    virtual Status Wait() = 0;
+  };
+  // Starts delivering `records` (copied) to `partition`, after whatever was sent to it before,
+  // in order; so that a processor's partitions wait for their acknowledgements together.
+  virtual std::unique_ptr<Delivery> Send(int32_t partition,
+                                         const std::vector<ChangelogRecord>& records) = 0;
+  // Send, then Wait.
+  Status Write(int32_t partition, const std::vector<ChangelogRecord>& records) {
+    return Send(partition, records)->Wait();
+  }
 };
 
 // What a PartitionState does with its changelog.

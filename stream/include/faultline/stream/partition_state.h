@@ -141,6 +141,11 @@ class PartitionState {
   // memory and the next Commit writes it. Errors: kInternal naming the path; kUnavailable when
   // the changelog did not take it.
   Status Commit();
+  // Commit in two halves, so that several partitions' changelog deliveries overlap: BeginCommit
+  // gathers the batch and sends it to the changelog; FinishCommit waits for it and writes it.
+  // Nothing may be applied in between. Errors: as Commit's (either half).
+  Status BeginCommit();
+  Status FinishCommit();
 
   // Closed windows not yet published (each once per call: the next call starts after them).
   std::vector<StoredWindow> TakeOutbox();
@@ -180,8 +185,6 @@ class PartitionState {
   // Delivers a snapshot to the changelog when one is due (first commit of a new chain, after a
   // failed commit, or past ChangelogOptions' bounds).
   Status SnapshotIfDue();
-  Status WriteChangelog(ChangelogKind kind, uint64_t chain, uint64_t seq,
-                        const std::vector<std::string_view>& parts);
 
   int32_t partition_ = 0;
   WindowOptions options_;
@@ -216,6 +219,9 @@ class PartitionState {
   // The changelog: whether the next commit must go after a snapshot, and whether this writer
   // continues the store's chain (else it draws its own).
   ChangelogOptions changelog_;
+  // A commit between BeginCommit and FinishCommit (defined in the .cc).
+  struct Committing;
+  std::unique_ptr<Committing> committing_;
   bool snapshot_due_ = false;
   bool continues_chain_ = false;
   uint64_t commits_since_snapshot_ = 0, bytes_since_snapshot_ = 0, last_snapshot_bytes_ = 0;
