@@ -80,7 +80,7 @@ start_processor moved2 g-moved s-moved2 "" --changelog-topic faultline.changelog
 progress() {
   local total=0 name port n
   for name in "$@"; do
-    port=$(sed -n 's/^http_port=//p' "$work/$name.out" | tail -1)
+    port=$(sed -n 's/^http_port=//p' "$work/$name.out" 2>/dev/null | tail -1)
     [ -n "$port" ] || continue
     n=$(curl -sf "http://127.0.0.1:$port/status" |
       python3 -c 'import json,sys; print(sum(max(0, p["next_offset"]) for p in json.load(sys.stdin).get("partitions", {}).values()))' \
