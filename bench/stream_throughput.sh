@@ -14,7 +14,8 @@
 # Prints raw_consume_events_per_s=…, stream_events_per_s_per_core=…, stream_vs_raw=…, and the
 # stream's peak RSS and state size.
 # FAULTLINE_BIN=path runs another build's stream processor (an earlier commit's, for a
-# before/after); FAULTLINE_STREAM_WRAP runs it under a profiler (its figures are then not valid).
+# before/after); FAULTLINE_STREAM_WRAP runs it under a profiler (its figures are then not valid);
+# FAULTLINE_STREAM_ARGS adds flags (for example --changelog-topic faultline.changelog).
 # Usage: bench/stream_throughput.sh [ROUNDS [SERVICES]]   (after scripts/build.sh; defaults 60 rounds,
 # 10 000 services: 2.4 M events)
 set -euo pipefail
@@ -53,7 +54,8 @@ raw_cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 raw_wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<<"$raw")
 
 ${FAULTLINE_STREAM_WRAP:-} "${FAULTLINE_BIN:-$build/faultline}" stream --brokers "$brokers" --group bench --state-dir "$work/state" --metrics-topic "" \
-  --http-addr 127.0.0.1:0 --commit-interval-ms 1000 >"$work/stream.out" 2>"$work/stream.err" &
+  --http-addr 127.0.0.1:0 --commit-interval-ms 1000 ${FAULTLINE_STREAM_ARGS:-} \
+  >"$work/stream.out" 2>"$work/stream.err" &
 stream_pid=$!
 pids+=($stream_pid)
 for _ in $(seq 100); do grep -q '^http_port=' "$work/stream.out" && break; sleep 0.1; done
