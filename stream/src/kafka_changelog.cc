@@ -152,7 +152,10 @@ std::unique_ptr<ChangelogLink::Delivery> KafkaChangelog::Send(
   pending->left = static_cast<int>(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     std::string value = EncodeChangelogRecord(records[i]);
-    const std::string key = std::to_string(records[i].seq);
+    // Unique per record, so that a topic compacted by mistake still keeps every one.
+    const std::string key = std::to_string(records[i].seq) + "." +
+                            std::to_string(records[i].part) + "@" +
+                            std::to_string(records[i].chain);
     auto* opaque = new std::shared_ptr<Pending>(pending);
     rd_kafka_resp_err_t e;
     while ((e = rd_kafka_producev(im.producer, RD_KAFKA_V_TOPIC(im.topic.c_str()),

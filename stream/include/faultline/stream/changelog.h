@@ -15,7 +15,8 @@
 // embedded broker neither compacts nor keeps more than about 5 MB per partition: snapshots make
 // everything older than the latest one disposable.
 //
-// Records (the message value; the key is the seq in decimal, for people reading the topic):
+// Records (the message value; the key, "<seq>.<part>@<chain>", is for people reading the topic
+// and unique, so that compaction would remove nothing):
 //   "FLC1", kind (1 delta, 2 snapshot), varint chain, varint seq, varint part, last (0 or 1),
 //   then the part's bytes.
 // A delta's parts, concatenated, are the bytes of one WriteBatch (seq: the commit it makes). A
