@@ -32,6 +32,9 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kLockWait = std::chrono::seconds(30);
 // How long a commit waits for the changelog to acknowledge it (then it fails, and is retried).
 constexpr auto kChangelogWait = std::chrono::milliseconds(5000);
+// How often a newly assigned partition tries to read its changelog (a second apart) before it
+// gives up until the next assignment.
+constexpr int kChangelogReadAttempts = 3;
 
 Status ConfError(const std::string& source, const YAML::Node& node, const std::string& what) {
   return InvalidArgument(source + ":" + std::to_string(node.Mark().line + 1) + ": " + what);
@@ -330,21 +333,28 @@ struct StreamProcessor::Impl {
 
   Result<std::unique_ptr<PartitionState>> OpenPartition(const std::string& topic, int32_t p) {
     const auto deadline = Clock::now() + kLockWait;
-    while (true) {
+    for (int changelog_reads = 1;; ++changelog_reads) {
       ChangelogOptions log;
       log.link = changelog.get();
       log.snapshot_commits = options.changelog_snapshot_commits;
       log.snapshot_bytes = options.changelog_snapshot_bytes;
       auto state =
           PartitionState::Open(options.state_dir, topic, p, options.windows, namer, nullptr, log);
-      // Only the lock is waited for: a changelog that cannot be read fails the partition now
-      // (it is retried at the next assignment), not after blocking the rebalance.
       if (state.ok() || state.status().code() != StatusCode::kUnavailable ||
-          state.status().message().find("held by another process") == std::string::npos ||
           Clock::now() > deadline)
         return state;
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(100));  // the previous owner is still closing it
+      const std::string why = state.status().message();
+      if (why.find("held by another process") != std::string::npos) {
+        // The previous owner is still closing it.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      } else if (why.starts_with("changelog ") && changelog_reads < kChangelogReadAttempts) {
+        // A broker that does not answer for a moment; for longer, the partition waits for the
+        // next assignment rather than block the rebalance.
+        spdlog::warn("partition {}: {}; trying again", p, why);
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      } else {
+        return state;
+      }
     }
   }
 
