@@ -117,7 +117,9 @@ class ChangelogTest : public ::testing::Test {
                            int64_t next_offset = -1, ChangelogOptions o = {}) {
     auto p = Open(restored, o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
-    if (next_offset >= 0) EXPECT_EQ((*p)->next_offset(), next_offset);
+    if (next_offset >= 0) {
+      EXPECT_EQ((*p)->next_offset(), next_offset);
+    }
     p->reset();
     EXPECT_EQ(Dump(Db(written)), Dump(Db(restored)));
   }
