@@ -7,9 +7,9 @@ the incident as first seen and the situation the stream served for it, fetched a
 The situation is cut at its alarm's window (what the live diagnosis had then), diagnosed again by
 the given binary, and its first root cause and fault class compared with the case's expectation.
 
-Not the same as live: the detectors' verdicts are not in a recorded situation (attribution's
-robust z decides alone), and an anomaly that the live diagnosis held for confirmation
-(confirm_windows) was diagnosed a window later than its alarm.
+Not the same as live: only the alarm's verdict is put back (the live diagnosis adds it; the
+other series' detector verdicts are not recorded), and the data a window's late records bring is
+in the recorded situation, though the live diagnosis may have judged that window without them.
 
 Usage: bench/lab_replay.py FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
 Prints a line per case and, last, "right=N cases=M".
@@ -22,8 +22,13 @@ import tempfile
 
 
 def cut(situation):
-    """The situation up to and including its alarm's window."""
-    n = (situation["alarm"]["at_s"] - situation["start_s"]) // situation["window_s"] + 1
+    """The situation up to and including its alarm's window, with the detector's verdict on the
+    alarm that the live diagnosis adds (the recorded situation is the stream's, without it)."""
+    alarm = situation["alarm"]
+    situation["verdicts"] = [{"kind": alarm["kind"], "entity": alarm["entity"],
+                              "metric": alarm["metric"], "at_s": alarm["at_s"],
+                              "anomalous": True, "score": 0, "detector": "live"}]
+    n = (alarm["at_s"] - situation["start_s"]) // situation["window_s"] + 1
     for s in situation["series"]:
         s["values"] = s["values"][:n]
     for b in situation.get("breakdowns", []):

@@ -435,12 +435,15 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     for (Metric m : kTriggers) {
       const std::optional<bool> anomalous = verdict_at(entry, m);
       if (!anomalous || !*anomalous) continue;
-      std::optional<Incident> inc = DiagnoseAt(entry, m, start, start);
+      // A held anomaly is diagnosed again from the window it was first seen in: the alarm there,
+      // the windows since as its test period (as an open incident's updates are).
+      auto h = held_.find(entry);
+      const bool confirming = h != held_.end() && h->second.metric == m;
+      std::optional<Incident> inc = DiagnoseAt(entry, m, confirming ? h->second.since : start, start);
       if (!inc) break;  // attribution cannot judge it yet (too little history): say nothing
       if (!inc->root_causes.empty() && inc->root_causes.front().entity.kind == EntityKind::kService &&
           o_.confirm_windows > 0) {
-        auto h = held_.find(entry);
-        if (h == held_.end() || h->second.metric != m) {
+        if (!confirming) {
           held_[entry] = {m, start};
           PutHeld(entry);
           h = held_.find(entry);
@@ -451,6 +454,7 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
         }
       }
       if (held_.erase(entry)) Dirty("h|" + entry, std::nullopt);
+      inc->updated_at_s = start;  // opened_at: the window its anomaly was first seen in
       const std::string cause = CauseKey(*inc);
       if (open_causes.count(cause)) {
         counters_.merged_into_open++;

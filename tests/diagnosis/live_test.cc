@@ -192,8 +192,10 @@ TEST(LiveDiagnosis, SlowDeepestTierIsOneIncidentThatResolves) {
   EXPECT_EQ(open.status, IncidentStatus::kOpen);
   EXPECT_EQ(open.sequence, 1u);
   // The fault's first window is kT0 + 100, judged when window kT0 + 105 arrives; its cause is
-  // a service, so it waits for one more window (confirm_windows) and opens at kT0 + 105.
-  EXPECT_EQ(open.opened_at_s, kT0 + 105);
+  // a service, so it waits for one more window (confirm_windows): diagnosed again from kT0 + 100
+  // then, published at kT0 + 105.
+  EXPECT_EQ(open.opened_at_s, kT0 + 100);
+  EXPECT_EQ(open.updated_at_s, kT0 + 105);
   EXPECT_EQ(open.phenomenon.change.since_s, kT0 + 100);
   EXPECT_EQ(open.phenomenon.entry, (EntityRef{EntityKind::kService, "frontend"}));
   EXPECT_EQ(open.phenomenon.change.metric, Metric::kLatencyP99Ms);

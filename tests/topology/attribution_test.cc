@@ -269,21 +269,58 @@ TEST(Attribution, ContentionExplainsErrorsOnlyWhenLongEnoughToTimeOut) {
   EXPECT_EQ(r.candidates[0].evidence[0].ref.metric, Metric::kMemoryUsageRatio);
 }
 
-TEST(Attribution, LatencyExplainsLatencyInTheSameStatistic) {
-  // api's p99 60 ms slower is the symptom; db's mean rose 30 ms (half of it) while db's p99 rose
-  // 5 ms: db's p99 does not account for api's p99, and its mean is not compared with a p99.
+TEST(Attribution, ALatencyStatisticMustAccountForTheCallersChangeInIt) {
+  // api's p99 60 ms slower is the symptom; db's mean rose 20 ms (a third of it), but api's own
+  // mean rose 100 ms: db's mean does not account for api's, and db's p99 rose 5 ms.
   Situation s = Load("slow_leaf.json");
   Step(s, EntityKind::kService, "db", Metric::kLatencyP99Ms, 20, 25);
-  Step(s, EntityKind::kService, "db", Metric::kLatencyMeanMs, 10, 40);
+  Step(s, EntityKind::kService, "db", Metric::kLatencyMeanMs, 10, 30);
   for (Metric m : {Metric::kLatencyP50Ms, Metric::kLatencyP90Ms, Metric::kLatencyMaxMs})
     Step(s, EntityKind::kService, "db", m, 10, 10);
   for (Metric m : {Metric::kLatencyMeanMs, Metric::kLatencyP50Ms, Metric::kLatencyP90Ms,
                    Metric::kLatencyMaxMs, Metric::kLatencyP99Ms})
     Step(s, EntityKind::kEdge, "api->db", m, 10, m == Metric::kLatencyP99Ms ? 15 : 10);
-  const AttributionResult r = Attribute(s);
+  Step(s, EntityKind::kService, "api", Metric::kLatencyMeanMs, 10, 110);
+  AttributionResult r = Attribute(s);
   ASSERT_FALSE(r.candidates.empty());
   EXPECT_EQ(r.candidates[0].kind, EntityKind::kService);
   EXPECT_EQ(r.candidates[0].entity, "api");
+  // api's mean 40 ms slower: db's 20 ms is half of it, and db explains api.
+  Step(s, EntityKind::kService, "api", Metric::kLatencyMeanMs, 10, 50);
+  r = Attribute(s);
+  ASSERT_FALSE(r.candidates.empty());
+  EXPECT_EQ(r.candidates[0].entity, "db");
+}
+
+TEST(Attribution, NoiseInALeadWindowDoesNotHideAStepAtTheAlarm) {
+  // 20 windows of baseline around 3 (alarm at window 22, so 20 and 21 are lead windows).
+  Situation s;
+  s.window_s = 5;
+  s.alarm.at_s = 22 * 5;
+  const SeriesJudge judge(s, AttributionOptions{});
+  auto judged = [&](std::vector<double> test) {
+    MetricSeries m{{EntityKind::kContainer, "c", Metric::kIoLatencyP99Ms}, {}};
+    for (int i = 0; i < 20; ++i) m.values.push_back(i % 3 ? 3.0 : 2.9);
+    m.values.insert(m.values.end(), test.begin(), test.end());
+    return judge.Judge(m);
+  };
+  // A dip in a lead window, then the step: judged a rise to 759 from the alarm's window.
+  SeriesAnomaly a = judged({0.7, 3.0, 759});
+  EXPECT_TRUE(a.anomalous);
+  EXPECT_NEAR(a.observed, 759, 1e-9);
+  EXPECT_EQ(a.start_s, 22 * 5);
+  // A small spike in the lead windows, then the step: the level is the step's.
+  a = judged({4.9, 5.2, 303});
+  EXPECT_TRUE(a.anomalous);
+  EXPECT_NEAR(a.observed, 303, 1e-9);
+  EXPECT_EQ(a.start_s, 20 * 5);
+  // A plateau's noise does not move the level to its last window.
+  a = judged({250, 262, 275});
+  EXPECT_NEAR(a.observed, 262, 1e-9);
+  // A dip alone is judged a fall.
+  a = judged({3.0, 0.2, 0.3});
+  EXPECT_LT(a.z, 0);
+  EXPECT_NEAR(a.observed, 0.25, 1e-9);
 }
 
 TEST(Attribution, ARefusingCalleesOomKillsAreUnderTheRefusals) {

@@ -120,18 +120,42 @@ SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* comp
   for (double v : base) dev.push_back(std::abs(v - med));
   const double sigma = std::max({1.4826 * Median(dev), 0.05 * std::abs(med), 1e-6});
   a.baseline = med;
+  // The change's direction: that of the test period's value furthest from the baseline (a lead
+  // window's dip does not start a rise). Its first window beyond the threshold that way starts
+  // the test period, and the level is the median from there, or from a later window when that is
+  // at least twice as far from the baseline: noise in a lead window must not hide a step at the
+  // alarm (4.9, 5.2, 303 ms after a baseline of 2.3 is 303, not 5.2).
+  double extreme = 0;
+  for (size_t i = split_; i < m.values.size(); ++i)
+    if (!std::isnan(m.values[i]) && std::abs(m.values[i] - med) > std::abs(extreme))
+      extreme = m.values[i] - med;
+  const double way = extreme < 0 ? -1 : 1;
   size_t first = m.values.size();
   for (size_t i = split_; i < m.values.size(); ++i) {
-    if (!std::isnan(m.values[i]) && std::abs(m.values[i] - med) / sigma >= o_.z_threshold) {
+    if (!std::isnan(m.values[i]) && way * (m.values[i] - med) / sigma >= o_.z_threshold) {
       first = i;
       break;
     }
   }
   std::vector<double> test;
-  for (size_t i = first < m.values.size() ? first : split_; i < m.values.size(); ++i)
-    if (!std::isnan(m.values[i])) test.push_back(m.values[i]);
-  if (test.empty()) return a;
-  a.observed = Median(test);
+  double from_first = 0;  // the level from the first window
+  bool judged = false;     // some test window has data
+  for (size_t from = first < m.values.size() ? first : split_; from < m.values.size(); ++from) {
+    test.clear();
+    for (size_t i = from; i < m.values.size(); ++i)
+      if (!std::isnan(m.values[i])) test.push_back(m.values[i]);
+    if (test.empty()) break;
+    const double level = Median(test);
+    judged = true;
+    if (from == first || first == m.values.size()) {
+      a.observed = from_first = level;
+      if (first == m.values.size()) break;  // nothing beyond the threshold: the whole test period
+    } else if (way * (level - med) >= 2 * way * (from_first - med) &&
+               way * (level - med) > way * (a.observed - med)) {
+      a.observed = level;
+    }
+  }
+  if (!judged) return a;
   a.z = std::clamp((a.observed - med) / sigma, -1000.0, 1000.0);  // from a zero baseline: huge
   a.anomalous = first < m.values.size() && std::abs(a.z) >= o_.z_threshold &&
                 std::abs(a.observed - med) >=
@@ -227,18 +251,15 @@ class Attributor {
     std::optional<SeriesAnomaly> contrary;
   };
   Match Compare(const std::vector<const MetricSeries*>& series, const SeriesAnomaly& symptom,
-                const MetricSeries& symptom_series) const {
+                const MetricSeries& symptom_series, const std::string& caller) const {
     Match m;
     const Family f = FamilyOf(symptom.ref.metric);
     for (const MetricSeries* ms : series) {
       if (!Explains(FamilyOf(ms->ref.metric), f)) continue;
-      // Latency explains latency in the same statistic: a callee's p90 4 -> 11 ms does not
-      // account for its caller's mean 4 -> 27 ms because 7 is a third of 23, when the caller's
-      // own p90 went 7 -> 75 ms.
-      if (f == Family::kLatency && ms->ref.metric != symptom.ref.metric) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
       const bool same_way = (a.z > 0) == (symptom.z > 0);
-      if (a.anomalous && same_way && a.correlation >= o_.min_correlation && Accounts(a, symptom)) {
+      if (a.anomalous && same_way && a.correlation >= o_.min_correlation && Accounts(a, symptom) &&
+          AccountsForTheSameStatistic(a, caller)) {
         if (!m.same || Strength(a) > Strength(*m.same)) m.same = a;
       } else if ((a.anomalous && !same_way) || a.correlation <= -o_.min_correlation) {
         if (!m.contrary || std::abs(a.z) > std::abs(m.contrary->z)) m.contrary = a;
@@ -256,6 +277,21 @@ class Attributor {
       return a.observed >= 2 * a.baseline && a.observed - a.baseline >= kTimeoutScaleMs;
     if (Info(a.ref.metric).unit != Info(symptom.ref.metric).unit) return true;
     return ChangeAccountsFor(a, symptom, o_.min_explained_share);
+  }
+
+  // A latency statistic of a callee (or of the caller's view of a call) explains its caller only
+  // if its change is also a fair share of the caller's own change in that statistic: a callee's
+  // p90 4 -> 11 ms is a third of its caller's mean 4 -> 27 ms, but not of the caller's p90,
+  // which went 7 -> 75 ms. Comparing like with like, not only with the symptom's statistic,
+  // since one noisy statistic (a p99 spike in a lead window) can understate a change the others
+  // show plainly.
+  bool AccountsForTheSameStatistic(const SeriesAnomaly& a, const std::string& caller) const {
+    if (FamilyOf(a.ref.metric) != Family::kLatency) return true;
+    const MetricSeries* own = s_.Find({EntityKind::kService, caller, a.ref.metric});
+    if (!own) return true;
+    const SeriesAnomaly whole = Judge(*own, nullptr);
+    if ((whole.observed - whole.baseline) * (a.observed - a.baseline) <= 0) return true;
+    return ChangeAccountsFor(a, whole, o_.min_explained_share);
   }
 
   // In [0, 1]: how far beyond the baseline and how alike in shape. Class bases (3.5 a resource's
@@ -290,7 +326,7 @@ class Attributor {
          s_.topology.Successors({EntityKind::kService, service}, EdgeKind::kCalls)) {
       const std::string edge = service + "->" + callee.name;
       const Match own =
-          Compare(s_.SeriesOf(EntityKind::kService, callee.name), symptom, symptom_series);
+          Compare(s_.SeriesOf(EntityKind::kService, callee.name), symptom, symptom_series, service);
       if (own.same) {
         explained = true;
         only_unseen_edges = false;
@@ -298,7 +334,8 @@ class Attributor {
         Visit(callee.name, *own.same, *next, Prepend(callee.name, path));
         continue;
       }
-      const Match seen = Compare(s_.SeriesOf(EntityKind::kEdge, edge), symptom, symptom_series);
+      const Match seen =
+          Compare(s_.SeriesOf(EntityKind::kEdge, edge), symptom, symptom_series, service);
       if (seen.same) {
         explained = true;
         Candidate c;
