@@ -4,8 +4,8 @@ real situations in seconds, before a 15-minute lab run judges it live.
 
 Each case of a `faultline lab run --json-out` file (bench/lab.sh's bench/lab-results.json) holds
 the incident as first seen and the situation the stream served for it, fetched a little later.
-The situation is cut at its alarm's window (what the live diagnosis had then), diagnosed again by
-the given binary, and its first root cause and fault class compared with the case's expectation.
+The situation is cut where the incident's own situation ended (what the live diagnosis had
+then), diagnosed again by the given binary, and its first root cause and fault class compared with the case's expectation.
 
 Not the same as live: only the alarm's verdict is put back (the live diagnosis adds it; the
 other series' detector verdicts are not recorded), and the data a window's late records bring is
@@ -14,6 +14,7 @@ in the recorded situation, though the live diagnosis may have judged that window
 Usage: bench/lab_replay.py FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
 Prints a line per case and, last, "right=N cases=M".
 """
+import datetime
 import json
 import os
 import subprocess
@@ -21,14 +22,17 @@ import sys
 import tempfile
 
 
-def cut(situation):
-    """The situation up to and including its alarm's window, with the detector's verdict on the
-    alarm that the live diagnosis adds (the recorded situation is the stream's, without it)."""
+def cut(situation, end_s=None):
+    """The situation up to `end_s` (default: the end of its alarm's window), with the detector's
+    verdict on the alarm that the live diagnosis adds (the recorded situation is the stream's,
+    without it)."""
     alarm = situation["alarm"]
     situation["verdicts"] = [{"kind": alarm["kind"], "entity": alarm["entity"],
                               "metric": alarm["metric"], "at_s": alarm["at_s"],
                               "anomalous": True, "score": 0, "detector": "live"}]
-    n = (alarm["at_s"] - situation["start_s"]) // situation["window_s"] + 1
+    if end_s is None:
+        end_s = alarm["at_s"] + situation["window_s"]
+    n = (end_s - situation["start_s"]) // situation["window_s"]
     for s in situation["series"]:
         s["values"] = s["values"][:n]
     for b in situation.get("breakdowns", []):
@@ -50,8 +54,13 @@ def main():
                 doc = case.get("incident_doc") or {}
                 if "situation_doc" not in doc or "expect" not in case:
                     continue
+                # As the live diagnosis saw it: up to its situation's end (a held anomaly's
+                # diagnosis has its alarm in the window first seen and data up to the window that
+                # confirmed it).
+                end = doc.get("situation", {}).get("end")
+                end_s = int(datetime.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()) if end else None
                 with open(path, "w") as out:
-                    json.dump(cut(doc["situation_doc"]), out)
+                    json.dump(cut(doc["situation_doc"], end_s), out)
                 run = subprocess.run([fl, "diagnose", "--situation", path, "--format", "json"],
                                      capture_output=True, text=True)
                 inc = json.loads(run.stdout) if run.returncode == 0 and run.stdout.strip() else None

@@ -231,6 +231,8 @@ def run_scenario(scn, faultline, state_dir, rate_default):
         hold(scn["baseline_s"], pipeline, watcher)
         base["false_incidents"] = len(watcher.first)
         base["false_incident_ids"] = sorted(watcher.first)
+        # Each as first seen, for a look at what opened it (bench/lab_replay.py skips them).
+        base["false_incident_docs"] = [watcher.first[i][1] for i in sorted(watcher.first)]
         cases.append(base)
         for i, step in enumerate(steps_of(scn)):
             fault = step.get("fault") or {"kind": "none"}

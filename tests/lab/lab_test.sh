@@ -102,7 +102,11 @@ cases = res["cases"]
 errors = []
 base = [c for c in cases if c.get("baseline")]
 if len(base) != 1 or base[0]["false_incidents"] != 0:
-    errors.append("baseline: expected 1 case with 0 false incidents, got %s" % base)
+    errors.append("baseline: expected 1 case with 0 false incidents, got %s" % [
+        {k: v for k, v in b.items() if k != "false_incident_docs"} for b in base])
+    for b in base:
+        for doc in b.get("false_incident_docs", []):
+            errors.append("false incident %s: %s" % (doc.get("id"), doc.get("summary")))
 faulty = [c for c in cases if "detected" in c]
 if len(faulty) != len(steps):
     errors.append("expected %d fault cases, got %d" % (len(steps), len(faulty)))
