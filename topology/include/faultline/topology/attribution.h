@@ -4,11 +4,12 @@
 //
 // Every series is judged the same way around the alarm: windows before (alarm - lead windows) are
 // the baseline (median and MAD), the rest is the test period; a series is anomalous when, from the
-// first test window beyond `z_threshold` robust standard deviations, the median of the test values
-// still is, and differs from the baseline median by at least `min_change` of it and by at least
-// the metric's noise floor in the catalog (MetricInfo::min_delta: one major fault from a zero
-// baseline is not an anomaly). A detector's
-// verdict in the situation overrides the anomalous/normal call (the robust z still gives the
+// first test window beyond `z_threshold` robust standard deviations in the direction of its most
+// extreme test window, the median of the test values still is (or the median from a later window,
+// when that is at least twice as far: a lead window's noise does not hide a step at the alarm),
+// and differs from the baseline median by at least `min_change` of it and by at least the
+// metric's noise floor in the catalog (MetricInfo::min_delta: one major fault from a zero
+// baseline is not an anomaly). A detector's verdict in the situation overrides the anomalous/normal call (the robust z still gives the
 // direction). Two series "agree in shape" when their Pearson correlation over the situation is at
 // least `min_correlation`.
 //
