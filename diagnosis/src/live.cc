@@ -352,10 +352,11 @@ void LiveDiagnosis::PutTracked(const Tracked& t) {
   Dirty("i|" + t.incident.id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-// "h|<entry>" -> "<metric> <since>".
-void LiveDiagnosis::PutHeld(const std::string& entry) {
-  const Held& h = held_.at(entry);
-  Dirty("h|" + entry, std::string(MetricName(h.metric)) + " " + std::to_string(h.since));
+// "h|<entry>" -> "<metric> <since>"; `held` null: the record goes.
+void LiveDiagnosis::PutHeld(const std::string& entry, const Held* held) {
+  Dirty("h|" + entry, held ? std::optional<std::string>(std::string(MetricName(held->metric)) + " " +
+                                                        std::to_string(held->since))
+                           : std::nullopt);
 }
 
 void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
@@ -418,7 +419,6 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     }
     PutTracked(t);
   }
-  // New anomalies on entry points.
   // A held anomaly whose entry point is no longer anomalous (or no longer judged) is dropped.
   for (auto it = held_.begin(); it != held_.end();) {
     const std::optional<bool> still = verdict_at(it->first, it->second.metric);
@@ -427,9 +427,10 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
       continue;
     }
     if (!open_entries.count(it->first)) counters_.held_dropped++;
-    Dirty("h|" + it->first, std::nullopt);
+    PutHeld(it->first, nullptr);
     it = held_.erase(it);
   }
+  // New anomalies on entry points.
   for (const auto& [entry, seen] : serving_) {
     if (seen != start || open_entries.count(entry) || !IsEntryPoint(entry)) continue;
     for (Metric m : kTriggers) {
@@ -444,16 +445,15 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
       if (!inc->root_causes.empty() && inc->root_causes.front().entity.kind == EntityKind::kService &&
           o_.confirm_windows > 0) {
         if (!confirming) {
-          held_[entry] = {m, start};
-          PutHeld(entry);
-          h = held_.find(entry);
+          h = held_.insert_or_assign(entry, Held{m, start}).first;
+          PutHeld(entry, &h->second);
         }
         if (start - h->second.since < o_.confirm_windows * window_s_) {
           counters_.held++;
           break;
         }
       }
-      if (held_.erase(entry)) Dirty("h|" + entry, std::nullopt);
+      if (held_.erase(entry)) PutHeld(entry, nullptr);
       inc->updated_at_s = start;  // opened_at: the window its anomaly was first seen in
       const std::string cause = CauseKey(*inc);
       if (open_causes.count(cause)) {

@@ -127,19 +127,22 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
   p->changelog_ = changelog;
   const std::string name = topic + "-" + std::to_string(partition);
   StoredState stored;
+  const auto t0 = std::chrono::steady_clock::now();
+  ChangelogChain chain;
   if (changelog.link) {
     // Read before the database is opened: the changelog is written first, so whatever it holds
     // now is at least what the previous owner's database holds, unless that owner still commits
     // (then the database is ahead, and kept).
-    const auto t0 = std::chrono::steady_clock::now();
     ChangelogReplay replay(name);
     FAULTLINE_RETURN_IF_ERROR(changelog.link->Read(
         partition, [&](int64_t at, std::string_view value) { return replay.Add(at, value); }));
-    const ChangelogChain chain = replay.Finish();
-    RestoreReport report;
-    FAULTLINE_ASSIGN_OR_RETURN(
-        p->store_, PartitionStore::Open(state_dir + "/" + name, options.window_s,
-                                        std::move(cache), &stored, &chain, &report));
+    chain = replay.Finish();
+  }
+  RestoreReport report;
+  FAULTLINE_ASSIGN_OR_RETURN(
+      p->store_, PartitionStore::Open(state_dir + "/" + name, options.window_s, std::move(cache),
+                                      &stored, changelog.link ? &chain : nullptr, &report));
+  if (changelog.link) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ChangelogCounters& c = p->changelog_counters_;
@@ -158,10 +161,6 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
         " bytes applied; the changelog had " + std::to_string(chain.records) + " records, " +
         std::to_string(chain.bytes) + " bytes, " + std::to_string(chain.ignored) +
         " ignored) in " + std::to_string(static_cast<int64_t>(secs * 1000)) + " ms";
-  } else {
-    FAULTLINE_ASSIGN_OR_RETURN(
-        p->store_, PartitionStore::Open(state_dir + "/" + name, options.window_s,
-                                        std::move(cache), &stored));
   }
   p->next_offset_ = stored.next_offset;
   p->max_event_ns_ = stored.max_event_ns;

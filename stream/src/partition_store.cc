@@ -215,17 +215,24 @@ Status ReadOutboxKeys(const std::string& path, std::string_view record,
 // Writes one changelog batch (its bytes as WriteBatch::Data() gave them) into `db`.
 Status ApplyBatch(const std::string& path, rocksdb::DB* db, const std::string& rep,
                   std::string_view what, uint64_t seq) {
-  if (rep.size() < 12) {
+  auto refused = [&](const std::string& why) {
     return FailedPrecondition("partition state " + path + ": the changelog's " +
-                              std::string(what) + " at seq " + std::to_string(seq) +
-                              " is not a write batch");
-  }
+                              std::string(what) + " at seq " + std::to_string(seq) + why);
+  };
+  if (rep.size() < 12) return refused(" is not a write batch");
   rocksdb::WriteBatch batch(rep);
   rocksdb::Status s = db->Write({}, &batch);
-  if (!s.ok()) {
-    return FailedPrecondition("partition state " + path + ": the changelog's " +
-                              std::string(what) + " at seq " + std::to_string(seq) +
-                              " cannot be applied: " + s.ToString());
+  if (!s.ok()) return refused(" cannot be applied: " + s.ToString());
+  return Status::Ok();
+}
+
+// Applies the changelog's deltas after seq `after`, in order.
+Status ApplyDeltas(const std::string& path, rocksdb::DB* db, const ChangelogChain& log,
+                   uint64_t after, RestoreReport* report) {
+  for (const auto& [seq, rep] : log.deltas) {
+    if (seq <= after) continue;
+    FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
+    report->applied_bytes += rep.size();
   }
   return Status::Ok();
 }
@@ -266,11 +273,7 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
   if (report->continues_chain) {
     report->source = local_seq == log.last_seq ? RestoreReport::Source::kLocal
                                                 : RestoreReport::Source::kCaughtUp;
-    for (const auto& [seq, rep] : log.deltas) {
-      if (seq <= local_seq) continue;
-      FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
-      report->applied_bytes += rep.size();
-    }
+    FAULTLINE_RETURN_IF_ERROR(ApplyDeltas(path, db, log, local_seq, report));
     report->seq = log.last_seq;
     return Status::Ok();
   }
@@ -286,10 +289,7 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
     FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "snapshot", log.base_seq));
     report->applied_bytes += rep.size();
   }
-  for (const auto& [seq, rep] : log.deltas) {
-    FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
-    report->applied_bytes += rep.size();
-  }
+  FAULTLINE_RETURN_IF_ERROR(ApplyDeltas(path, db, log, log.base_seq, report));
   rocksdb::WriteBatch done;
   done.Put(std::string(kChainKey), VarintValue(log.chain));
   done.Put(std::string(kSeqKey), VarintValue(log.last_seq));

@@ -196,7 +196,7 @@ class LiveDiagnosis {
     int64_t since = 0;
   };
   std::map<std::string, Held> held_;
-  void PutHeld(const std::string& entry);
+  void PutHeld(const std::string& entry, const Held* held);
   std::vector<std::string> resolved_order_;  // resolved incident ids, oldest first
   std::map<std::string, std::optional<std::string>> dirty_;
   LiveCounters counters_;
