@@ -11,8 +11,11 @@ Not the same as live: only the alarm's verdict is put back (the live diagnosis a
 other series' detector verdicts are not recorded), and the data a window's late records bring is
 in the recorded situation, though the live diagnosis may have judged that window without them.
 
-Usage: bench/lab_replay.py FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
+Usage: bench/lab_replay.py [--save DIR] FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
 Prints a line per case and, last, "right=N cases=M".
+--save DIR: the cases the binary gets right go into the replay corpus DIR (tests/data/replay/):
+each cut situation as NAME.json and its expectation, with where it was recorded, in DIR/cases.json
+(replay_test diagnoses them all in CI). A case already there under the same name is replaced.
 """
 import datetime
 import json
@@ -43,9 +46,20 @@ def cut(situation, end_s=None):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__.split("\n\n")[-1].strip())
-    fl, files = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    save = None
+    if args[:1] == ["--save"] and len(args) > 1:
+        save, args = args[1], args[2:]
+    if len(args) < 2:
+        sys.exit(__doc__.split("\n\n")[-2].strip())
+    fl, files = args[0], args[1:]
+    index = {}
+    if save:
+        os.makedirs(save, exist_ok=True)
+        try:
+            index = {c["name"]: c for c in json.load(open(os.path.join(save, "cases.json")))["cases"]}
+        except FileNotFoundError:
+            pass
     right = total = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "situation.json")
@@ -59,8 +73,9 @@ def main():
                 # confirmed it).
                 end = doc.get("situation", {}).get("end")
                 end_s = int(datetime.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()) if end else None
+                situation = cut(doc["situation_doc"], end_s)
                 with open(path, "w") as out:
-                    json.dump(cut(doc["situation_doc"], end_s), out)
+                    json.dump(situation, out)
                 run = subprocess.run([fl, "diagnose", "--situation", path, "--format", "json"],
                                      capture_output=True, text=True)
                 inc = json.loads(run.stdout) if run.returncode == 0 and run.stdout.strip() else None
@@ -76,6 +91,19 @@ def main():
                 print("%-4s %-26s %s %s (live: %s %s)" % (
                     "ok" if ok else "MISS", case["scenario"], got, cls,
                     (case.get("root_causes") or ["-"])[0], case.get("fault_class")))
+                if save and ok:
+                    name = "%s-%s-r%s" % (os.path.basename(f).split(".")[0], case["scenario"],
+                                          case.get("repeat", 1))
+                    with open(os.path.join(save, name + ".json"), "w") as out:
+                        json.dump(situation, out, separators=(",", ":"))
+                    index[name] = {"name": name, "expect": {"entity": want["entity"], "class": want["class"]},
+                                   "source": "faultline lab run, %s, scenario %s, repeat %s, incident %s"
+                                   % (os.path.basename(f), case["scenario"], case.get("repeat", 1),
+                                      doc.get("id"))}
+    if save:
+        with open(os.path.join(save, "cases.json"), "w") as out:
+            json.dump({"cases": [index[k] for k in sorted(index)]}, out, indent=1)
+            out.write("\n")
     print("right=%d cases=%d" % (right, total))
 
 

@@ -54,7 +54,8 @@ def log(msg):
 class Pipeline:
     """The broker, one agent per machine, the stream and the diagnosis, as child processes."""
 
-    def __init__(self, faultline, work, machines, watch=False):
+    def __init__(self, faultline, work, machines, watch=False, webhook=None):
+        """`webhook`: (url, secret), a webhook the diagnosis also delivers incidents to."""
         self.faultline, self.work, self.procs = faultline, work, []
         self.bootstrap = self._start_broker()
         for m in machines:
@@ -69,9 +70,16 @@ class Pipeline:
                           wait_for="http_port=", stream="stdout")
         # /metrics and /situation?alarm=… of the stream, for a look at what the diagnosis saw.
         self.stream_http = "http://127.0.0.1:%s" % _line_value(out, "http_port=")
+        config = []
+        if webhook:
+            with open(os.path.join(work, "diagnosis.yaml"), "w") as f:
+                f.write("webhooks:\n  - name: lab\n    url: %s\n    secret: %s\n"
+                        % (json.dumps(webhook[0]), json.dumps(webhook[1])))
+            config = ["--config", os.path.join(work, "diagnosis.yaml")]
         err = self._spawn("diagnose", ["diagnose", "--brokers", self.bootstrap, "--state-dir",
                                        os.path.join(work, "diagnosis"), "--http-addr", "127.0.0.1:0"]
-                          + (["--watch"] if watch else []), wait_for="http_port=", stdout_to_us=watch)
+                          + config + (["--watch"] if watch else []), wait_for="http_port=",
+                          stdout_to_us=watch)
         self.http = "http://127.0.0.1:%s" % _line_value(err, "http_port=")
 
     def _start_broker(self):
@@ -296,7 +304,8 @@ def demo(args):
         log("the shop is up: %s on %s; load 20 req/s into the gateway"
             % (", ".join("%s (%s)" % (s["name"], s["machine"]) for s in status["services"]),
                ", ".join("%s %s" % (m["name"], m["ip"]) for m in status["machines"])))
-        pipeline = Pipeline(args.faultline, work, status["machines"], watch=True)
+        webhook = (args.webhook, args.webhook_secret) if args.webhook else None
+        pipeline = Pipeline(args.faultline, work, status["machines"], watch=True, webhook=webhook)
         log("pipeline up (broker %s, an agent per machine, stream, diagnosis at %s); the detectors "
             "learn from %d s of traffic" % (pipeline.bootstrap, pipeline.http, args.baseline))
         watcher = Watcher()
@@ -374,6 +383,9 @@ def main():
         ap.add_argument("--baseline", type=int, default=75, help="seconds before the fault (default 75)")
         ap.add_argument("--hold", type=int, default=10, help="seconds the fault stays after the incident")
         ap.add_argument("--max-wait", type=int, default=60)
+        ap.add_argument("--webhook", help="also deliver incidents to this URL (Standard Webhooks)")
+        ap.add_argument("--webhook-secret", default=os.environ.get("FAULTLINE_WEBHOOK_SECRET", "faultline-demo"),
+                        help="the webhook's secret (default $FAULTLINE_WEBHOOK_SECRET or faultline-demo)")
         return demo(ap.parse_args())
     ap = argparse.ArgumentParser(prog="faultline lab run")
     ap.add_argument("scenarios", nargs="+", help="scenario YAML files")

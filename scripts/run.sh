@@ -27,8 +27,9 @@ while (($#)); do
   esac
   shift
 done
-bash scripts/setup.sh >&2  # stdout carries incidents only
-bash scripts/build.sh >&2
+# Only what the demo needs: its packages and the faultline binary (not the tests).
+bash scripts/setup.sh --demo >&2  # stdout carries incidents only
+bash scripts/build.sh faultline >&2
 if [ -z "$watch" ]; then
   exec build/faultline lab demo "${demo[@]}"
 fi

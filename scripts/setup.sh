@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs every Debian package faultline's build, tests and benchmarks need, and mounts tracefs.
 # Idempotent: a second run installs nothing and changes nothing. Needs root (Debian 12).
+#   --demo  only what building faultline and running the lab's demo need (scripts/run.sh): not
+#           the containers, Go and npm that only tests use (a third of the download).
 set -euo pipefail
+demo=
+[[ ${1:-} == --demo ]] && demo=1
 
 packages=(
   # toolchain
@@ -17,6 +21,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   python3 python3-jsonschema python3-protobuf python3-yaml nodejs curl iproute2 nftables iptables nginx-light wrk procps graphviz
+)
+test_only=(
   # real containers (Podman with runc: crun refuses a hybrid cgroup layout), an image from busybox
   podman runc busybox-static
   # deploy/ validation (tests/deploy/validate.sh): Go, Sprig and sigs.k8s.io/yaml for its Helm
@@ -29,6 +35,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+[[ -n $demo ]] || packages+=("${test_only[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,7 +51,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm: Debian's package unless a Node.js that brings its own (NodeSource's conflicts with it) is here.
-if ! command -v npm >/dev/null; then
+if [[ -z $demo ]] && ! command -v npm >/dev/null; then
   echo "setup.sh: installing npm"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
