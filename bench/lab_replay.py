@@ -14,12 +14,14 @@ in the recorded situation, though the live diagnosis may have judged that window
 Usage: bench/lab_replay.py [--save DIR] FAULTLINE_BINARY RESULTS.json [RESULTS.json ...]
 Prints a line per case and, last, "right=N cases=M".
 --save DIR: the cases the binary gets right go into the replay corpus DIR (tests/data/replay/):
-each cut situation as NAME.json and its expectation, with where it was recorded, in DIR/cases.json
+each cut situation as NAME.json.gz (gzip: a situation is 100-200 kB of JSON) and its expectation, with where it was recorded, in DIR/cases.json
 (replay_test diagnoses them all in CI). A case already there under the same name is replaced.
 """
 import datetime
+import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -92,10 +94,12 @@ def main():
                     "ok" if ok else "MISS", case["scenario"], got, cls,
                     (case.get("root_causes") or ["-"])[0], case.get("fault_class")))
                 if save and ok:
-                    name = "%s-%s-r%s" % (os.path.basename(f).split(".")[0], case["scenario"],
-                                          case.get("repeat", 1))
-                    with open(os.path.join(save, name + ".json"), "w") as out:
-                        json.dump(situation, out, separators=(",", ":"))
+                    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "%s-%s-r%s" % (
+                        os.path.basename(f).split(".")[0], case["scenario"].replace("->", "-to-"),
+                        case.get("repeat", 1)))
+                    # mtime=0: the same situation gives the same bytes.
+                    with gzip.GzipFile(os.path.join(save, name + ".json.gz"), "wb", mtime=0) as out:
+                        out.write(json.dumps(situation, separators=(",", ":")).encode())
                     index[name] = {"name": name, "expect": {"entity": want["entity"], "class": want["class"]},
                                    "source": "faultline lab run, %s, scenario %s, repeat %s, incident %s"
                                    % (os.path.basename(f), case["scenario"], case.get("repeat", 1),
