@@ -152,10 +152,13 @@ std::unique_ptr<ChangelogLink::Delivery> KafkaChangelog::Send(
   pending->left = static_cast<int>(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     std::string value = EncodeChangelogRecord(records[i]);
-    // Unique per record, so that a topic compacted by mistake still keeps every one.
-    const std::string key = std::to_string(records[i].seq) + "." +
-                            std::to_string(records[i].part) + "@" +
-                            std::to_string(records[i].chain);
+    // Unique per record, so that a topic compacted by mistake still keeps every one (a claim
+    // names the seq its writer's snapshot may have too).
+    const std::string key =
+        (records[i].kind == ChangelogKind::kClaim
+             ? "claim" + std::to_string(records[i].epoch)
+             : std::to_string(records[i].seq) + "." + std::to_string(records[i].part)) +
+        "@" + std::to_string(records[i].chain);
     auto* opaque = new std::shared_ptr<Pending>(pending);
     rd_kafka_resp_err_t e;
     while ((e = rd_kafka_producev(im.producer, RD_KAFKA_V_TOPIC(im.topic.c_str()),

@@ -69,13 +69,13 @@ void AppendAddress(const v1::Endpoint& e, std::string* out) {
 }
 
 // A changelog record's parts: `parts` in order, the last one marked (one empty part for none).
-std::vector<ChangelogRecord> Records(ChangelogKind kind, uint64_t chain, uint64_t seq,
-                                     const std::vector<std::string_view>& parts) {
+std::vector<ChangelogRecord> Records(ChangelogKind kind, uint64_t epoch, uint64_t chain,
+                                     uint64_t seq, const std::vector<std::string_view>& parts) {
   std::vector<ChangelogRecord> records;
   records.reserve(std::max<size_t>(1, parts.size()));
   for (size_t i = 0; i < parts.size(); ++i)
-    records.push_back({kind, chain, seq, i, i + 1 == parts.size(), parts[i]});
-  if (parts.empty()) records.push_back({kind, chain, seq, 0, true, {}});
+    records.push_back({kind, chain, seq, i, i + 1 == parts.size(), parts[i], epoch});
+  if (parts.empty()) records.push_back({kind, chain, seq, 0, true, {}, epoch});
   return records;
 }
 // `bytes` cut into pieces of at most `size`.
@@ -147,20 +147,28 @@ Result<std::unique_ptr<PartitionState>> PartitionState::Open(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ChangelogCounters& c = p->changelog_counters_;
     c.restore_seconds += secs;
+    ChangelogOpen& o = p->changelog_open_;
     const char* source = "local";
     if (report.source != RestoreReport::Source::kLocal) {
       c.restores++;
       c.restored_bytes += report.applied_bytes;
-      source = report.source == RestoreReport::Source::kRebuilt ? "rebuilt" : "caught up";
+      const bool rebuilt = report.source == RestoreReport::Source::kRebuilt;
+      source = rebuilt ? "rebuilt" : "caught up";
+      o.source = rebuilt ? ChangelogOpen::Source::kRebuilt : ChangelogOpen::Source::kCaughtUp;
     }
-    p->continues_chain_ = report.continues_chain;
+    c.fenced += chain.fenced;
     p->snapshot_due_ = !report.continues_chain;
+    FAULTLINE_RETURN_IF_ERROR(p->Claim(chain.max_epoch));
+    o.from_seq = report.base_seq, o.deltas = report.deltas, o.seq = report.seq;
+    o.epoch = p->epoch_, o.chain = p->chain_;
     p->restore_summary_ =
         std::string(source) + " from seq " + std::to_string(report.local_seq) + " to " +
         std::to_string(report.seq) + " (" + std::to_string(report.applied_bytes) +
         " bytes applied; the changelog had " + std::to_string(chain.records) + " records, " +
-        std::to_string(chain.bytes) + " bytes, " + std::to_string(chain.ignored) +
-        " ignored) in " + std::to_string(static_cast<int64_t>(secs * 1000)) + " ms";
+        std::to_string(chain.bytes) + " bytes, " + std::to_string(chain.ignored) + " ignored, " +
+        std::to_string(chain.fenced) + " fenced) in " +
+        std::to_string(static_cast<int64_t>(secs * 1000)) + " ms; claimed epoch " +
+        std::to_string(p->epoch_);
   }
   p->next_offset_ = stored.next_offset;
   p->max_event_ns_ = stored.max_event_ns;
@@ -667,9 +675,11 @@ Status PartitionState::BeginCommit() {
   if (batch.empty()) return Status::Ok();
   if (changelog_.link) {
     FAULTLINE_RETURN_IF_ERROR(SnapshotIfDue());
+    // The database's chain is that of the record that made its state: from this delta on, ours.
+    if (store_->chain() != chain_) batch.Chain(chain_);
     const std::string_view rep = store_->Seal(batch);
     owned->delivery = changelog_.link->Send(
-        partition_, Records(ChangelogKind::kDelta, store_->chain(), store_->seq() + 1,
+        partition_, Records(ChangelogKind::kDelta, epoch_, chain_, store_->seq() + 1,
                             Parts(rep, changelog_.part_bytes)));
   }
   owned->cutoff = cutoff;
@@ -722,18 +732,25 @@ Status PartitionState::FinishCommit() {
   return Status::Ok();
 }
 
+Status PartitionState::Claim(uint64_t max_epoch) {
+  // Before anything is committed, so that from the claim on every earlier writer's records are
+  // fenced. The chain is this writer's own, never one that wrote before.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  do chain_ = rng() >> 1;
+  while (chain_ == 0 || chain_ == store_->chain());
+  epoch_ = max_epoch + 1;
+  ChangelogRecord claim;
+  claim.kind = ChangelogKind::kClaim;
+  claim.epoch = epoch_, claim.chain = chain_;
+  claim.seq = store_->seq(), claim.base_chain = store_->chain();
+  return changelog_.link->Write(partition_, {claim});
+}
+
 Status PartitionState::SnapshotIfDue() {
   const bool due = snapshot_due_ || commits_since_snapshot_ >= changelog_.snapshot_commits ||
                    bytes_since_snapshot_ >= std::max(changelog_.snapshot_bytes,
                                                      last_snapshot_bytes_);
   if (!due) return Status::Ok();
-  // A writer that did not write the store's chain last draws its own: from its snapshot on,
-  // another writer's records (one that still believes it owns the partition) are ignored.
-  uint64_t chain = store_->chain();
-  if (!continues_chain_ || chain == 0) {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    do chain = rng() >> 1; while (chain == 0);
-  }
   std::vector<std::string> batches;
   FAULTLINE_RETURN_IF_ERROR(store_->Snapshot(changelog_.part_bytes, [&](std::string_view b) {
     batches.emplace_back(b);
@@ -741,11 +758,10 @@ Status PartitionState::SnapshotIfDue() {
   }));
   const std::vector<std::string_view> parts(batches.begin(), batches.end());
   FAULTLINE_RETURN_IF_ERROR(changelog_.link->Write(
-      partition_, Records(ChangelogKind::kSnapshot, chain, store_->seq(), parts)));
-  if (chain != store_->chain()) FAULTLINE_RETURN_IF_ERROR(store_->SetChain(chain));
+      partition_, Records(ChangelogKind::kSnapshot, epoch_, chain_, store_->seq(), parts)));
+  if (chain_ != store_->chain()) FAULTLINE_RETURN_IF_ERROR(store_->SetChain(chain_));
   uint64_t bytes = 0;
   for (const std::string& b : batches) bytes += b.size();
-  continues_chain_ = true;
   snapshot_due_ = false;
   commits_since_snapshot_ = 0;
   bytes_since_snapshot_ = 0;

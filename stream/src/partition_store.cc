@@ -233,6 +233,7 @@ Status ApplyDeltas(const std::string& path, rocksdb::DB* db, const ChangelogChai
     if (seq <= after) continue;
     FAULTLINE_RETURN_IF_ERROR(ApplyBatch(path, db, rep, "delta", seq));
     report->applied_bytes += rep.size();
+    report->deltas++;
   }
   return Status::Ok();
 }
@@ -251,8 +252,10 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
   if (!Uint(db, kRestoringKey, &unused, &restoring)) restoring = true;
   const bool present = has_seq && !restoring;
   report->local_seq = present ? local_seq : 0;
-  report->seq = report->local_seq;
-  if (present && (log.chain == 0 || local_seq > log.last_seq)) {
+  report->base_seq = report->seq = report->local_seq;
+  // Ahead of the changelog: it lost records, unless this database's writer lost the partition
+  // (then its commits past the owner's are void).
+  if (present && (log.chain == 0 || (local_seq > log.last_seq && !log.Fenced(local_chain)))) {
     report->source = RestoreReport::Source::kLocal;  // nothing newer there
     report->continues_chain = false;
     return Status::Ok();
@@ -269,16 +272,21 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
                               std::to_string(log.chain) + " is not contiguous: " + log.gap +
                               "; restoring would lose the commits in between");
   }
-  report->continues_chain = present && local_chain == log.chain && local_seq >= log.base_seq;
+  report->continues_chain = present && log.Holds(local_chain, local_seq);
   if (report->continues_chain) {
     report->source = local_seq == log.last_seq ? RestoreReport::Source::kLocal
                                                 : RestoreReport::Source::kCaughtUp;
     FAULTLINE_RETURN_IF_ERROR(ApplyDeltas(path, db, log, local_seq, report));
+    if (local_chain != log.chain) {
+      rocksdb::Status s = db->Put({}, std::string(kChainKey), VarintValue(log.chain));
+      if (!s.ok()) return RocksError(path, s);
+    }
     report->seq = log.last_seq;
     return Status::Ok();
   }
   // Rebuilt in place; the marker makes a restore cut short start over at the next open.
   report->source = RestoreReport::Source::kRebuilt;
+  report->base_seq = log.base_seq;
   rocksdb::WriteBatch clear;
   clear.DeleteRange(std::string(), std::string("\xff"));
   clear.Put(std::string(kRestoringKey), VarintValue(1));
@@ -554,6 +562,11 @@ void PartitionStore::Batch::Peer(std::string_view key, std::string_view service,
   if (peers_blob_.size() >= kPeerChunkBytes) FlushPeers();
 }
 
+void PartitionStore::Batch::Chain(uint64_t chain) {
+  batch_->Put(std::string(kChainKey), VarintValue(chain));
+  chain_ = chain;
+}
+
 void PartitionStore::Batch::Position(int64_t next_offset, int64_t max_event_ns) {
   batch_->Put(std::string(kOffsetKey), VarintValue(static_cast<uint64_t>(next_offset)));
   batch_->Put(std::string(kMaxEventKey), VarintValue(static_cast<uint64_t>(max_event_ns)));
@@ -606,6 +619,7 @@ Status PartitionStore::Write(Batch& batch, bool sync) {
   rocksdb::Status s = db_->Write(wo, batch.batch_.get());
   if (!s.ok()) return RocksError(path_, s);
   seq_ = batch.seq_;
+  if (batch.chain_) chain_ = batch.chain_;
   if (batch.peers_) peer_blobs_ = std::move(batch.blobs_after_);
   return Status::Ok();
 }

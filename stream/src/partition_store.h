@@ -70,10 +70,12 @@ struct RestoreReport {
     kRebuilt,   // rebuilt from the changelog's snapshot and deltas
   };
   Source source = Source::kLocal;
-  // The local database continues the changelog's chain: its writer may go on writing it.
-  // Otherwise the next commit must start a chain of its own with a snapshot.
+  // The local database is on the state the changelog holds: its writer's deltas may continue
+  // it. Otherwise the next commit must go after a snapshot.
   bool continues_chain = false;
   uint64_t local_seq = 0;      // where the local database was
+  uint64_t base_seq = 0;       // kRebuilt: the snapshot's seq; else local_seq
+  uint64_t deltas = 0;         // changelog deltas applied
   uint64_t seq = 0;            // where it is now
   uint64_t applied_bytes = 0;  // of changelog batches written into it
 };
@@ -82,8 +84,9 @@ class PartitionStore {
  public:
   // Opens (creating) the database at `path` and reads what it holds into `*state`. With
   // `changelog` (what the partition's changelog holds), first brings the database up to it:
-  // kept when it is at or past the changelog's last seq, caught up when it continues the
-  // changelog's chain, else rebuilt from the snapshot (a restore cut short by a crash is redone).
+  // kept when it is at or past the changelog's last seq (unless its chain was fenced), caught up
+  // when it holds a state the changelog's records pass through (ChangelogChain::Holds), else
+  // rebuilt from the snapshot (a restore cut short by a crash is redone).
   // Errors: kUnavailable when another process holds it; kFailedPrecondition when it was built
   // with another window length, or when the changelog is needed but holds no complete snapshot
   // or skips a seq (naming `path` and the seq); kInternal naming the path and the record for
@@ -114,6 +117,8 @@ class PartitionStore {
     // `first` on, one Peer call each, in order.
     void Peers(uint64_t front, uint64_t first);
     void Peer(std::string_view key, std::string_view service, int64_t seen_s);
+    // The changelog chain this commit's writer writes (changelog.h), when the store's is another.
+    void Chain(uint64_t chain);
     // The input offset and the highest event time this commit reflects.
     void Position(int64_t next_offset, int64_t max_event_ns);
     // History and undelivered windows starting before `cutoff_s` go.
@@ -133,6 +138,7 @@ class PartitionStore {
     std::string open_blob_, peers_blob_, scratch_;
     uint64_t peers_count_ = 0;
     uint64_t peer_front_ = 0, peer_next_ = 0;  // peer_next_: the next record's number
+    uint64_t chain_ = 0;                       // 0: the store's stays
     bool peers_ = false;
     std::vector<uint64_t> peer_blobs_;  // the first record of each blob this batch writes
     bool sealed_ = false;
@@ -147,7 +153,8 @@ class PartitionStore {
   // Writes a sealed batch. Errors: kInternal naming the path.
   Status Write(Batch& batch, bool sync);
 
-  // The last commit's sequence number, and the changelog chain it continues (0: none).
+  // The last commit's sequence number, and the changelog chain of the record that made it (0:
+  // none).
   uint64_t seq() const { return seq_; }
   uint64_t chain() const { return chain_; }
   // Records that the database now continues `chain` (its snapshot was delivered).

@@ -163,7 +163,7 @@ struct StreamProcessor::Impl {
       &peers_evicted, &closed,
       &published, &publish_failed, &outbox_expired, &commits, &commit_seconds, &commit_errors,
       &rebalances, &kafka_errors, &changelog_errors, &restores, &restored_bytes, &restore_seconds,
-      &snapshots, &changelog_bytes_snapshot, &changelog_bytes_delta;
+      &snapshots, &changelog_bytes_snapshot, &changelog_bytes_delta, &fenced;
   prometheus::Gauge &partitions, &open_series, &state_bytes, &lag, &last_commit_seconds;
   uint64_t outbox_expired_reported = 0;
 
@@ -227,6 +227,9 @@ struct StreamProcessor::Impl {
         changelog_bytes_delta(m->Counter("faultline_stream_changelog_bytes_total",
                                          "Bytes delivered to the changelog, by kind",
                                          {{"kind", "delta"}})),
+        fenced(m->Counter("faultline_stream_changelog_fenced_total",
+                          "Changelog records of writers that had lost their partition to a later "
+                          "claim, ignored by restores")),
         partitions(m->Gauge("faultline_stream_partitions", "Input partitions this processor owns")),
         open_series(m->Gauge("faultline_stream_open_series", "Series in open windows")),
         state_bytes(m->Gauge("faultline_stream_state_bytes",
@@ -291,7 +294,24 @@ struct StreamProcessor::Impl {
           restores.Increment(static_cast<double>(c.restores));
           restored_bytes.Increment(static_cast<double>(c.restored_bytes));
           restore_seconds.Increment(c.restore_seconds);
+          fenced.Increment(static_cast<double>(c.fenced));
           spdlog::info("partition {}: state {}", p, (*state)->restore_summary());
+          if (c.fenced) {
+            FAULTLINE_WARN_RATE_LIMITED(
+                "partition {}: the changelog held {} records of writers that had lost the "
+                "partition to a later claim (fenced: ignored)",
+                p, c.fenced);
+          }
+          const ChangelogOpen& o = (*state)->changelog_open();
+          if (o.source != ChangelogOpen::Source::kLocal) {
+            spdlog::info(
+                "restored partition {} from {} seq {} (+{} deltas), resuming input at offset {}; "
+                "claimed epoch {} as chain {}",
+                p, o.source == ChangelogOpen::Source::kRebuilt ? "snapshot" : "local", o.from_seq,
+                o.deltas, (*state)->next_offset(), o.epoch, o.chain);
+          } else {
+            spdlog::info("partition {}: claimed epoch {} as chain {}", p, o.epoch, o.chain);
+          }
         }
         const int64_t next = (*state)->next_offset();
         rd_kafka_topic_partition_list_add(assign, parts->elems[i].topic, p)->offset =

@@ -11,7 +11,9 @@
 #           and restarted, so its partitions move to the other and (some) back;
 #   moved:  two processors with separate state directories and a changelog topic; one is
 #           SIGKILLed mid-stream and not restarted: the other rebuilds its partitions from the
-#           changelog and finishes them.
+#           changelog and finishes them. Which partitions it rebuilt, from which snapshot and
+#           deltas, and the offsets it resumed from must be what the changelog topic holds
+#           (check_failover.py decodes it independently).
 # Each group's stored windows must equal the reference exactly (counts). The clean processor also
 # publishes its closed windows to faultline.metrics, read back with kcat (an independent client)
 # and decoded by protobuf's Python runtime: every closed window exactly once per (partition,
@@ -62,20 +64,6 @@ start_processor() {
   pids+=($last_pid)
 }
 
-"$gen" --brokers "$brokers" --rounds 320 --events-per-batch 40 --pace-ms 25 --seed 7 \
-  --reference "$work/reference.jsonl" >"$work/gen.out" 2>"$work/gen.err" &
-gen_pid=$!
-pids+=($gen_pid)
-
-start_processor killed g-killed s-killed "" --changelog-topic changelog-killed
-killed_pid=$last_pid
-start_processor pair1 g-pair s-pair
-start_processor pair2 g-pair s-pair
-pair2_pid=$last_pid
-start_processor moved1 g-moved s-moved1 "" --changelog-topic faultline.changelog
-moved1_pid=$last_pid
-start_processor moved2 g-moved s-moved2 "" --changelog-topic faultline.changelog
-
 # progress NAME…: messages the processors NAME… have committed, over all partitions they own.
 progress() {
   local total=0 name port n
@@ -91,13 +79,51 @@ progress() {
 }
 past() { [ "$(progress "${@:2}")" -ge "$1" ]; }
 
-# The first of the moved pair goes for good once it has committed part of its partitions; in the
-# background, so that the loop below keeps its own pace.
+# settled NAME…: the processors NAME… together own all 4 partitions, each at least one (no
+# rebalance under way).
+settled() {
+  local name port counts=()
+  for name in "$@"; do
+    port=$(sed -n 's/^http_port=//p' "$work/$name.out" 2>/dev/null | tail -1)
+    [ -n "$port" ] || return 1
+    counts+=("$(curl -sf "http://127.0.0.1:$port/status" | grep -o '"end_offset"' | wc -l)")
+  done
+  [ "$(IFS=+; echo $((${counts[*]})))" = 4 ] || return 1
+  for n in "${counts[@]}"; do [ "$n" -gt 0 ] || return 1; done
+}
+
+# The moved pair first, until the group has settled: its rebalances take several seconds on the
+# embedded broker, and the first of the pair must die while the stream still flows. A snapshot
+# every 16 commits, so that a restore starts from a later one than the first.
+printf 'changelog_snapshot_commits: 16\n' >"$work/moved.yaml"
+start_processor moved1 g-moved s-moved1 "" --changelog-topic faultline.changelog --config "$work/moved.yaml"
+moved1_pid=$last_pid
+start_processor moved2 g-moved s-moved2 "" --changelog-topic faultline.changelog --config "$work/moved.yaml"
+wait_for "the moved pair to share the partitions" 60 settled moved1 moved2
+
+"$gen" --brokers "$brokers" --rounds 320 --events-per-batch 40 --pace-ms 25 --seed 7 \
+  --reference "$work/reference.jsonl" >"$work/gen.out" 2>"$work/gen.err" &
+gen_pid=$!
+pids+=($gen_pid)
+
+start_processor killed g-killed s-killed "" --changelog-topic changelog-killed
+killed_pid=$last_pid
+start_processor pair1 g-pair s-pair
+start_processor pair2 g-pair s-pair
+pair2_pid=$last_pid
+
+# The first of the moved pair goes for good once it has committed part of its partitions, the
+# group still settled (so that what it held when it died is what its log and /status last say);
+# in the background, so that the loop below keeps its own pace. Its /status (the offsets it had
+# committed) and the time are kept from just before the kill, for check_failover.py.
 (
   wait_for "the first of the moved pair to commit" 60 past 100 moved1
-  at=$(progress moved1)
+  wait_for "the moved pair to share the partitions again" 60 settled moved1 moved2
+  port=$(sed -n 's/^http_port=//p' "$work/moved1.out" | tail -1)
+  curl -sf "http://127.0.0.1:$port/status" >"$work/moved1-status.json"
+  date +%Y-%m-%dT%H:%M:%S.%3N >"$work/moved1-kill-at"
   kill -9 "$moved1_pid"
-  echo "killed the first of the moved pair after $at committed messages; not restarted"
+  echo "killed the first of the moved pair; not restarted"
 ) &
 mover=$!
 
@@ -256,19 +282,27 @@ if "$fl" stream --brokers "$brokers" --state-dir "$work/s-bad" --config "$work/b
 fi
 grep -q "$work/bad.yaml:1: window_seconds" "$work/bad-config.err" || fail "bad --config: $(cat "$work/bad-config.err")"
 
-# The survivor of the moved pair rebuilt the dead one's partitions from the changelog, on its own
-# disk (which never held them before, or held them behind).
+# The survivor of the moved pair rebuilt exactly the partitions the dead one held, each from the
+# dead one's latest snapshot and the deltas after it as the changelog topic holds them (read here
+# with kcat and decoded independently), and resumed each at the offset that state holds, which is
+# at least what the dead one had committed (so not a re-read from offset 0).
+kcat -C -b "$brokers" -t faultline.changelog -o beginning -e -q -f '%p %o %S\n%s' >"$work/changelog.dump"
+/usr/bin/python3 "$here/check_failover.py" "$work/changelog.dump" "$work/moved1.err" "$work/moved2.err" \
+  "$(cat "$work/moved1-kill-at")" "$work/moved1-status.json" ||
+  fail "the survivor's restores differ from what the changelog holds"
 moved_port=$(sed -n 's/^http_port=//p' "$work/moved2.out" | tail -1)
 restores=$(curl -sf "http://127.0.0.1:$moved_port/metrics" |
   awk '$1 == "faultline_stream_changelog_restores_total" {print $2}')
-echo "moved survivor: $restores partitions restored from the changelog;" \
-  "$(grep -c 'state rebuilt' "$work/moved2.err" || true) rebuilt"
-[ "${restores:-0}" != 0 ] || fail "the survivor restored nothing from the changelog"
+restore_lines=$(grep -c 'restored partition' "$work/moved2.err" || true)
+[ "$restores" = "$restore_lines" ] ||
+  fail "the survivor's /metrics counts $restores restores, its log $restore_lines"
 for name in killed moved2; do
   port=$(sed -n 's/^http_port=//p' "$work/$name.out" | tail -1)
-  errors=$(curl -sf "http://127.0.0.1:$port/metrics" |
-    awk '$1 == "faultline_stream_changelog_errors_total" {print $2}')
-  [ "$errors" = 0 ] || fail "$name: $errors changelog errors"
+  for check in "faultline_stream_changelog_errors_total 0" "faultline_stream_changelog_fenced_total 0"; do
+    set -- $check
+    got=$(curl -sf "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k {print $2}')
+    [ "$got" = "$2" ] || fail "$name: $1 is '$got', expected $2"
+  done
 done
 
 # The lone processor really was interrupted: a restart resumed from an offset stored in RocksDB.

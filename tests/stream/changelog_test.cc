@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -22,15 +24,16 @@ constexpr int64_t kT0 = 1'700'000'000;
 constexpr int32_t kPartition = 2;
 
 // A changelog in memory: a log per partition, offsets from `start` (records before it are gone,
-// as retention drops them). `refuse`: nothing is written and the delivery fails; `lose_ack`: the
-// records are written but the delivery fails all the same (an acknowledgement that timed out).
+// as retention drops them), read up to `read_end`. `refuse`: nothing is written and the delivery
+// fails; `lose_ack`: the records are written but the delivery fails all the same (an
+// acknowledgement that timed out).
 class MemoryChangelog : public ChangelogLink {
  public:
   Status Read(int32_t partition,
               const std::function<Status(int64_t, std::string_view)>& each) override {
     std::lock_guard<std::mutex> lock(mu_);
     const auto& log = logs_[partition];
-    for (size_t i = start_; i < log.size(); ++i)
+    for (size_t i = start_; i < std::min(log.size(), read_end); ++i)
       FAULTLINE_RETURN_IF_ERROR(each(static_cast<int64_t>(i), log[i]));
     return Status::Ok();
   }
@@ -52,6 +55,8 @@ class MemoryChangelog : public ChangelogLink {
   std::vector<std::string>& log() { return logs_[kPartition]; }
   void DropBefore(size_t offset) { start_ = offset; }
   bool refuse = false, lose_ack = false;
+  // Reads stop before this offset: a reader that read before the records after it arrived.
+  size_t read_end = SIZE_MAX;
 
  private:
   std::mutex mu_;
@@ -80,6 +85,22 @@ std::string Message(double t_s, int n, int k) {
     h->set_status(i % 9 == 0 ? 500 : 200), h->set_latency_ns(1000 + static_cast<uint64_t>(i));
   }
   return b.SerializeAsString();
+}
+
+// A record as a processor from before epochs wrote it ("FLC1": no epoch, no claims).
+std::string EncodeV1(const ChangelogRecord& r) {
+  auto varint = [](std::string* out, uint64_t v) {
+    for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
+    out->push_back(static_cast<char>(v));
+  };
+  std::string out = "FLC1";
+  out.push_back(static_cast<char>(r.kind));
+  varint(&out, r.chain);
+  varint(&out, r.seq);
+  varint(&out, r.part);
+  out.push_back(r.last ? 1 : 0);
+  out.append(r.body);
+  return out;
 }
 
 // Every key and value of a database, read-only.
@@ -156,6 +177,88 @@ TEST(ChangelogRecords, RoundTripAndMalformedRecordsSayWhatIsWrong) {
   ChangelogReplay replay("faultline.events-5");
   Status s = replay.Add(41, "garbage");
   EXPECT_NE(s.message().find("faultline.events-5 at offset 41"), std::string::npos) << s.message();
+}
+
+TEST(ChangelogRecords, EpochsAndClaimsRoundTripAndFormat1ReadsAsEpoch0) {
+  ChangelogRecord delta{ChangelogKind::kDelta, 77, 12, 0, true, "body", 5};
+  const std::string delta_bytes = EncodeChangelogRecord(delta);
+  auto d = DecodeChangelogRecord(delta_bytes);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->epoch, 5u);
+  EXPECT_EQ(d->chain, 77u);
+  EXPECT_EQ(d->body, "body");
+  ChangelogRecord claim{ChangelogKind::kClaim, 78, 12, 0, true, {}, 6, 77};
+  const std::string claim_bytes = EncodeChangelogRecord(claim);
+  auto c = DecodeChangelogRecord(claim_bytes);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->kind, ChangelogKind::kClaim);
+  EXPECT_EQ(c->epoch, 6u);
+  EXPECT_EQ(c->chain, 78u);
+  EXPECT_EQ(c->seq, 12u);
+  EXPECT_EQ(c->base_chain, 77u);
+  EXPECT_EQ(c->body, "");
+  EXPECT_EQ(EncodeChangelogRecord(*c), claim_bytes);
+  // Format 1: the same fields, epoch 0; claims did not exist.
+  const std::string v1_bytes = EncodeV1({ChangelogKind::kSnapshot, 77, 12, 3, false, "body"});
+  auto v1 = DecodeChangelogRecord(v1_bytes);
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(v1->kind, ChangelogKind::kSnapshot);
+  EXPECT_EQ(v1->epoch, 0u);
+  EXPECT_EQ(v1->chain, 77u);
+  EXPECT_EQ(v1->seq, 12u);
+  EXPECT_EQ(v1->part, 3u);
+  EXPECT_FALSE(v1->last);
+  EXPECT_EQ(v1->body, "body");
+  std::string v1_claim = EncodeV1({ChangelogKind::kDelta, 77, 12, 0, true, ""});
+  v1_claim[4] = 3;
+  EXPECT_NE(DecodeChangelogRecord(v1_claim).status().message().find(
+                "kind 3, expected 1 (delta) or 2 (snapshot)"),
+            std::string::npos);
+  // A claim is one part, at an epoch, with exactly one varint after it.
+  auto why = [](const ChangelogRecord& r) {
+    return DecodeChangelogRecord(EncodeChangelogRecord(r)).status().message();
+  };
+  ChangelogRecord parted = claim;
+  parted.part = 1;
+  EXPECT_NE(why(parted).find("a claim of part 1"), std::string::npos);
+  ChangelogRecord epoch0 = claim;
+  epoch0.epoch = 0;
+  EXPECT_NE(why(epoch0).find("a claim at epoch 0"), std::string::npos);
+  const std::string trailing = claim_bytes + "x";
+  EXPECT_NE(DecodeChangelogRecord(trailing).status().message().find("base chain is not one varint"),
+            std::string::npos);
+}
+
+// Writers' records may interleave on the topic: another writer's record between the parts of a
+// snapshot does not cut the snapshot short (and a fenced one counts once).
+TEST(ChangelogRecords, AnotherWritersRecordBetweenAPartsSnapshotDoesNotCutItShort) {
+  ChangelogReplay replay("faultline.events-1");
+  const std::vector<ChangelogRecord> records = {
+      {ChangelogKind::kClaim, 10, 0, 0, true, {}, 1, 0},
+      {ChangelogKind::kSnapshot, 10, 0, 0, true, "s", 1},
+      {ChangelogKind::kDelta, 10, 1, 0, true, "d1", 1},
+      {ChangelogKind::kClaim, 20, 1, 0, true, {}, 2, 10},
+      {ChangelogKind::kSnapshot, 20, 1, 0, false, "p0", 2},
+      {ChangelogKind::kDelta, 10, 2, 0, true, "zombie", 1},
+      {ChangelogKind::kSnapshot, 20, 1, 1, true, "p1", 2},
+      {ChangelogKind::kDelta, 20, 2, 0, false, "d2a", 2},
+      {ChangelogKind::kDelta, 20, 2, 1, true, "d2b", 2},
+  };
+  for (size_t i = 0; i < records.size(); ++i)
+    ASSERT_TRUE(replay.Add(static_cast<int64_t>(i), EncodeChangelogRecord(records[i])).ok());
+  const ChangelogChain chain = replay.Finish();
+  EXPECT_EQ(chain.chain, 20u);
+  EXPECT_EQ(chain.base_seq, 1u);
+  EXPECT_EQ(chain.last_seq, 2u);
+  EXPECT_EQ(chain.snapshot, (std::vector<std::string>{"p0", "p1"}));
+  ASSERT_EQ(chain.deltas.size(), 1u);
+  EXPECT_EQ(chain.deltas[0].second, "d2ad2b");
+  EXPECT_EQ(chain.epoch, 2u);
+  EXPECT_EQ(chain.max_epoch, 2u);
+  EXPECT_EQ(chain.fenced, 1u);
+  EXPECT_EQ(chain.fenced_chains, std::vector<uint64_t>{10});
+  EXPECT_EQ(chain.ignored, 0u);
+  EXPECT_EQ(chain.records, 9u);
 }
 
 TEST_F(ChangelogTest, SnapshotAndDeltasOnAnotherDiskReproduceTheExactDatabase) {
@@ -256,6 +359,177 @@ TEST_F(ChangelogTest, AnOlderWriterThatStillCommitsIsIgnoredAfterTheNewOwnersSna
   Feed(**zombie, 5, 12);  // it believes it still owns the partition
   owner->reset();
   ExpectRestoredEqual(b, c, 8);
+  auto again = Open(c);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->changelog_counters().fenced, 7u);
+}
+
+// The defect of issue 23: an older writer whose delivery failed writes a snapshot of its own
+// state after the new owner's snapshot and deltas; a restore must still give the new owner's.
+TEST_F(ChangelogTest, AnOlderWritersSnapshotAfterTheNewOwnersClaimIsFenced) {
+  TempDir a, b, c;
+  auto zombie = Open(a);
+  ASSERT_TRUE(zombie.ok());
+  Feed(**zombie, 0, 5);
+  auto owner = Open(b);
+  ASSERT_TRUE(owner.ok());
+  Feed(**owner, 5, 8);
+  // The older writer was cut off: its commit fails, so its next commit goes after a snapshot.
+  log_.refuse = true;
+  (*zombie)->Apply(Message(kT0 + 5, 30, 1), 5, -1, &counters_);
+  EXPECT_EQ((*zombie)->Commit().code(), StatusCode::kUnavailable);
+  log_.refuse = false;
+  Feed(**zombie, 6, 12);  // a snapshot of seq 5, then the deltas of seqs 6 to 11
+  EXPECT_EQ((*zombie)->changelog_counters().snapshots, 2u);
+  EXPECT_EQ((*zombie)->changelog_open().epoch, 1u);
+  EXPECT_EQ((*owner)->changelog_open().epoch, 2u);
+  owner->reset();
+  auto restored = Open(c);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ((*restored)->next_offset(), 8);
+  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 8", 0), 0u)
+      << (*restored)->restore_summary();
+  // The older writer's snapshot and its 6 deltas, all after the owner's claim.
+  EXPECT_EQ((*restored)->changelog_counters().fenced, 7u);
+  const ChangelogOpen& o = (*restored)->changelog_open();
+  EXPECT_EQ(o.source, ChangelogOpen::Source::kRebuilt);
+  EXPECT_EQ(o.from_seq, 5u);  // the owner's snapshot
+  EXPECT_EQ(o.deltas, 3u);
+  EXPECT_EQ(o.seq, 8u);
+  EXPECT_EQ(o.epoch, 3u);
+  restored->reset();
+  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
+}
+
+// A processor that claimed the partition and died before committing: the state is the one it
+// claimed at (the previous owner's up to the claim); the previous owner's later commits are
+// fenced all the same, as it had lost the partition.
+TEST_F(ChangelogTest, AClaimWithNothingAfterItKeepsTheStateItClaimedAt) {
+  TempDir a, b, c, d;
+  auto zombie = Open(a);
+  ASSERT_TRUE(zombie.ok());
+  Feed(**zombie, 0, 5);
+  auto claimer = Open(b);
+  ASSERT_TRUE(claimer.ok());
+  EXPECT_EQ((*claimer)->changelog_open().epoch, 2u);
+  claimer->reset();  // dies before its first commit
+  Feed(**zombie, 5, 8);
+  zombie->reset();
+  auto restored = Open(c);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ((*restored)->next_offset(), 5);
+  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 5", 0), 0u)
+      << (*restored)->restore_summary();
+  EXPECT_EQ((*restored)->changelog_counters().fenced, 3u);
+  EXPECT_EQ((*restored)->changelog_open().epoch, 3u);
+  restored->reset();
+  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
+
+  // The claimer comes back on its disk: it holds that state, so it goes on from it with deltas,
+  // no snapshot; a restore after it equals it.
+  auto back = Open(b);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ((*back)->restore_summary().rfind("local from seq 5 to 5", 0), 0u)
+      << (*back)->restore_summary();
+  EXPECT_EQ((*back)->changelog_open().epoch, 4u);
+  Feed(**back, 5, 9);
+  EXPECT_EQ((*back)->changelog_counters().snapshots, 0u);
+  back->reset();
+  ExpectRestoredEqual(b, d, 9);
+}
+
+// The previous owner commits between the new owner's read and its claim: the claim cuts the
+// state back to what the new owner read, and the new owner's deltas continue from there.
+TEST_F(ChangelogTest, AClaimCutsBackTheCommitsItsClaimerDidNotRead) {
+  TempDir a, b, c, d;
+  Write(a, 0, 5);
+  std::filesystem::copy(a.path(), b.path(), std::filesystem::copy_options::recursive);
+  auto previous = Open(a);
+  ASSERT_TRUE(previous.ok());
+  log_.read_end = log_.log().size();  // the next owner reads up to here
+  Feed(**previous, 5, 7);
+  auto owner = Open(b);
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  log_.read_end = SIZE_MAX;
+  EXPECT_EQ((*owner)->restore_summary().rfind("local from seq 5 to 5", 0), 0u)
+      << (*owner)->restore_summary();
+  EXPECT_EQ((*owner)->changelog_open().epoch, 3u);
+  Feed(**owner, 5, 8);
+  EXPECT_EQ((*owner)->changelog_counters().snapshots, 0u);
+  owner->reset();
+  auto restored = Open(c);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ((*restored)->next_offset(), 8);
+  EXPECT_EQ((*restored)->changelog_counters().fenced, 2u);  // the previous owner's 6 and 7
+  restored->reset();
+  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
+  // The previous owner's disk, ahead by commits the claim cut back, is rebuilt, not kept.
+  previous->reset();
+  auto again = Open(a);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->restore_summary().rfind("rebuilt from seq 7 to 8", 0), 0u)
+      << (*again)->restore_summary();
+  again->reset();
+  EXPECT_EQ(Dump(Db(b)), Dump(Db(a)));
+}
+
+// Two processors that read the changelog before either claimed take the same epoch: the first
+// claim on the topic wins, and the second writer's records are fenced.
+TEST_F(ChangelogTest, OfTwoClaimsAtOneEpochTheFirstWins) {
+  TempDir a, b, c, d;
+  Write(a, 0, 5);
+  log_.read_end = log_.log().size();
+  auto first = Open(b);
+  ASSERT_TRUE(first.ok());
+  auto second = Open(c);  // read before the first's claim
+  ASSERT_TRUE(second.ok());
+  log_.read_end = SIZE_MAX;
+  EXPECT_EQ((*first)->changelog_open().epoch, 2u);
+  EXPECT_EQ((*second)->changelog_open().epoch, 2u);
+  Feed(**second, 5, 9);  // a snapshot of seq 5, deltas 6 to 9
+  Feed(**first, 5, 7);   // likewise, deltas 6 and 7
+  first->reset();
+  auto restored = Open(d);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ((*restored)->next_offset(), 7);
+  // The second's claim, its snapshot and its 4 deltas.
+  EXPECT_EQ((*restored)->changelog_counters().fenced, 6u);
+  EXPECT_EQ((*restored)->changelog_open().epoch, 3u);
+  restored->reset();
+  EXPECT_EQ(Dump(Db(b)), Dump(Db(d)));
+}
+
+// A changelog written before epochs ("FLC1", no claims) restores as before, and the processor
+// that restores it claims epoch 1 and goes on in the current format.
+TEST_F(ChangelogTest, AFormat1ChangelogRestoresAsBefore) {
+  TempDir a, b, c;
+  ChangelogOptions o;
+  o.snapshot_commits = 4;
+  Write(a, 0, 10, o);
+  std::vector<std::string> v1;
+  for (const std::string& r : log_.log()) {
+    auto d = DecodeChangelogRecord(r);
+    ASSERT_TRUE(d.ok());
+    if (d->kind != ChangelogKind::kClaim) v1.push_back(EncodeV1(*d));
+  }
+  ASSERT_GT(v1.size(), 10u);
+  log_.log() = v1;
+  auto restored = Open(b, o);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ((*restored)->next_offset(), 10);
+  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 10", 0), 0u)
+      << (*restored)->restore_summary();
+  EXPECT_EQ((*restored)->changelog_counters().fenced, 0u);
+  EXPECT_EQ((*restored)->changelog_open().from_seq, 8u);  // the snapshot after 8 commits
+  EXPECT_EQ((*restored)->changelog_open().deltas, 2u);
+  EXPECT_EQ((*restored)->changelog_open().epoch, 1u);
+  restored->reset();
+  EXPECT_EQ(Dump(Db(a)), Dump(Db(b)));
+  auto owner = Open(b, o);
+  ASSERT_TRUE(owner.ok());
+  Feed(**owner, 10, 13);
+  owner->reset();
+  ExpectRestoredEqual(b, c, 13, o);
 }
 
 TEST_F(ChangelogTest, ACommitTheChangelogRefusesStaysInMemoryAndIsWrittenLater) {

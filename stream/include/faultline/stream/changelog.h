@@ -15,22 +15,36 @@
 // embedded broker neither compacts nor keeps more than about 5 MB per partition: snapshots make
 // everything older than the latest one disposable.
 //
-// Records (the message value; the key, "<seq>.<part>@<chain>", is for people reading the topic
-// and unique, so that compaction would remove nothing):
-//   "FLC1", kind (1 delta, 2 snapshot), varint chain, varint seq, varint part, last (0 or 1),
-//   then the part's bytes.
+// Records (the message value; the key, "<seq>.<part>@<chain>" or "claim<epoch>@<chain>", is for
+// people reading the topic and unique, so that compaction would remove nothing):
+//   "FLC2", kind (1 delta, 2 snapshot, 3 claim), varint epoch, varint chain, varint seq,
+//   varint part, last (0 or 1), then the part's bytes; a claim (one part) has instead one varint,
+//   its base chain.
+//   "FLC1" (before epochs; still read, as epoch 0): kind (1 or 2), varint chain, varint seq,
+//   varint part, last, then the part's bytes.
 // A delta's parts, concatenated, are the bytes of one WriteBatch (seq: the commit it makes). A
 // snapshot's parts are WriteBatches of Puts each (seq: the commit the database was at).
-// A chain is one writer's run: a random id drawn when a processor starts writing a partition it
-// did not write last, opened by a snapshot. Only deltas of the chain of the latest complete
-// snapshot count, and only contiguous ones: records of an older writer that still believed it
-// owned the partition (a "zombie") are ignored, and a delta that skips a seq is a restore error.
+//
+// Writers and fencing. Each time a processor opens a partition, after its restore and before it
+// commits anything, it draws a chain (a random id for the records it will write) and claims the
+// partition with the next epoch: one more than the highest epoch the changelog holds. Its claim
+// names the chain and seq its database is at (its base). Reading in log order, a restore keeps
+// the highest claim so far and fences every record of a lower epoch, and of the same epoch from
+// another chain (of two claims at one epoch, the first wins): so a writer that lost its partition
+// but still commits (a "zombie": cut off, or paused) is ignored from the new owner's claim on,
+// whatever it writes, snapshots included. A claim cuts the state back to its base (deltas of the
+// old owner written between the claimer's read and its claim are fenced too) and the claimer's
+// deltas continue from there; a claimer whose database is not on the changelog's state (a new
+// partition, a database ahead of the changelog, one rebuilt from it) writes a snapshot first.
+// Only contiguous deltas count: one that skips or repeats a seq is a restore error, and so is a
+// delta of the owning writer that continues a state the changelog does not hold.
 //
 // Thread-compatible, except ChangelogLink implementations, which say.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,34 +54,59 @@
 
 namespace faultline::stream {
 
-enum class ChangelogKind : uint8_t { kDelta = 1, kSnapshot = 2 };
+enum class ChangelogKind : uint8_t { kDelta = 1, kSnapshot = 2, kClaim = 3 };
 
 struct ChangelogRecord {
   ChangelogKind kind = ChangelogKind::kDelta;
-  uint64_t chain = 0;
-  uint64_t seq = 0;
-  uint64_t part = 0;
-  bool last = true;
-  std::string_view body;  // points into the decoded bytes
+  uint64_t chain = 0;     // the writer's id, never 0
+  uint64_t seq = 0;       // a claim: the seq of the claimer's database
+  uint64_t part = 0;      // a claim: 0
+  bool last = true;       // a claim: true
+  std::string_view body;  // points into the decoded bytes; a claim: empty
+  // The epoch its writer claimed the partition at; 0: a record from before epochs ("FLC1").
+  uint64_t epoch = 0;
+  // A claim: the chain of the claimer's database at `seq` (0: none, a new database).
+  uint64_t base_chain = 0;
 };
 
+// Always in the current format ("FLC2").
 std::string EncodeChangelogRecord(const ChangelogRecord& record);
-// Errors: kInvalidArgument saying what is malformed (bytes from the topic are outside input).
+// Both formats. Errors: kInvalidArgument saying what is malformed (bytes from the topic are
+// outside input).
 Result<ChangelogRecord> DecodeChangelogRecord(std::string_view bytes);
 
-// What a partition's changelog holds that a restore can use: the latest complete snapshot and
-// the contiguous deltas of its chain after it.
+// What a partition's changelog holds that a restore can use: the latest complete snapshot of a
+// writer not fenced, and the contiguous deltas after it of that writer and of the writers that
+// claimed the partition from it.
 struct ChangelogChain {
-  uint64_t chain = 0;     // 0: the changelog holds no complete snapshot
-  uint64_t base_seq = 0;  // the snapshot's seq
-  uint64_t last_seq = 0;  // the last contiguous delta's seq (base_seq when none)
-  std::vector<std::string> snapshot;                       // WriteBatch bytes, in order
-  std::vector<std::pair<uint64_t, std::string>> deltas;    // (seq, WriteBatch bytes), in order
-  uint64_t records = 0;  // records read
-  uint64_t bytes = 0;    // bytes read
+  // The chain of the record that made the state at last_seq (the snapshot's or the last
+  // delta's); 0: the changelog holds no complete snapshot.
+  uint64_t chain = 0;
+  uint64_t base_seq = 0;              // the snapshot's seq
+  uint64_t last_seq = 0;              // the last contiguous delta's seq (base_seq when none)
+  std::vector<std::string> snapshot;  // WriteBatch bytes, in order
+  std::vector<std::pair<uint64_t, std::string>> deltas;  // (seq, WriteBatch bytes), in order
+  // The writers whose records make the state, oldest first: (chain, the seq it starts at). The
+  // first wrote the snapshot; each later one claimed the partition at that seq.
+  std::vector<std::pair<uint64_t, uint64_t>> writers;
+  uint64_t epoch = 0;      // the highest epoch claimed (or written): the owner's
+  uint64_t max_epoch = 0;  // the highest epoch of any record: the next claim takes one more
+  uint64_t records = 0;    // records read
+  uint64_t bytes = 0;      // bytes read
+  // Records (snapshots, deltas and claims, each counted once however many parts it has) of a
+  // writer that had lost the partition to a later claim, and deltas a claim cut back.
+  uint64_t fenced = 0;
+  std::vector<uint64_t> fenced_chains;  // their chains, sorted
   uint64_t ignored = 0;  // records of other chains or before the snapshot, and incomplete ones
-  // Not empty when the chain's deltas skip or repeat a seq after last_seq: what, and where.
+  // Not empty when the chain's deltas skip or repeat a seq after last_seq, or when the owner's
+  // deltas do not continue this state: what, and where.
   std::string gap;
+
+  // Whether a database of `chain` at `seq` holds a state these records pass through (then the
+  // deltas after `seq` bring it to last_seq).
+  bool Holds(uint64_t chain, uint64_t seq) const;
+  // Whether a record of `chain` was fenced.
+  bool Fenced(uint64_t chain) const;
 };
 
 // Reads a partition's changelog records in log order and keeps what a restore needs.
@@ -81,16 +120,22 @@ class ChangelogReplay {
   ChangelogChain Finish();
 
  private:
+  // A record being put together from its parts, per chain: writers' records may interleave.
   struct Assembly {
-    bool active = false;
     ChangelogKind kind = ChangelogKind::kDelta;
-    uint64_t chain = 0, seq = 0, next_part = 0;
+    uint64_t epoch = 0, seq = 0, next_part = 0;
     std::vector<std::string> parts;
   };
-  void Complete(Assembly& a, int64_t offset);
+  // Whether a record of `chain` at `epoch` comes from a writer that lost the partition.
+  bool IsFenced(uint64_t epoch, uint64_t chain) const;
+  void Fence(uint64_t chain);
+  void Claim(const ChangelogRecord& claim);
+  void Complete(uint64_t chain, Assembly& a, int64_t offset);
   std::string partition_;
   ChangelogChain current_;
-  Assembly assembling_;
+  std::map<uint64_t, Assembly> assembling_;  // by chain
+  uint64_t owner_ = 0;                  // the chain that claimed current_.epoch (0: epoch 0)
+  std::vector<uint64_t> delta_chains_;  // the chain of each of current_.deltas
 };
 
 // Where a processor's changelog lives (a Kafka topic in production, memory in tests).

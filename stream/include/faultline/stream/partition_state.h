@@ -13,8 +13,9 @@
 // outbox that the runtime publishes to `faultline.metrics` and then clears.
 //
 // With a changelog (changelog.h), every commit is delivered there before it is written locally,
-// and Open first brings the database up to what the changelog holds: a processor with its own
-// disk can take over a partition from one that died.
+// and Open first brings the database up to what the changelog holds, then claims the partition
+// there (a new epoch, which fences the records of every earlier writer): a processor with its own
+// disk can take over a partition from one that died or was cut off.
 //
 // Thread-compatible: one thread applies and commits.
 #pragma once
@@ -83,6 +84,23 @@ struct ChangelogCounters {
   uint64_t snapshots = 0;
   uint64_t snapshot_bytes = 0;
   uint64_t delta_bytes = 0;  // commits' batches delivered
+  // Records of writers that had lost the partition (changelog.h), ignored by restores.
+  uint64_t fenced = 0;
+};
+
+// What Open did with a partition's changelog, for the log and tests.
+struct ChangelogOpen {
+  enum class Source {
+    kLocal,     // the local database as it was
+    kCaughtUp,  // the local database plus the changelog's deltas after it
+    kRebuilt,   // rebuilt from the changelog's snapshot and deltas
+  };
+  Source source = Source::kLocal;
+  uint64_t from_seq = 0;  // kRebuilt: the snapshot's seq; otherwise the local database's
+  uint64_t deltas = 0;    // changelog deltas applied after from_seq
+  uint64_t seq = 0;       // the commit the database is at
+  uint64_t epoch = 0;     // the epoch this processor claimed the partition at
+  uint64_t chain = 0;     // the chain its records carry
 };
 
 struct StoredWindow {
@@ -162,6 +180,8 @@ class PartitionState {
   // How Open found the database: "local", "caught up" or "rebuilt" from the changelog, with the
   // seqs and bytes ("" without a changelog).
   const std::string& restore_summary() const { return restore_summary_; }
+  // The same as figures, and the claim Open made (all 0 without a changelog).
+  const ChangelogOpen& changelog_open() const { return changelog_open_; }
 
   // Reads every window stored under a partition directory (read-only; works while a processor
   // holds it), closed and, when `include_open`, open ones, and the window length it was built
@@ -182,8 +202,12 @@ class PartitionState {
   // The endpoint to count under `owner`: itself, or "other" past the cap.
   std::string_view EndpointFor(std::string_view owner, std::string_view endpoint);
   void CloseWindows(ApplyCounters* counters);
-  // Delivers a snapshot to the changelog when one is due (first commit of a new chain, after a
-  // failed commit, or past ChangelogOptions' bounds).
+  // Claims the partition in the changelog (changelog.h) with the epoch after `max_epoch` and a
+  // chain of its own. Errors: the changelog's.
+  Status Claim(uint64_t max_epoch);
+  // Delivers a snapshot to the changelog when one is due (first commit of a writer whose
+  // database is not on the changelog's state, after a failed commit, or past ChangelogOptions'
+  // bounds).
   Status SnapshotIfDue();
 
   int32_t partition_ = 0;
@@ -216,17 +240,18 @@ class PartitionState {
   // Client ends of connections (peer_table.h), and the first record not yet committed.
   std::unique_ptr<PeerTable> peers_;
   uint64_t peers_committed_ = 0;
-  // The changelog: whether the next commit must go after a snapshot, and whether this writer
-  // continues the store's chain (else it draws its own).
+  // The changelog: whether the next commit must go after a snapshot, and the epoch and chain
+  // this writer claimed the partition with at Open (changelog.h).
   ChangelogOptions changelog_;
   // A commit between BeginCommit and FinishCommit (defined in the .cc).
   struct Committing;
   std::unique_ptr<Committing> committing_;
   bool snapshot_due_ = false;
-  bool continues_chain_ = false;
+  uint64_t epoch_ = 0, chain_ = 0;
   uint64_t commits_since_snapshot_ = 0, bytes_since_snapshot_ = 0, last_snapshot_bytes_ = 0;
   ChangelogCounters changelog_counters_;
   std::string restore_summary_;
+  ChangelogOpen changelog_open_;
 };
 
 }  // namespace faultline::stream
