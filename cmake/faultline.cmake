@@ -22,17 +22,33 @@ function(faultline_library)
   target_link_libraries(faultline_${FL_NAME} PUBLIC ${FL_DEPS} PRIVATE ${FL_PRIVATE_DEPS})
 endfunction()
 
+# faultline_gtest_executable(NAME <name> SOURCES ... DEPS ...)
+# A GoogleTest binary whose main() (tests/common/gtest_main.cc) judges it per case: exit 1 if any
+# case failed, 77 only if every case skipped, 0 otherwise; under FAULTLINE_REQUIRE_EBPF=1 a
+# skipped case is a failure.
+function(faultline_gtest_executable)
+  cmake_parse_arguments(FL "" "NAME" "SOURCES;DEPS" ${ARGN})
+  if(NOT TARGET faultline_gtest_main)
+    add_library(faultline_gtest_main STATIC ${PROJECT_SOURCE_DIR}/tests/common/gtest_main.cc)
+    target_link_libraries(faultline_gtest_main PUBLIC GTest::gtest)
+  endif()
+  add_executable(${FL_NAME} ${FL_SOURCES})
+  target_link_libraries(${FL_NAME} PRIVATE ${FL_DEPS} faultline_gtest_main GTest::gtest)
+endfunction()
+
 # faultline_test(NAME <name> SOURCES ... DEPS ... LABELS ... [TIMEOUT s])
-# A GoogleTest binary registered with ctest under the given labels.
+# A GoogleTest binary registered with ctest under the given labels, as one test: failed if any
+# case failed, skipped (SKIP_RETURN_CODE 77) only if every case skipped; the cases skipped beside
+# passing ones are listed in its output.
 function(faultline_test)
   cmake_parse_arguments(FL "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
-  add_executable(${FL_NAME} ${FL_SOURCES})
-  target_link_libraries(${FL_NAME} PRIVATE ${FL_DEPS} GTest::gtest GTest::gtest_main)
+  faultline_gtest_executable(NAME ${FL_NAME} SOURCES ${FL_SOURCES} DEPS ${FL_DEPS})
   add_test(NAME ${FL_NAME} COMMAND ${FL_NAME})
   if(NOT FL_TIMEOUT)
     set(FL_TIMEOUT 300)
   endif()
-  set_tests_properties(${FL_NAME} PROPERTIES LABELS "${FL_LABELS}" TIMEOUT ${FL_TIMEOUT})
+  set_tests_properties(${FL_NAME} PROPERTIES LABELS "${FL_LABELS}" TIMEOUT ${FL_TIMEOUT}
+    SKIP_RETURN_CODE 77)
 endfunction()
 
 # faultline_bpf_skeleton(NAME <probe>): compiles agent/bpf/<probe>.bpf.c with clang for the BPF

@@ -179,20 +179,82 @@ TEST_F(ResolverTest, ContainerdTasksAreFoundInTheirNamespaceDirectory) {
   std::filesystem::remove_all(tasks);
 }
 
-TEST_F(ResolverTest, TheCacheStaysWithinItsCapacity) {
+std::string HexId(int i) {
+  char id[65];
+  std::snprintf(id, sizeof(id), "%064x", i);
+  return id;
+}
+
+TEST_F(ResolverTest, TheCacheStaysWithinItsCapacityAndKeepsTheNewest) {
   ContainerMetaOptions o;
   o.sockets = {};
   o.capacity = 16;
   ContainerMetaResolver r(o);
   const auto t0 = Clock::now();
-  for (int i = 0; i < 40; ++i) {
-    char id[65];
-    std::snprintf(id, sizeof(id), "%064x", i);
-    r.Lookup(id, "", t0 + std::chrono::milliseconds(i));
-  }
-  EXPECT_LE(r.size(), 16u);
+  for (int i = 0; i < 40; ++i) r.Lookup(HexId(i), "", t0 + std::chrono::milliseconds(i));
+  // Full at 16, it drops its oldest eighth (2) before an insert: 16, 15, 16, … after 40 inserts.
+  EXPECT_EQ(r.size(), 16u);
   EXPECT_EQ(r.stats().lookups, 40u);
-  EXPECT_EQ(r.stats().evictions, 40u - r.size());
+  EXPECT_EQ(r.stats().evictions, 24u);
+  // The newest 16 misses are still cached: asked about again, nothing is looked up.
+  for (int i = 24; i < 40; ++i) r.Lookup(HexId(i), "", t0 + std::chrono::seconds(1));
+  EXPECT_EQ(r.stats().lookups, 40u);
+  // The oldest were dropped: each is looked up again.
+  r.Lookup(HexId(0), "", t0 + std::chrono::seconds(1));
+  EXPECT_EQ(r.stats().lookups, 41u);
+}
+
+// The cache is read, not the runtime: what a task directory said is kept after the directory
+// changes or goes, for as long as the entry stays in the cache (an answer does not expire; a
+// container's metadata does not change while it runs), and only an evicted entry is read again.
+TEST_F(ResolverTest, ACachedAnswerIsServedWithoutAskingTheRuntimeAgain) {
+  const std::string tasks = ::testing::TempDir() + "fl-cache-" + std::to_string(getpid());
+  std::filesystem::remove_all(tasks);
+  auto write_task = [&](int i, const std::string& pod) {
+    std::filesystem::create_directories(tasks + "/k8s.io/" + HexId(i));
+    std::ofstream(tasks + "/k8s.io/" + HexId(i) + "/config.json")
+        << "{\"annotations\":{\"io.kubernetes.cri.sandbox-namespace\":\"shop\","
+           "\"io.kubernetes.cri.sandbox-name\":\""
+        << pod << "\",\"io.kubernetes.cri.container-name\":\"c\"}}";
+  };
+  constexpr int kCapacity = 8;
+  for (int i = 0; i < kCapacity; ++i) write_task(i, "before-" + std::to_string(i));
+  ContainerMetaOptions o;
+  o.sockets = {{"containerd", tasks}};
+  o.capacity = kCapacity;
+  ContainerMetaResolver r(o);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kCapacity; ++i) {
+    const v1::ContainerMeta* m =
+        r.Lookup(HexId(i), "containerd", t0 + std::chrono::milliseconds(i));
+    ASSERT_NE(m, nullptr) << i;
+    EXPECT_EQ(m->pod_name(), "before-" + std::to_string(i));
+  }
+  EXPECT_EQ(r.stats().lookups, static_cast<uint64_t>(kCapacity));
+  // Every task's bundle now says something else; an hour later the cache still answers.
+  for (int i = 0; i < kCapacity; ++i) write_task(i, "after-" + std::to_string(i));
+  const auto later = t0 + std::chrono::hours(1);
+  for (int i = 0; i < kCapacity; ++i) {
+    const v1::ContainerMeta* m = r.Lookup(HexId(i), "containerd", later);
+    ASSERT_NE(m, nullptr) << i;
+    EXPECT_EQ(m->pod_name(), "before-" + std::to_string(i)) << "container " << i << " read again";
+  }
+  EXPECT_EQ(r.size(), static_cast<size_t>(kCapacity));
+  EXPECT_EQ(r.stats().lookups, static_cast<uint64_t>(kCapacity));
+  EXPECT_EQ(r.stats().resolved, static_cast<uint64_t>(kCapacity));
+  EXPECT_EQ(r.stats().evictions, 0u);
+  // One more container: the oldest entry (container 0) makes room, and only it is read again.
+  write_task(kCapacity, "new");
+  ASSERT_NE(r.Lookup(HexId(kCapacity), "containerd", later), nullptr);
+  EXPECT_EQ(r.stats().evictions, 1u);
+  for (int i = 1; i <= kCapacity; ++i) ASSERT_NE(r.Lookup(HexId(i), "containerd", later), nullptr);
+  EXPECT_EQ(r.stats().lookups, static_cast<uint64_t>(kCapacity) + 1);
+  EXPECT_EQ(r.Lookup(HexId(1), "containerd", later)->pod_name(), "before-1");
+  const v1::ContainerMeta* reread = r.Lookup(HexId(0), "containerd", later);
+  ASSERT_NE(reread, nullptr);
+  EXPECT_EQ(reread->pod_name(), "after-0");
+  EXPECT_EQ(r.stats().lookups, static_cast<uint64_t>(kCapacity) + 2);
+  std::filesystem::remove_all(tasks);
 }
 
 }  // namespace

@@ -7,9 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -68,22 +71,48 @@ void StreamEvents(int fd, const std::string& events_file, bool finish) {
   if (finish) ReplayServer::Write(fd, "0\r\n\r\n");
 }
 
-// Holds the connection open until released (a watch with nothing more to say).
-struct Hold {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool released = false;
+// Holds a watch connection open (a watch with nothing more to say) until released, or at most
+// until `bound` after it was made: then the test fails, saying so, and the connection closes, so
+// that a test that forgot to release fails instead of hanging until ctest's timeout.
+class Hold {
+ public:
+  explicit Hold(std::chrono::seconds bound = std::chrono::seconds(30))
+      : bound_(bound), deadline_(std::chrono::steady_clock::now() + bound) {}
+  // On the server's thread.
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return released; });
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_until(lock, deadline_, [&] { return released_; })) return;
+    released_ = true;  // later watches are not held again: one failure, not one per reconnect
+    ADD_FAILURE() << "a held watch was not released within " << bound_.count()
+                  << " s of the test's start (a ReleaseOnExit must follow the ReplayServer)";
   }
   void Release() {
     {
-      std::lock_guard<std::mutex> lock(mu);
-      released = true;
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
     }
-    cv.notify_all();
+    cv_.notify_all();
   }
+
+ private:
+  const std::chrono::seconds bound_;
+  const std::chrono::steady_clock::time_point deadline_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+// Releases a Hold when it goes out of scope, on every path (a failed ASSERT returns early).
+// Declared after the ReplayServer, it runs before the server's destructor joins its thread.
+class ReleaseOnExit {
+ public:
+  explicit ReleaseOnExit(Hold& hold) : hold_(hold) {}
+  ReleaseOnExit(const ReleaseOnExit&) = delete;
+  ReleaseOnExit& operator=(const ReleaseOnExit&) = delete;
+  ~ReleaseOnExit() { hold_.Release(); }
+
+ private:
+  Hold& hold_;
 };
 
 KubeWatchOptions PodsOnNode1() {
@@ -120,6 +149,7 @@ TEST(KubeWatch, ListsPagedWatchesResumesAfterADropAndListsAgainAfter410Gone) {
     }
     ADD_FAILURE() << "unexpected watch from " << rv;
   });
+  ReleaseOnExit release(hold);
   KubeConfig c{"http://127.0.0.1:" + std::to_string(api.port()), "t0ken", ""};
   {
     KubeWatch w(c, PodsOnNode1());
@@ -141,7 +171,6 @@ TEST(KubeWatch, ListsPagedWatchesResumesAfterADropAndListsAgainAfter410Gone) {
     EXPECT_FALSE(w.ByIp("10.244.1.8").has_value());  // db-0 was gone from the second list
     EXPECT_FALSE(w.ByIp("10.244.1.9").has_value());  // node-agent's pod was deleted
     EXPECT_EQ(w.ByUid("5c3e2f0e-9a4b-4c1d-8e2f-0a1b2c3d4e5f")->ns, "shop");
-    hold.Release();
   }
   // The requests in order: two pages, the watch from the list's version, the watch resumed from
   // the bookmark's, the list again, the watch from its version.
@@ -167,6 +196,7 @@ TEST(KubeWatch, AWatchAnswered410ListsAgainAndAFullStoreCountsWhatItLeavesOut) {
     if (lists == 1) return ReplayServer::Write(fd, ReplayServer::Answer(410, "{\"kind\":\"Status\",\"code\":410}"));
     hold.Wait();
   });
+  ReleaseOnExit release(hold);
   KubeWatchOptions o = PodsOnNode1();
   o.page_size = 500;
   o.max_objects = 1;
@@ -176,7 +206,6 @@ TEST(KubeWatch, AWatchAnswered410ListsAgainAndAFullStoreCountsWhatItLeavesOut) {
   EXPECT_EQ(w.stats().gone, 1u);
   EXPECT_EQ(w.stats().over_limit, 2u);  // one of two pods left out, twice
   EXPECT_EQ(w.Objects().size(), 1u);
-  hold.Release();
 }
 
 TEST(KubeWatch, MalformedAnswersAreCountedAndRetriedNotFatal) {
@@ -190,11 +219,11 @@ TEST(KubeWatch, MalformedAnswersAreCountedAndRetriedNotFatal) {
     }
     hold.Wait();
   });
+  ReleaseOnExit release(hold);
   KubeWatch w({"http://127.0.0.1:" + std::to_string(api.port()), "", ""}, PodsOnNode1());
   ASSERT_TRUE(w.WaitFor([](const KubeWatch::Stats& s) { return s.lists == 1; }, std::chrono::seconds(20)));
   EXPECT_EQ(w.stats().errors, 1u);
   EXPECT_EQ(w.Objects().size(), 2u);
-  hold.Release();
 }
 
 TEST(KubeObjects, PodsServicesAndTheirErrors) {
