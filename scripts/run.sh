@@ -12,8 +12,8 @@
 #   --watch     instead: the pipeline on this host's own processes, until Ctrl-C. Every incident
 #               (open, update, resolved) is printed as a report as it happens.
 #   --windows   with --watch: also print every closed window as a JSON line
-#   --webhook URL  with --watch: also deliver incidents to URL (Standard Webhooks; secret in
-#                  FAULTLINE_WEBHOOK_SECRET, default "faultline-demo")
+#   --webhook URL  also deliver incidents to URL (Standard Webhooks; secret in
+#                  FAULTLINE_WEBHOOK_SECRET, default "faultline-demo"), in the demo or with --watch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 windows=() webhook= watch= demo=()
@@ -31,6 +31,7 @@ done
 bash scripts/setup.sh --demo >&2  # stdout carries incidents only
 bash scripts/build.sh faultline >&2
 if [ -z "$watch" ]; then
+  [ -n "$webhook" ] && demo+=(--webhook "$webhook")
   exec build/faultline lab demo "${demo[@]}"
 fi
 work=$(mktemp -d /tmp/faultline-run.XXXXXX)
