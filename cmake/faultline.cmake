@@ -5,6 +5,13 @@ if(FAULTLINE_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+if(FAULTLINE_FUZZ AND FAULTLINE_SANITIZE)
+  # Edge counters in every library, so that a fuzz target is guided by coverage of the parser it
+  # drives, not only of its own harness (-fsanitize=fuzzer instruments the harness alone). The
+  # ASan runtime gives the other binaries of this build the counters' no-op hooks; no trace-cmp,
+  # which would slow the sanitized kernel and Kafka tests.
+  add_compile_options(-fsanitize-coverage=inline-8bit-counters,pc-table)
+endif()
 
 # faultline_library(NAME <folder> [OBJECT] SOURCES ... DEPS ...)
 # Builds faultline_<folder> with alias faultline::<folder>; public headers in <folder>/include.
