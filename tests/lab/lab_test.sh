@@ -22,8 +22,9 @@ runner= hook= reader=
 cleanup() {
   local p
   for p in $runner $reader $hook; do kill "$p" 2>/dev/null || true; done
+  for p in $runner $reader $hook; do wait "$p" 2>/dev/null || true; done
   "$fl" lab down >/dev/null 2>&1 || true
-  rm -rf "$work"
+  rm -rf "$work" || echo "lab_test: warning: could not remove $work" >&2
 }
 trap cleanup EXIT
 fail() { echo "lab_test: FAIL: $*" >&2; exit 1; }
