@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "faultline/diagnosis/live.h"
-#include "faultline/stream/window_query.h"
+#include "faultline/model/window_record.h"
 #include "metrics.pb.h"
 
 namespace {
@@ -34,26 +34,26 @@ long RssKiB() {
   return 0;
 }
 
-stream::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::string>> dims) {
+model::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::string>> dims) {
   std::sort(dims.begin(), dims.end());
-  return stream::SeriesKey{kind, std::move(dims)};
+  return model::SeriesKey{kind, std::move(dims)};
 }
 
 std::vector<std::string> Records(int services, int64_t start, std::mt19937_64* rng) {
   std::uniform_real_distribution<double> noise(0.9, 1.1);
   std::vector<std::string> out;
-  auto emit = [&](const stream::StoredWindow& w) {
+  auto emit = [&](const model::StoredWindow& w) {
     for (int p = 0; p < 2; ++p) {
-      stream::StoredWindow part = w;
+      model::StoredWindow part = w;
       part.stats.requests = p == 0 ? w.stats.requests / 2 : w.stats.requests - w.stats.requests / 2;
-      if (p == 1) part.stats.latency_ns = stream::LatencySketch();
+      if (p == 1) part.stats.latency_ns = model::LatencySketch();
       v1::WindowRecord r;
-      stream::ToWindowRecord(part, 5, p, &r);
+      model::ToWindowRecord(part, 5, p, &r);
       out.push_back(r.SerializeAsString());
     }
   };
   auto requests = [&](double ms) {
-    stream::WindowStats s;
+    model::WindowStats s;
     s.requests = 100;
     for (int i = 0; i < 100; ++i) s.latency_ns.Add(ms * 1e6 * noise(*rng));
     return s;
@@ -64,7 +64,7 @@ std::vector<std::string> Records(int services, int64_t start, std::mt19937_64* r
   };
   for (int i = 0; i < services; ++i) {
     const std::string machine = "m" + std::to_string(i / 10);
-    stream::StoredWindow s;
+    model::StoredWindow s;
     s.start_s = start;
     s.key = Key(EntityKind::kService, {{"service", name(i)},
                                        {"endpoint", "GET /"},
@@ -72,14 +72,14 @@ std::vector<std::string> Records(int services, int64_t start, std::mt19937_64* r
                                        {"machine", machine}});
     s.stats = requests(5);
     emit(s);
-    stream::StoredWindow l;
+    model::StoredWindow l;
     l.start_s = start;
     l.key = Key(EntityKind::kListener,
                 {{"service", name(i)}, {"address", addr(i)}, {"machine", machine}});
     l.stats.requests = 100;
     emit(l);
     const std::string caller = i == 0 ? "loadgen" : name((i - 1) / 2);
-    stream::StoredWindow e;
+    model::StoredWindow e;
     e.start_s = start;
     e.key = Key(EntityKind::kEdge, {{"caller", caller},
                                     {"callee", addr(i)},
@@ -92,7 +92,7 @@ std::vector<std::string> Records(int services, int64_t start, std::mt19937_64* r
     emit(e);
   }
   for (int m = 0; m * 10 < services; ++m) {
-    stream::StoredWindow w;
+    model::StoredWindow w;
     w.start_s = start;
     w.key = Key(EntityKind::kMachine, {{"machine", "m" + std::to_string(m)}});
     w.stats.resource_samples = 5;

@@ -11,6 +11,7 @@
 #include "faultline/agent/sinks.h"
 #include "faultline/common/log.h"
 #include "faultline/common/health.h"
+#include "faultline/common/http_server.h"
 #include "faultline/common/metrics.h"
 #include "faultline/stream/embedded_broker.h"
 
@@ -45,9 +46,11 @@ int RunAgent(const AgentFlags& f) {
   MetricsRegistry metrics;
   Health health;
   health.SetReady(false, "loading the eBPF programs");
-  std::unique_ptr<MetricsServer> metrics_server;
+  std::unique_ptr<HttpServer> metrics_server;
   if (!f.metrics_addr.empty()) {
-    auto server = MetricsServer::Start(f.metrics_addr, metrics, &health);
+    HttpServerOptions ho;
+    ho.addr = f.metrics_addr, ho.flag = "--metrics-addr", ho.metrics = &metrics, ho.health = &health;
+    auto server = HttpServer::Start(std::move(ho));
     if (!server.ok()) {
       std::cerr << "faultline agent: " << server.status().message() << "\n";
       return 2;

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "faultline/common/metrics.h"
 #include "faultline/stream/stream_processor.h"
+#include "faultline/model/window_record.h"
 #include "faultline/stream/window_query.h"
 #include "faultline/topology/situation.h"
 
@@ -52,7 +53,7 @@ int RunQuery(const QueryFlags& f) {
   q.include_open = !f.closed_only;
   q.merge_partitions = !f.by_partition;
   if (!f.kind.empty()) {
-    auto k = stream::ParseStreamKind(f.kind);
+    auto k = model::ParseStreamKind(f.kind);
     if (!k.ok()) {
       std::cerr << "faultline stream query: --kind: " << k.status().message() << "\n";
       return 2;
@@ -71,7 +72,7 @@ int RunQuery(const QueryFlags& f) {
     std::cerr << "faultline stream query: " << windows.status().message() << "\n";
     return 1;
   }
-  for (const auto& w : *windows) std::cout << stream::WindowToJson(w, window_s) << "\n";
+  for (const auto& w : *windows) std::cout << model::WindowToJson(w, window_s) << "\n";
   return 0;
 }
 
@@ -120,7 +121,6 @@ int RunSituation(const SituationFlags& f) {
 Runner RegisterStream(CLI::App& app) {
   auto o = std::make_shared<stream::StreamOptions>();
   auto config = std::make_shared<std::string>();
-  auto metrics_addr = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand("stream",
                                      "Stream processor: consume agents' events, keep windowed "
                                      "statistics in RocksDB, publish closed windows");
@@ -191,25 +191,27 @@ Runner RegisterStream(CLI::App& app) {
       }
     }
     // GET /situation?alarm=KIND:ENTITY:METRIC[&at=UNIX_S][&lookback=S] on --http-addr.
-    o->http_handlers["/situation"] =
-        [state_dir = o->state_dir, topic = o->events_topic](
-            const std::map<std::string, std::string>& params) -> Result<std::string> {
-      SituationFlags f;
-      f.state_dir = state_dir, f.topic = topic;
-      auto get = [&](const char* k) {
-        auto it = params.find(k);
-        return it == params.end() ? std::string() : it->second;
-      };
-      f.alarm = get("alarm");
-      for (auto [name, into] : {std::pair{"at", &f.at_s}, std::pair{"lookback", &f.lookback_s}}) {
-        const std::string v = get(name);
-        if (v.empty()) continue;
-        char* end = nullptr;
-        *into = std::strtoll(v.c_str(), &end, 10);
-        if (*end != '\0') return InvalidArgument(std::string(name) + " '" + v + "': not a number");
-      }
-      return SituationJson(f);
-    };
+    o->http_routes.push_back(
+        {"/situation", [state_dir = o->state_dir, topic = o->events_topic](const HttpRequest& req) {
+           SituationFlags f;
+           f.state_dir = state_dir, f.topic = topic;
+           auto get = [&](const char* k) {
+             auto it = req.params.find(k);
+             return it == req.params.end() ? std::string() : it->second;
+           };
+           f.alarm = get("alarm");
+           for (auto [name, into] :
+                {std::pair{"at", &f.at_s}, std::pair{"lookback", &f.lookback_s}}) {
+             const std::string v = get(name);
+             if (v.empty()) continue;
+             char* end = nullptr;
+             *into = std::strtoll(v.c_str(), &end, 10);
+             if (*end != '\0')
+               return HttpReply::Text(400, std::string(name) + " '" + v + "': not a number");
+           }
+           Result<std::string> json = SituationJson(f);
+           return json.ok() ? HttpReply{200, *json + "\n"} : HttpReply::Error(json.status());
+         }});
     MetricsRegistry metrics;
     auto sp = stream::StreamProcessor::Create(*o, &metrics);
     if (!sp.ok()) {

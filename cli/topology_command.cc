@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "faultline/stream/window_query.h"
+#include "faultline/topology/topology_store.h"
 #include "faultline/topology/graph.h"
 
 namespace faultline::cli {
@@ -35,7 +36,7 @@ Runner RegisterTopology(CLI::App& app) {
     const std::string store = f->store.empty() ? f->state_dir + "/topology" : f->store;
     topology::Topology graph;
     if (!f->no_store) {
-      auto loaded = topology::Topology::Load(store);
+      auto loaded = topology::LoadTopology(store);
       if (loaded.ok()) {
         graph = std::move(*loaded);
       } else if (loaded.status().code() != StatusCode::kNotFound) {
@@ -53,7 +54,7 @@ Runner RegisterTopology(CLI::App& app) {
     // Event time, not the wall clock: recorded data ages by its own newest observation.
     graph.AgeOut(graph.LatestSeen(), f->max_age_s);
     if (!f->no_store) {
-      if (Status s = graph.Save(store); !s.ok()) {
+      if (Status s = topology::SaveTopology(graph, store); !s.ok()) {
         std::cerr << "faultline topology: " << s.message() << "\n";
         return 1;
       }

@@ -75,7 +75,7 @@ struct HttpConnectionParser::Pending {
 
 class HttpConnectionParser::Stream {
  public:
-  Stream(HttpConnectionParser* owner, Direction dir) : owner_(owner), dir_(dir) {}
+  Stream(HttpConnectionParser* owner, ByteDirection dir) : owner_(owner), dir_(dir) {}
 
   void Feed(std::string_view head, uint64_t total, std::string_view tail, uint64_t ts,
             std::vector<HttpExchange>* out) {
@@ -439,7 +439,7 @@ class HttpConnectionParser::Stream {
   }
 
   HttpConnectionParser* owner_;
-  Direction dir_;
+  ByteDirection dir_;
   State state_ = State::kStart;
   Pending cur_;
   std::string buf_;
@@ -451,12 +451,12 @@ class HttpConnectionParser::Stream {
 
 HttpConnectionParser::HttpConnectionParser(HttpRole role)
     : role_(role),
-      egress_(std::make_unique<Stream>(this, Direction::kEgress)),
-      ingress_(std::make_unique<Stream>(this, Direction::kIngress)) {}
+      egress_(std::make_unique<Stream>(this, ByteDirection::kEgress)),
+      ingress_(std::make_unique<Stream>(this, ByteDirection::kIngress)) {}
 
 HttpConnectionParser::~HttpConnectionParser() = default;
 
-void HttpConnectionParser::OnData(Direction dir, std::string_view head, uint64_t total,
+void HttpConnectionParser::OnData(ByteDirection dir, std::string_view head, uint64_t total,
                                   std::string_view tail, uint64_t ts_ns,
                                   std::vector<HttpExchange>* out) {
   // A pure gap in the response stream may have swallowed responses whose requests are still
@@ -465,7 +465,7 @@ void HttpConnectionParser::OnData(Direction dir, std::string_view head, uint64_t
       !RequestDirectionIs(dir)) {
     trim_pending_ = true;
   }
-  (dir == Direction::kEgress ? egress_ : ingress_)->Feed(head, total, tail, ts_ns, out);
+  (dir == ByteDirection::kEgress ? egress_ : ingress_)->Feed(head, total, tail, ts_ns, out);
 }
 
 HttpExchange HttpConnectionParser::ExchangeFor(Pending&& request) const {
@@ -493,15 +493,15 @@ void HttpConnectionParser::OnClose(uint64_t ts_ns, std::vector<HttpExchange>* ou
   pending_.clear();
 }
 
-void HttpConnectionParser::NoteRequestDirection(Direction dir) {
+void HttpConnectionParser::NoteRequestDirection(ByteDirection dir) {
   if (role_ == HttpRole::kUnknown) {
-    role_ = dir == Direction::kIngress ? HttpRole::kServer : HttpRole::kClient;
+    role_ = dir == ByteDirection::kIngress ? HttpRole::kServer : HttpRole::kClient;
   }
 }
 
-bool HttpConnectionParser::RequestDirectionIs(Direction dir) const {
+bool HttpConnectionParser::RequestDirectionIs(ByteDirection dir) const {
   if (role_ == HttpRole::kUnknown) return false;
-  return (role_ == HttpRole::kServer) == (dir == Direction::kIngress);
+  return (role_ == HttpRole::kServer) == (dir == ByteDirection::kIngress);
 }
 
 std::string_view HttpConnectionParser::OldestPendingMethod() const {

@@ -4,6 +4,7 @@
 
 #include "events.pb.h"
 #include "faultline/agent/sinks.h"
+#include "faultline/common/kafka.h"
 #include "faultline/common/log.h"
 
 namespace faultline::agent {
@@ -16,12 +17,9 @@ class KafkaSink : public BatchSink {
         topic_(std::move(topic)),
         sent_(m->Counter("faultline_agent_kafka_batches_total", "Batches handed to the Kafka producer")),
         delivered_(m->Counter("faultline_agent_kafka_delivered_total", "Batches the broker acknowledged")),
-        queue_full_(m->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason",
-                               {{"reason", "kafka_queue_full"}})),
-        failed_(m->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason",
-                           {{"reason", "kafka_delivery_failed"}})),
-        refused_(m->Counter("faultline_agent_dropped_total", "Data the agent lost or gave up on, by reason",
-                            {{"reason", "kafka_produce_refused"}})),
+        queue_full_(AgentDropped(m, "kafka_queue_full")),
+        failed_(AgentDropped(m, "kafka_delivery_failed")),
+        refused_(AgentDropped(m, "kafka_produce_refused")),
         queue_len_(m->Gauge("faultline_agent_kafka_queue_messages", "Messages waiting in the producer queue")) {}
 
   ~KafkaSink() override {
@@ -101,26 +99,18 @@ class KafkaSink : public BatchSink {
 
 Result<std::unique_ptr<BatchSink>> MakeKafkaSink(const KafkaSinkOptions& options, MetricsRegistry* metrics) {
   if (options.brokers.empty()) return InvalidArgument("--brokers: expected HOST:PORT[,HOST:PORT…]");
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
-      {"bootstrap.servers", options.brokers},
-      {"enable.idempotence", "true"},
-      {"compression.codec", options.compression},
-      {"linger.ms", std::to_string(options.linger_ms)},
-      {"batch.size", "1000000"},
-      {"queue.buffering.max.kbytes", std::to_string(options.queue_max_kbytes)},
-      {"message.timeout.ms", std::to_string(options.message_timeout_ms)},
-  };
-  for (const auto& [k, v] : settings) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return InvalidArgument(std::string("Kafka producer setting ") + k + "=" + v + ": " + err);
-    }
-  }
+  FAULTLINE_ASSIGN_OR_RETURN(
+      rd_kafka_conf_t * conf,
+      kafka::Config("Kafka producer",
+                    {{"bootstrap.servers", options.brokers},
+                     {"enable.idempotence", "true"},
+                     {"compression.codec", options.compression},
+                     {"linger.ms", std::to_string(options.linger_ms)},
+                     {"batch.size", "1000000"},
+                     {"queue.buffering.max.kbytes", std::to_string(options.queue_max_kbytes)},
+                     {"message.timeout.ms", std::to_string(options.message_timeout_ms)}}));
   rd_kafka_conf_set_dr_msg_cb(conf, KafkaSink::OnDelivery);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!rk) return Unavailable(std::string("cannot create the Kafka producer: ") + err);
+  FAULTLINE_ASSIGN_OR_RETURN(rd_kafka_t * rk, kafka::Create(RD_KAFKA_PRODUCER, "Kafka producer", conf));
   return std::unique_ptr<BatchSink>(std::make_unique<KafkaSink>(rk, options.topic, metrics));
 }
 

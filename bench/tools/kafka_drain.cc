@@ -5,6 +5,8 @@
 // (exit 3, naming how far it got) after DEADLINE_S seconds (default 300) without reaching the end.
 //   kafka_drain BROKERS TOPIC [DEADLINE_S]
 #include <librdkafka/rdkafka.h>
+
+#include "faultline/common/kafka.h"
 #include <sys/resource.h>
 
 #include <chrono>
@@ -35,35 +37,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kafka_drain: DEADLINE_S '%s': expected a positive number\n", argv[3]);
     return 2;
   }
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (auto [k, v] : {std::pair<const char*, const char*>{"bootstrap.servers", argv[1]},
-                      {"group.id", "kafka-drain"},
-                      {"enable.auto.commit", "false"},
-                      {"enable.partition.eof", "true"}}) {
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      std::fprintf(stderr, "%s: %s\n", k, err);
-      return 2;
-    }
+  auto client = faultline::kafka::Create(RD_KAFKA_CONSUMER, "Kafka consumer",
+                                         {{"bootstrap.servers", argv[1]},
+                                          {"group.id", "kafka-drain"},
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.partition.eof", "true"}});
+  if (!client.ok()) {
+    std::fprintf(stderr, "kafka_drain: %s\n", client.status().message().c_str());
+    return 2;
   }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!rk) {
-    std::fprintf(stderr, "%s\n", err);
+  rd_kafka_t* rk = *client;
+  auto count = faultline::kafka::PartitionCount(rk, argv[2], 10000);
+  if (!count.ok()) {
+    std::fprintf(stderr, "kafka_drain: %s\n", count.status().message().c_str());
     return 1;
   }
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* t = rd_kafka_topic_new(rk, argv[2], nullptr);
-  if (rd_kafka_metadata(rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1) {
-    std::fprintf(stderr, "no metadata for %s\n", argv[2]);
-    return 1;
-  }
-  const int partitions = md->topics[0].partition_cnt;
+  const int partitions = *count;
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) {
     rd_kafka_topic_partition_list_add(list, argv[2], p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
-  rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(t);
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_assign(rk, list);
   rd_kafka_topic_partition_list_destroy(list);

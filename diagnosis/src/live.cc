@@ -6,8 +6,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "faultline/stream/window_query.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/identity.h"
+#include "faultline/model/window_record.h"
+#include "faultline/model/window_stats.h"
 #include "faultline/topology/situation.h"
 #include "metrics.pb.h"
 
@@ -29,7 +30,7 @@ std::string StartKey(int64_t start) {
   return buf;
 }
 
-std::string WindowKey(int64_t start, const stream::SeriesKey& key) {
+std::string WindowKey(int64_t start, const model::SeriesKey& key) {
   return "w|" + StartKey(start) + "|" + key.Encode();
 }
 
@@ -42,13 +43,11 @@ std::string WatchKeyText(EntityKind kind, const std::string& entity, Metric metr
   return k;
 }
 
-std::string_view HostOf(std::string_view address) {
-  if (!address.empty() && address[0] == '[') {
-    const size_t end = address.find(']');
-    return end == std::string_view::npos ? address : address.substr(0, end + 1);
-  }
-  const size_t colon = address.rfind(':');
-  return colon == std::string_view::npos ? address : address.substr(0, colon);
+// A state record Restore cannot read: its key (printable) and what is wrong.
+Status BadRecord(const std::string& key, const std::string& what) {
+  std::string shown;
+  for (char c : key) shown += (c >= 32 && c < 127) ? c : '?';
+  return InvalidArgument("diagnosis state: key \"" + shown + "\": " + what);
 }
 
 // Which golden metrics of an entry point open a diagnosis, in the order they are tried.
@@ -121,7 +120,7 @@ Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
     return InvalidArgument("window record: " + what);
   };
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return refuse("not protobuf");
-  if (r.kind() == "watermark") {
+  if (r.kind() == model::kWatermarkRecordKind) {
     int64_t& w = watermarks_[r.input_partition()][metrics_partition];
     w = std::max(w, r.window_start_unix_s());
     Dirty("m|watermark|" + std::to_string(r.input_partition()) + "|" + std::to_string(metrics_partition),
@@ -144,9 +143,9 @@ Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
     return refuse(std::to_string(r.window_seconds()) + " s windows, this stage judges " +
                   std::to_string(window_s_) + " s ones");
   }
-  auto key = stream::SeriesKey::Decode(r.series_key());
+  auto key = model::SeriesKey::Decode(r.series_key());
   if (!key.ok()) return refuse(key.status().message());
-  auto stats = stream::WindowStats::Decode(r.window_stats());
+  auto stats = model::WindowStats::Decode(r.window_stats());
   if (!stats.ok()) return refuse(stats.status().message());
   const int64_t start = r.window_start_unix_s();
   if (start < 0 || start % window_s_ != 0) return refuse("window start " + std::to_string(start));
@@ -163,47 +162,32 @@ Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
   std::string encoded;
   it->second.EncodeTo(&encoded);
   Dirty(WindowKey(start, *key), std::move(encoded));
-  if (key->kind == EntityKind::kListener) {
-    auto& l = listeners_[stream::ListenerKey(key->Dim(dim::kAddress), key->Dim(dim::kMachine))];
-    if (start >= l.first) l = {start, std::string(key->Dim(dim::kService))};
-  }
+  identity_.Observe(*key, start);
   return Status::Ok();
 }
 
-std::vector<stream::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t to_s) const {
-  std::vector<stream::StoredWindow> out;
-  for (auto it = windows_.lower_bound({from_s, stream::SeriesKey{}});
+std::vector<model::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t to_s) const {
+  std::vector<model::StoredWindow> out;
+  for (auto it = windows_.lower_bound({from_s, model::SeriesKey{}});
        it != windows_.end() && it->first.first < to_s; ++it) {
     if (it->first.first > judged_until_) break;
-    stream::StoredWindow w;
+    model::StoredWindow w;
     w.start_s = it->first.first;
     w.key = it->first.second;
     w.stats = it->second;
-    if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server" &&
-        stream::IsNamedCallee(w.key.Dim(dim::kCallee))) {
-      w.callee_service = std::string(w.key.Dim(dim::kCallee));
-    } else if (w.key.kind == EntityKind::kEdge && w.key.Dim(dim::kSide) != "server") {
-      auto l = listeners_.find(stream::ListenerKey(w.key.Dim(dim::kCallee), w.key.Dim(dim::kMachine)));
-      if (l != listeners_.end()) w.callee_service = l->second.second;
-    }
+    identity_.Resolve(&w);
     out.push_back(std::move(w));
   }
   return out;
 }
 
-void LiveDiagnosis::TrackCallers(const std::vector<const stream::StoredWindow*>& windows,
+void LiveDiagnosis::TrackCallers(const std::vector<const model::StoredWindow*>& windows,
                                  int64_t start) {
-  std::set<std::string_view> hosts;
-  for (const auto& [key, l] : listeners_) {
-    // A view into the map's own key: a substr() temporary would leave the set dangling.
-    hosts.insert(HostOf(std::string_view(key).substr(key.find('|') + 1)));
-  }
-  for (const stream::StoredWindow* w : windows) {
+  for (const model::StoredWindow* w : windows) {
     if (w->key.kind == EntityKind::kService) serving_[std::string(w->key.Dim(dim::kService))] = start;
     if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;
-    if (w->key.Dim(dim::kSide) == "server") {
-      const std::string_view caller = w->key.Dim(dim::kCaller);
-      if (!stream::IsAddressHost(caller) || hosts.count(caller) || stream::IsLoopbackAddress(caller)) continue;
+    if (w->key.Dim(dim::kSide) == dim::kServerSide) {
+      if (!identity_.IsExternalCaller(w->key)) continue;
       callers_[std::string(w->key.Dim(dim::kCallee))][std::string(kExternalCaller)] = start;
     } else if (!w->callee_service.empty()) {
       callers_[w->callee_service][std::string(w->key.Dim(dim::kCaller))] = start;
@@ -251,48 +235,24 @@ LiveDiagnosis::Watched* LiveDiagnosis::WatchFor(const WatchKey& key,
 }
 
 void LiveDiagnosis::ObserveSeries(int64_t start,
-                                  const std::vector<const stream::StoredWindow*>& windows) {
+                                  const std::vector<const model::StoredWindow*>& windows) {
   // Per entity, as situations see them: services merged over instances and endpoints, client-side
   // edges by caller and resolved callee, machines.
-  std::map<std::pair<EntityKind, std::string>, std::pair<stream::WindowStats, std::map<std::string, std::string>>> merged;
-  for (const stream::StoredWindow* w : windows) {
-    std::pair<EntityKind, std::string> id;
-    std::map<std::string, std::string> labels;
-    switch (w->key.kind) {
-      case EntityKind::kService:
-        id = {EntityKind::kService, std::string(w->key.Dim(dim::kService))};
-        labels = {{"service", id.second}};
-        break;
-      case EntityKind::kEdge: {
-        // As situations see edges (situation.cc): the caller's view plus the callee side's network
-        // health when it names its caller.
-        if (w->key.Dim(dim::kSide) == "server" && stream::IsAddressHost(w->key.Dim(dim::kCaller))) continue;
-        const std::string callee = w->CalleeEntity();
-        id = {EntityKind::kEdge, std::string(w->key.Dim(dim::kCaller)) + "->" + callee};
-        labels = {{"caller", std::string(w->key.Dim(dim::kCaller))}, {"callee", callee}};
-        break;
-      }
-      case EntityKind::kMachine:
-        id = {EntityKind::kMachine, std::string(w->key.Dim(dim::kMachine))};
-        labels = {{"machine", id.second}};
-        break;
-      case EntityKind::kContainer:
-        id = {EntityKind::kContainer, std::string(w->key.Dim(dim::kContainer))};
-        labels = {{"container", id.second}, {"machine", std::string(w->key.Dim(dim::kMachine))}};
-        break;
-      default:
-        continue;
-    }
-    auto& slot = merged[id];
+  std::map<model::EntityRef, std::pair<model::WindowStats, std::map<std::string, std::string>>>
+      merged;
+  for (const model::StoredWindow* w : windows) {
+    const std::optional<model::EntityRef> id = model::SeriesOf(*w);
+    if (!id) continue;
+    auto& slot = merged[*id];
     (void)slot.first.Merge(w->stats);  // one stream's sketches: the same accuracy
-    slot.second = std::move(labels);
+    slot.second = model::SeriesLabels(*w, *id);
   }
   for (const auto& entry : merged) {
     const auto& [kind, entity] = entry.first;
     const auto& [stats, labels] = entry.second;
     for (const MetricInfo& m : Metrics()) {
       if (!m.kinds.Has(kind)) continue;
-      const double v = stream::ComputeMetric(m.id, stats, window_s_);
+      const double v = model::ComputeMetric(m.id, stats, window_s_);
       if (std::isnan(v) || std::abs(v) >= detectors::kMaxDetectorValue) continue;
       const WatchKey key{kind, entity, m.id};
       Watched* w = WatchFor(key, labels);
@@ -314,7 +274,7 @@ std::optional<Incident> LiveDiagnosis::DiagnoseAt(const std::string& entry, Metr
   topology::Situation s = topology::BuildSituation(History(from, until_s + window_s_), window_s_,
                                                    from, until_s + window_s_, alarm);
   // The detector's verdict on the alarm decides that it is anomalous.
-  topology::Verdict v;
+  topology::RecordedVerdict v;
   v.ref = alarm.ref;
   v.at_s = at_s;
   v.anomalous = true;
@@ -349,7 +309,17 @@ void LiveDiagnosis::PutTracked(const Tracked& t) {
                       {"fault_class", t.fault_class},
                       {"impact_step", t.impact_step}};
   // Names come from the wire and may not be UTF-8: replaced, never thrown on.
-  Dirty("i|" + t.incident.id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  Dirty(std::string(kIncidentPrefix) + t.incident.id, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Result<Incident> LiveDiagnosis::IncidentOfRecord(const std::string& key,
+                                                 const std::string& value) {
+  const nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("incident"))
+    return BadRecord(key, "not an incident record");
+  auto inc = IncidentFromJson(j["incident"].dump());
+  if (!inc.ok()) return BadRecord(key, inc.status().message());
+  return inc;
 }
 
 // "h|<entry>" -> "<metric> <since>"; `held` null: the record goes.
@@ -479,14 +449,14 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
   // Keep the last resolved ones only.
   while (resolved_order_.size() > kResolvedKept) {
     tracked_.erase(resolved_order_.front());
-    Dirty("i|" + resolved_order_.front(), std::nullopt);
+    Dirty(std::string(kIncidentPrefix) + resolved_order_.front(), std::nullopt);
     resolved_order_.erase(resolved_order_.begin());
   }
 }
 
 void LiveDiagnosis::Judge(int64_t start) {
-  std::vector<stream::StoredWindow> now = History(start, start + 1);
-  std::vector<const stream::StoredWindow*> ptrs;
+  std::vector<model::StoredWindow> now = History(start, start + 1);
+  std::vector<const model::StoredWindow*> ptrs;
   for (const auto& w : now) ptrs.push_back(&w);
   TrackCallers(ptrs, start);
   ObserveSeries(start, ptrs);
@@ -513,7 +483,7 @@ std::vector<Incident> LiveDiagnosis::Advance() {
   }
   // Every start below complete_before with data, oldest first.
   std::vector<int64_t> starts;
-  for (auto it = windows_.upper_bound({judged_until_, stream::SeriesKey{}}); it != windows_.end();
+  for (auto it = windows_.upper_bound({judged_until_, model::SeriesKey{}}); it != windows_.end();
        ++it) {
     if (it->first.first <= judged_until_) continue;
     if (it->first.first >= complete_before) break;
@@ -559,11 +529,7 @@ void LiveDiagnosis::TakeChanges(std::vector<Change>* out) {
 }
 
 Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::string>>& all) {
-  auto bad = [](const std::string& key, const std::string& what) {
-    std::string shown;
-    for (char c : key) shown += (c >= 32 && c < 127) ? c : '?';
-    return InvalidArgument("diagnosis state: key \"" + shown + "\": " + what);
-  };
+  const auto& bad = BadRecord;
   auto number = [](const std::string& s, int64_t* v) {
     char* end = nullptr;
     *v = std::strtoll(s.c_str(), &end, 10);
@@ -591,14 +557,11 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
       int64_t start = 0;
       if (key.size() < 15 || key[14] != '|' || !number(key.substr(2, 12), &start))
         return bad(key, "not a window key");
-      auto sk = stream::SeriesKey::Decode(std::string_view(key).substr(15));
+      auto sk = model::SeriesKey::Decode(std::string_view(key).substr(15));
       if (!sk.ok()) return bad(key, sk.status().message());
-      auto stats = stream::WindowStats::Decode(value);
+      auto stats = model::WindowStats::Decode(value);
       if (!stats.ok()) return bad(key, stats.status().message());
-      if (sk->kind == EntityKind::kListener) {
-        auto& l = listeners_[stream::ListenerKey(sk->Dim(dim::kAddress), sk->Dim(dim::kMachine))];
-        if (start >= l.first) l = {start, std::string(sk->Dim(dim::kService))};
-      }
+      identity_.Observe(*sk, start);
       windows_.emplace(std::make_pair(start, std::move(*sk)), std::move(*stats));
     } else if (key.rfind("h|", 0) == 0) {
       const size_t space = value.find(' ');
@@ -610,12 +573,10 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
       held_[key.substr(2)] = {*m, since};
     } else if (key.rfind("d|", 0) == 0) {
       detector_states.emplace_back(key, value);
-    } else if (key.rfind("i|", 0) == 0) {
-      nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("incident"))
-        return bad(key, "not an incident record");
-      auto inc = IncidentFromJson(j["incident"].dump());
-      if (!inc.ok()) return bad(key, inc.status().message());
+    } else if (key.starts_with(kIncidentPrefix)) {
+      auto inc = IncidentOfRecord(key, value);
+      if (!inc.ok()) return inc.status();
+      const nlohmann::json j = nlohmann::json::parse(value);  // IncidentOfRecord parsed it
       Tracked t;
       t.incident = std::move(*inc);
       auto m = ParseMetric(j.value("metric", ""));
@@ -636,8 +597,8 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
     if (k.first > judged_until_) break;
     if (k.first != last) {
       last = k.first;
-      std::vector<stream::StoredWindow> now = History(last, last + 1);
-      std::vector<const stream::StoredWindow*> ptrs;
+      std::vector<model::StoredWindow> now = History(last, last + 1);
+      std::vector<const model::StoredWindow*> ptrs;
       for (const auto& w : now) ptrs.push_back(&w);
       TrackCallers(ptrs, last);
     }

@@ -23,16 +23,16 @@ bool Matches(const BasicEvent& e, Metric m) {
   return e.metric ? *e.metric == m : Info(m).family == *e.family;
 }
 
-bool InDirection(Direction d, Metric m, const SeriesAnomaly& a) {
+bool InDirection(DirectionMatch d, Metric m, const SeriesAnomaly& a) {
   if (!a.anomalous) return false;
   switch (d) {
-    case Direction::kUp:
+    case DirectionMatch::kUp:
       return a.z > 0;
-    case Direction::kDown:
+    case DirectionMatch::kDown:
       return a.z < 0;
-    case Direction::kAny:
+    case DirectionMatch::kAny:
       return true;
-    case Direction::kBad:
+    case DirectionMatch::kBad:
       break;
   }
   switch (Info(m).polarity) {

@@ -115,10 +115,10 @@ class Loader {
     return Error(n, path, "unknown role '" + name + "' (known: " + JoinAll(kRoleNames) + ")");
   }
 
-  Result<Direction> ParseDirection(const YAML::Node& n, const std::string& path) const {
+  Result<DirectionMatch> ParseDirection(const YAML::Node& n, const std::string& path) const {
     FAULTLINE_ASSIGN_OR_RETURN(std::string name, Scalar(n, path));
     for (int d = 0; d < 4; ++d)
-      if (kDirectionNames[d] == name) return static_cast<Direction>(d);
+      if (kDirectionNames[d] == name) return static_cast<DirectionMatch>(d);
     return Error(n, path, "unknown direction '" + name + "' (known: " + JoinAll(kDirectionNames) +
                               ")");
   }
@@ -485,15 +485,15 @@ std::string Quantity(const BasicEvent& e) {
          " metric";
 }
 
-std::string DirectionWord(Direction d) {
+std::string DirectionWord(DirectionMatch d) {
   switch (d) {
-    case Direction::kUp:
+    case DirectionMatch::kUp:
       return "up";
-    case Direction::kDown:
+    case DirectionMatch::kDown:
       return "down";
-    case Direction::kAny:
+    case DirectionMatch::kAny:
       return "anomalous either way";
-    case Direction::kBad:
+    case DirectionMatch::kBad:
       break;
   }
   return "anomalous";
@@ -530,7 +530,7 @@ std::optional<EntityKind> RoleKind(Role role) {
   return std::nullopt;
 }
 
-std::string_view DirectionName(Direction d) { return kDirectionNames[static_cast<int>(d)]; }
+std::string_view DirectionName(DirectionMatch d) { return kDirectionNames[static_cast<int>(d)]; }
 
 const FaultClass* FaultTrees::Find(std::string_view name) const {
   for (const FaultClass& c : classes)
@@ -609,7 +609,7 @@ std::string Describe(const BasicEvent& e) {
       return "an OOM kill on the " + of;
     case EventType::kSymptom:
       return "the alarm is " + Quantity(e) +
-             (e.direction == Direction::kBad ? "" : " " + DirectionWord(e.direction));
+             (e.direction == DirectionMatch::kBad ? "" : " " + DirectionWord(e.direction));
   }
   return "?";
 }

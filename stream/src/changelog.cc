@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "varint.h"
+#include "faultline/common/varint.h"
 
 namespace faultline::stream {
 namespace {

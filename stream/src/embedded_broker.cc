@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "faultline/common/kafka.h"
 #include "faultline/common/log.h"
 
 namespace faultline::stream {
@@ -102,11 +103,11 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
   std::unique_ptr<EmbeddedBroker> broker(new EmbeddedBroker());
   broker->impl_ = std::make_unique<Impl>();
   Impl& d = *broker->impl_;
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
-  d.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!d.rk) return Unavailable(std::string("embedded broker: ") + err);
+  // The mock cluster lives in a client handle of its own.
+  Result<rd_kafka_t*> rk = kafka::Create(RD_KAFKA_PRODUCER, "embedded broker's client",
+                                         {{"log_level", "3"}});
+  if (!rk.ok()) return Unavailable("embedded broker: " + rk.status().message());
+  d.rk = *rk;
   d.cluster = rd_kafka_mock_cluster_new(d.rk, 1);
   if (!d.cluster)
     return Unavailable("embedded broker: librdkafka could not start its mock cluster");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "faultline/common/kafka.h"
 #include "faultline/common/log.h"
 
 namespace faultline::stream {
@@ -36,17 +37,6 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   (*p)->left--;
 }
 
-Status SetAll(rd_kafka_conf_t* conf, const std::vector<std::pair<const char*, std::string>>& kv) {
-  char err[512];
-  for (const auto& [k, v] : kv) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return InvalidArgument(std::string("changelog Kafka setting ") + k + "=" + v + ": " + err);
-    }
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 struct KafkaChangelog::Impl {
@@ -69,35 +59,28 @@ Result<std::unique_ptr<KafkaChangelog>> KafkaChangelog::Create(
   c->impl_ = std::make_unique<Impl>();
   Impl& im = *c->impl_;
   im.brokers = brokers, im.topic = topic, im.write_timeout = write_timeout;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // Idempotent: acks from all in-sync replicas, and a partition's records in the order
   // produced even through retries, which the replay relies on. The message timeout bounds a
   // Write: once it passes, every record of it is delivered or failed.
-  FAULTLINE_RETURN_IF_ERROR(SetAll(conf, {{"bootstrap.servers", brokers},
-                                          {"enable.idempotence", "true"},
-                                          {"compression.codec", "lz4"},
-                                          {"linger.ms", "1"},
-                                          {"message.timeout.ms",
-                                           std::to_string(write_timeout.count())}}));
+  FAULTLINE_ASSIGN_OR_RETURN(
+      rd_kafka_conf_t * conf,
+      kafka::Config("changelog Kafka producer",
+                    {{"bootstrap.servers", brokers},
+                     {"enable.idempotence", "true"},
+                     {"compression.codec", "lz4"},
+                     {"linger.ms", "1"},
+                     {"message.timeout.ms", std::to_string(write_timeout.count())}}));
   rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
   rd_kafka_conf_set_log_cb(conf, OnLog);
-  char err[512];
-  im.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!im.producer) return Unavailable(std::string("changelog producer: ") + err);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* t = rd_kafka_topic_new(im.producer, topic.c_str(), nullptr);
-  rd_kafka_resp_err_t e = rd_kafka_metadata(im.producer, 0, t, &md, 10000);
-  if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
-    im.partitions = md->topics[0].partition_cnt;
-  else if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
-    e = md->topics[0].err;
-  if (md) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(t);
-  if (im.partitions == 0) {
+  FAULTLINE_ASSIGN_OR_RETURN(im.producer,
+                             kafka::Create(RD_KAFKA_PRODUCER, "changelog producer", conf));
+  Result<int> partitions = kafka::PartitionCount(im.producer, topic, 10000);
+  if (!partitions.ok()) {
     return Unavailable("--changelog-topic " + topic + ": cannot read its partitions (" +
-                       rd_kafka_err2str(e) + "); create it with as many partitions as the "
-                       "events topic");
+                       partitions.status().message() + "); create it with as many partitions as "
+                       "the events topic");
   }
+  im.partitions = *partitions;
   return c;
 }
 
@@ -189,18 +172,20 @@ Status KafkaChangelog::Read(
                        std::to_string(im.partitions) +
                        " partitions; it needs as many as the events topic");
   }
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // assign() wants a group id; this consumer never joins the group nor commits to it.
-  FAULTLINE_RETURN_IF_ERROR(SetAll(conf, {{"bootstrap.servers", im.brokers},
-                                          {"group.id", "faultline-changelog-reader"},
-                                          {"enable.auto.commit", "false"},
-                                          {"enable.partition.eof", "true"},
-                                          {"auto.offset.reset", "error"},
-                                          {"fetch.max.bytes", std::to_string(64 << 20)}}));
+  FAULTLINE_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf,
+                             kafka::Config("changelog Kafka consumer",
+                                           {{"bootstrap.servers", im.brokers},
+                                            {"group.id", "faultline-changelog-reader"},
+                                            {"enable.auto.commit", "false"},
+                                            {"enable.partition.eof", "true"},
+                                            {"auto.offset.reset", "error"},
+                                            {"fetch.max.bytes", std::to_string(64 << 20)}}));
   rd_kafka_conf_set_log_cb(conf, OnLog);
-  char err[512];
-  rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!c) return Unavailable(im.Where(partition) + ": consumer: " + err);
+  Result<rd_kafka_t*> consumer =
+      kafka::Create(RD_KAFKA_CONSUMER, "changelog consumer", conf);
+  if (!consumer.ok()) return Unavailable(im.Where(partition) + ": " + consumer.status().message());
+  rd_kafka_t* c = *consumer;
   std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> owner(c, [](rd_kafka_t* k) {
     rd_kafka_assign(k, nullptr);
     rd_kafka_destroy_flags(k, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);

@@ -11,7 +11,7 @@ uint32_t OpenWindows::Intern(std::string_view encoded_key) {
   return id;
 }
 
-WindowStats* OpenWindows::At(int64_t start_s, uint32_t id) {
+model::WindowStats* OpenWindows::At(int64_t start_s, uint32_t id) {
   if (start_s != last_start_ || !last_) {
     last_ = &by_start_[start_s];
     last_start_ = start_s;
@@ -21,7 +21,7 @@ WindowStats* OpenWindows::At(int64_t start_s, uint32_t id) {
   return &e.stats;
 }
 
-void OpenWindows::Restore(int64_t start_s, std::string_view encoded_key, WindowStats stats) {
+void OpenWindows::Restore(int64_t start_s, std::string_view encoded_key, model::WindowStats stats) {
   by_start_[start_s][Intern(encoded_key)] = Entry{std::move(stats), false};
 }
 

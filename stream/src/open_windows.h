@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_stats.h"
 
 namespace faultline::stream {
 
@@ -30,13 +30,13 @@ class OpenWindows {
 
   // The stats of series `id` in the window starting at `start_s`, created empty on first use,
   // marked changed.
-  WindowStats* At(int64_t start_s, uint32_t id);
+  model::WindowStats* At(int64_t start_s, uint32_t id);
   // Puts back a series as it was committed (not marked changed).
-  void Restore(int64_t start_s, std::string_view encoded_key, WindowStats stats);
+  void Restore(int64_t start_s, std::string_view encoded_key, model::WindowStats stats);
 
   // The oldest open window's start, or INT64_MAX when none is open.
   int64_t oldest_start() const { return by_start_.empty() ? INT64_MAX : by_start_.begin()->first; }
-  // Removes the oldest window, handing each of its series to visit(key, WindowStats&&).
+  // Removes the oldest window, handing each of its series to visit(key, model::WindowStats&&).
   template <typename Visit>
   void CloseOldest(Visit&& visit);
 
@@ -53,7 +53,7 @@ class OpenWindows {
 
  private:
   struct Entry {
-    WindowStats stats;
+    model::WindowStats stats;
     bool changed = false;
   };
   using Window = absl::flat_hash_map<uint32_t, Entry>;

@@ -17,56 +17,18 @@
 
 #include <google/protobuf/arena.h>
 
+#include "event_scope.h"
 #include "events.pb.h"
 #include "open_windows.h"
 #include "partition_store.h"
 #include "peer_table.h"
-#include "varint.h"
+#include "faultline/common/varint.h"
 
 namespace faultline::stream {
 namespace {
 
 constexpr int64_t kNsPerS = 1'000'000'000;
 
-// A power-of-two histogram (bucket i: [2^i, 2^(i+1)) ns) into a sketch: each bucket's count at its
-// geometric middle, so the sketch's quantiles are within the bucket (a factor of sqrt 2).
-void AddLog2Histogram(const v1::Log2Histogram& h, LatencySketch* out) {
-  for (int i = 0; i < h.buckets_size() && i < 64; ++i) {
-    if (h.buckets(i) == 0) continue;
-    out->Add(std::ldexp(1.4142135623730951, i), h.buckets(i));
-  }
-}
-// Appends "a.b.c.d:port" ("[v6]:port" for IPv6 not mapped from IPv4) to `out`.
-void AppendAddress(const v1::Endpoint& e, std::string* out) {
-  const std::string& a = e.addr();
-  const bool v4 = a.size() == 4;
-  const bool mapped =
-      a.size() == 16 && a.compare(0, 12, std::string_view("\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) == 0;
-  if (v4 || mapped) {
-    const char* b = a.data() + (v4 ? 0 : 12);
-    for (int i = 0; i < 4; ++i) {
-      if (i) out->push_back('.');
-      const unsigned v = static_cast<uint8_t>(b[i]);
-      if (v >= 100) out->push_back(static_cast<char>('0' + v / 100));
-      if (v >= 10) out->push_back(static_cast<char>('0' + v / 10 % 10));
-      out->push_back(static_cast<char>('0' + v % 10));
-    }
-  } else if (a.size() == 16) {
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
-    out->push_back('[');
-    out->append(buf);
-    out->push_back(']');
-  } else {
-    out->push_back('?');
-  }
-  out->push_back(':');
-  char digits[8];
-  int n = 0;
-  for (unsigned port = e.port() & 0xffff; n == 0 || port; port /= 10)
-    digits[n++] = static_cast<char>('0' + port % 10);
-  while (n) out->push_back(digits[--n]);
-}
 
 // A changelog record's parts: `parts` in order, the last one marked (one empty part for none).
 std::vector<ChangelogRecord> Records(ChangelogKind kind, uint64_t epoch, uint64_t chain,
@@ -85,12 +47,6 @@ std::vector<std::string_view> Parts(std::string_view bytes, size_t size) {
   return parts;
 }
 
-// Appends one dimension to an encoded series key (SeriesKey::Encode's layout; callers add the
-// dimensions in name order).
-void PutDim(std::string* key, std::string_view name, std::string_view value) {
-  PutBytes(key, name);
-  PutBytes(key, value);
-}
 
 }  // namespace
 
@@ -102,13 +58,6 @@ struct PartitionState::Committing {
   std::unique_ptr<ChangelogLink::Delivery> delivery;
 };
 
-struct PartitionState::Learned {
-  absl::flat_hash_set<std::string> endpoints;                  // "owner\0endpoint"
-  absl::flat_hash_map<std::string, size_t> endpoint_counts;    // by owner
-  absl::flat_hash_map<std::string, std::string> listeners;     // "machine|ip:port" -> service
-  static absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
-  bool HasListener(std::string_view key) const { return listeners.contains(View(key)); }
-};
 
 PartitionState::PartitionState()
     : open_(std::make_unique<OpenWindows>()),
@@ -228,7 +177,7 @@ size_t PartitionState::open_series() const { return open_->size(); }
 
 uint64_t PartitionState::ApproximateBytes() const { return store_->ApproximateBytes(); }
 
-WindowStats* PartitionState::Series(int64_t window_start_s, std::string_view encoded_key) {
+model::WindowStats* PartitionState::Series(int64_t window_start_s, std::string_view encoded_key) {
   return open_->At(window_start_s, open_->Intern(encoded_key));
 }
 
@@ -245,44 +194,8 @@ std::string_view PartitionState::EndpointFor(std::string_view owner, std::string
   return endpoint;
 }
 
-namespace {
 
-// What a series signature stands for: the series an event of that shape updates (and, for a
-// server-side exchange, its listener series), and whether its endpoint was folded into "other".
-struct SigTarget {
-  uint32_t series = 0;
-  uint32_t listener = 0;
-  bool folded = false;
-};
 
-// Signature shapes: which fields of an event decide its series.
-enum class Shape : char { kServerHttp = 1, kClientHttp = 2, kClientEdge = 3, kMachine = 4 };
-
-void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-// An address as raw bytes, length first, then its port.
-void PutEndpoint(std::string* out, const v1::Endpoint& e) {
-  out->push_back(static_cast<char>(e.addr().size()));
-  out->append(e.addr());
-  PutU32(out, e.port());
-}
-
-}  // namespace
-
-struct PartitionState::SigCache {
-  // Signature -> target: an event whose signature was seen before skips naming, formatting and
-  // key building. Every value depends only on the signature and on state that never changes
-  // once set (endpoints registered, listeners registered, names interned in `who`), so a hit
-  // gives exactly what the full path would. Cleared when series ids are renumbered, and when it
-  // grows past kMaxSignatures (a cache: nothing is lost).
-  absl::flat_hash_map<std::string, SigTarget> targets;
-  // (machine, service, instance, container) -> a small id, for signatures.
-  absl::flat_hash_map<std::string, uint32_t> who;
-  static constexpr size_t kMaxSignatures = 1 << 20;
-  void Clear() {
-    targets.clear();
-    who.clear();
-  }
-};
 
 void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t message_time_ms,
                            ApplyCounters* counters) {
@@ -303,28 +216,22 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
   if (sigs_->targets.size() > SigCache::kMaxSignatures || sigs_->who.size() > SigCache::kMaxSignatures)
     sigs_->Clear();
   const std::string& machine = batch.node().name();
-  // Service and instance names, once per process of the batch.
-  struct Names {
-    uint32_t pid;
-    std::string service, instance, container;
-    uint32_t who;  // the four names' id in the signature cache
-  };
-  std::vector<Names> names;
+  std::vector<ProcessNames> names;
   names.reserve(static_cast<size_t>(batch.processes_size()) + 1);
-  auto names_of = [&](uint32_t pid) -> const Names& {
-    for (const Names& n : names) {
+  auto names_of = [&](uint32_t pid) -> const ProcessNames& {
+    for (const ProcessNames& n : names) {
       if (n.pid == pid) return n;
     }
     const v1::ProcessIdentity* proc = nullptr;
     for (const auto& p : batch.processes()) {
       if (p.pid() == pid) proc = &p;
     }
-    Names& n = names.emplace_back(
-        Names{pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine),
-              proc ? ContainerName(machine, proc->cgroup_path(), proc->container_id(),
-                                   proc->has_container() ? &proc->container() : nullptr)
-                   : std::string(),
-              0});
+    ProcessNames& n = names.emplace_back(ProcessNames{
+        pid, namer_->Service(proc, pid, machine), namer_->Instance(proc, pid, machine),
+        proc ? ContainerName(machine, proc->cgroup_path(), proc->container_id(),
+                             proc->has_container() ? &proc->container() : nullptr)
+             : std::string(),
+        0});
     std::string who_key = machine;
     for (const std::string* part : {&n.service, &n.instance, &n.container}) {
       who_key.push_back('\0');
@@ -336,7 +243,7 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
   };
   const int64_t window_ns = options_.window_s * kNsPerS;
   const int64_t lateness_ns = options_.allowed_lateness_s * kNsPerS;
-  std::string local, remote, key, probe, endpoint, peer_key, sig;
+  EventScratch scratch;
   for (const v1::Event& ev : batch.events()) {
     counters->events++;
     const int64_t t_ns = static_cast<int64_t>(std::min<uint64_t>(ev.time_unix_ns(), INT64_MAX / 2));
@@ -350,261 +257,11 @@ void PartitionState::Apply(std::string_view payload, int64_t offset, int64_t mes
       continue;
     }
     max_event_ns_ = std::max(max_event_ns_, t_ns);
-    const int64_t start_s = start_ns / kNsPerS;
-    const Names& who = names_of(ev.pid());
-    const v1::Connection& conn = ev.connection();
-    // The connection's ends as text, formatted only when a path needs them.
-    bool have_local = false, have_remote = false;
-    auto local_text = [&]() -> const std::string& {
-      if (!have_local) local.clear(), AppendAddress(conn.local(), &local), have_local = true;
-      return local;
-    };
-    auto remote_text = [&]() -> const std::string& {
-      if (!have_remote) remote.clear(), AppendAddress(conn.remote(), &remote), have_remote = true;
-      return remote;
-    };
-    // The callee of a call: the Kubernetes entity the agent named the address with (a Service's
-    // ClusterIP: "{namespace}/{service}"), else the address, which the listener records resolve.
-    auto callee = [&] {
-      return conn.remote().name().empty() ? std::string_view(remote_text())
-                                          : std::string_view(conn.remote().name());
-    };
-    // "machine|ip:port": an end of a connection on this node, as listeners and peers are keyed.
-    auto on_machine = [&](std::string* buf, const std::string& end) {
-      buf->assign(machine).push_back('|');
-      buf->append(end);
-      return std::string_view(*buf);
-    };
-    auto listener_probe = [&] { return on_machine(&probe, local_text()); };
-    // The client end of this connection, as the caller's side registers it and the callee's
-    // side looks it up (same node: same agent, same partition).
-    auto peer_probe = [&](const std::string& end) { return on_machine(&peer_key, end); };
-    auto remember_caller = [&] {
-      counters->peers_evicted += peers_->Remember(peer_probe(local_text()), who.service, start_s);
-    };
-    // The target of this event's signature (`sig`), computed by `miss` on first sight.
-    auto cached = [&](auto&& miss) -> const SigTarget& {
-      auto it = sigs_->targets.find(absl::string_view(sig.data(), sig.size()));
-      if (it == sigs_->targets.end()) it = sigs_->targets.emplace(sig, miss()).first;
-      counters->endpoints_folded += it->second.folded;
-      return it->second;
-    };
-    auto begin_sig = [&](Shape shape) {
-      sig.assign(1, static_cast<char>(shape));
-      PutU32(&sig, who.who);
-    };
-    // A client-side edge (no endpoint): connects, and flows and resets on the caller's side.
-    auto client_edge = [&] {
-      remember_caller();
-      begin_sig(Shape::kClientEdge);
-      PutEndpoint(&sig, conn.remote());
-      PutBytes(&sig, conn.remote().name());
-      return open_->At(start_s, cached([&] {
-        key.assign(1, static_cast<char>(EntityKind::kEdge));
-        PutDim(&key, "callee", callee());
-        PutDim(&key, "caller", who.service);
-        PutDim(&key, "instance", who.instance);
-        PutDim(&key, "machine", machine);
-        PutDim(&key, "side", "client");
-        return SigTarget{open_->Intern(key), 0, false};
-      }).series);
-    };
-    // A server-side edge: the caller by name when its own side was seen on this node, else by
-    // address. Not cached: the peer records change with every new connection.
-    auto server_edge = [&] {
-      key.assign(1, static_cast<char>(EntityKind::kEdge));
-      PutDim(&key, "callee", who.service);
-      const std::string* peer = peers_->Find(peer_probe(remote_text()));
-      PutDim(&key, "caller", peer ? std::string_view(*peer)
-                                  : std::string_view(remote).substr(0, remote.rfind(':')));
-      PutDim(&key, "instance", who.instance);
-      PutDim(&key, "machine", machine);
-      PutDim(&key, "side", "server");
-      return Series(start_s, key);
-    };
-    // Which end of a connection is the server, for network events (they carry no role): the end
-    // that served HTTP here before (a known listener), else the end with the lower port (servers
-    // mostly listen below the ephemeral range, and clients' ports come from it).
-    auto server_side = [&] {
-      if (learned_->HasListener(listener_probe())) return true;
-      if (learned_->HasListener(on_machine(&probe, remote_text()))) return false;
-      return conn.local().port() < conn.remote().port();
-    };
-
-    // The side of a flow or reset: its socket's owner record says (connected: client, accepted:
-    // server); without one, the listener records and the port heuristic decide.
-    auto side_of = [&](v1::Role role) {
-      return role == v1::ROLE_SERVER ? true : role == v1::ROLE_CLIENT ? false : server_side();
-    };
-    auto edge_series = [&](bool server) { return server ? server_edge() : client_edge(); };
-    // Network events with no owning process belong to no service: the machine keeps them (its
-    // interface-level figures), counted as unattributed.
-    auto machine_series = [&] {
-      begin_sig(Shape::kMachine);
-      return open_->At(start_s, cached([&] {
-        key.assign(1, static_cast<char>(EntityKind::kMachine));
-        PutDim(&key, "machine", machine);
-        return SigTarget{open_->Intern(key), 0, false};
-      }).series);
-    };
-    const bool owned = ev.pid() != 0;
-
-    switch (ev.kind_case()) {
-      case v1::Event::kHttp: {
-        const v1::HttpExchange& h = ev.http();
-        const bool server = h.role() == v1::ROLE_SERVER;
-        endpoint.clear();
-        EntityNamer::AppendEndpoint(h.method(), h.path(), &endpoint);
-        WindowStats* s = nullptr;
-        if (server) {
-          begin_sig(Shape::kServerHttp);
-          PutEndpoint(&sig, conn.local());
-          sig.append(endpoint);
-          const SigTarget& t = cached([&] {
-            if (!learned_->HasListener(listener_probe())) {
-              learned_->listeners.emplace(probe, who.service);
-              new_listeners_.emplace_back(probe, who.service);
-            }
-            // Endpoints are capped per service.
-            const std::string_view counted = EndpointFor(who.service, endpoint);
-            SigTarget target;
-            target.folded = counted != endpoint;
-            key.assign(1, static_cast<char>(EntityKind::kListener));
-            PutDim(&key, "address", local_text());
-            PutDim(&key, "machine", machine);
-            PutDim(&key, "service", who.service);
-            target.listener = open_->Intern(key);
-            key.assign(1, static_cast<char>(EntityKind::kService));
-            // The cgroup the instance runs in: the topology's instance -> container link.
-            if (!who.container.empty()) PutDim(&key, "container", who.container);
-            PutDim(&key, "endpoint", counted);
-            PutDim(&key, "instance", who.instance);
-            PutDim(&key, "machine", machine);
-            PutDim(&key, "service", who.service);
-            target.series = open_->Intern(key);
-            return target;
-          });
-          open_->At(start_s, t.listener)->requests++;
-          s = open_->At(start_s, t.series);
-        } else {
-          remember_caller();
-          begin_sig(Shape::kClientHttp);
-          PutEndpoint(&sig, conn.remote());
-          PutBytes(&sig, conn.remote().name());
-          sig.append(endpoint);
-          s = open_->At(start_s, cached([&] {
-            // Endpoints are capped per caller->callee pair on the client side.
-            probe.assign(who.service).append("->").append(callee());
-            const std::string_view counted = EndpointFor(probe, endpoint);
-            SigTarget target;
-            target.folded = counted != endpoint;
-            key.assign(1, static_cast<char>(EntityKind::kEdge));
-            PutDim(&key, "callee", callee());
-            PutDim(&key, "caller", who.service);
-            PutDim(&key, "endpoint", counted);
-            PutDim(&key, "instance", who.instance);
-            PutDim(&key, "machine", machine);
-            PutDim(&key, "side", "client");
-            target.series = open_->Intern(key);
-            return target;
-          }).series);
-        }
-        s->requests++;
-        if (h.status() >= 400 && h.status() < 500) s->status_4xx++;
-        if (h.status() >= 500 && h.status() < 600) s->status_5xx++;
-        if (h.outcome() == v1::HttpExchange::OUTCOME_COMPLETE) {
-          s->latency_ns.Add(static_cast<double>(h.latency_ns()));
-        } else {
-          s->incomplete++;
-        }
-        break;
-      }
-      case v1::Event::kTcpConnect: {
-        WindowStats* s = client_edge();
-        const auto& c = ev.tcp_connect();
-        if (c.result() == v1::TcpConnect::RESULT_ESTABLISHED) {
-          s->connects_ok++;
-          s->connect_ns.Add(static_cast<double>(c.duration_ns()));
-        } else if (c.result() == v1::TcpConnect::RESULT_REFUSED) {
-          s->connects_refused++;
-        } else {
-          s->connects_failed++;
-        }
-        break;
-      }
-      case v1::Event::kTcpReset: {
-        if (!owned) counters->unattributed++;
-        WindowStats* s = owned ? edge_series(side_of(ev.tcp_reset().role())) : machine_series();
-        (ev.tcp_reset().direction() == v1::TcpReset::DIRECTION_SENT ? s->resets_sent
-                                                                    : s->resets_received)++;
-        break;
-      }
-      case v1::Event::kFlowStats: {
-        const auto& f = ev.flow_stats();
-        if (!owned) counters->unattributed++;
-        WindowStats* s = owned ? edge_series(side_of(f.role())) : machine_series();
-        s->packets_out += f.packets_out(), s->bytes_out += f.bytes_out();
-        s->packets_in += f.packets_in(), s->bytes_in += f.bytes_in();
-        s->retransmits += f.retransmits();
-        for (const auto& [reason, n] : f.drops()) s->drops[reason] += n;
-        if (f.srtt_us()) s->rtt_samples++, s->rtt_us_sum += f.srtt_us();
-        break;
-      }
-      case v1::Event::kAgentStats: {
-        WindowStats* s = machine_series();
-        for (const auto& [reason, n] : ev.agent_stats().dropped()) s->agent_dropped += n;
-        break;
-      }
-      case v1::Event::kCgroupResources: {
-        const auto& c = ev.cgroup_resources();
-        const std::string name = ContainerName(machine, c.cgroup_path(), c.container_id(),
-                                               c.has_container() ? &c.container() : nullptr);
-        if (name.empty()) break;  // the root cgroup: the machine's own figures say it
-        key.assign(1, static_cast<char>(EntityKind::kContainer));
-        PutDim(&key, "container", name);
-        PutDim(&key, "machine", machine);
-        WindowStats* s = Series(start_s, key);
-        s->resource_samples++;
-        s->cpu_usage_ns += c.cpu_usage_ns();
-        s->cpu_periods += c.cpu_periods(), s->cpu_throttled_periods += c.cpu_throttled_periods();
-        s->cpu_throttled_ns += c.cpu_throttled_ns();
-        AddLog2Histogram(c.runq_latency(), &s->runq_ns);
-        s->memory_working_set_sum += c.memory_working_set_bytes();
-        if (c.memory_limit_bytes() > 0) {
-          s->memory_limited_samples++;
-          s->memory_usage_ratio_sum += static_cast<double>(c.memory_working_set_bytes()) /
-                                       static_cast<double>(c.memory_limit_bytes());
-        }
-        s->major_faults += c.major_page_faults();
-        s->oom_kills += c.oom_kills();
-        for (const auto& b : c.block_io()) {
-          s->io_read_bytes += b.read_bytes(), s->io_write_bytes += b.write_bytes();
-          s->io_ops += b.latency().count();
-          AddLog2Histogram(b.latency(), &s->io_ns);
-        }
-        break;
-      }
-      case v1::Event::kOomKill:
-        machine_series()->oom_kills++;
-        break;
-      case v1::Event::kMachineResources: {
-        WindowStats* s = machine_series();
-        const auto& m = ev.machine_resources();
-        s->resource_samples++;
-        s->cpu_busy_ns += m.cpu_busy_ns(), s->cpu_total_ns += m.cpu_total_ns();
-        AddLog2Histogram(m.runq_latency(), &s->runq_ns);
-        s->major_faults += m.major_page_faults();
-        s->memory_available_sum += m.memory_available_bytes();
-        for (const auto& b : m.block_io()) {
-          s->io_read_bytes += b.read_bytes(), s->io_write_bytes += b.write_bytes();
-          s->io_ops += b.latency().count();
-          AddLog2Histogram(b.latency(), &s->io_ns);
-        }
-        break;
-      }
-      default:
-        break;  // an event type newer than this processor: counted in events, nothing to add
-    }
+    // An event type newer than this processor has no handler: counted in events, nothing added.
+    const EventHandler handler = HandlerFor(ev.kind_case());
+    if (!handler) continue;
+    EventScope scope{*this, counters, machine, names_of(ev.pid()), ev, start_ns / kNsPerS, scratch};
+    handler(scope);
   }
   CloseWindows(counters);
 }
@@ -616,7 +273,7 @@ void PartitionState::CloseWindows(ApplyCounters* counters) {
          (open_->oldest_start() + options_.window_s) * kNsPerS <= horizon_ns) {
     ClosedWindow& closed = closed_since_commit_.emplace_back();
     closed.start_s = open_->oldest_start();
-    open_->CloseOldest([&](std::string_view key, WindowStats&& stats) {
+    open_->CloseOldest([&](std::string_view key, model::WindowStats&& stats) {
       closed.series.emplace_back(key, std::move(stats));
     });
     counters->windows_closed += closed.series.size();
@@ -635,11 +292,11 @@ Status PartitionState::BeginCommit() {
   assert(!committing_ && "BeginCommit twice without FinishCommit");
   auto owned = std::make_unique<Committing>(Committing{store_->NewBatch(), 0, nullptr});
   PartitionStore::Batch& batch = owned->batch;
-  open_->ForEachChanged([&](int64_t start, std::string_view key, const WindowStats& stats) {
+  open_->ForEachChanged([&](int64_t start, std::string_view key, const model::WindowStats& stats) {
     batch.OpenSeries(start, key, stats);
   });
   for (const ClosedWindow& w : closed_since_commit_) {
-    std::vector<std::pair<std::string_view, const WindowStats*>> series;
+    std::vector<std::pair<std::string_view, const model::WindowStats*>> series;
     series.reserve(w.series.size());
     for (const auto& [key, stats] : w.series) series.emplace_back(key, &stats);
     batch.ClosedWindow(w.start_s, std::move(series));
@@ -771,47 +428,47 @@ Status PartitionState::SnapshotIfDue() {
   return Status::Ok();
 }
 
-std::vector<StoredWindow> PartitionState::TakeOutbox() {
-  std::vector<StoredWindow> out;
+std::vector<model::StoredWindow> PartitionState::TakeOutbox() {
+  std::vector<model::StoredWindow> out;
   for (auto& [k, entry] : outbox_) {
     if (entry.handed_out) continue;
     entry.handed_out = true;
-    auto key = SeriesKey::Decode(k.second);
+    auto key = model::SeriesKey::Decode(k.second);
     if (key.ok())
-      out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
+      out.push_back(model::StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
 
-std::vector<StoredWindow> PartitionState::PeekOutbox() const {
-  std::vector<StoredWindow> out;
+std::vector<model::StoredWindow> PartitionState::PeekOutbox() const {
+  std::vector<model::StoredWindow> out;
   for (const auto& [k, entry] : outbox_) {
     if (entry.handed_out) continue;
-    auto key = SeriesKey::Decode(k.second);
+    auto key = model::SeriesKey::Decode(k.second);
     if (key.ok())
-      out.push_back(StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
+      out.push_back(model::StoredWindow{k.first, std::move(key).value(), entry.stats, false, {}});
   }
   return out;
 }
 
-void PartitionState::Published(int64_t start_s, const SeriesKey& key) {
+void PartitionState::Published(int64_t start_s, const model::SeriesKey& key) {
   published_.emplace_back(start_s, key.Encode());
 }
 
-Result<std::vector<StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir,
+Result<std::vector<model::StoredWindow>> PartitionState::ReadWindows(const std::string& partition_dir,
                                                               bool include_open,
                                                               int64_t* window_s) {
-  std::vector<StoredWindow> out;
+  std::vector<model::StoredWindow> out;
   Status bad_key;
   FAULTLINE_RETURN_IF_ERROR(PartitionStore::ReadWindows(
       partition_dir, include_open, window_s,
-      [&](int64_t start_s, std::string_view encoded, WindowStats stats, bool open) {
-        auto key = SeriesKey::Decode(encoded);
+      [&](int64_t start_s, std::string_view encoded, model::WindowStats stats, bool open) {
+        auto key = model::SeriesKey::Decode(encoded);
         if (!key.ok()) {
           if (bad_key.ok()) bad_key = key.status();
           return;
         }
-        out.push_back(StoredWindow{start_s, std::move(key).value(), std::move(stats), open, {}});
+        out.push_back(model::StoredWindow{start_s, std::move(key).value(), std::move(stats), open, {}});
       }));
   if (!bad_key.ok()) return Internal("partition state " + partition_dir + ": " + bad_key.message());
   return out;

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <map>
 
-#include "varint.h"
+#include "faultline/common/varint.h"
 
 namespace faultline::stream {
 namespace {
@@ -85,6 +85,18 @@ Status Corrupt(const std::string& path, std::string_view what, std::string_view 
                   printable + "')");
 }
 
+// The chain record, written by a commit (Batch::Chain), by a claim (PartitionStore::SetChain)
+// and by a restore that catches up across chains.
+void PutChain(rocksdb::WriteBatch* batch, uint64_t chain) {
+  batch->Put(std::string(kChainKey), VarintValue(chain));
+}
+Status WriteChain(const std::string& path, rocksdb::DB* db, uint64_t chain) {
+  rocksdb::WriteBatch batch;
+  PutChain(&batch, chain);
+  rocksdb::Status s = db->Write({}, &batch);
+  return s.ok() ? Status::Ok() : RocksError(path, s);
+}
+
 // A blob of series: varint count, then (key, stats) as length-prefixed bytes each.
 template <typename Visit>
 bool DecodeSeriesBlob(std::string_view blob, Visit&& visit) {
@@ -99,7 +111,7 @@ bool DecodeSeriesBlob(std::string_view blob, Visit&& visit) {
   return r.empty();
 }
 void AppendSeries(std::string* blob, std::string* scratch, std::string_view key,
-                  const WindowStats& stats) {
+                  const model::WindowStats& stats) {
   PutBytes(blob, key);
   scratch->clear();
   stats.EncodeTo(scratch);
@@ -277,10 +289,7 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
     report->source = local_seq == log.last_seq ? RestoreReport::Source::kLocal
                                                 : RestoreReport::Source::kCaughtUp;
     FAULTLINE_RETURN_IF_ERROR(ApplyDeltas(path, db, log, local_seq, report));
-    if (local_chain != log.chain) {
-      rocksdb::Status s = db->Put({}, std::string(kChainKey), VarintValue(log.chain));
-      if (!s.ok()) return RocksError(path, s);
-    }
+    if (local_chain != log.chain) FAULTLINE_RETURN_IF_ERROR(WriteChain(path, db, log.chain));
     report->seq = log.last_seq;
     return Status::Ok();
   }
@@ -299,7 +308,7 @@ Status BringUpToChangelog(const std::string& path, rocksdb::DB* db, const Change
   }
   FAULTLINE_RETURN_IF_ERROR(ApplyDeltas(path, db, log, log.base_seq, report));
   rocksdb::WriteBatch done;
-  done.Put(std::string(kChainKey), VarintValue(log.chain));
+  PutChain(&done, log.chain);
   done.Put(std::string(kSeqKey), VarintValue(log.last_seq));
   done.Delete(std::string(kRestoringKey));
   s = db->Write({}, &done);
@@ -396,7 +405,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
     return it->status().ok() ? Status::Ok() : RocksError(path, it->status());
   };
   // Open windows: per window, the last commit's record of each series.
-  std::map<std::string, WindowStats, std::less<>> window;
+  std::map<std::string, model::WindowStats, std::less<>> window;
   int64_t window_start = INT64_MIN;
   auto flush_window = [&] {
     for (auto& [key, stats] : window) state->open.push_back({window_start, key, std::move(stats)});
@@ -409,7 +418,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
       window_start = GetTime(k);
     }
     bool ok = DecodeSeriesBlob(value, [&](std::string_view key, std::string_view stats) {
-      auto decoded = WindowStats::Decode(stats);
+      auto decoded = model::WindowStats::Decode(stats);
       if (!decoded.ok()) return false;
       auto it = window.find(key);
       if (it == window.end()) it = window.try_emplace(std::string(key)).first;
@@ -437,7 +446,7 @@ Result<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& 
     FAULTLINE_RETURN_IF_ERROR(scan(prefix, [&](std::string_view k, std::string_view blob) -> Status {
       bool ok = DecodeSeriesBlob(blob, [&](std::string_view key, std::string_view stats) {
         if (!value.empty() && !std::binary_search(wanted.begin(), wanted.end(), key)) return true;
-        auto decoded = WindowStats::Decode(stats);
+        auto decoded = model::WindowStats::Decode(stats);
         if (!decoded.ok()) return false;
         state->outbox.push_back({start, std::string(key), std::move(decoded).value()});
         return true;
@@ -488,7 +497,7 @@ void PartitionStore::Batch::FlushOpen() {
 }
 
 void PartitionStore::Batch::OpenSeries(int64_t start_s, std::string_view key,
-                                       const WindowStats& stats) {
+                                       const model::WindowStats& stats) {
   if (start_s != open_start_) {
     FlushOpen();
     open_start_ = start_s;
@@ -498,7 +507,7 @@ void PartitionStore::Batch::OpenSeries(int64_t start_s, std::string_view key,
 }
 
 void PartitionStore::Batch::ClosedWindow(
-    int64_t start_s, std::vector<std::pair<std::string_view, const WindowStats*>> series) {
+    int64_t start_s, std::vector<std::pair<std::string_view, const model::WindowStats*>> series) {
   batch_->DeleteRange(Key(kOpen, start_s), Key(kOpen, start_s + 1));
   std::sort(series.begin(), series.end());
   std::string blob;
@@ -563,7 +572,7 @@ void PartitionStore::Batch::Peer(std::string_view key, std::string_view service,
 }
 
 void PartitionStore::Batch::Chain(uint64_t chain) {
-  batch_->Put(std::string(kChainKey), VarintValue(chain));
+  PutChain(batch_.get(), chain);
   chain_ = chain;
 }
 
@@ -625,8 +634,7 @@ Status PartitionStore::Write(Batch& batch, bool sync) {
 }
 
 Status PartitionStore::SetChain(uint64_t chain) {
-  rocksdb::Status s = db_->Put({}, std::string(kChainKey), VarintValue(chain));
-  if (!s.ok()) return RocksError(path_, s);
+  FAULTLINE_RETURN_IF_ERROR(WriteChain(path_, db_.get(), chain));
   chain_ = chain;
   return Status::Ok();
 }
@@ -656,7 +664,7 @@ uint64_t PartitionStore::ApproximateBytes() const {
 
 Status PartitionStore::ReadWindows(
     const std::string& path, bool include_open, int64_t* window_s,
-    const std::function<void(int64_t, std::string_view, WindowStats, bool)>& visit) {
+    const std::function<void(int64_t, std::string_view, model::WindowStats, bool)>& visit) {
   rocksdb::Options ro;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(ro, path, &raw);
@@ -667,7 +675,7 @@ Status PartitionStore::ReadWindows(
   if (window_s && Uint(db, kWindowKey, &w, &found) && found) *window_s = static_cast<int64_t>(w);
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
   // Per window, the series by key (the last record wins for open ones), handed out in order.
-  std::map<std::string, WindowStats> window;
+  std::map<std::string, model::WindowStats> window;
   int64_t window_start = INT64_MIN;
   auto flush = [&](bool open) {
     for (auto& [key, stats] : window) visit(window_start, key, std::move(stats), open);
@@ -689,7 +697,7 @@ Status PartitionStore::ReadWindows(
           window_start = GetTime(k);
         }
         auto put = [&](std::string_view key, std::string_view stats) {
-          auto decoded = WindowStats::Decode(stats);
+          auto decoded = model::WindowStats::Decode(stats);
           if (!decoded.ok()) return false;
           window[std::string(key)] = std::move(decoded).value();
           return true;

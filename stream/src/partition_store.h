@@ -30,7 +30,7 @@
 
 #include "faultline/common/status.h"
 #include "faultline/stream/changelog.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_stats.h"
 
 namespace rocksdb {
 class DB;
@@ -46,8 +46,8 @@ struct StoredState {
   int64_t max_event_ns = 0;
   struct Series {
     int64_t start_s;
-    std::string key;  // encoded SeriesKey
-    WindowStats stats;
+    std::string key;  // encoded model::SeriesKey
+    model::WindowStats stats;
   };
   std::vector<Series> open;    // by start, then key
   std::vector<Series> outbox;  // closed, not yet published; by start, then key
@@ -104,11 +104,11 @@ class PartitionStore {
     ~Batch();
     Batch(Batch&&) noexcept;
     // A series of the open window `start_s` changed since the last commit.
-    void OpenSeries(int64_t start_s, std::string_view key, const WindowStats& stats);
+    void OpenSeries(int64_t start_s, std::string_view key, const model::WindowStats& stats);
     // The window `start_s` closed with these series (each window once; keys in any order). Its
     // open records go, its series are kept as history and are to publish.
     void ClosedWindow(int64_t start_s,
-                      std::vector<std::pair<std::string_view, const WindowStats*>> series);
+                      std::vector<std::pair<std::string_view, const model::WindowStats*>> series);
     // Of the closed window `start_s`, these series are still to publish (none: all published).
     void Unpublished(int64_t start_s, const std::vector<std::string_view>& keys);
     void Endpoint(std::string_view owner, std::string_view endpoint);
@@ -169,7 +169,7 @@ class PartitionStore {
   // sorted by start then key, then (with `include_open`) open ones, likewise. Errors name the path.
   static Status ReadWindows(
       const std::string& path, bool include_open, int64_t* window_s,
-      const std::function<void(int64_t start_s, std::string_view key, WindowStats stats,
+      const std::function<void(int64_t start_s, std::string_view key, model::WindowStats stats,
                                bool open)>& visit);
 
  private:

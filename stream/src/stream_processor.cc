@@ -1,7 +1,6 @@
 #include "faultline/stream/stream_processor.h"
 
 #include <google/protobuf/stubs/logging.h>
-#include <httplib.h>
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
 
@@ -16,9 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "faultline/common/health.h"
-#include "faultline/common/http_health.h"
+#include "faultline/common/config_section.h"
+#include "faultline/common/http_server.h"
+#include "faultline/common/kafka.h"
 #include "faultline/common/log.h"
 #include "faultline/common/yaml_load.h"
+#include "faultline/model/window_record.h"
 #include "faultline/stream/window_query.h"
 #include "kafka_changelog.h"
 #include "metrics.pb.h"
@@ -36,114 +38,47 @@ constexpr auto kChangelogWait = std::chrono::milliseconds(5000);
 // gives up until the next assignment.
 constexpr int kChangelogReadAttempts = 3;
 
-Status ConfError(const std::string& source, const YAML::Node& node, const std::string& what) {
-  return InvalidArgument(source + ":" + std::to_string(node.Mark().line + 1) + ": " + what);
-}
-
-template <typename T>
-Status ReadScalar(const std::string& source, const YAML::Node& node, const std::string& field,
-                  T min, T max, T* out) {
-  try {
-    const T v = node.as<T>();
-    if (v < min || v > max) {
-      return ConfError(source, node,
-                       field + ": " + node.Scalar() + " is out of range [" + std::to_string(min) +
-                           ", " + std::to_string(max) + "]");
-    }
-    *out = v;
-    return Status::Ok();
-  } catch (const YAML::Exception&) {
-    return ConfError(source, node, field + ": expected a number, got '" + node.Scalar() + "'");
-  }
-}
-
 }  // namespace
 
 Status ParseStreamConfig(const std::string& yaml, const std::string& source, StreamOptions* o) {
   YAML::Node root;
   FAULTLINE_RETURN_IF_ERROR(LoadYaml(yaml, source, &root));
-  if (root.IsNull()) return Status::Ok();
-  if (!root.IsMap()) return ConfError(source, root, "expected a mapping of settings");
-  try {
-    for (const auto& kv : root) {
-      const std::string key = kv.first.as<std::string>();
-      const YAML::Node& v = kv.second;
-      WindowOptions& w = o->windows;
-      if (key == "window_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.window_s));
-      } else if (key == "allowed_lateness_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<int64_t>(source, v, key, 0, 86400, &w.allowed_lateness_s));
-      } else if (key == "retention_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<int64_t>(source, v, key, 0, 90 * 86400, &w.retention_s));
-      } else if (key == "max_future_seconds") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<int64_t>(source, v, key, 1, 86400, &w.max_future_s));
-      } else if (key == "max_endpoints_per_service") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<size_t>(source, v, key, 1, 100000, &w.max_endpoints_per_service));
-      } else if (key == "max_peers") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<size_t>(source, v, key, 1, 1 << 24, &w.max_peers));
-      } else if (key == "commit_interval_ms") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<int64_t>(source, v, key, 10, 600000, &o->commit_interval_ms));
-      } else if (key == "session_timeout_ms") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<int>(source, v, key, 1000, 3600000, &o->session_timeout_ms));
-      } else if (key == "changelog_topic") {
-        if (!v.IsScalar()) return ConfError(source, v, key + ": expected a topic name");
-        o->changelog_topic = v.Scalar();
-      } else if (key == "changelog_snapshot_commits") {
-        FAULTLINE_RETURN_IF_ERROR(
-            ReadScalar<uint64_t>(source, v, key, 1, 1000000000, &o->changelog_snapshot_commits));
-      } else if (key == "changelog_snapshot_bytes") {
-        FAULTLINE_RETURN_IF_ERROR(ReadScalar<uint64_t>(source, v, key, 4096, uint64_t{1} << 40,
-                                                       &o->changelog_snapshot_bytes));
-      } else if (key == "sync_commits") {
-        if (v.Scalar() != "true" && v.Scalar() != "false") {
-          return ConfError(source, v, key + ": expected true or false, got '" + v.Scalar() + "'");
-        }
-        w.sync_commits = v.Scalar() == "true";
-      } else if (key == "naming") {
-        if (!v.IsMap())
-          return ConfError(source, v, "naming: expected a mapping with service and instance");
-        for (const auto& n : v) {
-          const std::string nk = n.first.as<std::string>();
-          if (nk == "service") {
-            if (!n.second.IsSequence() || n.second.size() == 0) {
-              return ConfError(source, n.second, "naming.service: expected a list of templates");
-            }
-            o->naming.service_templates.clear();
-            for (const auto& t : n.second) {
-              if (!t.IsScalar())
-                return ConfError(source, t, "naming.service: expected a template string");
-              o->naming.service_templates.push_back(t.Scalar());
-            }
-          } else if (nk == "instance") {
-            if (!n.second.IsScalar())
-              return ConfError(source, n.second, "naming.instance: expected a template string");
-            o->naming.instance_template = n.second.Scalar();
-          } else {
-            return ConfError(source, n.first,
-                             "naming: unknown field '" + nk + "' (known: service, instance)");
-          }
-        }
+  WindowOptions& w = o->windows;
+  ConfigSection naming("naming.", "fields");
+  naming
+      .Custom("service",
+              [&](const YAML::Node& v, const std::string& field) -> Status {
+                if (!v.IsSequence() || v.size() == 0)
+                  return InvalidArgument(field + ": expected a list of templates");
+                std::vector<std::string> templates;
+                for (const auto& t : v) {
+                  if (!t.IsScalar()) return ConfigError(source, t, field + ": expected a template string");
+                  templates.push_back(t.Scalar());
+                }
+                o->naming.service_templates = std::move(templates);
+                return Status::Ok();
+              })
+      .Text("instance", &o->naming.instance_template, "a template string");
+  ConfigSection settings;
+  settings.Integer("window_seconds", 1, 86400, &w.window_s)
+      .Integer("allowed_lateness_seconds", 0, 86400, &w.allowed_lateness_s)
+      .Integer("retention_seconds", 0, 90 * 86400, &w.retention_s)
+      .Integer("max_future_seconds", 1, 86400, &w.max_future_s)
+      .Integer("max_endpoints_per_service", 1, 100000, &w.max_endpoints_per_service)
+      .Integer("max_peers", 1, 1 << 24, &w.max_peers)
+      .Integer("commit_interval_ms", 10, 600000, &o->commit_interval_ms)
+      .Integer("session_timeout_ms", 1000, 3600000, &o->session_timeout_ms)
+      .Text("changelog_topic", &o->changelog_topic, "a topic name")
+      .Integer("changelog_snapshot_commits", 1, 1000000000, &o->changelog_snapshot_commits)
+      .Integer("changelog_snapshot_bytes", 4096, int64_t{1} << 40, &o->changelog_snapshot_bytes)
+      .Bool("sync_commits", &w.sync_commits)
+      .Custom("naming", [&](const YAML::Node& v, const std::string&) -> Status {
+        if (!v.IsMap()) return InvalidArgument("naming: expected a mapping with service and instance");
+        FAULTLINE_RETURN_IF_ERROR(naming.Read(source, v));
         auto namer = EntityNamer::Create(o->naming);
-        if (!namer.ok()) return ConfError(source, v, namer.status().message());
-      } else {
-        return ConfError(source, kv.first,
-                         "unknown setting '" + key +
-                             "' (known: window_seconds, allowed_lateness_seconds, "
-                             "retention_seconds, max_future_seconds, "
-                             "max_endpoints_per_service, max_peers, commit_interval_ms, "
-                             "session_timeout_ms, changelog_topic, changelog_snapshot_commits, "
-                             "changelog_snapshot_bytes, sync_commits, naming)");
-      }
-    }
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  return Status::Ok();
+        return namer.ok() ? Status::Ok() : ConfigError(source, v, namer.status().message());
+      });
+  return settings.Read(source, root);
 }
 
 struct StreamProcessor::Impl {
@@ -172,9 +107,7 @@ struct StreamProcessor::Impl {
   Health health{std::chrono::seconds(120)};
   std::mutex status_mu;
   nlohmann::json status = nlohmann::json::object();
-  std::unique_ptr<httplib::Server> http;
-  std::thread http_thread;
-  int http_port = 0;
+  std::unique_ptr<HttpServer> http;
 
   explicit Impl(const StreamOptions& o, MetricsRegistry* m, EntityNamer n)
       : options(o),
@@ -245,8 +178,7 @@ struct StreamProcessor::Impl {
   }
 
   ~Impl() {
-    if (http) http->stop();
-    if (http_thread.joinable()) http_thread.join();
+    http.reset();
     if (consumer) rd_kafka_destroy(consumer);
     if (producer) rd_kafka_destroy(producer);
   }
@@ -443,30 +375,30 @@ struct StreamProcessor::Impl {
     Impl* self;
     int32_t partition;
     int64_t start_s;
-    SeriesKey key;
+    model::SeriesKey key;
   };
 
   void PublishOutboxes() {
     if (options.print_windows) {
       // Printed when committed: a crash before delivery can print a window again, never lose one.
       for (auto& [p, s] : states) {
-        for (const StoredWindow& w : s->PeekOutbox())
-          std::printf("%s\n", WindowToJson(w, options.windows.window_s).c_str());
+        for (const model::StoredWindow& w : s->PeekOutbox())
+          std::printf("%s\n", model::WindowToJson(w, options.windows.window_s).c_str());
       }
       std::fflush(stdout);
     }
     if (options.metrics_topic.empty() || !producer) {
       for (auto& [p, s] : states) {
-        for (const StoredWindow& w : s->TakeOutbox()) s->Published(w.start_s, w.key);
+        for (const model::StoredWindow& w : s->TakeOutbox()) s->Published(w.start_s, w.key);
       }
       return;
     }
     std::string value;
     std::map<int32_t, int64_t> produced_until;  // input partition -> newest window start produced
     for (auto& [p, s] : states) {
-      for (const StoredWindow& w : s->TakeOutbox()) {
+      for (const model::StoredWindow& w : s->TakeOutbox()) {
         v1::WindowRecord record;
-        ToWindowRecord(w, options.windows.window_s, p, &record);
+        model::ToWindowRecord(w, options.windows.window_s, p, &record);
         record.SerializeToString(&value);
         const std::string key = std::string(EntityKindName(w.key.kind)) + ":" + w.key.Entity();
         auto* d = new Delivery{this, p, w.start_s, w.key};
@@ -494,20 +426,15 @@ struct StreamProcessor::Impl {
   void PublishWatermarks(const std::map<int32_t, int64_t>& produced_until) {
     if (produced_until.empty()) return;
     if (metrics_partitions == 0) {
-      const rd_kafka_metadata_t* md = nullptr;
-      rd_kafka_topic_t* t = rd_kafka_topic_new(producer, options.metrics_topic.c_str(), nullptr);
-      if (rd_kafka_metadata(producer, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          md->topic_cnt == 1 && !md->topics[0].err)
-        metrics_partitions = md->topics[0].partition_cnt;
-      if (md) rd_kafka_metadata_destroy(md);
-      rd_kafka_topic_destroy(t);
-      if (metrics_partitions == 0) return;  // tried again at the next publication
+      Result<int> n = kafka::PartitionCount(producer, options.metrics_topic, 5000);
+      if (!n.ok()) return;  // tried again at the next publication
+      metrics_partitions = *n;
     }
     std::string value;
     for (const auto& [p, until] : produced_until) {
       v1::WindowRecord marker;
       marker.set_schema_version(2);
-      marker.set_kind("watermark");
+      marker.set_kind(std::string(model::kWatermarkRecordKind));
       marker.set_input_partition(p);
       marker.set_window_start_unix_s(until);
       marker.set_window_seconds(static_cast<uint32_t>(options.windows.window_s));
@@ -593,87 +520,49 @@ struct StreamProcessor::Impl {
   // --- HTTP -----------------------------------------------------------------------------------
 
   Status StartHttp() {
-    const size_t colon = options.http_addr.rfind(':');
-    if (colon == std::string::npos)
-      return InvalidArgument("--http-addr '" + options.http_addr + "': expected HOST:PORT");
-    const std::string host = options.http_addr.substr(0, colon);
-    int port = 0;
-    try {
-      port = std::stoi(options.http_addr.substr(colon + 1));
-    } catch (...) {
-      return InvalidArgument("--http-addr '" + options.http_addr + "': the port is not a number");
-    }
-    http = std::make_unique<httplib::Server>();
-    http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics->RenderText(), "text/plain; version=0.0.4");
-    });
-    ServeHealth(health, http.get());
-    for (const auto& entry : options.http_handlers) {
-      // Copied: not a structured binding, which clang 14 cannot capture.
-      const StreamOptions::HttpHandler handler = entry.second;
-      http->Get(entry.first, [handler](const httplib::Request& req, httplib::Response& res) {
-        std::map<std::string, std::string> params;
-        for (const auto& [k, v] : req.params) params.emplace(k, v);
-        Result<std::string> body = handler(params);
-        if (!body.ok()) {
-          const StatusCode c = body.status().code();
-          res.status = c == StatusCode::kInvalidArgument ? 400 : c == StatusCode::kNotFound ? 404 : 500;
-          res.set_content(body.status().message() + "\n", "text/plain");
-          return;
-        }
-        res.set_content(*body + "\n", "application/json");
-      });
-    }
-    http->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
-      std::lock_guard<std::mutex> lock(status_mu);
-      res.set_content(status.dump(), "application/json");
-    });
-    http->Get("/windows", [this](const httplib::Request& req, httplib::Response& res) {
-      WindowQuery q;
-      if (req.has_param("entity")) q.entity = req.get_param_value("entity");
-      if (req.has_param("kind")) {
-        auto k = ParseStreamKind(req.get_param_value("kind"));
-        if (!k.ok()) {
-          res.status = 400;
-          res.set_content(k.status().message() + "\n", "text/plain");
-          return;
-        }
-        q.kind = *k;
-      }
-      if (req.has_param("since")) {
-        try {
-          q.since_s = std::stoll(req.get_param_value("since"));
-        } catch (...) {
-          res.status = 400;
-          res.set_content("since: expected Unix seconds\n", "text/plain");
-          return;
-        }
-      }
-      q.include_open = req.get_param_value("open") != "false";
-      int64_t window_s = options.windows.window_s;
-      auto windows = QueryWindows(options.state_dir, options.events_topic, q, &window_s);
-      if (!windows.ok()) {
-        res.status = windows.status().code() == StatusCode::kNotFound ? 404 : 500;
-        res.set_content(windows.status().message() + "\n", "text/plain");
-        return;
-      }
-      std::string body = "[";
-      for (size_t i = 0; i < windows->size(); ++i) {
-        if (i) body += ",\n";
-        body += WindowToJson((*windows)[i], window_s);
-      }
-      body += "]\n";
-      res.set_content(body, "application/json");
-    });
-    if (port == 0) {
-      http_port = http->bind_to_any_port(host);
-    } else if (http->bind_to_port(host, port)) {
-      http_port = port;
-    }
-    if (http_port <= 0)
-      return Unavailable("--http-addr " + options.http_addr + ": cannot listen there");
-    http_thread = std::thread([this] { http->listen_after_bind(); });
+    HttpServerOptions ho;
+    ho.addr = options.http_addr, ho.metrics = metrics, ho.health = &health;
+    ho.routes = options.http_routes;
+    ho.routes.push_back({"/status", [this](const HttpRequest&) {
+                           std::lock_guard<std::mutex> lock(status_mu);
+                           return HttpReply{200, status.dump()};
+                         }});
+    ho.routes.push_back({"/windows", [this](const HttpRequest& req) { return Windows(req); }});
+    FAULTLINE_ASSIGN_OR_RETURN(http, HttpServer::Start(std::move(ho)));
     return Status::Ok();
+  }
+
+  // GET /windows?entity=&kind=&since=&open=: the stored windows as a JSON array.
+  HttpReply Windows(const HttpRequest& req) const {
+    WindowQuery q;
+    auto param = [&](const char* k) {
+      auto it = req.params.find(k);
+      return it == req.params.end() ? nullptr : &it->second;
+    };
+    if (const std::string* v = param("entity")) q.entity = *v;
+    if (const std::string* v = param("kind")) {
+      auto k = model::ParseStreamKind(*v);
+      if (!k.ok()) return HttpReply::Error(k.status());
+      q.kind = *k;
+    }
+    if (const std::string* v = param("since")) {
+      try {
+        q.since_s = std::stoll(*v);
+      } catch (...) {
+        return HttpReply::Text(400, "since: expected Unix seconds");
+      }
+    }
+    const std::string* open = param("open");
+    q.include_open = !open || *open != "false";
+    int64_t window_s = options.windows.window_s;
+    auto windows = QueryWindows(options.state_dir, options.events_topic, q, &window_s);
+    if (!windows.ok()) return HttpReply::Error(windows.status());
+    std::string body = "[";
+    for (size_t i = 0; i < windows->size(); ++i) {
+      if (i) body += ",\n";
+      body += model::WindowToJson((*windows)[i], window_s);
+    }
+    return HttpReply{200, body + "]\n"};
   }
 };
 
@@ -691,10 +580,7 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
   std::unique_ptr<StreamProcessor> sp(new StreamProcessor());
   sp->impl_ = std::make_unique<Impl>(options, metrics, std::move(namer));
   Impl& im = *sp->impl_;
-  char err[512];
-
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> consumer_settings[] = {
+  FAULTLINE_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, kafka::Config("Kafka consumer", {
       {"bootstrap.servers", options.brokers},
       {"group.id", options.group_id},
       {"enable.auto.commit", "false"},
@@ -707,37 +593,24 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
       {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
       {"heartbeat.interval.ms", std::to_string(std::max(100, options.session_timeout_ms / 3))},
       {"enable.partition.eof", "false"},
-  };
-  for (const auto& [k, v] : consumer_settings) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return InvalidArgument(std::string("Kafka consumer setting ") + k + "=" + v + ": " + err);
-    }
-  }
+  }));
   rd_kafka_conf_set_opaque(conf, &im);
   rd_kafka_conf_set_log_cb(conf, Impl::OnKafkaLog);
   rd_kafka_conf_set_rebalance_cb(conf, Impl::OnRebalance);
-  im.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!im.consumer) return Unavailable(std::string("cannot create the Kafka consumer: ") + err);
+  FAULTLINE_ASSIGN_OR_RETURN(im.consumer, kafka::Create(RD_KAFKA_CONSUMER, "Kafka consumer", conf));
   rd_kafka_poll_set_consumer(im.consumer);
 
   if (!options.metrics_topic.empty()) {
-    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
-    const std::pair<const char*, std::string> producer_settings[] = {
-        {"bootstrap.servers", options.brokers}, {"enable.idempotence", "true"},
-        {"compression.codec", "lz4"},           {"linger.ms", "50"},
-        {"message.timeout.ms", "60000"},
-    };
-    for (const auto& [k, v] : producer_settings) {
-      if (rd_kafka_conf_set(pconf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(pconf);
-        return InvalidArgument(std::string("Kafka producer setting ") + k + "=" + v + ": " + err);
-      }
-    }
+    FAULTLINE_ASSIGN_OR_RETURN(
+        rd_kafka_conf_t * pconf,
+        kafka::Config("Kafka producer", {{"bootstrap.servers", options.brokers},
+                                         {"enable.idempotence", "true"},
+                                         {"compression.codec", "lz4"},
+                                         {"linger.ms", "50"},
+                                         {"message.timeout.ms", "60000"}}));
     rd_kafka_conf_set_dr_msg_cb(pconf, Impl::OnDelivery);
     rd_kafka_conf_set_log_cb(pconf, Impl::OnKafkaLog);
-    im.producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
-    if (!im.producer) return Unavailable(std::string("cannot create the Kafka producer: ") + err);
+    FAULTLINE_ASSIGN_OR_RETURN(im.producer, kafka::Create(RD_KAFKA_PRODUCER, "Kafka producer", pconf));
   }
   if (!options.changelog_topic.empty()) {
     FAULTLINE_ASSIGN_OR_RETURN(im.changelog, KafkaChangelog::Create(options.brokers,
@@ -750,7 +623,7 @@ Result<std::unique_ptr<StreamProcessor>> StreamProcessor::Create(const StreamOpt
 
 StreamProcessor::~StreamProcessor() = default;
 
-int StreamProcessor::http_port() const { return impl_->http_port; }
+int StreamProcessor::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 Status StreamProcessor::Run(const std::atomic<bool>& stop) {
   Impl& im = *impl_;

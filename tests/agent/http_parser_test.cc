@@ -8,16 +8,16 @@
 namespace faultline::agent {
 namespace {
 
-constexpr Direction kIn = Direction::kIngress;
-constexpr Direction kOut = Direction::kEgress;
+constexpr ByteDirection kIn = ByteDirection::kIngress;
+constexpr ByteDirection kOut = ByteDirection::kEgress;
 
 class ParserTest : public ::testing::Test {
  protected:
   explicit ParserTest(HttpRole role = HttpRole::kServer) : parser_(role) {}
   // Feeds `data` as one fully captured syscall.
-  void Feed(Direction d, const std::string& data, uint64_t ts) { parser_.OnData(d, data, data.size(), {}, ts, &out_); }
+  void Feed(ByteDirection d, const std::string& data, uint64_t ts) { parser_.OnData(d, data, data.size(), {}, ts, &out_); }
   // Feeds a syscall of which only the first `head` and last `tail` bytes were captured.
-  void FeedPartial(Direction d, const std::string& data, size_t head, size_t tail, uint64_t ts) {
+  void FeedPartial(ByteDirection d, const std::string& data, size_t head, size_t tail, uint64_t ts) {
     parser_.OnData(d, std::string_view(data).substr(0, head), data.size(),
                    std::string_view(data).substr(data.size() - tail), ts, &out_);
   }

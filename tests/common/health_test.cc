@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "faultline/common/http_server.h"
 #include "faultline/common/metrics.h"
 
 namespace faultline {
@@ -32,12 +33,14 @@ TEST(Health, ReadyOnlyWhenSaidWithTheReasonOtherwise) {
   EXPECT_EQ(h.Readiness(), (std::pair<int, std::string>{200, "ready\n"}));
 }
 
-TEST(MetricsServer, ServesMetricsLivenessAndReadiness) {
+TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   MetricsRegistry registry;
   registry.Counter("faultline_test_total", "A test counter").Increment(3);
   Health health;
   health.SetReady(false, "loading the eBPF programs");
-  auto server = MetricsServer::Start("127.0.0.1:0", registry, &health);
+  HttpServerOptions o;
+  o.addr = "127.0.0.1:0", o.metrics = &registry, o.health = &health;
+  auto server = HttpServer::Start(std::move(o));
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   httplib::Client client("127.0.0.1", (*server)->port());
   auto metrics = client.Get("/metrics");
@@ -56,12 +59,49 @@ TEST(MetricsServer, ServesMetricsLivenessAndReadiness) {
   EXPECT_EQ(client.Get("/readyz")->status, 200);
 }
 
-TEST(MetricsServer, ABadAddressIsRefusedWithTheFlag) {
-  MetricsRegistry registry;
-  EXPECT_EQ(MetricsServer::Start("9464", registry).status().message(),
-            "--metrics-addr '9464': expected HOST:PORT, e.g. 127.0.0.1:9464");
-  EXPECT_EQ(MetricsServer::Start("127.0.0.1:http", registry).status().message(),
+TEST(HttpServer, ABadAddressIsRefusedWithTheFlag) {
+  auto start = [](const std::string& addr) {
+    HttpServerOptions o;
+    o.addr = addr, o.flag = "--metrics-addr";
+    return HttpServer::Start(std::move(o)).status().message();
+  };
+  EXPECT_EQ(start("9464"), "--metrics-addr '9464': expected HOST:PORT, e.g. 127.0.0.1:9464");
+  EXPECT_EQ(start("127.0.0.1:http"),
             "--metrics-addr '127.0.0.1:http': the port must be a number 0..65535");
+  EXPECT_EQ(start("127.0.0.1:65536"),
+            "--metrics-addr '127.0.0.1:65536': the port must be a number 0..65535");
+  EXPECT_EQ(start("[::1]"), "--metrics-addr '[::1]': expected HOST:PORT, e.g. 127.0.0.1:9464");
+}
+
+// Routes added by a process: capture groups, query parameters, statuses and content types.
+TEST(HttpServer, ServesRoutesWithMatchesAndParameters) {
+  std::vector<HttpRoute> routes;
+  routes.push_back({R"(/things/([a-z]+))", [](const HttpRequest& r) {
+                      return HttpReply{200, "{\"thing\":\"" + r.matches.at(0) + "\",\"n\":\"" +
+                                                (r.params.count("n") ? r.params.at("n") : "") +
+                                                "\"}"};
+                    }});
+  routes.push_back({"/fail", [](const HttpRequest&) {
+                      return HttpReply::Error(NotFound("no such thing"));
+                    }});
+  HttpServerOptions o;
+  o.addr = "[::1]:0", o.routes = std::move(routes);
+  auto server = HttpServer::Start(std::move(o));
+  if (!server.ok() && server.status().code() == StatusCode::kUnavailable)
+    GTEST_SKIP() << "no IPv6 loopback here: " << server.status().message();
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  httplib::Client client("::1", (*server)->port());
+  auto thing = client.Get("/things/lamp?n=3");
+  ASSERT_TRUE(thing);
+  EXPECT_EQ(thing->status, 200);
+  EXPECT_EQ(thing->body, R"({"thing":"lamp","n":"3"})");
+  EXPECT_EQ(thing->get_header_value("Content-Type"), "application/json");
+  auto fail = client.Get("/fail");
+  ASSERT_TRUE(fail);
+  EXPECT_EQ(fail->status, 404);
+  EXPECT_EQ(fail->body, "no such thing\n");
+  EXPECT_EQ(fail->get_header_value("Content-Type"), "text/plain");
+  EXPECT_EQ(client.Get("/metrics")->status, 404);  // no registry given
 }
 
 }  // namespace

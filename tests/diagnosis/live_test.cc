@@ -1,8 +1,8 @@
 // LiveDiagnosis on synthetic window records, made the way the stream makes them
-// (stream::ToWindowRecord of StoredWindows), for a chain loadgen -> frontend -> api -> db on one
+// (model::ToWindowRecord of StoredWindows), for a chain loadgen -> frontend -> api -> db on one
 // machine, split into partials over two input partitions: completion and watermarks, idle and
 // late partitions, the entry-point rule, the incident lifecycle, restarts from TakeChanges, and
-// refused records. The webhook helpers and the configuration parser are here too.
+// refused records.
 #include "faultline/diagnosis/live.h"
 
 #include <gtest/gtest.h>
@@ -12,9 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "faultline/diagnosis/live_runtime.h"
-#include "faultline/diagnosis/webhook.h"
-#include "faultline/stream/window_query.h"
+#include "faultline/model/window_record.h"
 #include "metrics.pb.h"
 
 namespace faultline::diagnosis {
@@ -23,9 +21,9 @@ namespace {
 constexpr int64_t kW = 5;
 constexpr int64_t kT0 = 1'800'000'000;  // a window start (divisible by 5)
 
-stream::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::string>> dims) {
+model::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::string>> dims) {
   std::sort(dims.begin(), dims.end());
-  return stream::SeriesKey{kind, std::move(dims)};
+  return model::SeriesKey{kind, std::move(dims)};
 }
 
 // What goes wrong in one window.
@@ -49,13 +47,13 @@ class Chain {
 
   std::vector<std::string> Records(int64_t start, const Fault& f, int only = -1) {
     std::vector<std::string> out;
-    auto emit = [&](stream::StoredWindow w) {
+    auto emit = [&](model::StoredWindow w) {
       for (int p = 0; p < 2; ++p) {
         if (only >= 0 && p != only) continue;
-        stream::StoredWindow part = w;
+        model::StoredWindow part = w;
         part.stats = Half(w.stats, p, only >= 0);
         v1::WindowRecord r;
-        stream::ToWindowRecord(part, kW, p, &r);
+        model::ToWindowRecord(part, kW, p, &r);
         out.push_back(r.SerializeAsString());
       }
     };
@@ -66,14 +64,14 @@ class Chain {
         {"api", ip_ + ":8001", api_ms},
         {"db", ip_ + ":8002", db_ms}};
     for (const auto& [svc, addr, ms] : tiers) {
-      stream::StoredWindow s;
+      model::StoredWindow s;
       s.start_s = start;
       s.key = Key(
           EntityKind::kService,
           {{"service", svc}, {"endpoint", "GET /"}, {"instance", svc + "-1"}, {"machine", "m1"}});
       s.stats = Requests(100, ms, err);
       emit(s);
-      stream::StoredWindow l;
+      model::StoredWindow l;
       l.start_s = start;
       l.key = Key(EntityKind::kListener, {{"service", svc}, {"address", addr}, {"machine", "m1"}});
       l.stats.requests = 100;
@@ -84,7 +82,7 @@ class Chain {
         {entry_, ip_ + ":8001", api_ms + 0.2},
         {"api", ip_ + ":8002", db_ms + 0.2}};
     for (const auto& [caller, callee, ms] : edges) {
-      stream::StoredWindow e;
+      model::StoredWindow e;
       e.start_s = start;
       e.key = Key(EntityKind::kEdge, {{"caller", caller},
                                       {"callee", callee},
@@ -102,7 +100,7 @@ class Chain {
         {loadgen_host_, entry_}, {api_caller_host_, "api"}};  // a server side's callee is itself
     for (const auto& [caller, callee] : server_sides) {
       if (caller.empty()) continue;
-      stream::StoredWindow e;
+      model::StoredWindow e;
       e.start_s = start;
       e.key = Key(EntityKind::kEdge, {{"caller", caller},
                                       {"callee", callee},
@@ -112,7 +110,7 @@ class Chain {
       e.stats.requests = 100;
       emit(e);
     }
-    stream::StoredWindow m;
+    model::StoredWindow m;
     m.start_s = start;
     m.key = Key(EntityKind::kMachine, {{"machine", "m1"}});
     m.stats.resource_samples = 2;
@@ -127,8 +125,8 @@ class Chain {
 
  private:
   double Noise() { return std::uniform_real_distribution<double>(-1, 1)(rng_); }
-  stream::WindowStats Requests(int n, double ms, double error_share) {
-    stream::WindowStats s;
+  model::WindowStats Requests(int n, double ms, double error_share) {
+    model::WindowStats s;
     s.requests = n;
     s.status_5xx = static_cast<uint64_t>(std::lround(n * error_share));
     for (int i = 0; i < n; ++i) s.latency_ns.Add(ms * 1e6 * (1 + 0.1 * Noise()));
@@ -136,9 +134,9 @@ class Chain {
   }
   // Partial p of a window: requests split in halves, the sketch by alternate samples (so that the
   // merge is the whole), machine counters in halves.
-  static stream::WindowStats Half(const stream::WindowStats& w, int p, bool whole) {
+  static model::WindowStats Half(const model::WindowStats& w, int p, bool whole) {
     if (whole) return w;
-    stream::WindowStats h = w;
+    model::WindowStats h = w;
     auto half = [&](uint64_t v) { return p == 0 ? v / 2 : v - v / 2; };
     h.requests = half(w.requests);
     h.status_5xx = half(w.status_5xx);
@@ -150,7 +148,7 @@ class Chain {
     h.cpu_total_ns = half(w.cpu_total_ns), h.cpu_busy_ns = half(w.cpu_busy_ns);
     h.memory_available_sum = half(w.memory_available_sum);
     // Sketches: partial 0 keeps them, partial 1 carries none (sketch merges are exact either way).
-    if (p == 1) h.latency_ns = stream::LatencySketch(), h.runq_ns = stream::LatencySketch();
+    if (p == 1) h.latency_ns = model::LatencySketch(), h.runq_ns = model::LatencySketch();
     return h;
   }
   std::mt19937_64 rng_;
@@ -331,7 +329,7 @@ TEST(LiveDiagnosis, ServerSideCallersFromAListenersHostAreNotExternal) {
 std::string Watermark(int32_t input_partition, int64_t start) {
   v1::WindowRecord r;
   r.set_schema_version(2);
-  r.set_kind("watermark");
+  r.set_kind(std::string(model::kWatermarkRecordKind));
   r.set_input_partition(input_partition);
   r.set_window_start_unix_s(start);
   r.set_window_seconds(kW);
@@ -522,146 +520,6 @@ TEST(LiveDiagnosis, DefaultRulesWatchTheCatalogsSeries) {
   EXPECT_NE(c.Match(EntityKind::kEdge, "a->b", Metric::kRetransmits, {}), nullptr);
   EXPECT_NE(c.Match(EntityKind::kMachine, "m", Metric::kCpuBusyRatio, {}), nullptr);
   EXPECT_EQ(c.Match(EntityKind::kService, "x", Metric::kRequests, {}), nullptr);
-}
-
-// Webhooks.
-
-TEST(Webhook, SignatureMatchesTheStandardWebhooksVector) {
-  // The example of the Standard Webhooks specification and its reference libraries.
-  EXPECT_EQ(WebhookSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                             "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-  // A secret without the prefix is its raw bytes; any change of id, time or body changes it.
-  const std::string s = WebhookSignature("secret", "a.1", 10, "{}");
-  EXPECT_NE(s, WebhookSignature("secret", "a.2", 10, "{}"));
-  EXPECT_NE(s, WebhookSignature("secret", "a.1", 11, "{}"));
-  EXPECT_NE(s, WebhookSignature("secret", "a.1", 10, "{ }"));
-  EXPECT_EQ(s.rfind("v1,", 0), 0u);
-}
-
-TEST(Webhook, OutcomesAndBackoff) {
-  EXPECT_EQ(OutcomeOf(200), DeliveryOutcome::kDelivered);
-  EXPECT_EQ(OutcomeOf(204), DeliveryOutcome::kDelivered);
-  EXPECT_EQ(OutcomeOf(0), DeliveryOutcome::kRetry);
-  EXPECT_EQ(OutcomeOf(408), DeliveryOutcome::kRetry);
-  EXPECT_EQ(OutcomeOf(429), DeliveryOutcome::kRetry);
-  EXPECT_EQ(OutcomeOf(500), DeliveryOutcome::kRetry);
-  EXPECT_EQ(OutcomeOf(503), DeliveryOutcome::kRetry);
-  EXPECT_EQ(OutcomeOf(400), DeliveryOutcome::kRefused);
-  EXPECT_EQ(OutcomeOf(404), DeliveryOutcome::kRefused);
-  EXPECT_EQ(OutcomeOf(301), DeliveryOutcome::kRefused);
-  std::mt19937_64 rng(1);
-  EXPECT_EQ(RetryDelayMs(3, 7, 60000, &rng), 7000);
-  EXPECT_EQ(RetryDelayMs(3, 7, 2000, &rng), 2000);
-  for (int attempt = 1; attempt <= 30; ++attempt) {
-    const int64_t cap = std::min<int64_t>(60000, int64_t{500} << std::min(attempt - 1, 20));
-    int64_t hi = 0;
-    for (int i = 0; i < 200; ++i) {
-      const int64_t d = RetryDelayMs(attempt, -1, 60000, &rng);
-      ASSERT_GE(d, 0);
-      ASSERT_LE(d, cap);
-      hi = std::max(hi, d);
-    }
-    EXPECT_GT(hi, cap / 2) << "full jitter spans the range, attempt " << attempt;
-  }
-}
-
-Incident Sample() {
-  Incident i;
-  i.id = "fl-0123456789abcdef";
-  i.dedup_key = "service:frontend|service:db";
-  i.fingerprint = StableHash(i.dedup_key);
-  i.opened_at_s = kT0;
-  i.updated_at_s = kT0;
-  i.title = "Slow code at service db";
-  i.labels = {{"alertname", "FaultlineIncident"}, {"severity", "error"}};
-  i.annotations = {{"summary", "db is slow"}};
-  return i;
-}
-
-TEST(Webhook, AlertmanagerPayloadFiresAndResolves) {
-  Incident i = Sample();
-  auto j = nlohmann::json::parse(AlertmanagerPayload(i));
-  EXPECT_EQ(j["version"], "4");
-  EXPECT_EQ(j["status"], "firing");
-  EXPECT_EQ(j["groupKey"], i.dedup_key);
-  ASSERT_EQ(j["alerts"].size(), 1u);
-  EXPECT_EQ(j["alerts"][0]["status"], "firing");
-  EXPECT_EQ(j["alerts"][0]["startsAt"], Rfc3339(kT0));
-  EXPECT_EQ(j["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
-  EXPECT_EQ(j["alerts"][0]["fingerprint"], i.fingerprint);
-  EXPECT_EQ(j["alerts"][0]["labels"]["severity"], "error");
-  EXPECT_EQ(j["commonAnnotations"]["summary"], "db is slow");
-  i.status = IncidentStatus::kResolved;
-  i.resolved_at_s = kT0 + 60;
-  j = nlohmann::json::parse(AlertmanagerPayload(i));
-  EXPECT_EQ(j["status"], "resolved");
-  EXPECT_EQ(j["alerts"][0]["endsAt"], Rfc3339(kT0 + 60));
-}
-
-TEST(Webhook, ValidationNamesTheField) {
-  WebhookOptions o{.name = "ops", .url = "http://127.0.0.1:9/hook", .secret = "s"};
-  EXPECT_TRUE(ValidateWebhook(o, "webhooks[0]").ok());
-  auto err = [&](WebhookOptions bad) { return ValidateWebhook(bad, "webhooks[0]").message(); };
-  WebhookOptions b = o;
-  b.name = "Ops!";
-  EXPECT_EQ(err(b), "webhooks[0].name: 'Ops!': expected 1-64 of [a-z0-9_-]");
-  b = o, b.url = "ftp://x/y";
-  EXPECT_EQ(err(b), "webhooks[0].url: 'ftp://x/y': expected an http or https URL");
-  b = o, b.url = "http://exa mple/";
-  EXPECT_EQ(err(b).rfind("webhooks[0].url: 'http://exa mple/': ", 0), 0u) << err(b);
-  b = o, b.secret = "";
-  EXPECT_EQ(err(b), "webhooks[0].secret: required (Standard Webhooks signs every delivery)");
-  b = o, b.timeout_ms = 5;
-  EXPECT_EQ(err(b), "webhooks[0].timeout_ms: 5: expected 100..120000");
-}
-
-TEST(DiagnosisConfig, ReadsEverySettingAndNamesBadOnes) {
-  LiveRuntimeOptions o;
-  ASSERT_TRUE(ParseDiagnosisConfig(R"(lookback_seconds: 300
-idle_seconds: 60
-resolve_after_windows: 5
-confirm_windows: 2
-entry_points: [gateway]
-webhooks:
-  - {name: ops, url: "http://127.0.0.1:9/h", secret: s, format: alertmanager}
-detectors:
-  rules:
-    - match: {kind: service, metric: latency_p99_ms}
-      detector: threshold
-      params: {upper: 100}
-)",
-                                   "d.yaml", &o)
-                  .ok());
-  EXPECT_EQ(o.live.lookback_s, 300);
-  EXPECT_EQ(o.live.idle_s, 60);
-  EXPECT_EQ(o.live.resolve_after, 5);
-  EXPECT_EQ(o.live.confirm_windows, 2);
-  EXPECT_EQ(o.live.entry_points, std::vector<std::string>{"gateway"});
-  ASSERT_EQ(o.webhooks.size(), 1u);
-  EXPECT_EQ(o.webhooks[0].format, WebhookFormat::kAlertmanager);
-  EXPECT_EQ(o.live.detectors.Match(EntityKind::kService, "x", Metric::kLatencyP99Ms, {})->detector,
-            "threshold");
-  auto err = [](const std::string& yaml) {
-    LiveRuntimeOptions o;
-    return ParseDiagnosisConfig(yaml, "d.yaml", &o).message();
-  };
-  EXPECT_EQ(err("confirm_windows: -1\n"),
-            "d.yaml:1: confirm_windows: expected an integer in 0..100, got '-1'");
-  EXPECT_EQ(err("resolve_after_windows: 0\n"),
-            "d.yaml:1: resolve_after_windows: expected an integer in 1..10000, got '0'");
-  EXPECT_EQ(err("webhooks:\n  - {name: ops, url: 'ftp://x', secret: s}\n"),
-            "d.yaml:2: webhooks[0].url: 'ftp://x': expected an http or https URL");
-  const std::string unknown_metric =
-      err("detectors:\n  rules:\n    - match: {metric: latency_p42}\n      detector: mad\n");
-  EXPECT_NE(unknown_metric.find("latency_p42"), std::string::npos) << unknown_metric;
-  EXPECT_EQ(unknown_metric.rfind("d.yaml (detectors, from line 2):", 0), 0u) << unknown_metric;
-  const std::string unknown_detector = err("detectors:\n  rules:\n    - detector: nope\n");
-  EXPECT_NE(unknown_detector.find("no detector named 'nope'"), std::string::npos)
-      << unknown_detector;
-  EXPECT_EQ(err("wat: 1\n").rfind("d.yaml:1: ", 0), 0u) << err("wat: 1\n");
-  EXPECT_EQ(err("plugins: [/nonexistent/x.so]\n").rfind("d.yaml:1: plugins[0]: ", 0), 0u)
-      << err("plugins: [/nonexistent/x.so]\n");
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 
 #include "faultline/agent/http_parser.h"
 
-using faultline::agent::Direction;
+using faultline::agent::ByteDirection;
 using faultline::agent::HttpConnectionParser;
 using faultline::agent::HttpExchange;
 using faultline::agent::HttpParserStats;
@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t len = std::min<size_t>(data[i + 1], size - i - 2);
     std::string_view bytes(reinterpret_cast<const char*>(data + i + 2), len);
     i += 2 + len;
-    const Direction dir = (control & 1) ? Direction::kEgress : Direction::kIngress;
+    const ByteDirection dir = (control & 1) ? ByteDirection::kEgress : ByteDirection::kIngress;
     const uint64_t skipped = (control & 2) ? (control >> 2) * 97u : 0;  // bytes never captured
     std::string_view head = bytes, tail;
     if ((control & 2) && len >= 2) {  // the last quarter of the bytes arrive as the tail

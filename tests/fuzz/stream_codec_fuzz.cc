@@ -5,12 +5,12 @@
 #include <cstdlib>
 #include <string>
 
-#include "faultline/stream/latency_sketch.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/latency_sketch.h"
+#include "faultline/model/window_stats.h"
 
-using faultline::stream::LatencySketch;
-using faultline::stream::SeriesKey;
-using faultline::stream::WindowStats;
+using faultline::model::LatencySketch;
+using faultline::model::SeriesKey;
+using faultline::model::WindowStats;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "faultline/diagnosis/live.h"
-#include "faultline/stream/window_query.h"
+#include "faultline/model/window_record.h"
 #include "metrics.pb.h"
 
 using namespace faultline;
@@ -21,7 +21,7 @@ namespace {
 std::string Built(FuzzedDataProvider* in) {
   static const char* kDims[] = {"service", "endpoint", "instance", "machine", "caller",
                                 "callee",  "side",     "address"};
-  stream::StoredWindow w;
+  model::StoredWindow w;
   w.key.kind = static_cast<EntityKind>(in->ConsumeIntegralInRange<int>(1, 4));
   for (const char* d : kDims)
     if (in->ConsumeBool()) w.key.dims.emplace_back(d, in->ConsumeRandomLengthString(12));
@@ -36,7 +36,7 @@ std::string Built(FuzzedDataProvider* in) {
   w.stats.cpu_total_ns = in->ConsumeIntegral<uint32_t>();
   w.stats.cpu_busy_ns = in->ConsumeIntegralInRange<uint64_t>(0, w.stats.cpu_total_ns);
   v1::WindowRecord r;
-  stream::ToWindowRecord(w, in->ConsumeBool() ? 5 : in->ConsumeIntegral<uint8_t>(),
+  model::ToWindowRecord(w, in->ConsumeBool() ? 5 : in->ConsumeIntegral<uint8_t>(),
                          in->ConsumeIntegralInRange<int32_t>(0, 3), &r);
   if (in->ConsumeBool()) {
     r.Clear();

@@ -185,7 +185,7 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
   ASSERT_TRUE(namer.ok());
   stream::WindowOptions wo;
   wo.window_s = 3600;  // one window holds the whole run
-  std::map<std::string, stream::WindowStats> edges;
+  std::map<std::string, model::WindowStats> edges;
   {
     auto state = stream::PartitionState::Open(dir + "/state", "events", 0, wo, *namer);
     ASSERT_TRUE(state.ok()) << state.status().message();
@@ -235,7 +235,7 @@ TEST_F(LossyPathTest, LossOnOneCallEdgeIsOnThatEdgeOfTheRightServicePair) {
       << network["batch->store retransmits"] << " vs " << network["gateway->api retransmits"];
   EXPECT_EQ(network["batch->store drops"], 0);
   EXPECT_EQ(network.count("batch->store drops"), 1u);
-  auto drops = [](const stream::WindowStats& s) {
+  auto drops = [](const model::WindowStats& s) {
     uint64_t n = 0;
     for (const auto& [reason, count] : s.drops) n += count;
     return n;

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "events.pb.h"
 #include "faultline/stream/entity_namer.h"
@@ -132,17 +134,35 @@ class ChangelogTest : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     Feed(**p, from, to);
   }
-  // Opens the partition in the fresh `restored` from the changelog, then compares its whole
-  // database with `written`'s; and its next offset with `next_offset`, unless that is -1.
-  void ExpectRestoredEqual(const TempDir& written, const TempDir& restored,
-                           int64_t next_offset = -1, ChangelogOptions o = {}) {
+  // What an open reported about its restore, read before the partition was closed.
+  struct Restored {
+    int64_t next_offset = -1;
+    std::string summary;
+    ChangelogCounters counters;
+    ChangelogOpen open;
+    bool SummaryStarts(std::string_view prefix) const { return summary.rfind(prefix, 0) == 0; }
+  };
+  // Opens the partition in `restored` (restoring it from the changelog where its database is
+  // missing or behind) and closes it; expects its whole database then to equal `written`'s.
+  // Empty when the open failed, which fails the test too.
+  std::optional<Restored> Restore(const TempDir& written, const TempDir& restored,
+                                  ChangelogOptions o = {}) {
     auto p = Open(restored, o);
-    ASSERT_TRUE(p.ok()) << p.status().ToString();
-    if (next_offset >= 0) {
-      EXPECT_EQ((*p)->next_offset(), next_offset);
-    }
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (!p.ok()) return std::nullopt;
+    Restored r{(*p)->next_offset(), (*p)->restore_summary(), (*p)->changelog_counters(),
+               (*p)->changelog_open()};
     p->reset();
     EXPECT_EQ(Dump(Db(written)), Dump(Db(restored)));
+    return r;
+  }
+  // Restore, and its next offset is `next_offset` unless that is -1.
+  void ExpectRestoredEqual(const TempDir& written, const TempDir& restored,
+                           int64_t next_offset = -1, ChangelogOptions o = {}) {
+    auto r = Restore(written, restored, o);
+    if (r && next_offset >= 0) {
+      EXPECT_EQ(r->next_offset, next_offset);
+    }
   }
   // Applies messages [from, to) (one second of event time each, so windows close as it goes)
   // and commits after each.
@@ -270,15 +290,12 @@ TEST_F(ChangelogTest, SnapshotAndDeltasOnAnotherDiskReproduceTheExactDatabase) {
   Feed(**writer, 0, 30);
   EXPECT_GE((*writer)->changelog_counters().snapshots, 4u);
   const int64_t next = (*writer)->next_offset();
-  auto reader = Open(b, o);
-  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-  EXPECT_EQ((*reader)->next_offset(), next);
-  EXPECT_EQ((*reader)->restore_summary().rfind("rebuilt from seq 0 to 30", 0), 0u)
-      << (*reader)->restore_summary();
-  EXPECT_EQ((*reader)->changelog_counters().restores, 1u);
   writer->reset();
-  reader->reset();
-  EXPECT_EQ(Dump(Db(a)), Dump(Db(b)));
+  auto reader = Restore(a, b, o);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(reader->next_offset, next);
+  EXPECT_TRUE(reader->SummaryStarts("rebuilt from seq 0 to 30")) << reader->summary;
+  EXPECT_EQ(reader->counters.restores, 1u);
 
   // The new owner goes on from there; a third disk restored after it equals it, too.
   auto owner = Open(b, o);
@@ -299,12 +316,9 @@ TEST_F(ChangelogTest, ADiskLeftBehindCatchesUpWithTheDeltasOfItsOwnChain) {
     EXPECT_EQ((*p)->restore_summary().rfind("local from seq 5 to 5", 0), 0u);
     Feed(**p, 5, 9);
   }
-  auto behind = Open(copy);
-  ASSERT_TRUE(behind.ok()) << behind.status().ToString();
-  EXPECT_EQ((*behind)->restore_summary().rfind("caught up from seq 5 to 9", 0), 0u)
-      << (*behind)->restore_summary();
-  behind->reset();
-  EXPECT_EQ(Dump(Db(a)), Dump(Db(copy)));
+  auto behind = Restore(a, copy);
+  ASSERT_TRUE(behind);
+  EXPECT_TRUE(behind->SummaryStarts("caught up from seq 5 to 9")) << behind->summary;
 }
 
 TEST_F(ChangelogTest, AGapInTheDeltasIsAnErrorNamingThePartitionAndTheSeq) {
@@ -358,10 +372,10 @@ TEST_F(ChangelogTest, AnOlderWriterThatStillCommitsIsIgnoredAfterTheNewOwnersSna
   Feed(**owner, 5, 8);
   Feed(**zombie, 5, 12);  // it believes it still owns the partition
   owner->reset();
-  ExpectRestoredEqual(b, c, 8);
-  auto again = Open(c);
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ((*again)->changelog_counters().fenced, 7u);
+  auto restored = Restore(b, c);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 8);
+  EXPECT_EQ(restored->counters.fenced, 7u);
 }
 
 // The defect of issue 23: an older writer whose delivery failed writes a snapshot of its own
@@ -384,21 +398,18 @@ TEST_F(ChangelogTest, AnOlderWritersSnapshotAfterTheNewOwnersClaimIsFenced) {
   EXPECT_EQ((*zombie)->changelog_open().epoch, 1u);
   EXPECT_EQ((*owner)->changelog_open().epoch, 2u);
   owner->reset();
-  auto restored = Open(c);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
-  EXPECT_EQ((*restored)->next_offset(), 8);
-  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 8", 0), 0u)
-      << (*restored)->restore_summary();
+  auto restored = Restore(b, c);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 8);
+  EXPECT_TRUE(restored->SummaryStarts("rebuilt from seq 0 to 8")) << restored->summary;
   // The older writer's snapshot and its 6 deltas, all after the owner's claim.
-  EXPECT_EQ((*restored)->changelog_counters().fenced, 7u);
-  const ChangelogOpen& o = (*restored)->changelog_open();
+  EXPECT_EQ(restored->counters.fenced, 7u);
+  const ChangelogOpen& o = restored->open;
   EXPECT_EQ(o.source, ChangelogOpen::Source::kRebuilt);
   EXPECT_EQ(o.from_seq, 5u);  // the owner's snapshot
   EXPECT_EQ(o.deltas, 3u);
   EXPECT_EQ(o.seq, 8u);
   EXPECT_EQ(o.epoch, 3u);
-  restored->reset();
-  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
 }
 
 // A processor that claimed the partition and died before committing: the state is the one it
@@ -415,15 +426,12 @@ TEST_F(ChangelogTest, AClaimWithNothingAfterItKeepsTheStateItClaimedAt) {
   claimer->reset();  // dies before its first commit
   Feed(**zombie, 5, 8);
   zombie->reset();
-  auto restored = Open(c);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
-  EXPECT_EQ((*restored)->next_offset(), 5);
-  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 5", 0), 0u)
-      << (*restored)->restore_summary();
-  EXPECT_EQ((*restored)->changelog_counters().fenced, 3u);
-  EXPECT_EQ((*restored)->changelog_open().epoch, 3u);
-  restored->reset();
-  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
+  auto restored = Restore(b, c);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 5);
+  EXPECT_TRUE(restored->SummaryStarts("rebuilt from seq 0 to 5")) << restored->summary;
+  EXPECT_EQ(restored->counters.fenced, 3u);
+  EXPECT_EQ(restored->open.epoch, 3u);
 
   // The claimer comes back on its disk: it holds that state, so it goes on from it with deltas,
   // no snapshot; a restore after it equals it.
@@ -441,7 +449,7 @@ TEST_F(ChangelogTest, AClaimWithNothingAfterItKeepsTheStateItClaimedAt) {
 // The previous owner commits between the new owner's read and its claim: the claim cuts the
 // state back to what the new owner read, and the new owner's deltas continue from there.
 TEST_F(ChangelogTest, AClaimCutsBackTheCommitsItsClaimerDidNotRead) {
-  TempDir a, b, c, d;
+  TempDir a, b, c;
   Write(a, 0, 5);
   std::filesystem::copy(a.path(), b.path(), std::filesystem::copy_options::recursive);
   auto previous = Open(a);
@@ -457,20 +465,15 @@ TEST_F(ChangelogTest, AClaimCutsBackTheCommitsItsClaimerDidNotRead) {
   Feed(**owner, 5, 8);
   EXPECT_EQ((*owner)->changelog_counters().snapshots, 0u);
   owner->reset();
-  auto restored = Open(c);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
-  EXPECT_EQ((*restored)->next_offset(), 8);
-  EXPECT_EQ((*restored)->changelog_counters().fenced, 2u);  // the previous owner's 6 and 7
-  restored->reset();
-  EXPECT_EQ(Dump(Db(b)), Dump(Db(c)));
+  auto restored = Restore(b, c);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 8);
+  EXPECT_EQ(restored->counters.fenced, 2u);  // the previous owner's 6 and 7
   // The previous owner's disk, ahead by commits the claim cut back, is rebuilt, not kept.
   previous->reset();
-  auto again = Open(a);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ((*again)->restore_summary().rfind("rebuilt from seq 7 to 8", 0), 0u)
-      << (*again)->restore_summary();
-  again->reset();
-  EXPECT_EQ(Dump(Db(b)), Dump(Db(a)));
+  auto again = Restore(b, a);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->SummaryStarts("rebuilt from seq 7 to 8")) << again->summary;
 }
 
 // Two processors that read the changelog before either claimed take the same epoch: the first
@@ -489,14 +492,12 @@ TEST_F(ChangelogTest, OfTwoClaimsAtOneEpochTheFirstWins) {
   Feed(**second, 5, 9);  // a snapshot of seq 5, deltas 6 to 9
   Feed(**first, 5, 7);   // likewise, deltas 6 and 7
   first->reset();
-  auto restored = Open(d);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
-  EXPECT_EQ((*restored)->next_offset(), 7);
+  auto restored = Restore(b, d);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 7);
   // The second's claim, its snapshot and its 4 deltas.
-  EXPECT_EQ((*restored)->changelog_counters().fenced, 6u);
-  EXPECT_EQ((*restored)->changelog_open().epoch, 3u);
-  restored->reset();
-  EXPECT_EQ(Dump(Db(b)), Dump(Db(d)));
+  EXPECT_EQ(restored->counters.fenced, 6u);
+  EXPECT_EQ(restored->open.epoch, 3u);
 }
 
 // A changelog written before epochs ("FLC1", no claims) restores as before, and the processor
@@ -514,17 +515,14 @@ TEST_F(ChangelogTest, AFormat1ChangelogRestoresAsBefore) {
   }
   ASSERT_GT(v1.size(), 10u);
   log_.log() = v1;
-  auto restored = Open(b, o);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
-  EXPECT_EQ((*restored)->next_offset(), 10);
-  EXPECT_EQ((*restored)->restore_summary().rfind("rebuilt from seq 0 to 10", 0), 0u)
-      << (*restored)->restore_summary();
-  EXPECT_EQ((*restored)->changelog_counters().fenced, 0u);
-  EXPECT_EQ((*restored)->changelog_open().from_seq, 8u);  // the snapshot after 8 commits
-  EXPECT_EQ((*restored)->changelog_open().deltas, 2u);
-  EXPECT_EQ((*restored)->changelog_open().epoch, 1u);
-  restored->reset();
-  EXPECT_EQ(Dump(Db(a)), Dump(Db(b)));
+  auto restored = Restore(a, b, o);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(restored->next_offset, 10);
+  EXPECT_TRUE(restored->SummaryStarts("rebuilt from seq 0 to 10")) << restored->summary;
+  EXPECT_EQ(restored->counters.fenced, 0u);
+  EXPECT_EQ(restored->open.from_seq, 8u);  // the snapshot after 8 commits
+  EXPECT_EQ(restored->open.deltas, 2u);
+  EXPECT_EQ(restored->open.epoch, 1u);
   auto owner = Open(b, o);
   ASSERT_TRUE(owner.ok());
   Feed(**owner, 10, 13);

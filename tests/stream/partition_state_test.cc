@@ -11,6 +11,7 @@
 
 #include "events.pb.h"
 #include "faultline/stream/entity_namer.h"
+#include "faultline/model/identity.h"
 #include "faultline/stream/window_query.h"
 #include "temp_dir.h"
 
@@ -74,11 +75,11 @@ class PartitionStateTest : public ::testing::Test {
     return p.ok() ? std::move(p).value() : nullptr;
   }
   // Windows of one kind, by (start, entity + endpoint), from the stored history.
-  std::map<std::pair<int64_t, std::string>, WindowStats> Stored(EntityKind kind,
+  std::map<std::pair<int64_t, std::string>, model::WindowStats> Stored(EntityKind kind,
                                                                 bool include_open = true) {
     auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", include_open);
     EXPECT_TRUE(all.ok()) << all.status().ToString();
-    std::map<std::pair<int64_t, std::string>, WindowStats> out;
+    std::map<std::pair<int64_t, std::string>, model::WindowStats> out;
     for (auto& w : *all) {
       if (w.key.kind != kind) continue;
       out[{w.start_s, w.key.Entity() + " " + std::string(w.key.Dim("endpoint"))}] = w.stats;
@@ -109,7 +110,7 @@ TEST_F(PartitionStateTest, EventsLandInTheirEventTimeWindowsAndCloseAtTheWaterma
 
   auto svc = Stored(EntityKind::kService);
   ASSERT_EQ(svc.size(), 3u);
-  const WindowStats& first = svc.at({kT0, "db GET /users/:id"});
+  const model::WindowStats& first = svc.at({kT0, "db GET /users/:id"});
   EXPECT_EQ(first.requests, 2u);
   EXPECT_EQ(first.status_5xx, 1u);
   EXPECT_EQ(first.status_4xx, 0u);
@@ -269,11 +270,11 @@ TEST_F(PartitionStateTest, TheCalleesSideNamesItsCallerWhenBothEndsAreOnTheNode)
   EXPECT_EQ(drops, (std::map<std::string, uint64_t>{{"api->10.0.0.2:5432 client", 0},
                                                     {"api->db server", 6},
                                                     {"10.0.0.7->db server", 1}}));
-  EXPECT_TRUE(IsAddressHost("10.0.0.7"));
-  EXPECT_TRUE(IsAddressHost("[fd00::1]"));
-  EXPECT_TRUE(IsAddressHost("fd00::1"));
-  EXPECT_FALSE(IsAddressHost("api"));
-  EXPECT_FALSE(IsAddressHost("shop/api"));
+  EXPECT_TRUE(model::IsAddressHost("10.0.0.7"));
+  EXPECT_TRUE(model::IsAddressHost("[fd00::1]"));
+  EXPECT_TRUE(model::IsAddressHost("fd00::1"));
+  EXPECT_FALSE(model::IsAddressHost("api"));
+  EXPECT_FALSE(model::IsAddressHost("shop/api"));
 }
 
 TEST_F(PartitionStateTest, CgroupSummariesBecomeContainerWindowsAndServicesNameTheirContainer) {
@@ -305,20 +306,20 @@ TEST_F(PartitionStateTest, CgroupSummariesBecomeContainerWindowsAndServicesNameT
   ASSERT_TRUE(p->Commit().ok());
   const auto containers = Stored(EntityKind::kContainer);
   ASSERT_EQ(containers.size(), 1u);
-  const WindowStats& w = containers.at({kT0, "db-1 "});
+  const model::WindowStats& w = containers.at({kT0, "db-1 "});
   EXPECT_EQ(w.resource_samples, 2u);
-  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kCpuThrottledRatio, w, 5), 0.8);
-  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kCpuUsageCores, w, 5), 0.08);  // 0.4 s over 5 s
-  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryWorkingSetMb, w, 5), 64);
-  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kMemoryUsageRatio, w, 5), 0.5);
-  EXPECT_DOUBLE_EQ(ComputeMetric(Metric::kOomKills, w, 5), 1);
+  EXPECT_DOUBLE_EQ(model::ComputeMetric(Metric::kCpuThrottledRatio, w, 5), 0.8);
+  EXPECT_DOUBLE_EQ(model::ComputeMetric(Metric::kCpuUsageCores, w, 5), 0.08);  // 0.4 s over 5 s
+  EXPECT_DOUBLE_EQ(model::ComputeMetric(Metric::kMemoryWorkingSetMb, w, 5), 64);
+  EXPECT_DOUBLE_EQ(model::ComputeMetric(Metric::kMemoryUsageRatio, w, 5), 0.5);
+  EXPECT_DOUBLE_EQ(model::ComputeMetric(Metric::kOomKills, w, 5), 1);
   // Without a CPU quota no period elapses: never throttled (0), not unknown; unknown only for a
   // window in which the container was not sampled at all.
-  WindowStats unlimited = w;
+  model::WindowStats unlimited = w;
   unlimited.cpu_periods = unlimited.cpu_throttled_periods = 0;
-  EXPECT_EQ(ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5), 0);
+  EXPECT_EQ(model::ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5), 0);
   unlimited.resource_samples = 0;
-  EXPECT_TRUE(std::isnan(ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5)));
+  EXPECT_TRUE(std::isnan(model::ComputeMetric(Metric::kCpuThrottledRatio, unlimited, 5)));
   auto all = PartitionState::ReadWindows(dir_.path() + "/faultline.events-3", true);
   ASSERT_TRUE(all.ok());
   std::set<std::string> service_containers;
@@ -345,15 +346,15 @@ TEST(ContainerNames, KubernetesThenRuntimeThenIdThenMachineQualifiedPath) {
 }
 
 TEST(ExternalNames, ServicePortsStayEphemeralPortsGroupByAddress) {
-  EXPECT_EQ(ExternalName("203.0.113.7:5432"), "203.0.113.7:5432");
-  EXPECT_EQ(ExternalName("203.0.113.7:32767"), "203.0.113.7:32767");
-  EXPECT_EQ(ExternalName("203.0.113.7:32768"), "203.0.113.7");
-  EXPECT_EQ(ExternalName("127.0.0.1:51234"), "127.0.0.1");
-  EXPECT_EQ(ExternalName("[2001:db8::1]:443"), "[2001:db8::1]:443");
-  EXPECT_EQ(ExternalName("[2001:db8::1]:60000"), "[2001:db8::1]");
-  EXPECT_EQ(ExternalName("2001:db8::1"), "2001:db8::1");
-  EXPECT_EQ(ExternalName("10.0.0.1"), "10.0.0.1");
-  EXPECT_EQ(ExternalName("10.0.0.1:x1"), "10.0.0.1:x1");
+  EXPECT_EQ(model::ExternalName("203.0.113.7:5432"), "203.0.113.7:5432");
+  EXPECT_EQ(model::ExternalName("203.0.113.7:32767"), "203.0.113.7:32767");
+  EXPECT_EQ(model::ExternalName("203.0.113.7:32768"), "203.0.113.7");
+  EXPECT_EQ(model::ExternalName("127.0.0.1:51234"), "127.0.0.1");
+  EXPECT_EQ(model::ExternalName("[2001:db8::1]:443"), "[2001:db8::1]:443");
+  EXPECT_EQ(model::ExternalName("[2001:db8::1]:60000"), "[2001:db8::1]");
+  EXPECT_EQ(model::ExternalName("2001:db8::1"), "2001:db8::1");
+  EXPECT_EQ(model::ExternalName("10.0.0.1"), "10.0.0.1");
+  EXPECT_EQ(model::ExternalName("10.0.0.1:x1"), "10.0.0.1:x1");
 }
 
 TEST_F(PartitionStateTest, QueriesResolveCalleesThroughListenersAndMergePartitions) {
@@ -435,17 +436,17 @@ TEST_F(PartitionStateTest, TheSameSeriesFromTwoPartitionsMergesUnlessAskedByPart
 }
 
 TEST(ListenerAddresses, LoopbackAddressesAreQualifiedByTheirMachine) {
-  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:80"));
-  EXPECT_TRUE(IsLoopbackAddress("127.1.2.3"));
-  EXPECT_TRUE(IsLoopbackAddress("[::1]:8080"));
-  EXPECT_TRUE(IsLoopbackAddress("::1"));
-  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:80"));
-  EXPECT_FALSE(IsLoopbackAddress("[::ffff:10.0.0.1]:80"));
-  EXPECT_FALSE(IsLoopbackAddress("1270.0.0.1:80"));
-  EXPECT_FALSE(IsLoopbackAddress(""));
-  EXPECT_EQ(ListenerKey("127.0.0.1:80", "m1"), "m1|127.0.0.1:80");
-  EXPECT_EQ(ListenerKey("[::1]:80", "m1"), "m1|[::1]:80");
-  EXPECT_EQ(ListenerKey("10.0.0.1:80", "m1"), "10.0.0.1:80");
+  EXPECT_TRUE(model::IsLoopbackAddress("127.0.0.1:80"));
+  EXPECT_TRUE(model::IsLoopbackAddress("127.1.2.3"));
+  EXPECT_TRUE(model::IsLoopbackAddress("[::1]:8080"));
+  EXPECT_TRUE(model::IsLoopbackAddress("::1"));
+  EXPECT_FALSE(model::IsLoopbackAddress("10.0.0.1:80"));
+  EXPECT_FALSE(model::IsLoopbackAddress("[::ffff:10.0.0.1]:80"));
+  EXPECT_FALSE(model::IsLoopbackAddress("1270.0.0.1:80"));
+  EXPECT_FALSE(model::IsLoopbackAddress(""));
+  EXPECT_EQ(model::ListenerKey("127.0.0.1:80", "m1"), "m1|127.0.0.1:80");
+  EXPECT_EQ(model::ListenerKey("[::1]:80", "m1"), "m1|[::1]:80");
+  EXPECT_EQ(model::ListenerKey("10.0.0.1:80", "m1"), "10.0.0.1:80");
 }
 
 TEST_F(PartitionStateTest, ReopeningResumesAtTheCommittedOffsetWithExactlyThatState) {
@@ -524,11 +525,11 @@ TEST_F(PartitionStateTest, AFormatOneDirectoryIsConvertedOnOpenWithEverythingItH
     for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(u >> (56 - 8 * i));
     return out;
   };
-  SeriesKey open_key{EntityKind::kService, {{"endpoint", "GET /a"}, {"instance", "n/200"},
+  model::SeriesKey open_key{EntityKind::kService, {{"endpoint", "GET /a"}, {"instance", "n/200"},
                                             {"machine", "n"}, {"service", "db"}}};
-  SeriesKey closed_key{EntityKind::kService, {{"endpoint", "GET /b"}, {"instance", "n/200"},
+  model::SeriesKey closed_key{EntityKind::kService, {{"endpoint", "GET /b"}, {"instance", "n/200"},
                                               {"machine", "n"}, {"service", "db"}}};
-  WindowStats open_stats, closed_stats;
+  model::WindowStats open_stats, closed_stats;
   open_stats.requests = 3;
   closed_stats.requests = 7;
   closed_stats.latency_ns.Add(2e6);
@@ -717,7 +718,7 @@ TEST_F(PartitionStateTest, MachineResourceSummariesBecomeMachineWindows) {
   ASSERT_TRUE(p->Commit().ok());
   const auto machines = Stored(EntityKind::kMachine);
   ASSERT_EQ(machines.count({kT0, "node-a "}), 1u);
-  const WindowStats& w = machines.at({kT0, "node-a "});
+  const model::WindowStats& w = machines.at({kT0, "node-a "});
   EXPECT_EQ(w.resource_samples, 2u);
   EXPECT_EQ(w.cpu_busy_ns, 1'000'000'000u);
   EXPECT_EQ(w.cpu_total_ns, 4'000'000'000u);
@@ -733,7 +734,7 @@ TEST_F(PartitionStateTest, MachineResourceSummariesBecomeMachineWindows) {
 TEST(WindowStatsCodec, OlderFormatsStillDecode) {
   // Records written before container figures (format 2) and before resource pressure (format 1):
   // the same fields, then nothing.
-  WindowStats w;
+  model::WindowStats w;
   w.requests = 7, w.agent_dropped = 2;
   std::string bytes;
   w.EncodeTo(&bytes);
@@ -741,22 +742,22 @@ TEST(WindowStatsCodec, OlderFormatsStillDecode) {
   // Cut the format-3 tail: 7 varints of 0 and one 8-byte double.
   std::string v2 = bytes.substr(0, bytes.size() - 7 - 8);
   v2[0] = 2;
-  auto back2 = WindowStats::Decode(v2);
+  auto back2 = model::WindowStats::Decode(v2);
   ASSERT_TRUE(back2.ok()) << back2.status().ToString();
   EXPECT_TRUE(*back2 == w);
   // Cut the format-2 tail: 8 varints of 0 and two empty-sketch byte strings.
-  LatencySketch empty;
+  model::LatencySketch empty;
   std::string sketch;
   empty.EncodeTo(&sketch);
   std::string v1 = v2.substr(0, v2.size() - 8 - 2 * (1 + sketch.size()));
   v1[0] = 1;
-  auto back = WindowStats::Decode(v1);
+  auto back = model::WindowStats::Decode(v1);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(*back == w);
   v1[0] = 4;
-  EXPECT_EQ(WindowStats::Decode(v1).status().message(), "window stats: format 4, expected 1 to 3");
+  EXPECT_EQ(model::WindowStats::Decode(v1).status().message(), "window stats: format 4, expected 1 to 3");
   // A format-3 record cut inside its container figures names where.
-  EXPECT_EQ(WindowStats::Decode(bytes.substr(0, bytes.size() - 3)).status().message(),
+  EXPECT_EQ(model::WindowStats::Decode(bytes.substr(0, bytes.size() - 3)).status().message(),
             "window stats: truncated at memory usage ratio");
 }
 

@@ -57,10 +57,12 @@ TEST(StreamConfig, ErrorsNameTheFileLineAndField) {
       "commit_interval_ms, session_timeout_ms, changelog_topic, changelog_snapshot_commits, "
       "changelog_snapshot_bytes, sync_commits, naming)");
   EXPECT_EQ(err("changelog_snapshot_bytes: 100\n"),
-            "s.yaml:1: changelog_snapshot_bytes: 100 is out of range [4096, 1099511627776]");
+            "s.yaml:1: changelog_snapshot_bytes: expected an integer in 4096..1099511627776, got "
+            "'100'");
   EXPECT_EQ(err("window_seconds: five\n"),
-            "s.yaml:1: window_seconds: expected a number, got 'five'");
-  EXPECT_EQ(err("\nwindow_seconds: 0\n"), "s.yaml:2: window_seconds: 0 is out of range [1, 86400]");
+            "s.yaml:1: window_seconds: expected an integer in 1..86400, got 'five'");
+  EXPECT_EQ(err("\nwindow_seconds: 0\n"),
+            "s.yaml:2: window_seconds: expected an integer in 1..86400, got '0'");
   EXPECT_EQ(err("sync_commits: yes\n"),
             "s.yaml:1: sync_commits: expected true or false, got 'yes'");
   EXPECT_EQ(err("naming:\n  service: ['{img}']\n"),

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "faultline/stream/partition_state.h"
+#include "faultline/model/window_stats.h"
 
 namespace faultline::topology {
 namespace {
@@ -539,11 +539,11 @@ TEST(Situation, ErrorsNameTheSourceAndThePath) {
 }
 
 TEST(Situation, BuiltFromTheStreamsWindows) {
-  std::vector<stream::StoredWindow> windows;
+  std::vector<model::StoredWindow> windows;
   auto add = [&](int64_t start, EntityKind kind,
                  std::vector<std::pair<std::string, std::string>> dims, uint64_t requests,
                  uint64_t errors, double latency_ns, std::string callee = "") {
-    stream::StoredWindow w;
+    model::StoredWindow w;
     w.start_s = start;
     w.key.kind = kind;
     std::sort(dims.begin(), dims.end());
@@ -606,9 +606,9 @@ TEST(Situation, BuiltFromTheStreamsWindows) {
 TEST(Situation, ASeriesStartsAtItsEntitysFirstWindow) {
   // db appears in the third window, then has one window without traffic (no record) and one more:
   // unknown before it existed, zero requests in the quiet window after.
-  std::vector<stream::StoredWindow> windows;
+  std::vector<model::StoredWindow> windows;
   for (int64_t t : {110, 120}) {
-    stream::StoredWindow w;
+    model::StoredWindow w;
     w.start_s = t;
     w.key.kind = EntityKind::kService;
     w.key.dims = {{"endpoint", "GET /row"}, {"instance", "i1"}, {"machine", "m"}, {"service", "db"}};

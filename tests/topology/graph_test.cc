@@ -1,17 +1,15 @@
 #include "faultline/topology/graph.h"
 
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
 
-#include <filesystem>
+#include <algorithm>
 
-#include "faultline/stream/partition_state.h"
+#include "faultline/model/window_stats.h"
 
 namespace faultline::topology {
 namespace {
 
-using stream::EntityKind;
-using stream::StoredWindow;
+using model::StoredWindow;
 
 StoredWindow Window(int64_t start, EntityKind kind,
                     std::vector<std::pair<std::string, std::string>> dims, uint64_t requests = 0,
@@ -192,83 +190,6 @@ TEST(Topology, AgeingRemovesWhatWasNotSeenRecently) {
             "node service cart  seen 105..4000\n"
             "node service gateway  seen 105..4000\n"
             "edge calls gateway -> cart  requests 8  seen 105..4000\n");
-}
-
-TEST(Topology, PersistenceRoundTrip) {
-  const std::string dir = testing::TempDir() + "/topology_roundtrip";
-  std::filesystem::remove_all(dir);
-  Topology t;
-  t.ObserveWindows(Shop(100), 5);
-  t.ObserveEdge(EdgeKind::kCalls, {EntityKind::kService, "a|b"}, {EntityKind::kService, "c d"}, 90, 5);
-  ASSERT_TRUE(t.Save(dir).ok());
-  auto back = Topology::Load(dir);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->ToText(), t.ToText());
-  EXPECT_EQ(back->ToJson(), t.ToJson());
-
-  // Saving a smaller graph replaces the old one.
-  Topology small;
-  small.ObserveNode({EntityKind::kMachine, "m9"}, 7);
-  ASSERT_TRUE(small.Save(dir).ok());
-  back = Topology::Load(dir);
-  ASSERT_TRUE(back.ok());
-  EXPECT_EQ(back->ToText(), "1 nodes, 0 edges\nnode machine m9  seen 7..7\n");
-
-  EXPECT_EQ(Topology::Load(dir + "-missing").status().code(), StatusCode::kNotFound);
-  std::filesystem::remove_all(dir);
-}
-
-TEST(Topology, LoadNamesAMalformedRecord) {
-  const std::string dir = testing::TempDir() + "/topology_bad";
-  std::filesystem::remove_all(dir);
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|1|api", "10 x").ok());
-    delete db;
-  }
-  EXPECT_EQ(Topology::Load(dir).status().message(),
-            "topology store " + dir + ": record \"n|1|api\": value \"10 x\" is not numbers");
-  std::filesystem::remove_all(dir);
-}
-
-// Stores written before the entity kinds were unified name node kinds by number: 1 service,
-// 2 instance, 3 machine, 4 external.
-TEST(Topology, LoadReadsTheEarlierNumericLayout) {
-  const std::string dir = testing::TempDir() + "/topology_legacy";
-  std::filesystem::remove_all(dir);
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|2|api-1", "10 20").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|3|m1", "10 20").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("e|3|2|3|api-1\0m1", 16), "10 20 0").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "n|9|x", "10 20").ok());
-    delete db;
-  }
-  EXPECT_EQ(Topology::Load(dir).status().message(),
-            "topology store " + dir + ": record \"n|9|x\": unknown kind");
-  {
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, &db).ok());
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), "n|9|x").ok());
-    delete db;
-  }
-  auto t = Topology::Load(dir);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_EQ(t->ToText(),
-            "2 nodes, 1 edges\nnode machine m1  seen 10..20\nnode instance api-1  seen 10..20\n"
-            "edge runs_on api-1 -> m1  seen 10..20\n");
-  // Saved again, it is in the named layout and reads back the same.
-  ASSERT_TRUE(t->Save(dir).ok());
-  auto again = Topology::Load(dir);
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->ToText(), t->ToText());
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Topology, DotIsAGraphvizDigraph) {

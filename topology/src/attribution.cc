@@ -163,7 +163,7 @@ SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* comp
   if (a.anomalous) a.start_s = s_.start_s + static_cast<int64_t>(first) * s_.window_s;
   // A detector's verdict in the test period decides.
   const int64_t from = s_.start_s + static_cast<int64_t>(split_) * s_.window_s;
-  for (const Verdict& v : s_.verdicts) {
+  for (const RecordedVerdict& v : s_.verdicts) {
     if (!(v.ref == m.ref) || v.at_s < from) continue;
     a.verdict_from = v.detector.empty() ? "verdict" : v.detector;
     a.anomalous = v.anomalous;

@@ -1,20 +1,15 @@
 #include "faultline/topology/graph.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <algorithm>
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
-#include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
 #include "faultline/common/text.h"
-#include "faultline/stream/partition_state.h"
-#include "faultline/stream/window_query.h"
+#include "faultline/model/identity.h"
 
 namespace faultline::topology {
 namespace {
@@ -36,33 +31,6 @@ using Graph = boost::adjacency_list<boost::listS, boost::listS, boost::bidirecti
                                     EdgeProps>;
 using Vertex = Graph::vertex_descriptor;
 using Edge = Graph::edge_descriptor;
-
-std::string_view HostOf(std::string_view address) {  // "10.0.0.1:80" -> "10.0.0.1"
-  const size_t colon = address.rfind(':');
-  return colon == std::string_view::npos ? address : address.substr(0, colon);
-}
-
-// Record layout in the store: keys "n|<kind name>|<name>" and "e|<edge kind>|<from kind
-// name>|<to kind name>|<from>\0<to>", values "<first> <last>[ <requests>]" in decimal. Stores
-// written before the entity kinds were unified hold node kinds as numbers 1-4 (service,
-// instance, machine, external); Load reads both.
-std::string NodeKey(const NodeRef& n) {
-  return "n|" + std::string(EntityKindName(n.kind)) + "|" + n.name;
-}
-std::string EdgeKey(EdgeKind k, const NodeRef& from, const NodeRef& to) {
-  std::string key = "e|" + std::to_string(static_cast<int>(k)) + "|" +
-                    std::string(EntityKindName(from.kind)) + "|" +
-                    std::string(EntityKindName(to.kind)) + "|" + from.name;
-  key.push_back('\0');
-  key += to.name;
-  return key;
-}
-
-bool ParseInt(std::string_view s, int64_t* v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 
 }  // namespace
 
@@ -124,29 +92,21 @@ void Topology::ObserveEdge(EdgeKind kind, const NodeRef& from, const NodeRef& to
   boost::add_edge(u, v, EdgeProps{kind, seen_s, seen_s, requests}, impl_->g);
 }
 
-void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, int64_t window_s) {
+void Topology::ObserveWindows(const std::vector<model::StoredWindow>& windows, int64_t window_s) {
 
-  // Hosts that listen somewhere, and the machine behind each listening address (by ListenerKey,
-  // the same lookup QueryWindows resolves callees with).
-  std::set<std::string, std::less<>> known_hosts;
-  std::map<std::string, std::string> machine_of_address;
-  for (const auto& w : windows) {
-    if (w.key.kind != EntityKind::kListener) continue;
-    const std::string_view address = w.key.Dim("address");
-    known_hosts.emplace(HostOf(address));
-    machine_of_address[stream::ListenerKey(address, w.key.Dim("machine"))] =
-        std::string(w.key.Dim("machine"));
-  }
+  // The listeners of these windows: who an edge calls, on which machine, from outside or not.
+  model::Identity identity;
+  for (const auto& w : windows) identity.Observe(w);
   // Requests per calls edge over these windows: they replace what the edge held (the windows
   // are the stream's retained history, so counting them again must not add them twice).
   std::map<std::pair<NodeRef, NodeRef>, uint64_t> requests;
   for (const auto& w : windows) {
     const int64_t seen = w.start_s + window_s;
-    const std::string_view machine = w.key.Dim("machine"), instance = w.key.Dim("instance");
+    const std::string_view machine = w.key.Dim(dim::kMachine), instance = w.key.Dim(dim::kInstance);
     switch (w.key.kind) {
       case EntityKind::kService:
       case EntityKind::kListener: {
-        const NodeRef service{EntityKind::kService, std::string(w.key.Dim("service"))};
+        const NodeRef service{EntityKind::kService, std::string(w.key.Dim(dim::kService))};
         ObserveNode(service, seen);
         if (!machine.empty()) ObserveNode({EntityKind::kMachine, std::string(machine)}, seen);
         if (!instance.empty()) {
@@ -174,10 +134,10 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
         break;
       }
       case EntityKind::kEdge: {
-        const std::string_view caller = w.key.Dim("caller"), callee = w.key.Dim("callee");
-        if (w.key.Dim("side") == "server") {
+        const std::string_view caller = w.key.Dim(dim::kCaller), callee = w.key.Dim(dim::kCallee);
+        if (w.key.Dim(dim::kSide) == dim::kServerSide) {
           // A named caller, a known host or a loopback peer: the client side reports the call.
-          if (!stream::IsAddressHost(caller) || known_hosts.count(caller) || stream::IsLoopbackAddress(caller)) break;
+          if (!identity.IsExternalCaller(w.key)) break;
           const NodeRef from{EntityKind::kExternal, std::string(caller)};
           const NodeRef to{EntityKind::kService, std::string(callee)};
           ObserveEdge(EdgeKind::kCalls, from, to, seen);
@@ -194,10 +154,10 @@ void Topology::ObserveWindows(const std::vector<stream::StoredWindow>& windows, 
         ObserveEdge(EdgeKind::kCalls, from, to, seen);
         requests[{from, to}] += w.stats.requests;
         if (machine.empty()) break;
-        auto it = machine_of_address.find(stream::ListenerKey(callee, machine));
-        const NodeRef peer = it != machine_of_address.end()
-                                 ? NodeRef{EntityKind::kMachine, it->second}
-                                 : NodeRef{EntityKind::kExternal, stream::ExternalName(callee)};
+        const std::string_view callee_machine = identity.CalleeMachine(w.key);
+        const NodeRef peer = !callee_machine.empty()
+                                 ? NodeRef{EntityKind::kMachine, std::string(callee_machine)}
+                                 : NodeRef{EntityKind::kExternal, model::ExternalName(callee)};
         ObserveEdge(EdgeKind::kNetwork, {EntityKind::kMachine, std::string(machine)}, peer, seen);
         break;
       }
@@ -428,121 +388,6 @@ std::string Topology::ToDot() const {
     out += ";\n";
   }
   return out + "}\n";
-}
-
-Status Topology::Save(const std::string& path) const {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.max_open_files = 64;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, path, &raw);
-  std::unique_ptr<rocksdb::DB> db(raw);
-  if (!s.ok()) return Internal("topology store " + path + ": " + s.ToString());
-  rocksdb::WriteBatch batch;
-  // Replace everything: a range deletion over all keys, then the current graph.
-  s = batch.DeleteRange(db->DefaultColumnFamily(), "", "\xff");
-  for (const NodeInfo& n : Nodes()) {
-    s = batch.Put(NodeKey(n.ref),
-                  std::to_string(n.first_seen_s) + " " + std::to_string(n.last_seen_s));
-  }
-  for (const EdgeInfo& e : Edges()) {
-    s = batch.Put(EdgeKey(e.kind, e.from, e.to), std::to_string(e.first_seen_s) + " " +
-                                                     std::to_string(e.last_seen_s) + " " +
-                                                     std::to_string(e.requests));
-  }
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  s = db->Write(wo, &batch);
-  if (!s.ok()) return Internal("topology store " + path + ": " + s.ToString());
-  s = db->Close();
-  if (!s.ok()) return Internal("topology store " + path + ": " + s.ToString());
-  return Status::Ok();
-}
-
-Result<Topology> Topology::Load(const std::string& path) {
-  rocksdb::Options options;
-  options.max_open_files = 64;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
-  std::unique_ptr<rocksdb::DB> db(raw);
-  if (s.IsNotFound() || (s.IsIOError() && s.ToString().find("No such file") != std::string::npos))
-    return NotFound("topology store " + path + ": does not exist");
-  if (!s.ok()) return Internal("topology store " + path + ": " + s.ToString());
-  Topology t;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-  // Nodes first, then edges, so that an edge never creates a node the store did not list.
-  std::vector<std::pair<std::string, std::string>> edges;
-  auto parse = [&](const std::string& key, const std::string& value, bool edge) -> Status {
-    auto bad = [&](const std::string& what) {
-      return InvalidArgument("topology store " + path + ": record \"" + key + "\": " + what);
-    };
-    // Fields split at '|', the last one (a name, or "from\0to") taking the rest.
-    const size_t want = edge ? 5 : 3;
-    std::vector<std::string_view> f;
-    for (size_t pos = 0, next; pos <= key.size(); pos = next + 1) {
-      next = f.size() + 1 == want ? std::string::npos : key.find('|', pos);
-      if (next == std::string::npos) next = key.size();
-      f.push_back(std::string_view(key).substr(pos, next - pos));
-    }
-    std::vector<int64_t> nums;
-    for (size_t pos = 0, next; pos < value.size(); pos = next + 1) {
-      next = std::min(value.find(' ', pos), value.size());
-      int64_t v = 0;
-      if (!ParseInt(std::string_view(value).substr(pos, next - pos), &v))
-        return bad("value \"" + value + "\" is not numbers");
-      nums.push_back(v);
-    }
-    // A node kind by name, or by its number in stores of the earlier layout.
-    auto node_kind = [](std::string_view field) -> std::optional<EntityKind> {
-      static constexpr EntityKind kLegacy[] = {EntityKind::kService, EntityKind::kInstance,
-                                               EntityKind::kMachine, EntityKind::kExternal};
-      int64_t n = 0;
-      if (ParseInt(field, &n)) {
-        if (n < 1 || n > 4) return std::nullopt;
-        return kLegacy[n - 1];
-      }
-      auto k = ParseNodeKind(field);
-      if (!k.ok()) return std::nullopt;
-      return *k;
-    };
-    if (f.size() != want) return bad("unknown kind");
-    if (!edge) {
-      if (nums.size() != 2) return bad("a node holds first and last seen");
-      const std::optional<EntityKind> kind = node_kind(f[1]);
-      if (!kind) return bad("unknown kind");
-      const NodeRef n{*kind, std::string(f[2])};
-      t.ObserveNode(n, nums[0]);
-      t.ObserveNode(n, nums[1]);
-      return Status::Ok();
-    }
-    int64_t kind = 0;
-    if (!ParseInt(f[1], &kind) || kind < 1 || kind > 4) return bad("unknown kind");
-    const std::optional<EntityKind> fk = node_kind(f[2]), tk = node_kind(f[3]);
-    const size_t nul = f[4].find('\0');
-    if (!fk || !tk || nul == std::string_view::npos) return bad("not an edge record");
-    if (nums.size() != 3 || nums[2] < 0) return bad("an edge holds first, last seen and requests");
-    const NodeRef from{*fk, std::string(f[4].substr(0, nul))};
-    const NodeRef to{*tk, std::string(f[4].substr(nul + 1))};
-    if (!t.HasNode(from) || !t.HasNode(to)) return bad("an end of the edge is not stored");
-    t.ObserveEdge(static_cast<EdgeKind>(kind), from, to, nums[0], static_cast<uint64_t>(nums[2]));
-    t.ObserveEdge(static_cast<EdgeKind>(kind), from, to, nums[1]);
-    return Status::Ok();
-  };
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::string key = it->key().ToString(), value = it->value().ToString();
-    if (key.rfind("e|", 0) == 0) {
-      edges.emplace_back(std::move(key), std::move(value));
-    } else if (key.rfind("n|", 0) == 0) {
-      FAULTLINE_RETURN_IF_ERROR(parse(key, value, false));
-    } else {
-      return InvalidArgument("topology store " + path + ": record \"" + key +
-                             "\": not a node or edge record");
-    }
-  }
-  if (!it->status().ok())
-    return Internal("topology store " + path + ": " + it->status().ToString());
-  for (const auto& [key, value] : edges) FAULTLINE_RETURN_IF_ERROR(parse(key, value, true));
-  return t;
 }
 
 }  // namespace faultline::topology

@@ -6,9 +6,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "faultline/stream/partition_state.h"
-#include "faultline/stream/window_query.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/identity.h"
+#include "faultline/model/window_stats.h"
 
 namespace faultline::topology {
 namespace {
@@ -338,7 +337,7 @@ Result<Situation> ParseSituationJson(std::string_view text, const std::string& s
       FAULTLINE_RETURN_IF_ERROR(
           r.Fields(v, path, {"kind", "entity", "metric", "at_s", "anomalous", "score", "detector"},
                    {"kind", "entity", "metric", "at_s", "anomalous"}));
-      Verdict out;
+      RecordedVerdict out;
       FAULTLINE_ASSIGN_OR_RETURN(out.ref, ReadRef(r, v, path));
       FAULTLINE_ASSIGN_OR_RETURN(out.at_s, r.Time(v["at_s"], path + ".at_s"));
       if (!v["anomalous"].is_boolean())
@@ -400,7 +399,7 @@ std::string SituationToJson(const Situation& s) {
   }
   j["breakdowns"] = std::move(breakdowns);
   nlohmann::ordered_json verdicts = nlohmann::ordered_json::array();
-  for (const Verdict& v : s.verdicts) {
+  for (const RecordedVerdict& v : s.verdicts) {
     verdicts.push_back({{"kind", EntityKindName(v.ref.kind)},
                         {"entity", v.ref.entity},
                         {"metric", MetricName(v.ref.metric)},
@@ -413,7 +412,7 @@ std::string SituationToJson(const Situation& s) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64_t window_s,
+Situation BuildSituation(const std::vector<model::StoredWindow>& windows, int64_t window_s,
                          int64_t from_s, int64_t to_s, const Alarm& alarm) {
   Situation s;
   s.window_s = window_s;
@@ -423,57 +422,39 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
       to_s > s.start_s ? static_cast<size_t>((to_s - s.start_s + window_s - 1) / window_s) : 0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   // Per (kind, entity), per window: merged stats.
-  std::map<std::pair<EntityKind, std::string>, std::vector<stream::WindowStats>> merged;
+  std::map<model::EntityRef, std::vector<model::WindowStats>> merged;
   // Per service, per (endpoint, instance, machine) leaf.
   std::map<std::string, std::map<std::vector<std::string>, BreakdownLeaf>> leaves;
   // Per (kind, entity): its first window in the range. A window with no record is a window of no
   // traffic only once the entity exists: before its first record the series is unknown (NaN), so
   // a service that started a minute ago has no baseline of zero requests to surge from.
-  std::map<std::pair<EntityKind, std::string>, size_t> first_slot;
-  std::vector<stream::StoredWindow> in_range;
+  std::map<model::EntityRef, size_t> first_slot;
+  std::vector<model::StoredWindow> in_range;
   for (const auto& w : windows) {
     if (w.start_s < s.start_s || w.start_s >= to_s) continue;
     in_range.push_back(w);
     const size_t slot = static_cast<size_t>((w.start_s - s.start_s) / window_s);
-    std::pair<EntityKind, std::string> id;
-    switch (w.key.kind) {
-      case EntityKind::kService: {
-        id = {EntityKind::kService, std::string(w.key.Dim(dim::kService))};
-        BreakdownLeaf& leaf = leaves[id.second][{std::string(w.key.Dim(dim::kEndpoint)),
-                                                 std::string(w.key.Dim(dim::kInstance)),
-                                                 std::string(w.key.Dim(dim::kMachine))}];
-        if (leaf.requests.empty()) {
-          leaf.requests.assign(n, nan), leaf.errors.assign(n, nan);
-          leaf.latency_sum_ms.assign(n, nan);
-        }
-        auto add = [&](double* slot_value, double v) {
-          *slot_value = std::isnan(*slot_value) ? v : *slot_value + v;
-        };
-        add(&leaf.requests[slot], static_cast<double>(w.stats.requests));
-        add(&leaf.errors[slot], static_cast<double>(w.stats.status_5xx));
-        add(&leaf.latency_sum_ms[slot], w.stats.latency_ns.mean() *
-                                            static_cast<double>(w.stats.latency_ns.count()) / 1e6);
-        break;
+    const std::optional<model::EntityRef> id = model::SeriesOf(w);
+    if (!id) continue;  // listeners: the topology's identity join reads them
+    if (id->kind == EntityKind::kService) {
+      BreakdownLeaf& leaf = leaves[id->name][{std::string(w.key.Dim(dim::kEndpoint)),
+                                              std::string(w.key.Dim(dim::kInstance)),
+                                              std::string(w.key.Dim(dim::kMachine))}];
+      if (leaf.requests.empty()) {
+        leaf.requests.assign(n, nan), leaf.errors.assign(n, nan);
+        leaf.latency_sum_ms.assign(n, nan);
       }
-      case EntityKind::kEdge:
-        // The caller's view is the edge's; the callee's side adds its network health (drops on
-        // arrival, its own retransmits) when it knows the caller by name. Server-side edge windows
-        // hold network figures only, so the merge adds nothing twice.
-        if (w.key.Dim(dim::kSide) == "server" && stream::IsAddressHost(w.key.Dim(dim::kCaller))) continue;
-        id = {EntityKind::kEdge, std::string(w.key.Dim(dim::kCaller)) + "->" + w.CalleeEntity()};
-        break;
-      case EntityKind::kMachine:
-        id = {EntityKind::kMachine, std::string(w.key.Dim(dim::kMachine))};
-        break;
-      case EntityKind::kContainer:
-        id = {EntityKind::kContainer, std::string(w.key.Dim(dim::kContainer))};
-        break;
-      default:
-        continue;  // listeners: the topology's identity join reads them
+      auto add = [&](double* slot_value, double v) {
+        *slot_value = std::isnan(*slot_value) ? v : *slot_value + v;
+      };
+      add(&leaf.requests[slot], static_cast<double>(w.stats.requests));
+      add(&leaf.errors[slot], static_cast<double>(w.stats.status_5xx));
+      add(&leaf.latency_sum_ms[slot], w.stats.latency_ns.mean() *
+                                          static_cast<double>(w.stats.latency_ns.count()) / 1e6);
     }
-    auto& slots = merged[id];
+    auto& slots = merged[*id];
     slots.resize(n);
-    auto [first, fresh] = first_slot.try_emplace(id, slot);
+    auto [first, fresh] = first_slot.try_emplace(*id, slot);
     if (!fresh) first->second = std::min(first->second, slot);
     // Merge errors (different sketch accuracies) cannot happen within one stream's state.
     (void)slots[slot].Merge(w.stats);
@@ -483,14 +464,14 @@ Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64
     bool resources = false;
     for (const auto& w : slots) resources = resources || w.resource_samples;
     for (const MetricInfo& m : Metrics()) {
-      if (!m.kinds.Has(id.first)) continue;
+      if (!m.kinds.Has(id.kind)) continue;
       // Machines without resource summaries carry only what the agent reports about itself.
-      if (id.first == EntityKind::kMachine && !resources && m.id != Metric::kAgentDropped) continue;
+      if (id.kind == EntityKind::kMachine && !resources && m.id != Metric::kAgentDropped) continue;
       MetricSeries series;
-      series.ref = {id.first, id.second, m.id};
+      series.ref = {id.kind, id.name, m.id};
       const size_t first = first_slot.at(id);
       for (size_t i = 0; i < slots.size(); ++i)
-        series.values.push_back(i < first ? nan : stream::ComputeMetric(m.id, slots[i], window_s));
+        series.values.push_back(i < first ? nan : model::ComputeMetric(m.id, slots[i], window_s));
       s.series.push_back(std::move(series));
     }
   }

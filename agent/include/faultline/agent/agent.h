@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,12 @@ class Health;  // faultline/common/health.h
 }  // namespace faultline
 
 namespace faultline::agent {
+
+// faultline_agent_dropped_total{reason}: every piece of data the agent lost or gave up on.
+inline prometheus::Counter& AgentDropped(MetricsRegistry* metrics, const std::string& reason) {
+  return metrics->Counter("faultline_agent_dropped_total",
+                          "Data the agent lost or gave up on, by reason", {{"reason", reason}});
+}
 
 // Where finished batches go.
 class BatchSink {
@@ -56,8 +63,15 @@ struct EndpointFilter {
 // resolves to. Errors: kInvalidArgument naming the entry that has no port or does not resolve.
 Result<std::vector<EndpointFilter>> ResolveEndpoints(const std::string& host_ports);
 
+// Opens the source of kernel events with the handlers the agent gives it.
+using ProbeSourceFactory = std::function<Result<std::unique_ptr<ProbeSource>>(
+    const ProbeOptions&, ProbeSource::Handlers)>;
+
 struct AgentOptions {
   ProbeOptions probes;
+  // Where kernel events come from. Default: empty, the kernel's (KernelProbes::Open); tests give
+  // recorded events.
+  ProbeSourceFactory probe_source;
   // Node name in every batch. Default: $NODE_NAME, else the host name.
   std::string node_name;
   // procfs of the host. Default: /proc.

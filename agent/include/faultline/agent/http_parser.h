@@ -21,7 +21,8 @@
 
 namespace faultline::agent {
 
-enum class Direction : uint8_t { kEgress, kIngress };
+// Which way bytes moved on a connection, from the traced process's side.
+enum class ByteDirection : uint8_t { kEgress, kIngress };
 enum class HttpRole : uint8_t { kUnknown, kClient, kServer };
 enum class HttpOutcome : uint8_t { kComplete, kConnectionClosed, kTruncated };
 
@@ -69,7 +70,7 @@ class HttpConnectionParser {
   // Completed exchanges are appended to `out`. A call with no bytes at all and total > 0 is a
   // gap: events were lost; on the response side the next response then answers the newest
   // pending request (the older ones are dropped and counted).
-  void OnData(Direction dir, std::string_view head, uint64_t total, std::string_view tail,
+  void OnData(ByteDirection dir, std::string_view head, uint64_t total, std::string_view tail,
               uint64_t ts_ns, std::vector<HttpExchange>* out);
   // The connection closed: an until-close response ends here; unanswered requests are reported
   // with outcome kConnectionClosed.
@@ -83,8 +84,8 @@ class HttpConnectionParser {
   struct Pending;
   void OnRequest(Pending request);
   void OnResponse(const Pending& response, HttpOutcome outcome, std::vector<HttpExchange>* out);
-  void NoteRequestDirection(Direction dir);
-  bool RequestDirectionIs(Direction dir) const;
+  void NoteRequestDirection(ByteDirection dir);
+  bool RequestDirectionIs(ByteDirection dir) const;
   std::string_view OldestPendingMethod() const;
   void PushLostRequest();
   HttpExchange ExchangeFor(Pending&& request) const;  // the request half of an exchange

@@ -67,12 +67,49 @@ struct DropSample {
   uint64_t count;
 };
 
-class KernelProbes {
+// Where the agent's kernel events come from: ring-buffer events delivered to the handlers it was
+// opened with, and the kernel's maps. KernelProbes is the real one; a test gives recorded events
+// and maps (tests/agent/agent_events_test.cc), so the agent's translation of kernel events into
+// EventBatches is tested without a kernel.
+class ProbeSource {
  public:
   using SockHandler = std::function<void(const fl_sock_event&, std::string_view payload)>;
   using TcpHandler = std::function<void(const fl_tcp_event&)>;
   using OomHandler = std::function<void(const fl_oom_event&)>;
+  struct Handlers {
+    SockHandler on_sock;
+    TcpHandler on_tcp;
+    OomHandler on_oom;  // may be empty
+  };
+  virtual ~ProbeSource() = default;
 
+  // Waits up to `timeout_ms` for events, then delivers everything queued to the handlers.
+  // Returns the number of events delivered, or a negative errno.
+  virtual int Poll(int timeout_ms) = 0;
+  // Snapshots the per-flow counters and per-flow drop counts (cumulative since the entry was made).
+  virtual void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const = 0;
+  // Forgets flows that have gone quiet (their counters restart if they come back), and the
+  // owner records of their sockets.
+  virtual void ForgetFlows(const std::vector<fl_flow_key>& keys) = 0;
+  // The process that owns the flow's socket, as recorded when it connected, accepted or first
+  // moved bytes; false when none is recorded (not seen by a traced syscall, or pushed out).
+  virtual bool Owner(const fl_flow_key& key, fl_sock_owner* owner) const = 0;
+  // Whether resource pressure is sampled.
+  virtual bool resources() const = 0;
+  // Snapshots the cumulative run-queue histograms per cgroup and I/O counters per (device,
+  // cgroup, op); empty when resources() is false.
+  virtual void ReadResources(std::vector<RunqSample>* runq, std::vector<IoSample>* io) const = 0;
+  // Forgets entries that have gone quiet (their counters restart if they come back).
+  virtual void ForgetResources(const std::vector<uint64_t>& runq_cgroups,
+                               const std::vector<fl_io_key>& io) = 0;
+  // The kernel side's loss counters (enum fl_kstat), summed over CPUs and programs.
+  virtual std::array<uint64_t, FL_KSTAT_MAX> KernelStats() const = 0;
+  // Kernel drop-reason value -> name ("NETFILTER_DROP").
+  virtual std::string DropReasonName(uint32_t reason) const = 0;
+};
+
+class KernelProbes : public ProbeSource {
+ public:
   // Loads and attaches every program. Errors, each one sentence saying what is wrong: a missing
   // capability of this machine (IsMissingCapability: kPermissionDenied without root, CAP_BPF or
   // CAP_PERFMON or under a seccomp filter that blocks bpf() or perf_event_open(),
@@ -81,33 +118,20 @@ class KernelProbes {
   static Result<std::unique_ptr<KernelProbes>> Open(const ProbeOptions& options,
                                                     SockHandler on_sock, TcpHandler on_tcp,
                                                     OomHandler on_oom = nullptr);
-  ~KernelProbes();
+  ~KernelProbes() override;
 
-  // Waits up to `timeout_ms` for events, then consumes everything queued. Returns the number of
-  // events delivered, or a negative errno.
-  int Poll(int timeout_ms);
-
-  // Snapshots the per-flow counters and per-flow drop counts (cumulative since the entry was made).
-  void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const;
-  // Forgets flows that have gone quiet (their counters restart if they come back), and the
-  // owner records of their sockets.
-  void ForgetFlows(const std::vector<fl_flow_key>& keys);
-  // The process that owns the flow's socket, as recorded when it connected, accepted or first
-  // moved bytes; false when none is recorded (not seen by a traced syscall, or pushed out).
-  bool Owner(const fl_flow_key& key, fl_sock_owner* owner) const;
-  // Whether the resource programs are loaded.
-  bool resources() const;
-  // Snapshots the cumulative run-queue histograms per cgroup and I/O counters per (device,
-  // cgroup, op); empty when the resource programs are not loaded.
-  void ReadResources(std::vector<RunqSample>* runq, std::vector<IoSample>* io) const;
-  // Forgets entries that have gone quiet (their counters restart if they come back).
-  void ForgetResources(const std::vector<uint64_t>& runq_cgroups, const std::vector<fl_io_key>& io);
-
-  // The kernel side's loss counters (enum fl_kstat), summed over CPUs and both programs.
-  std::array<uint64_t, FL_KSTAT_MAX> KernelStats() const;
-
-  // Kernel drop-reason value -> name ("NETFILTER_DROP"), from this kernel's BTF.
-  std::string DropReasonName(uint32_t reason) const;
+  int Poll(int timeout_ms) override;
+  void ReadFlows(std::vector<FlowSample>* flows, std::vector<DropSample>* drops) const override;
+  void ForgetFlows(const std::vector<fl_flow_key>& keys) override;
+  bool Owner(const fl_flow_key& key, fl_sock_owner* owner) const override;
+  bool resources() const override;
+  void ReadResources(std::vector<RunqSample>* runq, std::vector<IoSample>* io) const override;
+  void ForgetResources(const std::vector<uint64_t>& runq_cgroups,
+                       const std::vector<fl_io_key>& io) override;
+  // Summed over CPUs and both programs.
+  std::array<uint64_t, FL_KSTAT_MAX> KernelStats() const override;
+  // From this kernel's BTF.
+  std::string DropReasonName(uint32_t reason) const override;
 
  private:
   KernelProbes() = default;

@@ -3,7 +3,7 @@
 // not in the catalog is an error everywhere (the errors list the known names), never a new
 // series. Each metric has one name, one unit, one family, the entity kinds that carry it, the
 // direction in which it is bad, and how it is computed from a window (the text here documents
-// it; stream::ComputeMetric implements it from a WindowStats).
+// it; model::ComputeMetric implements it from a WindowStats).
 //
 // Numbering: EntityKind values are stored on disk (the stream's series keys) and only ever added.
 // Metric values are in-process ids; names are the contract.
@@ -86,6 +86,9 @@ inline constexpr std::string_view kCallee = "callee";
 inline constexpr std::string_view kSide = "side";
 inline constexpr std::string_view kAddress = "address";
 inline constexpr std::string_view kContainer = "container";
+// Values of kSide: which end of a call an edge window was seen from.
+inline constexpr std::string_view kServerSide = "server";
+inline constexpr std::string_view kClientSide = "client";
 }  // namespace dim
 
 // What a metric measures: the families decide what can explain what (latency explains latency,
@@ -104,6 +107,9 @@ inline constexpr int kMetricFamilies = 8;
 std::string_view MetricFamilyName(MetricFamily family);
 // Errors: kInvalidArgument naming the known families.
 Result<MetricFamily> ParseMetricFamily(std::string_view name);
+
+// Which way a value moved (a detector's verdict). Values are the plugin ABI's.
+enum class Direction : uint8_t { kNone = 0, kUp = 1, kDown = 2 };
 
 // Which way a metric goes when something is wrong.
 enum class Polarity : uint8_t { kUpIsBad, kDownIsBad, kEither };

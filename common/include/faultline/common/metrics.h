@@ -1,9 +1,8 @@
 // Self-metrics for every faultline process, exposed in Prometheus text format.
 //
 // A MetricsRegistry owns counter and gauge families; components ask it for a counter by name and
-// labels once (at construction) and then increment it on the hot path (an atomic add). A
-// MetricsServer serves the registry on /metrics at a host:port (and a process's Health on
-// /healthz and /readyz). Thread-safe.
+// labels once (at construction) and then increment it on the hot path (an atomic add).
+// HttpServer (http_server.h) serves it on /metrics. Thread-safe.
 #pragma once
 
 #include <map>
@@ -39,26 +38,6 @@ class MetricsRegistry {
   std::mutex mu_;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> counters_;
   std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauges_;
-};
-
-class Health;  // health.h
-
-class MetricsServer {
- public:
-  // Serves `registry` on http://<addr>/metrics and, when `health` is given (it must outlive the
-  // server), its liveness on /healthz and readiness on /readyz. `addr` is "host:port"; errors
-  // name the flag value.
-  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& addr,
-                                                      const MetricsRegistry& registry,
-                                                      const Health* health = nullptr);
-  ~MetricsServer();
-  // The port actually bound (useful with port 0).
-  int port() const;
-
- private:
-  MetricsServer() = default;
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace faultline

@@ -15,11 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "faultline/common/catalog.h"
 #include "faultline/common/status.h"
 
 namespace faultline::detectors {
-
-enum class Direction : uint8_t { kNone = 0, kUp = 1, kDown = 2 };
 
 inline constexpr double kMaxDetectorValue = 1e150;
 

@@ -1,7 +1,7 @@
 // Live diagnosis: stage 2 of the pipeline as a state machine, without Kafka or RocksDB (the
 // runtime, live_runtime.h, feeds it and stores what it changes).
 //
-// Input: the records of `faultline.metrics` (stream::ToWindowRecord), partial windows of each
+// Input: the records of `faultline.metrics` (model::ToWindowRecord), partial windows of each
 // series from every input partition of the event topic. They are merged into one window per
 // series (counts add, sketches merge exactly). A window start is *complete* once every input
 // partition that is not idle has either written a watermark record covering it on every
@@ -59,7 +59,8 @@
 #include "faultline/diagnosis/diagnose.h"
 #include "faultline/diagnosis/incident.h"
 #include "faultline/fta/fault_tree.h"
-#include "faultline/stream/partition_state.h"
+#include "faultline/model/identity.h"
+#include "faultline/model/window_stats.h"
 
 namespace faultline::diagnosis {
 
@@ -143,6 +144,11 @@ class LiveDiagnosis {
   // Rebuilds the state from every key and value TakeChanges ever wrote and did not delete.
   // Errors: kInvalidArgument naming the key that is malformed.
   Status Restore(const std::vector<std::pair<std::string, std::string>>& all);
+  // Incidents are the records whose keys start with this; IncidentOfRecord reads one (for readers
+  // of a stored state that do not restore it: `faultline incidents`). Errors: kInvalidArgument
+  // naming the key.
+  static constexpr std::string_view kIncidentPrefix = "i|";
+  static Result<Incident> IncidentOfRecord(const std::string& key, const std::string& value);
 
  private:
   struct Watched {
@@ -160,14 +166,14 @@ class LiveDiagnosis {
   using WatchKey = std::tuple<EntityKind, std::string, Metric>;
 
   void Judge(int64_t start);
-  void ObserveSeries(int64_t start, const std::vector<const stream::StoredWindow*>& windows);
-  void TrackCallers(const std::vector<const stream::StoredWindow*>& windows, int64_t start);
+  void ObserveSeries(int64_t start, const std::vector<const model::StoredWindow*>& windows);
+  void TrackCallers(const std::vector<const model::StoredWindow*>& windows, int64_t start);
   bool IsEntryPoint(const std::string& service) const;
   // The alarm at `at_s` (its baseline is the lookback before it), the situation up to `until_s`.
   std::optional<Incident> DiagnoseAt(const std::string& entry, Metric metric, int64_t at_s,
                                      int64_t until_s);
   void Step(int64_t start, std::vector<Incident>* changes);
-  std::vector<stream::StoredWindow> History(int64_t from_s, int64_t to_s) const;
+  std::vector<model::StoredWindow> History(int64_t from_s, int64_t to_s) const;
   void Dirty(std::string key, std::optional<std::string> value);
   void PutTracked(const Tracked& t);
   Watched* WatchFor(const WatchKey& key, const std::map<std::string, std::string>& labels);
@@ -176,13 +182,13 @@ class LiveDiagnosis {
   const fta::FaultTrees* trees_;
   int64_t window_s_ = 0;
   // Merged windows by (start, series key), complete (judged) or pending.
-  std::map<std::pair<int64_t, stream::SeriesKey>, stream::WindowStats> windows_;
+  std::map<std::pair<int64_t, model::SeriesKey>, model::WindowStats> windows_;
   std::map<int32_t, int64_t> partition_newest_;  // input partition -> newest window start seen
   // input partition -> metrics partition -> newest start its watermark records covered
   std::map<int32_t, std::map<int32_t, int64_t>> watermarks_;
   int64_t judged_until_ = 0;
-  // Listener bindings: ListenerKey(address, machine) -> (start, service).
-  std::map<std::string, std::pair<int64_t, std::string>> listeners_;
+  // Every listener binding seen: edges resolve their callees against it.
+  model::Identity identity_;
   // Who calls whom (HTTP requests seen), and who serves: by service, with the last window start.
   std::map<std::string, std::map<std::string, int64_t>> callers_;
   std::map<std::string, int64_t> serving_;

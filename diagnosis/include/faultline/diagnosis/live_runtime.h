@@ -7,13 +7,15 @@
 //
 // Every change of an incident becomes one outbox entry per sink: the incident topic (key =
 // incident id, value = the incident JSON, CloudEvents 1.0 attributes as ce_* headers; an
-// idempotent producer) and each webhook (webhooks.h). An entry leaves the outbox once its sink
-// acknowledged it. Delivery is therefore at least once, and every delivery carries a stable
-// identity (incident id and sequence; the webhook-id "<id>.<sequence>") by which receivers drop
-// the rare duplicate a crash between delivery and commit can cause. Deliveries to one sink are in
-// outbox order, so every incident's updates arrive in sequence order.
+// idempotent producer) and each webhook (webhooks.h). An entry leaves the outbox with the first
+// commit after its sink acknowledged it (diagnosis/src/diagnosis_store.h holds the key layout;
+// sinks.h, one delivery stage per sink that retries with backoff). Delivery is therefore at least
+// once, and every delivery carries a stable identity (incident id and sequence; the webhook-id
+// "<id>.<sequence>") by which receivers drop the rare duplicate a crash between delivery and
+// commit can cause. Deliveries to one sink are in outbox order, so every incident's updates
+// arrive in sequence order.
 //
-// Thread-compatible: Run() on one thread; one thread per webhook; the HTTP server reads a
+// Thread-compatible: Run() on one thread; one thread per sink; the HTTP server reads a
 // mutex-guarded snapshot.
 #pragma once
 

@@ -77,8 +77,10 @@ std::string_view RoleName(Role role);
 // The kind of the entities a role names; nullopt for the cause (any kind).
 std::optional<EntityKind> RoleKind(Role role);
 
-enum class Direction : uint8_t { kBad, kUp, kDown, kAny };
-std::string_view DirectionName(Direction d);
+// Which way a predicate wants its series to have moved: the metric's bad way (its Polarity), up,
+// down, or either (a Direction, catalog.h, that a series moved is matched against it).
+enum class DirectionMatch : uint8_t { kBad, kUp, kDown, kAny };
+std::string_view DirectionName(DirectionMatch d);
 
 enum class EventType : uint8_t { kCauseIs, kAnomalous, kValue, kOomKill, kSymptom };
 
@@ -88,7 +90,7 @@ struct BasicEvent {
   Role of = Role::kCause;        // kAnomalous, kValue, kOomKill
   std::optional<Metric> metric;  // kAnomalous and kSymptom (or family), kValue
   std::optional<MetricFamily> family;
-  Direction direction = Direction::kBad;
+  DirectionMatch direction = DirectionMatch::kBad;
   std::optional<double> above, below;  // kValue: exactly one
 };
 

@@ -31,7 +31,7 @@
 #include "faultline/common/status.h"
 #include "faultline/stream/changelog.h"
 #include "faultline/stream/entity_namer.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_stats.h"
 
 namespace rocksdb {
 class Cache;
@@ -103,21 +103,11 @@ struct ChangelogOpen {
   uint64_t chain = 0;     // the chain its records carry
 };
 
-struct StoredWindow {
-  int64_t start_s = 0;
-  SeriesKey key;
-  WindowStats stats;
-  bool open = false;
-  // Edges, as filled by QueryWindows: the service listening at the callee address ("" when no
-  // listener is known there: an external endpoint).
-  std::string callee_service;
-  // A client-side edge's callee as an entity: callee_service, else the external endpoint's
-  // name (ExternalName of the callee address, window_query.h).
-  std::string CalleeEntity() const;
-};
-
 class PartitionState {
  public:
+  // One event while Apply applies it (event_scope.h, private to stream/).
+  struct EventScope;
+
   // Opens (creating if needed) the partition's database. Errors: kUnavailable when another
   // process holds it (its message says so); kFailedPrecondition when it was built with another
   // window length, or when the changelog is needed and cannot restore it (naming the seq);
@@ -166,11 +156,11 @@ class PartitionState {
   Status FinishCommit();
 
   // Closed windows not yet published (each once per call: the next call starts after them).
-  std::vector<StoredWindow> TakeOutbox();
+  std::vector<model::StoredWindow> TakeOutbox();
   // What the next TakeOutbox will hand out, without handing it out.
-  std::vector<StoredWindow> PeekOutbox() const;
+  std::vector<model::StoredWindow> PeekOutbox() const;
   // Called when windows from TakeOutbox were delivered; the next Commit forgets them.
-  void Published(int64_t start_s, const SeriesKey& key);
+  void Published(int64_t start_s, const model::SeriesKey& key);
 
   size_t open_series() const;
   uint64_t ApproximateBytes() const;
@@ -186,19 +176,19 @@ class PartitionState {
   // Reads every window stored under a partition directory (read-only; works while a processor
   // holds it), closed and, when `include_open`, open ones, and the window length it was built
   // with. Errors name the path.
-  static Result<std::vector<StoredWindow>> ReadWindows(const std::string& partition_dir,
+  static Result<std::vector<model::StoredWindow>> ReadWindows(const std::string& partition_dir,
                                                        bool include_open,
                                                        int64_t* window_s = nullptr);
 
  private:
   PartitionState();
   struct OutboxEntry {
-    WindowStats stats;
+    model::WindowStats stats;
     bool handed_out = false;  // by TakeOutbox, not yet Published
   };
 
-  // The series of one window, by its encoded key (SeriesKey::Encode's layout).
-  WindowStats* Series(int64_t window_start_s, std::string_view encoded_key);
+  // The series of one window, by its encoded key (model::SeriesKey::Encode's layout).
+  model::WindowStats* Series(int64_t window_start_s, std::string_view encoded_key);
   // The endpoint to count under `owner`: itself, or "other" past the cap.
   std::string_view EndpointFor(std::string_view owner, std::string_view endpoint);
   void CloseWindows(ApplyCounters* counters);
@@ -224,7 +214,7 @@ class PartitionState {
   std::unique_ptr<SigCache> sigs_;
   struct ClosedWindow {
     int64_t start_s;
-    std::vector<std::pair<std::string, WindowStats>> series;  // by encoded key
+    std::vector<std::pair<std::string, model::WindowStats>> series;  // by encoded key
   };
   std::vector<ClosedWindow> closed_since_commit_;
   std::map<std::pair<int64_t, std::string>, OutboxEntry> outbox_;  // committed, not yet delivered

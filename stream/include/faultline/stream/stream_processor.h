@@ -22,7 +22,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "faultline/common/http_server.h"
 #include "faultline/common/metrics.h"
 #include "faultline/common/status.h"
 #include "faultline/stream/entity_namer.h"
@@ -56,11 +58,8 @@ struct StreamOptions {
   std::string http_addr;
   // Also print every closed window to stdout as a JSON line. Default: false.
   bool print_windows = false;
-  // More GET endpoints on http_addr, by path ("/situation"), for layers built on the stream: each
-  // gets the query parameters and returns a JSON body, or an error (kInvalidArgument: 400,
-  // kNotFound: 404, others: 500, the message as the body). Default: none.
-  using HttpHandler = std::function<Result<std::string>(const std::map<std::string, std::string>&)>;
-  std::map<std::string, HttpHandler> http_handlers;
+  // More GET endpoints on http_addr ("/situation"), for layers built on the stream. Default: none.
+  std::vector<HttpRoute> http_routes;
   WindowOptions windows;
   NamingOptions naming;
 };

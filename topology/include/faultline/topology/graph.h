@@ -1,6 +1,7 @@
 // The service/machine topology: who calls whom, which instances make up a service, which machine
-// each instance runs on, and which machines talk over the network. Built from the stream's
-// windows (its identity join), persisted in RocksDB, aged out when unseen for a while.
+// each instance runs on, and which machines talk over the network. Built from windows
+// (the identity join of model/identity.h), persisted by topology_store.h, aged out when unseen for
+// a while.
 //
 // Nodes are named by (kind, name): services, instances (a process of a service), containers (the
 // cgroup an instance runs in), machines, and external endpoints (peers no listener record
@@ -28,9 +29,9 @@
 #include "faultline/common/catalog.h"
 #include "faultline/common/status.h"
 
-namespace faultline::stream {
-struct StoredWindow;
-}  // namespace faultline::stream
+namespace faultline::model {
+struct StoredWindow;  // window_stats.h
+}  // namespace faultline::model
 
 namespace faultline::topology {
 
@@ -76,13 +77,13 @@ class Topology {
   void ObserveEdge(EdgeKind kind, const NodeRef& from, const NodeRef& to, int64_t seen_s,
                    uint64_t requests = 0);
 
-  // Everything the windows imply (QueryWindows' output: edges carry callee_service). A window
+  // Everything the windows imply (edges resolved: model::Identity::Resolve). A window
   // counts as seen at its end. Client-side edges give calls (to the service listening at the
   // callee address, else to an external endpoint) and network links between the machines;
   // server-side edges add an external caller only when its address is no known host's (a host
   // that listens somewhere in the data), since a known host's own agent reports the client side.
   // A calls edge's requests become the sum over these windows (not added to what it held).
-  void ObserveWindows(const std::vector<stream::StoredWindow>& windows, int64_t window_s);
+  void ObserveWindows(const std::vector<model::StoredWindow>& windows, int64_t window_s);
 
   // Removes edges, then nodes, not seen since now_s - max_age_s (and edges of removed nodes).
   // Returns how many nodes and edges went.
@@ -109,10 +110,6 @@ class Topology {
   std::string ToJson() const;
   std::string ToDot() const;
 
-  // Persistence: a RocksDB database at `path` holding exactly this graph (Save replaces what was
-  // there). Errors: kInternal with the path; Load's kInvalidArgument names a malformed record.
-  Status Save(const std::string& path) const;
-  static Result<Topology> Load(const std::string& path);
 
  private:
   struct Impl;

@@ -37,9 +37,9 @@
 #include "faultline/common/status.h"
 #include "faultline/topology/graph.h"
 
-namespace faultline::stream {
-struct StoredWindow;
-}  // namespace faultline::stream
+namespace faultline::model {
+struct StoredWindow;  // window_stats.h
+}  // namespace faultline::model
 
 namespace faultline::topology {
 
@@ -69,7 +69,8 @@ struct MetricSeries {
   std::vector<double> values;  // NaN: no data in that window
 };
 
-struct Verdict {
+// A detector's verdict (detectors::Verdict) on one window of a series, as a situation records it.
+struct RecordedVerdict {
   SeriesRef ref;
   int64_t at_s = 0;
   bool anomalous = false;
@@ -102,7 +103,7 @@ struct Situation {
   Topology topology;
   std::vector<MetricSeries> series;
   std::vector<Breakdown> breakdowns;
-  std::vector<Verdict> verdicts;
+  std::vector<RecordedVerdict> verdicts;
 
   size_t windows() const;  // the longest series' length
   // The series, or nullptr.
@@ -126,7 +127,7 @@ std::string SituationToJson(const Situation& s);
 // instance and machine, the topology they imply, and the alarm given. Windows from several
 // instances and endpoints of one service are merged (requests and latency sketches are additive).
 // Machine resource series appear only for machines whose agents sent resource summaries.
-Situation BuildSituation(const std::vector<stream::StoredWindow>& windows, int64_t window_s,
+Situation BuildSituation(const std::vector<model::StoredWindow>& windows, int64_t window_s,
                          int64_t from_s, int64_t to_s, const Alarm& alarm);
 
 }  // namespace faultline::topology

@@ -1,4 +1,4 @@
-#include "faultline/stream/latency_sketch.h"
+#include "faultline/model/latency_sketch.h"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 #include <limits>
 #include <random>
 
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_stats.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 namespace {
 
 double Exact(std::vector<double> v, double q) {
@@ -161,4 +161,4 @@ TEST(WindowStats, AVarintWithBitsPastTheSixtyFourthIsRefused) {
 }
 
 }  // namespace
-}  // namespace faultline::stream
+}  // namespace faultline::model

@@ -1,6 +1,7 @@
-// Little helpers for the stream's compact binary encodings (private to stream/): LEB128 varints,
-// zigzag for signed values, raw little-endian doubles, and a bounds-checked reader that accepts
-// only minimal varints, so that equal values always have equal bytes (keys stay unique).
+// Little helpers for compact binary encodings (stream state, sketches, changelog records):
+// LEB128 varints, zigzag for signed values, raw little-endian doubles, and a bounds-checked
+// reader that accepts only minimal varints, so that equal values always have equal bytes (keys
+// stay unique).
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace faultline::stream {
+namespace faultline {
 
 inline void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -78,4 +79,4 @@ class ByteReader {
   std::string_view in_;
 };
 
-}  // namespace faultline::stream
+}  // namespace faultline

@@ -17,9 +17,9 @@
 
 #include "faultline/common/catalog.h"
 #include "faultline/common/status.h"
-#include "faultline/stream/latency_sketch.h"
+#include "faultline/model/latency_sketch.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 
 // Entity kinds of a series (faultline::EntityKind; the stream makes these five):
 //   service:  a workload seen from its own (server) side; dims service, endpoint, instance, machine
@@ -108,4 +108,18 @@ struct WindowStats {
 // that kind leaves empty.
 double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s);
 
-}  // namespace faultline::stream
+// One window of one series, as the stream stored it and every analysis reads it.
+struct StoredWindow {
+  int64_t start_s = 0;
+  SeriesKey key;
+  WindowStats stats;
+  bool open = false;
+  // Edges, as the identity join resolves them (Identity::Resolve, identity.h): the service
+  // listening at the callee address ("" when no listener is known there: an external endpoint).
+  std::string callee_service;
+  // A client-side edge's callee as an entity: callee_service, else the external endpoint's
+  // name (ExternalName of the callee address, identity.h).
+  std::string CalleeEntity() const;
+};
+
+}  // namespace faultline::model

@@ -5,11 +5,12 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "faultline/stream/window_query.h"
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_record.h"
+#include "faultline/model/identity.h"
+#include "faultline/model/window_stats.h"
 #include "metrics.pb.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 namespace {
 
 WindowStats Sample() {
@@ -129,4 +130,4 @@ TEST(WindowMetrics, PublishedRecordsCarryCatalogMetricsAndMergeableState) {
 }
 
 }  // namespace
-}  // namespace faultline::stream
+}  // namespace faultline::model

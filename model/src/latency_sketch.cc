@@ -1,13 +1,13 @@
-#include "faultline/stream/latency_sketch.h"
+#include "faultline/model/latency_sketch.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-#include "varint.h"
+#include "faultline/common/varint.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 namespace {
 
 // Values below this count as zero: far below a nanosecond, and it keeps indexes small.
@@ -182,4 +182,4 @@ bool operator==(const LatencySketch& a, const LatencySketch& b) {
   return x == y;
 }
 
-}  // namespace faultline::stream
+}  // namespace faultline::model

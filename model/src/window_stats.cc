@@ -1,12 +1,12 @@
-#include "faultline/stream/window_stats.h"
+#include "faultline/model/window_stats.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "varint.h"
+#include "faultline/common/varint.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 
 std::string_view SeriesKey::Dim(std::string_view name) const {
   for (const auto& [k, v] : dims) {
@@ -18,15 +18,15 @@ std::string_view SeriesKey::Dim(std::string_view name) const {
 std::string SeriesKey::Entity() const {
   switch (kind) {
     case EntityKind::kService:
-      return std::string(Dim("service"));
+      return std::string(Dim(dim::kService));
     case EntityKind::kEdge:
-      return std::string(Dim("caller")) + "->" + std::string(Dim("callee"));
+      return std::string(Dim(dim::kCaller)) + "->" + std::string(Dim(dim::kCallee));
     case EntityKind::kListener:
-      return std::string(Dim("service"));
+      return std::string(Dim(dim::kService));
     case EntityKind::kMachine:
-      return std::string(Dim("machine"));
+      return std::string(Dim(dim::kMachine));
     case EntityKind::kContainer:
-      return std::string(Dim("container"));
+      return std::string(Dim(dim::kContainer));
     default:
       break;  // the stream makes no series of other kinds
   }
@@ -200,9 +200,9 @@ Result<WindowStats> WindowStats::Decode(std::string_view bytes) {
   return s;
 }
 
-}  // namespace faultline::stream
+}  // namespace faultline::model
 
-namespace faultline::stream {
+namespace faultline::model {
 
 double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
   constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
@@ -288,4 +288,4 @@ double ComputeMetric(Metric metric, const WindowStats& w, int64_t window_s) {
   return kNan;
 }
 
-}  // namespace faultline::stream
+}  // namespace faultline::model

@@ -20,7 +20,7 @@
 
 #include "faultline/common/status.h"
 
-namespace faultline::stream {
+namespace faultline::model {
 
 class LatencySketch {
  public:
@@ -62,4 +62,4 @@ class LatencySketch {
   double sum_ = 0, min_ = 0, max_ = 0;
 };
 
-}  // namespace faultline::stream
+}  // namespace faultline::model
