@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "faultline/model/window_stats.h"
@@ -200,6 +201,24 @@ TEST(Attribution, RunQueueWaitsMustAccountForAShareOfTheSlowdown) {
   ASSERT_EQ(r.candidates.size(), 2u);
   EXPECT_EQ(r.candidates[0].entity, "ctr-db-1");
   EXPECT_EQ(r.candidates[1].entity, "db");
+}
+
+// Bytes moved are load, not pressure: the machine under a slow db moving 200 times the bytes
+// (another process's writes, as a build beside diagnosis_live_test did) at the same block
+// latency is no cause; with block requests taking longer, it is.
+TEST(Attribution, BytesMovedAloneDoNotStarveAMachine) {
+  Situation s = Load("slow_leaf.json");
+  Step(s, EntityKind::kMachine, "m3", Metric::kIoBytes, 3e5, 7e7);
+  AttributionResult r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].entity, "db");
+  Step(s, EntityKind::kMachine, "m3", Metric::kIoLatencyP99Ms, 2, 60);
+  r = Attribute(s);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[0].entity, "m3");
+  std::set<Metric> evidence;
+  for (const SeriesAnomaly& a : r.candidates[0].evidence) evidence.insert(a.ref.metric);
+  EXPECT_EQ(evidence, (std::set<Metric>{Metric::kIoLatencyP99Ms, Metric::kIoBytes}));
 }
 
 TEST(Attribution, ACalleeMustAccountForEnoughOfTheChange) {

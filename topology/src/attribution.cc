@@ -551,8 +551,6 @@ class Attributor {
     Candidate c;
     c.kind = kind;
     c.entity = name;
-    double best = 0;
-    bool limit = false;
     for (const MetricSeries* ms : s_.SeriesOf(kind, name)) {
       if (!IsResourceMetric(ms->ref.metric)) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
@@ -562,11 +560,24 @@ class Attributor {
       const double pressure = Info(ms->ref.metric).polarity == Polarity::kDownIsBad ? -1 : 1;
       const double agree = (symptom.z > 0 ? 1 : -1) * pressure * a.correlation;
       if (a.anomalous && a.z * pressure > 0 && agree >= o_.min_correlation &&
-          ExplainsErrors(kind, a, symptom) && WaitsAccountFor(a, symptom)) {
-        best = std::max(best, Strength(a));
-        limit = limit || IsLimitEvidence(kind, a);
+          ExplainsErrors(kind, a, symptom) && WaitsAccountFor(a, symptom))
         c.evidence.push_back(std::move(a));
-      }
+    }
+    // Bytes moved are load, not pressure: a disk that moves more bytes at the same request
+    // latency delays no request (another process's writes, a build, a backup on the same
+    // machine). They are evidence only beside block requests that take longer.
+    const auto has = [&](Metric m) {
+      return std::any_of(c.evidence.begin(), c.evidence.end(),
+                         [m](const SeriesAnomaly& a) { return a.ref.metric == m; });
+    };
+    if (!has(Metric::kIoLatencyP99Ms))
+      std::erase_if(c.evidence,
+                    [](const SeriesAnomaly& a) { return a.ref.metric == Metric::kIoBytes; });
+    double best = 0;
+    bool limit = false;
+    for (const SeriesAnomaly& a : c.evidence) {
+      best = std::max(best, Strength(a));
+      limit = limit || IsLimitEvidence(kind, a);
     }
     if (c.evidence.empty() || (limit_only && !limit)) return;
     std::string what;
