@@ -15,6 +15,7 @@
 // Thread-compatible: the commit thread writes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,6 +32,13 @@ class DB;
 }  // namespace rocksdb
 
 namespace faultline::diagnosis {
+
+// The wall clock in Unix seconds, as outbox entries record their creation (and webhooks sign).
+inline int64_t WallSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // One delivery of one incident change to one sink.
 struct OutboxEntry {

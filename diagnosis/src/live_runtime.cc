@@ -13,18 +13,13 @@
 #include "faultline/common/kafka.h"
 #include "faultline/common/log.h"
 #include "faultline/common/text.h"
+#include "live_report.h"
 #include "sinks.h"
 
 namespace faultline::diagnosis {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t WallSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -186,57 +181,7 @@ Status LiveRuntime::Impl::StartHttp() {
   return Status::Ok();
 }
 
-// The live counters into /metrics (as increments since the last report), and the outbox gauges.
-void LiveRuntime::Impl::Report() {
-  const LiveCounters& c = live->counters();
-  auto add = [](prometheus::Counter& counter, uint64_t now, uint64_t& before) {
-    if (now > before) counter.Increment(static_cast<double>(now - before));
-    before = now;
-  };
-  add(Count("faultline_diagnosis_records_total", "Window records applied"), c.records, reported.records);
-  add(Dropped("undecodable"), c.undecodable, reported.undecodable);
-  add(Dropped("late_partial"), c.late_partials, reported.late_partials);
-  if (c.series_over_limit > reported.series_over_limit)
-    FAULTLINE_WARN_RATE_LIMITED("diagnosis: {} series watched, the limit: new series are not "
-                                "watched (faultline_diagnosis_dropped_total{{reason=\"series_over_limit\"}})",
-                                live->watched_series());
-  add(Dropped("series_over_limit"), c.series_over_limit, reported.series_over_limit);
-  add(Count("faultline_diagnosis_windows_judged_total", "Window starts judged"), c.windows_judged,
-      reported.windows_judged);
-  add(Count("faultline_diagnosis_evaluations_total", "Detector observations"), c.evaluations,
-      reported.evaluations);
-  add(Count("faultline_diagnosis_anomalies_total", "Anomalous verdicts"), c.anomalies,
-      reported.anomalies);
-  add(Count("faultline_diagnosis_diagnoses_total", "Situations diagnosed"), c.diagnoses,
-      reported.diagnoses);
-  add(Count("faultline_diagnosis_anomalies_merged_total",
-            "Anomalies whose root cause was an open incident's"),
-      c.merged_into_open, reported.merged_into_open);
-  add(Count("faultline_diagnosis_anomalies_held_total",
-            "Windows an anomaly with a service as its first cause waited for confirmation"),
-      c.held, reported.held);
-  add(Count("faultline_diagnosis_anomalies_unconfirmed_total",
-            "Held anomalies normal again before confirmation (no incident)"),
-      c.held_dropped, reported.held_dropped);
-  auto inc = [&](const char* status) -> prometheus::Counter& {
-    return Count("faultline_diagnosis_incidents_total", "Incident changes, by status", {{"status", status}});
-  };
-  add(inc("opened"), c.opened, reported.opened);
-  add(inc("updated"), c.updated, reported.updated);
-  add(inc("resolved"), c.resolved, reported.resolved);
-  metrics->Gauge("faultline_diagnosis_series", "Series watched by detectors")
-      .Set(static_cast<double>(live->watched_series()));
-  const int64_t now = WallSeconds();
-  for (const auto& stage : stages) {
-    const auto [n, oldest] = stage->Waiting();
-    const std::map<std::string, std::string> sink{{"sink", stage->sink().name()}};
-    metrics->Gauge("faultline_diagnosis_outbox_entries", "Deliveries waiting, by sink", sink)
-        .Set(static_cast<double>(n));
-    metrics->Gauge("faultline_diagnosis_outbox_oldest_seconds",
-                   "Age of the oldest delivery waiting, by sink", sink)
-        .Set(n ? static_cast<double>(now - oldest) : 0.0);
-  }
-}
+void LiveRuntime::Impl::Report() { ReportLive(*live, stages, metrics, &reported); }
 
 // Judges what is complete, then writes the state, the offsets and one outbox entry per incident
 // change and sink in one batch; once that is durable, hands the entries to their stages.

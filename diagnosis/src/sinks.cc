@@ -12,12 +12,6 @@
 namespace faultline::diagnosis {
 namespace {
 
-int64_t WallSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // How long the producer tries one message (message.timeout.ms), and the backoff cap after that.
 constexpr int kKafkaMessageTimeoutMs = 30000;
 constexpr int kKafkaMaxBackoffMs = 30000;

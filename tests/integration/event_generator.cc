@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "events.pb.h"
+#include "faultline/common/kafka.h"
 
 namespace {
 
@@ -100,22 +101,16 @@ int main(int argc, char** argv) {
                  "Wall-clock milliseconds between rounds, to spread the stream over time");
   CLI11_PARSE(app, argc, argv);
 
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", f.brokers},
-                      {"enable.idempotence", "true"},
-                      {"compression.codec", "lz4"},
-                      {"linger.ms", "20"}}) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      std::cerr << k << ": " << err << "\n";
-      return 2;
-    }
+  auto producer = faultline::kafka::Create(RD_KAFKA_PRODUCER, "Kafka producer",
+                                           {{"bootstrap.servers", f.brokers},
+                                            {"enable.idempotence", "true"},
+                                            {"compression.codec", "lz4"},
+                                            {"linger.ms", "20"}});
+  if (!producer.ok()) {
+    std::cerr << "event_generator: " << producer.status().message() << "\n";
+    return producer.status().code() == faultline::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!rk) {
-    std::cerr << err << "\n";
-    return 1;
-  }
+  rd_kafka_t* rk = *producer;
 
   std::mt19937_64 rng(f.seed);
   std::uniform_real_distribution<double> u(0, 1);
