@@ -50,6 +50,19 @@ Status BadRecord(const std::string& key, const std::string& what) {
   return InvalidArgument("diagnosis state: key \"" + shown + "\": " + what);
 }
 
+// Whether an anomaly that went `direction` harms the users of what the metric measures: latency
+// and errors only when they rise (a fall is good news, as after a fault is reverted), a metric
+// whose bad way is down (available memory) only when it falls; a metric bad either way, or a
+// detector that does not say which way the value went, as the detector says.
+bool Harms(Metric metric, Direction direction) {
+  if (direction == Direction::kNone) return true;
+  switch (Info(metric).polarity) {
+    case Polarity::kUpIsBad: return direction == Direction::kUp;
+    case Polarity::kDownIsBad: return direction == Direction::kDown;
+    default: return true;
+  }
+}
+
 // Which golden metrics of an entry point open a diagnosis, in the order they are tried.
 constexpr Metric kTriggers[] = {Metric::kLatencyP99Ms, Metric::kErrorRate, Metric::kLatencyMeanMs,
                                 Metric::kErrors, Metric::kLatencyP90Ms};
@@ -222,7 +235,7 @@ LiveDiagnosis::Watched* LiveDiagnosis::WatchFor(const WatchKey& key,
   const auto& [kind, entity, metric] = key;
   const detectors::DetectorRule* rule = o_.detectors.Match(kind, entity, metric, labels);
   if (!rule) return nullptr;
-  if (watch_.size() >= o_.max_series) {
+  if (!restored_states_.count(key) && watched_series() >= o_.max_series) {
     counters_.series_over_limit++;
     return nullptr;
   }
@@ -231,6 +244,13 @@ LiveDiagnosis::Watched* LiveDiagnosis::WatchFor(const WatchKey& key,
   Watched w;
   w.detector = std::move(*det);
   w.rule = rule;
+  // A state restored for this series goes into the detector its rule gives now, matched with the
+  // series' own labels; one the detector cannot read (the rule changed) is counted, and the
+  // detector starts afresh.
+  if (auto saved = restored_states_.find(key); saved != restored_states_.end()) {
+    if (!w.detector->RestoreState(saved->second).ok()) counters_.states_refused++;
+    restored_states_.erase(saved);
+  }
   return &watch_.emplace(key, std::move(w)).first->second;
 }
 
@@ -261,7 +281,7 @@ void LiveDiagnosis::ObserveSeries(int64_t start,
       counters_.evaluations++;
       w->last_anomalous = verdict.anomalous;
       if (verdict.anomalous) counters_.anomalies++;
-      verdicts_[key] = {start, verdict.anomalous};
+      verdicts_[key] = {start, verdict.anomalous && Harms(m.id, verdict.direction)};
       Dirty(WatchKeyText(kind, entity, m.id), w->detector->SaveState());
     }
   }
@@ -610,15 +630,8 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
     const std::string entity = key.substr(3, nul - 3);
     auto metric = ParseMetric(key.substr(nul + 1));
     if (!metric.ok()) return bad(key, metric.status().message());
-    std::map<std::string, std::string> labels;
-    if (kind == EntityKind::kService) labels = {{"service", entity}};
-    if (kind == EntityKind::kMachine) labels = {{"machine", entity}};
-    if (kind == EntityKind::kEdge && entity.find("->") != std::string::npos)
-      labels = {{"caller", entity.substr(0, entity.find("->"))},
-                {"callee", entity.substr(entity.find("->") + 2)}};
-    Watched* w = WatchFor({kind, entity, *metric}, labels);
-    if (!w) continue;  // the rules no longer watch it
-    if (Status s = w->detector->RestoreState(value); !s.ok()) return bad(key, s.message());
+    // Applied when the series is next observed, with its labels (WatchFor).
+    restored_states_[{kind, entity, *metric}] = value;
   }
   for (const auto& [id, t] : tracked_)
     if (t.incident.status == IncidentStatus::kResolved) resolved_order_.push_back(id);

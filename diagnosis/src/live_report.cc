@@ -33,6 +33,11 @@ void ReportLive(const LiveDiagnosis& live_diagnosis,
                                 "watched (faultline_diagnosis_dropped_total{{reason=\"series_over_limit\"}})",
                                 live->watched_series());
   add(Dropped("series_over_limit"), c.series_over_limit, reported.series_over_limit);
+  if (c.states_refused > reported.states_refused)
+    FAULTLINE_WARN_RATE_LIMITED("diagnosis: {} restored detector states could not be read by "
+                                "their detectors (the rules changed?); those series start afresh",
+                                c.states_refused - reported.states_refused);
+  add(Dropped("detector_state"), c.states_refused, reported.states_refused);
   add(Count("faultline_diagnosis_windows_judged_total", "Window starts judged"), c.windows_judged,
       reported.windows_judged);
   add(Count("faultline_diagnosis_evaluations_total", "Detector observations"), c.evaluations,

@@ -247,6 +247,21 @@ TEST(LiveDiagnosis, AOneWindowBlipWithAServiceCauseOpensNothing) {
   EXPECT_EQ(at_once.live.counters().held, 0u);
 }
 
+// Latency that falls harms nobody: the chain slow for its whole baseline (db 200 ms more), then
+// fast again, is no incident (it used to open one: "frontend latency_p99_ms fell"). The detectors
+// still call the fall anomalous.
+TEST(LiveDiagnosis, LatencyThatFallsIsNoIncident) {
+  Feed run;
+  Chain chain;
+  int64_t t = kT0;
+  for (int i = 0; i < 20; ++i, t += kW) run.Window(chain, t, Fault{.db_extra_ms = 200});
+  for (int i = 0; i < 8; ++i, t += kW) run.Window(chain, t);
+  EXPECT_TRUE(run.all.empty()) << run.all.front().title;
+  EXPECT_EQ(run.live.counters().opened, 0u);
+  EXPECT_EQ(run.live.counters().held, 0u);
+  EXPECT_GT(run.live.counters().anomalies, 0u);
+}
+
 TEST(LiveDiagnosis, FailingDeepestTierIsAnErrorIncident) {
   Feed run;
   Chain chain;
@@ -483,6 +498,36 @@ TEST(LiveDiagnosis, RestartFromItsChangesContinuesWithIdenticalIncidents) {
     Absorb(&second.live, &b);
     EXPECT_EQ(whole_state, b);
   }
+}
+
+// A detector state goes into its detector when its series is next observed, with the series' own
+// labels; a state the detector cannot read (its rule changed) is counted and the series starts
+// afresh, while the rest of the state restores.
+TEST(LiveDiagnosis, ADetectorStateItsDetectorCannotReadStartsAfresh) {
+  Chain chain;
+  std::map<std::string, std::string> store;
+  {
+    Feed first;
+    for (int i = 0; i < 20; ++i) first.Window(chain, kT0 + i * kW);
+    Absorb(&first.live, &store);
+  }
+  size_t states = 0, spoiled = 0;
+  for (auto& [key, value] : store) {
+    if (key.rfind("d|", 0) != 0) continue;
+    states++;
+    if (key.find("frontend") != std::string::npos && key.find("latency_p99_ms") != std::string::npos)
+      value = "not a detector state", spoiled++;
+  }
+  ASSERT_GT(states, 10u);
+  ASSERT_GT(spoiled, 0u);
+  Feed second;
+  ASSERT_TRUE(second.live.Restore({store.begin(), store.end()}).ok());
+  EXPECT_EQ(second.live.watched_series(), states);
+  EXPECT_EQ(second.live.counters().states_refused, 0u);  // not read until their series come
+  second.Window(chain, kT0 + 20 * kW);
+  second.Window(chain, kT0 + 21 * kW);
+  EXPECT_EQ(second.live.counters().states_refused, spoiled);
+  EXPECT_EQ(second.live.watched_series(), states);
 }
 
 TEST(LiveDiagnosis, NamesThatAreNotUtf8OrHoldNulStillOpenAndRestore) {

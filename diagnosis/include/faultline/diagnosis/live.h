@@ -14,8 +14,9 @@
 // Each complete window is judged: every series the detector rules watch (services and call edges:
 // golden metrics and network health; machines: resources) gets its value computed as the catalog
 // says and observed by its detector. An anomaly of an entry point's golden metric (latency,
-// errors) opens a diagnosis over the last `lookback_s` of merged windows: situation, attribution,
-// fault trees, drill-down (Diagnose), and an incident.
+// errors) in the way that harms its users (a rise: a fall is good news, and so is normal for an
+// open incident) opens a diagnosis over the last `lookback_s` of merged windows: situation,
+// attribution, fault trees, drill-down (Diagnose), and an incident.
 //
 // Entry points: services that serve (have server-side windows) and whose callers are outside the
 // observed system (server-side calls from unknown hosts, or no observed caller at all), or are
@@ -112,6 +113,7 @@ struct LiveCounters {
   uint64_t held = 0;              // windows an anomaly with a service cause waited (confirm_windows)
   uint64_t held_dropped = 0;      // held anomalies normal again before they were confirmed
   uint64_t series_over_limit = 0;
+  uint64_t states_refused = 0;    // restored detector states their detector could not read
 };
 
 class LiveDiagnosis {
@@ -135,7 +137,8 @@ class LiveDiagnosis {
   std::vector<const Incident*> Incidents() const;
   // The last window start judged (0 before any).
   int64_t judged_until() const { return judged_until_; }
-  size_t watched_series() const { return watch_.size(); }
+  // Series with a detector, including those whose restored state waits for their next window.
+  size_t watched_series() const { return watch_.size() + restored_states_.size(); }
   void set_metrics_partitions(int n) { o_.metrics_partitions = n; }
 
   // Keys and values changed since the last call; a value of nullopt deletes the key.
@@ -193,7 +196,11 @@ class LiveDiagnosis {
   std::map<std::string, std::map<std::string, int64_t>> callers_;
   std::map<std::string, int64_t> serving_;
   std::map<WatchKey, Watched> watch_;
-  std::map<WatchKey, std::pair<int64_t, bool>> verdicts_;  // the last verdict: (window, anomalous)
+  // Detector states restored and not yet applied: a series' state goes into its detector when
+  // the series is next observed, so that its rule is matched with the series' own labels.
+  std::map<WatchKey, std::string> restored_states_;
+  // The last verdict of each series: (window, anomalous in the way that harms users).
+  std::map<WatchKey, std::pair<int64_t, bool>> verdicts_;
   std::map<std::string, Tracked> tracked_;  // by incident id
   // Entry points whose anomaly with a service cause waits for confirm_windows: by entry, the
   // metric and the window it was first seen in.
