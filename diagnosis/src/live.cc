@@ -126,6 +126,14 @@ void LiveDiagnosis::Dirty(std::string key, std::optional<std::string> value) {
   dirty_[std::move(key)] = std::move(value);
 }
 
+void LiveDiagnosis::Reached(int32_t input_partition, int32_t metrics_partition, int64_t before) {
+  int64_t& r = reached_[input_partition][metrics_partition];
+  if (before <= r) return;
+  r = before;
+  Dirty("m|reached|" + std::to_string(input_partition) + "|" + std::to_string(metrics_partition),
+        std::to_string(r));
+}
+
 Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
   v1::WindowRecord r;
   auto refuse = [&](const std::string& what) {
@@ -134,10 +142,10 @@ Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
   };
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return refuse("not protobuf");
   if (r.kind() == model::kWatermarkRecordKind) {
-    int64_t& w = watermarks_[r.input_partition()][metrics_partition];
-    w = std::max(w, r.window_start_unix_s());
-    Dirty("m|watermark|" + std::to_string(r.input_partition()) + "|" + std::to_string(metrics_partition),
-          std::to_string(w));
+    if (r.window_seconds() == 0 || r.window_seconds() > 86400)
+      return refuse("watermark with window_seconds " + std::to_string(r.window_seconds()));
+    Reached(r.input_partition(), metrics_partition,
+            r.window_start_unix_s() + static_cast<int64_t>(r.window_seconds()));
     int64_t& newest = partition_newest_[r.input_partition()];
     newest = std::max(newest, r.window_start_unix_s());
     Dirty("m|partition|" + std::to_string(r.input_partition()), std::to_string(newest));
@@ -166,6 +174,7 @@ Status LiveDiagnosis::Apply(std::string_view bytes, int32_t metrics_partition) {
   int64_t& newest = partition_newest_[r.input_partition()];
   newest = std::max(newest, start);
   Dirty("m|partition|" + std::to_string(r.input_partition()), std::to_string(newest));
+  Reached(r.input_partition(), metrics_partition, start);
   if (judged_until_ != 0 && start <= judged_until_) {
     counters_.late_partials++;
     return Status::Ok();
@@ -491,13 +500,19 @@ std::vector<Incident> LiveDiagnosis::Advance() {
   int64_t complete_before = std::numeric_limits<int64_t>::max();
   for (const auto& [p, t] : partition_newest_) {
     if (t < newest - o_.idle_s) continue;  // idle: holds nothing back
-    int64_t until = t;  // windows before the newest one seen are complete
-    auto w = watermarks_.find(p);
-    if (o_.metrics_partitions > 0 && w != watermarks_.end() &&
-        static_cast<int>(w->second.size()) == o_.metrics_partitions) {
-      int64_t covered = std::numeric_limits<int64_t>::max();
-      for (const auto& [m, s] : w->second) covered = std::min(covered, s);
-      until = std::max(until, covered + window_s_);  // ... and every one the watermarks cover
+    int64_t until = t;  // no partition count: windows before the newest one seen are complete
+    if (o_.metrics_partitions > 0) {
+      // Every metrics partition must have carried past the window; one that has carried nothing
+      // of this input partition yet holds everything back.
+      const auto r = reached_.find(p);
+      for (int32_t m = 0; m < o_.metrics_partitions; ++m) {
+        int64_t at = 0;
+        if (r != reached_.end()) {
+          const auto it = r->second.find(m);
+          if (it != r->second.end()) at = it->second;
+        }
+        until = m == 0 ? at : std::min(until, at);
+      }
     }
     complete_before = std::min(complete_before, until);
   }
@@ -561,14 +576,17 @@ Status LiveDiagnosis::Restore(const std::vector<std::pair<std::string, std::stri
       if (!number(value, &window_s_) || window_s_ <= 0) return bad(key, "not a window length");
     } else if (key == "m|judged_until") {
       if (!number(value, &judged_until_)) return bad(key, "not a time");
-    } else if (key.rfind("m|watermark|", 0) == 0) {
+    } else if (key.rfind("m|reached|", 0) == 0 || key.rfind("m|watermark|", 0) == 0) {
+      // m|watermark| (before 2026-12-07) held the newest start a watermark covered; read as
+      // "reached", it holds that one window back until the next record: never judged early.
       int64_t p = 0, m = 0, t = 0;
-      const std::string rest = key.substr(12);
+      const std::string rest = key.substr(key.find('|', 2) + 1);
       const size_t bar = rest.find('|');
       if (bar == std::string::npos || !number(rest.substr(0, bar), &p) ||
           !number(rest.substr(bar + 1), &m) || !number(value, &t))
-        return bad(key, "not a watermark");
-      watermarks_[static_cast<int32_t>(p)][static_cast<int32_t>(m)] = t;
+        return bad(key, "not a partition's progress (expected m|reached|<input>|<metrics> = <start>)");
+      int64_t& r = reached_[static_cast<int32_t>(p)][static_cast<int32_t>(m)];
+      r = std::max(r, t);
     } else if (key.rfind("m|partition|", 0) == 0) {
       int64_t p = 0, t = 0;
       if (!number(key.substr(12), &p) || !number(value, &t)) return bad(key, "not a partition");

@@ -367,8 +367,14 @@ TEST(LiveDiagnosis, WindowCompletesWhenEveryPartitionMovedOnOrItsWatermarksCover
   ASSERT_TRUE(run.live.Apply(Watermark(1, kT0), 0).ok());
   run.live.Advance();
   EXPECT_EQ(run.live.judged_until(), 0);
-  // ... and on the other: kT0 is complete, kT0 + 5 is not (partition 1 covered only kT0).
+  // ... and on the other: partition 1 is done with kT0, but partition 0 moved on only on metrics
+  // partition 0; its partials of kT0 on metrics partition 1 may still be on their way.
   ASSERT_TRUE(run.live.Apply(Watermark(1, kT0), 1).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), 0);
+  // Partition 0's watermark on metrics partition 1: kT0 is complete, kT0 + 5 is not (partition 1
+  // covered only kT0).
+  ASSERT_TRUE(run.live.Apply(Watermark(0, kT0), 1).ok());
   run.live.Advance();
   EXPECT_EQ(run.live.judged_until(), kT0);
   EXPECT_EQ(run.live.counters().windows_judged, 1u);
@@ -380,7 +386,40 @@ TEST(LiveDiagnosis, WindowCompletesWhenEveryPartitionMovedOnOrItsWatermarksCover
   run.live.Advance();
   EXPECT_EQ(run.live.judged_until(), kT0 + kW);
   EXPECT_EQ(run.live.counters().windows_judged, 2u);
-  EXPECT_EQ(run.live.counters().records, 20u + 10u + 6u);
+  EXPECT_EQ(run.live.counters().records, 20u + 10u + 7u);
+}
+
+// Each series' partials go to the metrics partition its key hashes to. A later window read on one
+// metrics partition (a consumer catching up on it first, or the other partition slow) does not
+// complete a window whose partials on the other partition have not been read.
+TEST(LiveDiagnosis, AWindowWaitsForItsPartialsOnEveryMetricsPartition) {
+  LiveOptions o;
+  o.metrics_partitions = 2;
+  Feed run(o);
+  Chain chain;
+  // Records come in pairs (input partition 0's partial, then 1's) per series: pair k on k % 2.
+  auto metrics_partition = [](size_t i) { return static_cast<int32_t>((i / 2) % 2); };
+  const auto first = chain.Records(kT0, {});
+  for (size_t i = 0; i < first.size(); ++i)
+    if (metrics_partition(i) == 0) ASSERT_TRUE(run.live.Apply(first[i], 0).ok());
+  const auto second = chain.Records(kT0 + kW, {});
+  for (size_t i = 0; i < second.size(); ++i)
+    if (metrics_partition(i) == 0) ASSERT_TRUE(run.live.Apply(second[i], 0).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), 0) << "kT0 judged with metrics partition 1 unread";
+  // Metrics partition 1 delivers kT0: still nothing says it is done with it.
+  for (size_t i = 0; i < first.size(); ++i)
+    if (metrics_partition(i) == 1) ASSERT_TRUE(run.live.Apply(first[i], 1).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), 0);
+  // ... and then kT0 + 5: kT0 is complete, with every partial merged and none late.
+  for (size_t i = 0; i < second.size(); ++i)
+    if (metrics_partition(i) == 1) ASSERT_TRUE(run.live.Apply(second[i], 1).ok());
+  run.live.Advance();
+  EXPECT_EQ(run.live.judged_until(), kT0);
+  EXPECT_EQ(run.live.counters().windows_judged, 1u);
+  EXPECT_EQ(run.live.counters().late_partials, 0u);
+  EXPECT_EQ(run.live.counters().records, first.size() + second.size());
 }
 
 TEST(LiveDiagnosis, AnIdlePartitionStopsHoldingCompletionBack) {
@@ -554,8 +593,9 @@ TEST(LiveDiagnosis, RestoreNamesTheMalformedKey) {
             "diagnosis state: key \"q|what\": unknown record");
   EXPECT_EQ(live.Restore({{"i|fl-1", "{}"}}).message(),
             "diagnosis state: key \"i|fl-1\": not an incident record");
-  EXPECT_EQ(live.Restore({{"m|watermark|1", "5"}}).message(),
-            "diagnosis state: key \"m|watermark|1\": not a watermark");
+  EXPECT_EQ(live.Restore({{"m|reached|1", "5"}}).message(),
+            "diagnosis state: key \"m|reached|1\": not a partition's progress (expected "
+            "m|reached|<input>|<metrics> = <start>)");
 }
 
 TEST(LiveDiagnosis, DefaultRulesWatchTheCatalogsSeries) {

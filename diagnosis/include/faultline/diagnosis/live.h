@@ -3,12 +3,17 @@
 //
 // Input: the records of `faultline.metrics` (model::ToWindowRecord), partial windows of each
 // series from every input partition of the event topic. They are merged into one window per
-// series (counts add, sketches merge exactly). A window start is *complete* once every input
-// partition that is not idle has either written a watermark record covering it on every
-// partition of the metrics topic (metrics.proto: the stream writes one after each input
-// partition's closed windows) or published a later window (a partition publishes its windows as
-// its watermark closes them, in order); a partition whose newest window is more than `idle_s`
-// behind the newest of all no longer holds completion back. A partial that arrives for a window
+// series (counts add, sketches merge exactly). A window start is *complete* once, for every
+// input partition that is not idle, every partition of the metrics topic has carried past it: a
+// later window's partial from that input partition, or a watermark record covering it
+// (metrics.proto: the stream publishes an input partition's windows in order and then one
+// watermark record on every metrics partition, so either one comes after all of that input
+// partition's partials of the window on that metrics partition). A later window on one metrics
+// partition says nothing about the others: a consumer's catch-up, or one slow partition, does
+// not judge a window whose partials are still on their way. A partition whose newest window is
+// more than `idle_s` behind the newest of all no longer holds completion back. Without the
+// metrics topic's partition count (`metrics_partitions` 0: a feed that is not a Kafka topic), a
+// later window from an input partition completes its earlier ones. A partial that arrives for a window
 // already judged is counted (late_partials) and dropped, never merged into a judged window.
 //
 // Each complete window is judged: every series the detector rules watch (services and call edges:
@@ -95,8 +100,8 @@ struct LiveOptions {
   DiagnoseOptions diagnose;
   // Series watched at most; more are counted in series_over_limit and not watched. Default: 100000.
   size_t max_series = 100000;
-  // Partitions of the metrics topic: watermark records complete a window once read on all of
-  // them (0: watermark records are ignored). Default: 0.
+  // Partitions of the metrics topic: a window is complete once all of them carried past it (0:
+  // a later window from an input partition completes its earlier ones). Default: 0.
   int metrics_partitions = 0;
 };
 
@@ -178,6 +183,8 @@ class LiveDiagnosis {
   void Step(int64_t start, std::vector<Incident>* changes);
   std::vector<model::StoredWindow> History(int64_t from_s, int64_t to_s) const;
   void Dirty(std::string key, std::optional<std::string> value);
+  // Every partial of `input_partition` on `metrics_partition` before `before` has been read.
+  void Reached(int32_t input_partition, int32_t metrics_partition, int64_t before);
   void PutTracked(const Tracked& t);
   Watched* WatchFor(const WatchKey& key, const std::map<std::string, std::string>& labels);
 
@@ -187,8 +194,10 @@ class LiveDiagnosis {
   // Merged windows by (start, series key), complete (judged) or pending.
   std::map<std::pair<int64_t, model::SeriesKey>, model::WindowStats> windows_;
   std::map<int32_t, int64_t> partition_newest_;  // input partition -> newest window start seen
-  // input partition -> metrics partition -> newest start its watermark records covered
-  std::map<int32_t, std::map<int32_t, int64_t>> watermarks_;
+  // input partition -> metrics partition -> every window of that input partition that starts
+  // before this has been read on that metrics partition (a later window's partial, or a watermark
+  // record covering it, came after it in the partition's order).
+  std::map<int32_t, std::map<int32_t, int64_t>> reached_;
   int64_t judged_until_ = 0;
   // Every listener binding seen: edges resolve their callees against it.
   model::Identity identity_;
