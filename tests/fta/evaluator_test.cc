@@ -270,11 +270,37 @@ TEST(DefaultTrees, ResourceClassesOnContainersAndMachines) {
     sit.Add(EntityKind::kMachine, "m3", Metric::kCpuBusyRatio, 0.6, 0.1);
     EXPECT_EQ(Held(sit, kM3), Names{});
   }
-  {  // Two classes hold: the kill ranks above the memory pressure that led to it.
+  {  // Two classes hold: the kill ranks above the reclaim (pages read back) that led to it.
     Sit sit = SlowChain();
     sit.Add(EntityKind::kContainer, "ctr-db-1", Metric::kOomKills, 0, 1)
-        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kMemoryWorkingSetMb, 800, 1900);
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kMemoryWorkingSetMb, 800, 1900)
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kMajorFaults, 2, 500);
     EXPECT_EQ(Held(sit, kCtrDb), (Names{"oom_kill", "memory_pressure"}));
+  }
+  {  // A working set that grew within its limit is no pressure: nothing reclaims it yet.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kContainer, "ctr-db-1", Metric::kMemoryWorkingSetMb, 300, 370)
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kMemoryUsageRatio, 0.3, 0.37);
+    EXPECT_EQ(Held(sit, kCtrDb), Names{});
+  }
+  {  // More CPU for the same requests, no quota reached: CPU consumed in the container.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kContainer, "ctr-db-1", Metric::kCpuUsageCores, 0.2, 0.9)
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kCpuThrottledRatio, 0.01);
+    EXPECT_EQ(Held(sit, kCtrDb), Names{"cpu_consumption"});
+    // ... throttled by its quota: throttling (the quota is the limit), not consumption.
+    Sit quota = SlowChain();
+    quota.Add(EntityKind::kContainer, "ctr-db-1", Metric::kCpuUsageCores, 0.2, 0.9)
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kCpuThrottledRatio, 0.01, 0.8);
+    EXPECT_EQ(Held(quota, kCtrDb), Names{"container_cpu_throttling"});
+    // ... with three times the requests at the entry point: the CPU went to the work.
+    Sit busier;
+    busier.Add(EntityKind::kService, "gateway", Metric::kLatencyP99Ms, 60, 120)
+        .Add(EntityKind::kService, "gateway", Metric::kRequests, 500, 1500)
+        .Add(EntityKind::kService, "gateway", Metric::kErrorRate, 0.01)
+        .Service("api", 40, 100)
+        .Add(EntityKind::kContainer, "ctr-db-1", Metric::kCpuUsageCores, 0.2, 0.9);
+    EXPECT_EQ(Held(busier, kCtrDb), Names{});
   }
   {  // A kill only in the baseline is not this fault's.
     Sit sit = SlowChain();

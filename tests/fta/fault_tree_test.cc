@@ -169,15 +169,15 @@ TEST(FaultTreeLoader, TheDefaultTreesLoadAndCoverEveryFaultTheLabInjects) {
   for (const char* name :
        {"connection_refused", "network_loss", "network_latency", "slow_downstream",
         "error_propagation", "oom_kill", "memory_pressure", "container_cpu_throttling",
-        "machine_cpu_saturation", "cpu_contention", "disk_io_latency", "traffic_surge",
-        "own_code"}) {
+        "machine_cpu_saturation", "cpu_consumption", "cpu_contention", "disk_io_latency",
+        "traffic_surge", "own_code"}) {
     const FaultClass* c = t.Find(name);
     ASSERT_NE(c, nullptr) << name;
     EXPECT_FALSE(c->title.empty());
     EXPECT_FALSE(c->description.empty()) << name;
     EXPECT_FALSE(c->action.empty()) << name;
   }
-  EXPECT_EQ(t.classes.size(), 13u);
+  EXPECT_EQ(t.classes.size(), 14u);
   EXPECT_EQ(t.Find("nope"), nullptr);
 }
 

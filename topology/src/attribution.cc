@@ -50,12 +50,13 @@ constexpr double kSaturatedBusyRatio = 0.8;
 // Evidence of a limit reached or a resource saturated, rather than contention alone. A machine
 // whose busy ratio rose but stays well below saturation (one throttled container's busy loop on
 // an otherwise idle machine) is not short of CPU, and a machine's OOM kills are those of its
-// containers' memory limits unless its own available memory fell too.
+// containers' memory limits unless its own available memory fell too. A container's memory limit
+// shows as reclaim (major faults: pages it still uses read back) or OOM kills, not as its working
+// set growing: that slows nothing while it fits (a working set from 30% to 37% of its limit).
 bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a) {
   const Metric m = a.ref.metric;
   if (kind == EntityKind::kContainer)  // its own limits, and its own waits for its disk
-    return m == Metric::kCpuThrottledRatio || m == Metric::kMemoryUsageRatio ||
-           m == Metric::kOomKills || m == Metric::kMemoryWorkingSetMb ||
+    return m == Metric::kCpuThrottledRatio || m == Metric::kOomKills ||
            m == Metric::kIoLatencyP99Ms || m == Metric::kMajorFaults;
   if (m == Metric::kCpuBusyRatio) return a.observed >= kSaturatedBusyRatio;
   return m == Metric::kMemoryAvailableMb || m == Metric::kIoLatencyP99Ms ||
@@ -544,6 +545,17 @@ class Attributor {
     return ChangeAccountsFor(a, symptom, kContentionShare);
   }
 
+  // Whether `service` or the entry point serves anomalously more requests than before.
+  bool MoreRequests(const std::string& service) const {
+    for (const std::string& name : {service, s_.alarm.ref.entity}) {
+      const MetricSeries* r = s_.Find({EntityKind::kService, name, Metric::kRequests});
+      if (!r) continue;
+      const SeriesAnomaly a = Judge(*r, nullptr);
+      if (a.anomalous && a.z > 0) return true;
+    }
+    return false;
+  }
+
   // With `limit_only`, a candidate only when there is evidence of a limit or saturation.
   void ResourceCandidate(EntityKind kind, const std::string& name, const SeriesAnomaly& symptom,
                          const MetricSeries& symptom_series, const std::vector<std::string>& path,
@@ -573,6 +585,19 @@ class Attributor {
     if (!has(Metric::kIoLatencyP99Ms))
       std::erase_if(c.evidence,
                     [](const SeriesAnomaly& a) { return a.ref.metric == Metric::kIoBytes; });
+    // A container's memory use is not pressure (IsLimitEvidence): without reclaim or kills it
+    // explains nothing. Its CPU time is work: it explains the service's slowness only when the
+    // service did not get more of it (more requests use more CPU by themselves), i.e. when the
+    // CPU spent per request rose.
+    if (kind == EntityKind::kContainer) {
+      std::erase_if(c.evidence, [](const SeriesAnomaly& a) {
+        return a.ref.metric == Metric::kMemoryWorkingSetMb ||
+               a.ref.metric == Metric::kMemoryUsageRatio;
+      });
+      if (!path.empty() && MoreRequests(path.front()))  // path: the service, then its callers
+        std::erase_if(c.evidence,
+                      [](const SeriesAnomaly& a) { return a.ref.metric == Metric::kCpuUsageCores; });
+    }
     double best = 0;
     bool limit = false;
     for (const SeriesAnomaly& a : c.evidence) {
