@@ -17,6 +17,10 @@ namespace {
 
 constexpr std::string_view kExternalCaller = "\x01external";
 constexpr size_t kResolvedKept = 1000;
+// The chance, per entry point and window, that silence judged beyond chance is chance after all
+// (JudgeSilence): one in a million windows, a false page every 58 days of 5 s windows per entry
+// point if its traffic were Poisson at its usual rate.
+constexpr double kSilenceFalseAlarm = 1e-6;
 // Re-diagnosis of an open incident looks back at most this far from its opening.
 constexpr int64_t kMaxIncidentSpan = 3600;
 // Where the alarm of an incident open at `now_s` is re-diagnosed from.
@@ -205,8 +209,17 @@ std::vector<model::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t 
 
 void LiveDiagnosis::TrackCallers(const std::vector<const model::StoredWindow*>& windows,
                                  int64_t start) {
+  if (attempts_start_ != start) attempts_.clear(), attempts_start_ = start;
   for (const model::StoredWindow* w : windows) {
     if (w->key.kind == EntityKind::kService) serving_[std::string(w->key.Dim(dim::kService))] = start;
+    if (w->key.kind == EntityKind::kEdge && w->key.Dim(dim::kSide) != dim::kServerSide &&
+        !w->callee_service.empty()) {
+      const model::WindowStats& st = w->stats;
+      Attempts& a = attempts_[w->callee_service];
+      a.attempted = a.attempted || st.requests > 0 || st.connects_ok + st.connects_refused +
+                                                          st.connects_failed > 0;
+      a.failed = a.failed || st.connects_refused + st.connects_failed + st.resets_received > 0;
+    }
     if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;
     if (w->key.Dim(dim::kSide) == dim::kServerSide) {
       if (!identity_.IsExternalCaller(w->key)) continue;
@@ -235,6 +248,50 @@ bool LiveDiagnosis::IsEntryPoint(const std::string& service) const {
     if (caller == kExternalCaller || !serves(caller)) return true;
   }
   return !any;
+}
+
+// Silence at an entry point that served in every window before is beyond chance when a Poisson
+// stream of its usual rate would leave this many windows empty with probability below
+// kSilenceFalseAlarm: at 100 requests a window one empty window is, at 2 a window seven are.
+// An entry point with empty windows in its recent past (bursty or idle traffic) is never judged
+// silent: its silence is not news. Whose silence it is: observed callers that kept calling and
+// failed (refused, timed out, reset) are users harmed; observed callers that stopped calling
+// altogether left (a load generator that ended, a batch job done); callers outside the observed
+// system cannot be seen trying, and an entry point they stopped reaching is an outage for them
+// (the entry point itself, or what routes to it, failed them).
+LiveDiagnosis::Silence LiveDiagnosis::JudgeSilence(const std::string& entry, int64_t start) const {
+  const auto last = serving_.find(entry);
+  if (last == serving_.end() || last->second >= start || window_s_ <= 0) return Silence::kUnknown;
+  // Request counts of the entry's windows over the lookback before its last one.
+  std::map<int64_t, double> counts;
+  const int64_t from = last->second - o_.lookback_s;
+  for (auto it = windows_.lower_bound({from, model::SeriesKey{}});
+       it != windows_.end() && it->first.first <= last->second; ++it) {
+    if (it->first.second.kind != EntityKind::kService || it->first.second.Dim(dim::kService) != entry)
+      continue;
+    counts[it->first.first] += static_cast<double>(it->second.requests);
+  }
+  if (counts.size() < o_.diagnose.attribution.min_baseline) return Silence::kUnknown;
+  const int64_t span = (last->second - counts.begin()->first) / window_s_ + 1;
+  if (static_cast<int64_t>(counts.size()) < span) return Silence::kUnknown;  // empty windows before
+  std::vector<double> v;
+  for (const auto& [t, n] : counts) v.push_back(n);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  const double rate = v[v.size() / 2];
+  const double empty = static_cast<double>((start - last->second) / window_s_);
+  if (empty * rate < -std::log(kSilenceFalseAlarm)) return Silence::kUnknown;
+  const auto a = attempts_start_ == start ? attempts_.find(entry) : attempts_.end();
+  if (a != attempts_.end() && a->second.failed) return Silence::kOutage;
+  bool external = true;  // no caller inside the observed system in the lookback, or some outside
+  if (auto c = callers_.find(entry); c != callers_.end()) {
+    bool observed = false, outside = false;
+    for (const auto& [caller, seen] : c->second) {
+      if (seen < from) continue;
+      (caller == kExternalCaller ? outside : observed) = true;
+    }
+    external = outside || !observed;
+  }
+  return external ? Silence::kOutage : Silence::kCallersLeft;
 }
 
 LiveDiagnosis::Watched* LiveDiagnosis::WatchFor(const WatchKey& key,
@@ -364,13 +421,41 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     if (it == verdicts_.end() || it->second.first != start) return std::nullopt;
     return it->second.second;
   };
+  // Entry points with no window now, judged once each (JudgeSilence).
+  std::map<std::string, Silence> silences;
+  auto silence_of = [&](const std::string& entry) {
+    auto [it, fresh] = silences.try_emplace(entry, Silence::kUnknown);
+    if (fresh) {
+      it->second = JudgeSilence(entry, start);
+      if (it->second == Silence::kOutage) counters_.outages++;
+    }
+    return it->second;
+  };
+  auto serves_now = [&](const std::string& entry) {
+    auto it = serving_.find(entry);
+    return it != serving_.end() && it->second == start;
+  };
   // Open incidents: re-diagnose, update on a change that matters, resolve after normal windows.
   std::set<std::string> open_entries;
   std::set<std::string> open_causes;
   for (auto& [id, t] : tracked_) {
     if (t.incident.status == IncidentStatus::kResolved) continue;
     const std::string entry = t.incident.phenomenon.entry.name;
-    const std::optional<bool> anomalous = verdict_at(entry, t.metric);
+    std::optional<bool> anomalous =
+        t.metric == Metric::kRequests ? std::nullopt : verdict_at(entry, t.metric);
+    if (!serves_now(entry)) {
+      // Silent: an outage keeps (or makes) it an outage, revised openly; callers that left end
+      // the harm; otherwise nothing can be judged yet.
+      const Silence silence = silence_of(entry);
+      if (silence == Silence::kOutage) {
+        t.metric = Metric::kRequests;
+        anomalous = true;
+      } else if (silence == Silence::kCallersLeft) {
+        anomalous = false;
+      }
+    } else if (t.metric == Metric::kRequests) {
+      anomalous = false;  // an outage is over when the entry point serves again
+    }
     if (!anomalous) {
       open_entries.insert(entry), open_causes.insert(t.cause_key);
       continue;  // no data for the entry point in this window: nothing to judge
@@ -429,9 +514,39 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
     PutHeld(it->first, nullptr);
     it = held_.erase(it);
   }
+  auto open = [&](Metric m, Incident inc) {
+    inc.updated_at_s = start;  // opened_at: the window its anomaly was first seen in
+    const std::string cause = CauseKey(inc);
+    if (open_causes.count(cause)) {
+      counters_.merged_into_open++;
+      return;
+    }
+    Tracked t;
+    t.metric = m;
+    t.cause_key = cause;
+    t.fault_class = inc.fault_tree.fault_class;
+    t.impact_step = ImpactStep(inc);
+    t.incident = std::move(inc);
+    t.incident.status = IncidentStatus::kOpen;
+    t.incident.sequence = 1;
+    counters_.opened++;
+    changes->push_back(t.incident);
+    open_causes.insert(cause);
+    PutTracked(t);
+    tracked_.emplace(t.incident.id, std::move(t));
+  };
   // New anomalies on entry points.
   for (const auto& [entry, seen] : serving_) {
-    if (seen != start || open_entries.count(entry) || !IsEntryPoint(entry)) continue;
+    if (open_entries.count(entry) || !IsEntryPoint(entry)) continue;
+    if (seen != start) {
+      // A total outage: silent beyond chance while its users are harmed. The silence is its own
+      // confirmation (JudgeSilence's test), so it opens at once, from its first silent window.
+      if (silence_of(entry) != Silence::kOutage) continue;
+      if (held_.erase(entry)) PutHeld(entry, nullptr);
+      std::optional<Incident> inc = DiagnoseAt(entry, Metric::kRequests, seen + window_s_, start);
+      if (inc) open(Metric::kRequests, std::move(*inc));
+      continue;
+    }
     for (Metric m : kTriggers) {
       const std::optional<bool> anomalous = verdict_at(entry, m);
       if (!anomalous || !*anomalous) continue;
@@ -453,25 +568,7 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
         }
       }
       if (held_.erase(entry)) PutHeld(entry, nullptr);
-      inc->updated_at_s = start;  // opened_at: the window its anomaly was first seen in
-      const std::string cause = CauseKey(*inc);
-      if (open_causes.count(cause)) {
-        counters_.merged_into_open++;
-        break;
-      }
-      Tracked t;
-      t.metric = m;
-      t.cause_key = cause;
-      t.fault_class = inc->fault_tree.fault_class;
-      t.impact_step = ImpactStep(*inc);
-      t.incident = std::move(*inc);
-      t.incident.status = IncidentStatus::kOpen;
-      t.incident.sequence = 1;
-      counters_.opened++;
-      changes->push_back(t.incident);
-      open_causes.insert(cause);
-      PutTracked(t);
-      tracked_.emplace(t.incident.id, std::move(t));
+      open(m, std::move(*inc));
       break;
     }
   }

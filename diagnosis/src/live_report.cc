@@ -55,6 +55,9 @@ void ReportLive(const LiveDiagnosis& live_diagnosis,
   add(Count("faultline_diagnosis_anomalies_unconfirmed_total",
             "Held anomalies normal again before confirmation (no incident)"),
       c.held_dropped, reported.held_dropped);
+  add(Count("faultline_diagnosis_outage_windows_total",
+            "Windows an entry point was silent beyond chance while its users were harmed"),
+      c.outages, reported.outages);
   auto inc = [&](const char* status) -> prometheus::Counter& {
     return Count("faultline_diagnosis_incidents_total", "Incident changes, by status", {{"status", status}});
   };

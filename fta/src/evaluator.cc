@@ -173,6 +173,10 @@ std::vector<std::string> FaultTreeEvaluator::Bind(Role role, const Located& caus
       if (cause.kind == EntityKind::kEdge) out.insert(cause.entity);
       if (cause.kind == EntityKind::kService && !caller.empty())
         out.insert(caller + "->" + cause.entity);
+      // The entry point has no caller on the path: every observed call into it.
+      if (cause.kind == EntityKind::kService && caller.empty())
+        for (const NodeRef& c : t.Predecessors({EntityKind::kService, cause.entity}, EdgeKind::kCalls))
+          out.insert(c.name + "->" + cause.entity);
       break;
     case Role::kInstance:
       walk(EntityKind::kInstance);

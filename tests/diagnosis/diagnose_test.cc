@@ -58,7 +58,7 @@ TEST(Diagnose, PacketLossOnAnEdgeIsOneExplainedIncident) {
   EXPECT_EQ(i.fault_tree.fault_class, "network_loss");
   EXPECT_TRUE(i.fault_tree.tree.held);
   EXPECT_EQ(i.fault_tree.tree.type, "all");
-  EXPECT_EQ(i.fault_tree.not_held.size(), 13u);
+  EXPECT_EQ(i.fault_tree.not_held.size(), 14u);
   ASSERT_EQ(i.propagation.size(), 2u);
   EXPECT_EQ(i.propagation[0].role, "cause");
   EXPECT_EQ(i.propagation[0].fault_class, "network_loss");

@@ -31,6 +31,8 @@ struct Fault {
   double db_extra_ms = 0;     // added to every db request
   double db_error_share = 0;  // of db's requests answered 500 (and passed up as 500s)
   double cpu_busy = 0;        // machine busy ratio instead of ~0.3
+  bool entry_down = false;    // the entry point serves nothing; loadgen's connects are refused
+  bool load_stopped = false;  // loadgen calls nothing: no service or edge has a window
 };
 
 // The windows of one start: server side of each tier, client-side edges, listeners, the machine.
@@ -64,6 +66,7 @@ class Chain {
         {"api", ip_ + ":8001", api_ms},
         {"db", ip_ + ":8002", db_ms}};
     for (const auto& [svc, addr, ms] : tiers) {
+      if (f.entry_down || f.load_stopped) break;  // nobody serves
       model::StoredWindow s;
       s.start_s = start;
       s.key = Key(
@@ -82,6 +85,7 @@ class Chain {
         {entry_, ip_ + ":8001", api_ms + 0.2},
         {"api", ip_ + ":8002", db_ms + 0.2}};
     for (const auto& [caller, callee, ms] : edges) {
+      if (f.load_stopped || (f.entry_down && caller != "loadgen")) continue;
       model::StoredWindow e;
       e.start_s = start;
       e.key = Key(EntityKind::kEdge, {{"caller", caller},
@@ -94,12 +98,16 @@ class Chain {
       e.stats.rtt_samples = 10;
       e.stats.rtt_us_sum = 10 * 40;
       e.stats.packets_out = e.stats.packets_in = 200;
+      if (f.entry_down) {  // every attempt refused: no exchange, no RTT
+        e.stats = model::WindowStats();
+        e.stats.connects_refused = 100;
+      }
       emit(e);
     }
     const std::vector<std::pair<std::string, std::string>> server_sides = {
         {loadgen_host_, entry_}, {api_caller_host_, "api"}};  // a server side's callee is itself
     for (const auto& [caller, callee] : server_sides) {
-      if (caller.empty()) continue;
+      if (caller.empty() || f.entry_down || f.load_stopped) continue;
       model::StoredWindow e;
       e.start_s = start;
       e.key = Key(EntityKind::kEdge, {{"caller", caller},
@@ -274,6 +282,77 @@ TEST(LiveDiagnosis, FailingDeepestTierIsAnErrorIncident) {
   EXPECT_EQ(open.root_causes[0].entity.name, "db");
   EXPECT_EQ(open.fault_tree.fault_class, "own_code");
   EXPECT_EQ(run.all.back().status, IncidentStatus::kResolved);
+}
+
+// A total outage: frontend serves nothing for 4 windows while loadgen's connects are refused.
+// Its silence at 100 requests a window is beyond chance from the first empty window (JudgeSilence),
+// so the incident opens then, as the service that stopped serving, and resolves once frontend has
+// served three windows again.
+TEST(LiveDiagnosis, ATotalOutageIsOneIncidentThatResolvesWhenServingAgain) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.entry_down = true}, 4);
+  ASSERT_EQ(run.all.size(), 2u);
+  const Incident& open = run.all[0];
+  EXPECT_EQ(open.status, IncidentStatus::kOpen);
+  EXPECT_EQ(open.opened_at_s, kT0 + 100);
+  EXPECT_EQ(open.updated_at_s, kT0 + 100);
+  EXPECT_EQ(open.phenomenon.entry, (EntityRef{EntityKind::kService, "frontend"}));
+  EXPECT_EQ(open.phenomenon.change.metric, Metric::kRequests);
+  ASSERT_FALSE(open.root_causes.empty());
+  EXPECT_EQ(open.root_causes[0].entity, (EntityRef{EntityKind::kService, "frontend"}));
+  EXPECT_EQ(open.fault_tree.fault_class, "service_unavailable");
+  EXPECT_EQ(open.severity, Severity::kError);
+  const Incident& resolved = run.all[1];
+  EXPECT_EQ(resolved.id, open.id);
+  EXPECT_EQ(resolved.status, IncidentStatus::kResolved);
+  ASSERT_TRUE(resolved.resolved_at_s);
+  EXPECT_EQ(*resolved.resolved_at_s, kT0 + 130);  // serving from kT0 + 120, the third window
+  EXPECT_EQ(run.live.counters().outages, 4u);
+  EXPECT_EQ(run.live.counters().opened, 1u);
+}
+
+// The load generator stops calling: every service is silent, and its observed callers did not
+// try and fail, they left. No incident; and an incident open when they leave resolves.
+TEST(LiveDiagnosis, CallersThatLeaveAreNoOutageAndEndAnOpenIncident) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.load_stopped = true}, 10, 0);
+  EXPECT_TRUE(run.all.empty()) << run.all.front().title;
+  EXPECT_EQ(run.live.counters().outages, 0u);
+  Feed slow;
+  Chain same;
+  int64_t t = kT0;
+  for (int i = 0; i < 20; ++i, t += kW) slow.Window(same, t);
+  for (int i = 0; i < 4; ++i, t += kW) slow.Window(same, t, Fault{.db_extra_ms = 200});
+  ASSERT_EQ(slow.all.size(), 1u);
+  for (int i = 0; i < 5; ++i, t += kW) slow.Window(same, t, Fault{.load_stopped = true});
+  ASSERT_EQ(slow.all.size(), 2u);
+  EXPECT_EQ(slow.all[1].status, IncidentStatus::kResolved);
+  ASSERT_TRUE(slow.all[1].resolved_at_s);
+  EXPECT_EQ(*slow.all[1].resolved_at_s, kT0 + 130);  // silent from kT0 + 120, the third window
+  EXPECT_EQ(slow.live.counters().outages, 0u);
+}
+
+// An entry point slow, then down: the open incident is revised openly (an update, the same id)
+// into the outage, not a second incident.
+TEST(LiveDiagnosis, AnOpenIncidentWhoseEntryPointGoesDownIsRevisedIntoTheOutage) {
+  Feed run;
+  Chain chain;
+  int64_t t = kT0;
+  for (int i = 0; i < 20; ++i, t += kW) run.Window(chain, t);
+  for (int i = 0; i < 4; ++i, t += kW) run.Window(chain, t, Fault{.db_extra_ms = 200});
+  ASSERT_EQ(run.all.size(), 1u);
+  for (int i = 0; i < 3; ++i, t += kW) run.Window(chain, t, Fault{.entry_down = true});
+  ASSERT_EQ(run.all.size(), 2u);
+  EXPECT_EQ(run.all[1].id, run.all[0].id);
+  EXPECT_EQ(run.all[1].status, IncidentStatus::kUpdated);
+  EXPECT_EQ(run.all[1].sequence, 2u);
+  EXPECT_EQ(run.all[1].phenomenon.change.metric, Metric::kRequests);
+  ASSERT_FALSE(run.all[1].root_causes.empty());
+  EXPECT_EQ(run.all[1].root_causes[0].entity, (EntityRef{EntityKind::kService, "frontend"}));
+  EXPECT_EQ(run.all[1].fault_tree.fault_class, "service_unavailable");
+  EXPECT_EQ(run.live.counters().opened, 1u);
 }
 
 TEST(LiveDiagnosis, FaultFreeRunOpensNothing) {

@@ -170,14 +170,14 @@ TEST(FaultTreeLoader, TheDefaultTreesLoadAndCoverEveryFaultTheLabInjects) {
        {"connection_refused", "network_loss", "network_latency", "slow_downstream",
         "error_propagation", "oom_kill", "memory_pressure", "container_cpu_throttling",
         "machine_cpu_saturation", "cpu_consumption", "cpu_contention", "disk_io_latency",
-        "traffic_surge", "own_code"}) {
+        "traffic_surge", "service_unavailable", "own_code"}) {
     const FaultClass* c = t.Find(name);
     ASSERT_NE(c, nullptr) << name;
     EXPECT_FALSE(c->title.empty());
     EXPECT_FALSE(c->description.empty()) << name;
     EXPECT_FALSE(c->action.empty()) << name;
   }
-  EXPECT_EQ(t.classes.size(), 14u);
+  EXPECT_EQ(t.classes.size(), 15u);
   EXPECT_EQ(t.Find("nope"), nullptr);
 }
 

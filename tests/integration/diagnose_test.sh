@@ -95,9 +95,9 @@ sed 's/"latency_p99_ms"/"latency_p99"/' "$data/slow_leaf.json" >"$work/bad_situa
 if "$fl" diagnose --situation "$work/bad_situation.json" 2>"$work/err.txt"; then fail "bad situation accepted"; fi
 grep -q "^faultline diagnose: $work/bad_situation.json: alarm.metric: unknown metric \"latency_p99\" (known: requests, " "$work/err.txt" ||
   fail "bad situation: $(cat "$work/err.txt")"
-"$fl" fta check | grep -q '^built-in: 14 classes: ok$' || fail "fta check built-in"
+"$fl" fta check | grep -q '^built-in: 15 classes: ok$' || fail "fta check built-in"
 "$fl" fta default >"$work/mine.yaml"
-"$fl" fta check "$work/mine.yaml" | grep -q ": 14 classes: ok$" || fail "fta check of the printed defaults"
+"$fl" fta check "$work/mine.yaml" | grep -q ": 15 classes: ok$" || fail "fta check of the printed defaults"
 printf 'version: 1\nclasses:\n  - name: x\n    title: X\n    tree: {anomalous: {of: callee, metric: retransmits}}\n' >"$work/bad.yaml"
 if "$fl" fta check "$work/bad.yaml" 2>"$work/err.txt"; then fail "bad trees accepted"; fi
 grep -q "^faultline fta check: $work/bad.yaml:5: classes\[0\].tree.anomalous.metric: metric \"retransmits\" does not apply to a service" "$work/err.txt" ||

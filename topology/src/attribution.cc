@@ -21,8 +21,10 @@ bool Explains(Family cause, Family symptom) {
     case Family::kErrors:
       return cause == Family::kErrors || cause == Family::kLatency;
     case Family::kLatency:
-    case Family::kTraffic:
       return cause == symptom;
+    // A callee's traffic follows its callers', never the other way: a service that stopped
+    // calling is not explained by its callees getting fewer calls.
+    case Family::kTraffic:
     default:
       return false;
   }

@@ -119,6 +119,7 @@ struct LiveCounters {
   uint64_t held_dropped = 0;      // held anomalies normal again before they were confirmed
   uint64_t series_over_limit = 0;
   uint64_t states_refused = 0;    // restored detector states their detector could not read
+  uint64_t outages = 0;           // windows an entry point was silent while its users were harmed
 };
 
 class LiveDiagnosis {
@@ -177,6 +178,10 @@ class LiveDiagnosis {
   void ObserveSeries(int64_t start, const std::vector<const model::StoredWindow*>& windows);
   void TrackCallers(const std::vector<const model::StoredWindow*>& windows, int64_t start);
   bool IsEntryPoint(const std::string& service) const;
+  // An entry point with no window at `start`: whether its users are harmed (Silence::kOutage),
+  // its observed callers stopped calling (kCallersLeft), or neither can be said yet (kUnknown).
+  enum class Silence { kUnknown, kOutage, kCallersLeft };
+  Silence JudgeSilence(const std::string& entry, int64_t start) const;
   // The alarm at `at_s` (its baseline is the lookback before it), the situation up to `until_s`.
   std::optional<Incident> DiagnoseAt(const std::string& entry, Metric metric, int64_t at_s,
                                      int64_t until_s);
@@ -204,6 +209,14 @@ class LiveDiagnosis {
   // Who calls whom (HTTP requests seen), and who serves: by service, with the last window start.
   std::map<std::string, std::map<std::string, int64_t>> callers_;
   std::map<std::string, int64_t> serving_;
+  // The window TrackCallers last saw: per callee service, whether observed callers attempted
+  // calls to it (requests or connection attempts) and whether any of those failed (refused,
+  // timed out, reset by the peer).
+  struct Attempts {
+    bool attempted = false, failed = false;
+  };
+  int64_t attempts_start_ = -1;
+  std::map<std::string, Attempts> attempts_;
   std::map<WatchKey, Watched> watch_;
   // Detector states restored and not yet applied: a series' state goes into its detector when
   // the series is next observed, so that its rule is matched with the series' own labels.
