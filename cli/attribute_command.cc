@@ -10,6 +10,28 @@
 
 namespace faultline::cli {
 
+void AddAttributionFlags(CLI::App* sub, topology::AttributionOptions* o,
+                         const std::string& help_prefix) {
+  auto add = [&](const char* flag, auto* value, const char* help) {
+    sub->add_option(flag, *value, help_prefix + help)->capture_default_str();
+  };
+  add("--z", &o->z_threshold, "anomalous beyond this robust z");
+  add("--min-correlation", &o->min_correlation, "shapes agree from this Pearson correlation");
+  add("--min-change", &o->min_change, "anomalous only from this change, relative to the baseline");
+  add("--min-explained-share", &o->min_explained_share,
+      "a callee explains a symptom in its unit from this share of its change");
+  add("--lead-windows", &o->lead_windows, "a cause may start this many windows before the alarm");
+  add("--correlation-windows", &o->correlation_windows,
+      "shapes are compared over the test period and this many windows before it");
+  add("--min-baseline", &o->min_baseline, "baseline windows needed to judge a series");
+  add("--timeout-scale-ms", &o->timeout_scale_ms,
+      "latency or waits explain errors from this many ms more");
+  add("--contention-share", &o->contention_share,
+      "waits explain a slowdown from this share of its rise");
+  add("--saturated-busy-ratio", &o->saturated_busy_ratio,
+      "a machine this busy is saturated (a limit)");
+}
+
 Runner RegisterAttribute(CLI::App& app) {
   auto files = std::make_shared<std::vector<std::string>>();
   auto o = std::make_shared<topology::DrillDownOptions>();
@@ -27,11 +49,7 @@ Runner RegisterAttribute(CLI::App& app) {
   sub->add_option("--format", *format, "Output of --situation: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  sub->add_option("--z", ao->z_threshold, "--situation: anomalous beyond this robust z")
-      ->capture_default_str();
-  sub->add_option("--min-correlation", ao->min_correlation,
-                  "--situation: shapes agree from this Pearson correlation")
-      ->capture_default_str();
+  AddAttributionFlags(sub, ao.get(), "--situation: ");
   sub->add_option("--min-purity", o->min_purity,
                   "Share of an element's leaves that must be abnormal")
       ->capture_default_str();

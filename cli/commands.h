@@ -6,6 +6,11 @@
 #include <functional>
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+namespace faultline::topology {
+struct AttributionOptions;
+}
 
 namespace faultline::cli {
 
@@ -24,5 +29,10 @@ Runner RegisterFta(CLI::App& app);
 Runner RegisterDiagnose(CLI::App& app);
 Runner RegisterIncidents(CLI::App& app);
 Runner RegisterLab(CLI::App& app);
+
+// Attribution's thresholds as flags of `sub` (attribute --situation, diagnose --situation): each
+// constant's effect can be measured (bench/sensitivity.py). `help_prefix` starts each help text.
+void AddAttributionFlags(CLI::App* sub, topology::AttributionOptions* o,
+                         const std::string& help_prefix);
 
 }  // namespace faultline::cli

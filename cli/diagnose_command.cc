@@ -82,11 +82,7 @@ Runner RegisterDiagnose(CLI::App& app) {
                   "Also write the propagation path as Graphviz DOT to this file");
   sub->add_option("--svg-out", f->svg_out,
                   "Also render the propagation path to this SVG file (needs Graphviz's dot)");
-  sub->add_option("--z", f->attribution.z_threshold, "Anomalous beyond this robust z")
-      ->capture_default_str();
-  sub->add_option("--min-correlation", f->attribution.min_correlation,
-                  "Shapes agree from this Pearson correlation")
-      ->capture_default_str();
+  AddAttributionFlags(sub, &f->attribution, "");
   return [f] {
     if (f->situation.empty()) {
       if (f->live.brokers.empty()) {

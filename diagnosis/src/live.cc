@@ -376,6 +376,15 @@ std::optional<Incident> LiveDiagnosis::DiagnoseAt(const std::string& entry, Metr
 
 namespace {
 
+// A residual cause: a service (what is left when nothing under it, along its calls or on the
+// network explains it), or a call edge seen slower or failing only by its caller with no network
+// signal (attribution scores those at most 1, an edge with a network signal from 2:
+// schema/incident.schema.json). Neither has evidence of its own beyond the symptom, so a
+// one-window blip must not open an incident on it.
+bool IsResidual(const RootCause& c) {
+  return c.entity.kind == EntityKind::kService || (c.entity.kind == EntityKind::kEdge && c.score < 2);
+}
+
 std::string CauseKey(const Incident& i) {
   return i.root_causes.empty() ? ""
                                : std::string(EntityKindName(i.root_causes[0].entity.kind)) + ":" +
@@ -556,7 +565,7 @@ void LiveDiagnosis::Step(int64_t start, std::vector<Incident>* changes) {
       const bool confirming = h != held_.end() && h->second.metric == m;
       std::optional<Incident> inc = DiagnoseAt(entry, m, confirming ? h->second.since : start, start);
       if (!inc) break;  // attribution cannot judge it yet (too little history): say nothing
-      if (!inc->root_causes.empty() && inc->root_causes.front().entity.kind == EntityKind::kService &&
+      if (!inc->root_causes.empty() && IsResidual(inc->root_causes.front()) &&
           o_.confirm_windows > 0) {
         if (!confirming) {
           h = held_.insert_or_assign(entry, Held{m, start}).first;

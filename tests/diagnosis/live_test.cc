@@ -30,6 +30,7 @@ model::SeriesKey Key(EntityKind kind, std::vector<std::pair<std::string, std::st
 struct Fault {
   double db_extra_ms = 0;     // added to every db request
   double db_error_share = 0;  // of db's requests answered 500 (and passed up as 500s)
+  double api_db_extra_ms = 0;  // added to api's calls to db as api sees them (db itself no slower)
   double cpu_busy = 0;        // machine busy ratio instead of ~0.3
   bool entry_down = false;    // the entry point serves nothing; loadgen's connects are refused
   bool load_stopped = false;  // loadgen calls nothing: no service or edge has a window
@@ -59,7 +60,8 @@ class Chain {
         out.push_back(r.SerializeAsString());
       }
     };
-    const double db_ms = 2 + f.db_extra_ms, api_ms = db_ms + 3, fe_ms = api_ms + 2;
+    const double db_ms = 2 + f.db_extra_ms, api_ms = db_ms + 3 + f.api_db_extra_ms,
+                 fe_ms = api_ms + 2;
     const double err = f.db_error_share;
     const std::vector<std::tuple<std::string, std::string, double>> tiers = {
         {entry_, ip_ + ":8000", fe_ms},
@@ -83,7 +85,7 @@ class Chain {
     const std::vector<std::tuple<std::string, std::string, double>> edges = {
         {"loadgen", ip_ + ":8000", fe_ms + 0.2},
         {entry_, ip_ + ":8001", api_ms + 0.2},
-        {"api", ip_ + ":8002", db_ms + 0.2}};
+        {"api", ip_ + ":8002", db_ms + 0.2 + f.api_db_extra_ms}};
     for (const auto& [caller, callee, ms] : edges) {
       if (f.load_stopped || (f.entry_down && caller != "loadgen")) continue;
       model::StoredWindow e;
@@ -253,6 +255,29 @@ TEST(LiveDiagnosis, AOneWindowBlipWithAServiceCauseOpensNothing) {
   ASSERT_FALSE(at_once.all.empty());
   EXPECT_EQ(at_once.all[0].opened_at_s, kT0 + 100);
   EXPECT_EQ(at_once.live.counters().held, 0u);
+}
+
+// A call edge slower only as its caller sees it, with no network signal, is a residual cause like
+// a service: a one-window blip on it opens nothing (diagnosis_live_test's fault-free phase once
+// paged on "api->db latency_max_ms 5 -> 21 ms" for one window of a busy host); held, it opens.
+TEST(LiveDiagnosis, AOneWindowBlipOnACallEdgeWithoutNetworkSignalOpensNothing) {
+  Feed run;
+  Chain chain;
+  Scenario(&run, &chain, Fault{.api_db_extra_ms = 200}, 1);
+  EXPECT_TRUE(run.all.empty()) << run.all.front().title;
+  EXPECT_EQ(run.live.counters().held, 1u);
+  EXPECT_EQ(run.live.counters().held_dropped, 1u);
+  Feed held;
+  Chain same;
+  Scenario(&held, &same, Fault{.api_db_extra_ms = 200}, 4);
+  ASSERT_FALSE(held.all.empty());
+  const Incident& open = held.all[0];
+  EXPECT_EQ(open.opened_at_s, kT0 + 100);
+  EXPECT_EQ(open.updated_at_s, kT0 + 105);
+  ASSERT_FALSE(open.root_causes.empty());
+  EXPECT_EQ(open.root_causes[0].entity, (EntityRef{EntityKind::kEdge, "api->db"}));
+  EXPECT_LE(open.root_causes[0].score, 1);  // no network signal: at most 1
+  EXPECT_EQ(open.fault_tree.fault_class, "slow_downstream");
 }
 
 // Latency that falls harms nobody: the chain slow for its whole baseline (db 200 ms more), then

@@ -39,28 +39,18 @@ bool IsResourceMetric(Metric m) {
   return f == Family::kCpu || f == Family::kMemory || f == Family::kIo;
 }
 
-// The smallest slowdown that makes calls time out, for latency to explain errors.
-constexpr double kTimeoutScaleMs = 100;
-
-// The least share of a latency symptom's rise that a rise of waits (run queue, block I/O) must be
-// to explain it.
-constexpr double kContentionShare = 0.1;
-
-// A machine this busy has no CPU to spare: its busy ratio is a saturation, not just more work.
-constexpr double kSaturatedBusyRatio = 0.8;
-
 // Evidence of a limit reached or a resource saturated, rather than contention alone. A machine
 // whose busy ratio rose but stays well below saturation (one throttled container's busy loop on
 // an otherwise idle machine) is not short of CPU, and a machine's OOM kills are those of its
 // containers' memory limits unless its own available memory fell too. A container's memory limit
 // shows as reclaim (major faults: pages it still uses read back) or OOM kills, not as its working
 // set growing: that slows nothing while it fits (a working set from 30% to 37% of its limit).
-bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a) {
+bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a, double saturated_busy_ratio) {
   const Metric m = a.ref.metric;
   if (kind == EntityKind::kContainer)  // its own limits, and its own waits for its disk
     return m == Metric::kCpuThrottledRatio || m == Metric::kOomKills ||
            m == Metric::kIoLatencyP99Ms || m == Metric::kMajorFaults;
-  if (m == Metric::kCpuBusyRatio) return a.observed >= kSaturatedBusyRatio;
+  if (m == Metric::kCpuBusyRatio) return a.observed >= saturated_busy_ratio;
   return m == Metric::kMemoryAvailableMb || m == Metric::kIoLatencyP99Ms ||
          m == Metric::kMajorFaults;
 }
@@ -273,11 +263,11 @@ class Attributor {
 
   // Whether `a`'s change is big enough to explain the symptom's, when both are in one unit. A
   // callee's latency explains a caller's errors only when it is slow enough for calls to time
-  // out: at least twice its baseline and kTimeoutScaleMs more (a callee 1.4 ms slower did not
+  // out: at least twice its baseline and timeout_scale_ms more (a callee 1.4 ms slower did not
   // make every call into it fail).
   bool Accounts(const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
     if (FamilyOf(symptom.ref.metric) == Family::kErrors && FamilyOf(a.ref.metric) == Family::kLatency)
-      return a.observed >= 2 * a.baseline && a.observed - a.baseline >= kTimeoutScaleMs;
+      return a.observed >= 2 * a.baseline && a.observed - a.baseline >= o_.timeout_scale_ms;
     if (Info(a.ref.metric).unit != Info(symptom.ref.metric).unit) return true;
     return ChangeAccountsFor(a, symptom, o_.min_explained_share);
   }
@@ -437,7 +427,7 @@ class Attributor {
         bool any_limit = false;
         const bool covered =
             std::all_of(m.evidence.begin(), m.evidence.end(), [&](const SeriesAnomaly& a) {
-              if (!IsLimitEvidence(EntityKind::kMachine, a)) return true;
+              if (!IsLimitEvidence(EntityKind::kMachine, a, o_.saturated_busy_ratio)) return true;
               any_limit = true;
               return std::any_of(c.evidence.begin(), c.evidence.end(), [&](const SeriesAnomaly& b) {
                 return b.ref.metric == a.ref.metric;
@@ -522,15 +512,15 @@ class Attributor {
   // A resource explains a service's errors only by killing its processes (OOM kills, a
   // container's or a machine's), through a limit (throttled or short of memory so that calls
   // time out), or through run-queue waits long enough for calls
-  // to time out (kTimeoutScaleMs, as a callee's latency must be): a few milliseconds of
+  // to time out (timeout_scale_ms, as a callee's latency must be): a few milliseconds of
   // contention, which a service that now fails every request can cause itself (each failure
   // logs, unwinds and reconnects), does not make it fail. Any of them explains latency.
-  static bool ExplainsErrors(EntityKind kind, const SeriesAnomaly& a, const SeriesAnomaly& symptom) {
+  bool ExplainsErrors(EntityKind kind, const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
     if (FamilyOf(symptom.ref.metric) != Family::kErrors) return true;
     const Metric m = a.ref.metric;
-    if (m == Metric::kOomKills || IsLimitEvidence(kind, a)) return true;
+    if (m == Metric::kOomKills || IsLimitEvidence(kind, a, o_.saturated_busy_ratio)) return true;
     return (m == Metric::kRunqP99Ms || m == Metric::kRunqMeanMs) &&
-           a.observed - a.baseline >= kTimeoutScaleMs;
+           a.observed - a.baseline >= o_.timeout_scale_ms;
   }
 
   // Waits (for a CPU, for a block request) explain a latency symptom only when they grew by a
@@ -539,12 +529,12 @@ class Attributor {
   // hence the small share; but a container whose p99 wait went from 0.7 to 3 ms did not make its
   // service 300 ms slower (the service's own slowness shifts its wakeups together and moves that
   // percentile a little).
-  static bool WaitsAccountFor(const SeriesAnomaly& a, const SeriesAnomaly& symptom) {
+  bool WaitsAccountFor(const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
     const Metric m = a.ref.metric;
     if ((m != Metric::kRunqP99Ms && m != Metric::kRunqMeanMs && m != Metric::kIoLatencyP99Ms) ||
         FamilyOf(symptom.ref.metric) != Family::kLatency)
       return true;
-    return ChangeAccountsFor(a, symptom, kContentionShare);
+    return ChangeAccountsFor(a, symptom, o_.contention_share);
   }
 
   // Whether `service` or the entry point serves anomalously more requests than before.
@@ -604,7 +594,7 @@ class Attributor {
     bool limit = false;
     for (const SeriesAnomaly& a : c.evidence) {
       best = std::max(best, Strength(a));
-      limit = limit || IsLimitEvidence(kind, a);
+      limit = limit || IsLimitEvidence(kind, a, o_.saturated_busy_ratio);
     }
     if (c.evidence.empty() || (limit_only && !limit)) return;
     std::string what;

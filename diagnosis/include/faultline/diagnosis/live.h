@@ -85,12 +85,14 @@ struct LiveOptions {
   // Consecutive normal windows of the entry point's alarmed metric that resolve an incident.
   // Default: 3.
   int resolve_after = 3;
-  // An anomaly whose first root cause is a service (what is left when nothing under it, along
-  // its calls or on the network explains it) opens an incident only if it is still anomalous
+  // An anomaly whose first root cause is residual (a service: what is left when nothing under it,
+  // along its calls or on the network explains it; or a call edge seen slower or failing only by
+  // its caller, with no network signal) opens an incident only if it is still anomalous
   // this many windows later: resources sampled once a window, and connection counts that cross
   // their floor a window after the first failed requests, get their chance to name a deeper
   // cause before the on-call engineer reads the first one. A one-window blip opens nothing.
-  // Causes found below a service (an edge, a container, a machine) open at once. Default: 1.
+  // Causes with evidence of their own (a network signal on an edge, a container, a machine) open
+  // at once. Default: 1.
   int confirm_windows = 1;
   // Services that are entry points whatever their callers. Default: none.
   std::vector<std::string> entry_points;

@@ -64,6 +64,16 @@ struct AttributionOptions {
   int64_t lead_windows = 2;
   // Baseline windows needed to judge a series. Default: 6.
   size_t min_baseline = 6;
+  // The smallest slowdown that makes calls time out: a callee's latency, or run-queue waits,
+  // explain a caller's errors only from this many ms more (and, for a callee, twice its
+  // baseline). Default: 100.
+  double timeout_scale_ms = 100;
+  // The least share of a latency symptom's rise that a rise of waits (run queue, block I/O) must
+  // be to explain it. Default: 0.1.
+  double contention_share = 0.1;
+  // A machine this busy has no CPU to spare: its busy ratio is a saturation (a limit), not just
+  // more work. Default: 0.8.
+  double saturated_busy_ratio = 0.8;
 };
 
 // One series' behaviour around the alarm.
