@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "faultline/fta/evaluator.h"
 
@@ -154,9 +155,19 @@ std::optional<DrillDownFinding> DrillDownService(const Situation& s, const std::
   f.leaves = cube.leaves();
   f.abnormal_leaves = r.abnormal_leaves;
   f.unexplained = r.unexplained;
-  double total = 0, covered = 0;
+  double total = 0, covered = 0, affected = 0;
+  const size_t endpoint_dim = static_cast<size_t>(
+      std::find(cube.dims.begin(), cube.dims.end(), "endpoint") - cube.dims.begin());
+  std::set<uint32_t> endpoints, endpoints_affected;
   for (size_t leaf = 0; leaf < cube.leaves(); ++leaf) {
     total += test_requests[leaf];
+    const bool abnormal = leaf < r.abnormal.size() && r.abnormal[leaf];
+    if (abnormal) affected += test_requests[leaf];
+    if (endpoint_dim < cube.dims.size()) {
+      const uint32_t e = cube.cells[leaf * cube.dims.size() + endpoint_dim];
+      endpoints.insert(e);
+      if (abnormal) endpoints_affected.insert(e);
+    }
     bool under = false;
     for (const topology::RootCauseElement& e : r.elements) {
       bool all = true;
@@ -168,6 +179,9 @@ std::optional<DrillDownFinding> DrillDownService(const Situation& s, const std::
   for (const topology::RootCauseElement& e : r.elements)
     f.elements.push_back(topology::FormatElements(cube, {e}));
   f.share = total > 0 ? covered / total : 0;
+  f.affected_share = total > 0 ? affected / total : 0;
+  f.endpoints = endpoints.size();
+  f.endpoints_affected = endpoints_affected.size();
   return f;
 }
 
@@ -255,8 +269,11 @@ Diagnosis Diagnose(const Situation& s, const fta::FaultTrees& trees, const Diagn
     const DrillDownFinding* at_entry = nullptr;
     for (const DrillDownFinding& f : inc.drilldown)
       if (f.service == entry.name) at_entry = &f;
-    if (at_entry) {
-      p.impact = {at_entry->share, "drilldown"};
+    if (at_entry && at_entry->abnormal_leaves > 0) {
+      // The requests in the leaves that deviated themselves, not all those under the elements
+      // (an element may hold normal leaves too): a slow catalog behind /browse touches /browse.
+      p.impact = {at_entry->affected_share, "drilldown", at_entry->endpoints,
+                  at_entry->endpoints_affected};
     } else {
       // The first call of the path out of the entry point.
       std::string first_call;

@@ -21,6 +21,23 @@ Json EntityJson(const EntityRef& e) {
 
 Json TimeJson(int64_t t) { return t ? Json(Rfc3339(t)) : Json(); }
 
+Json ImpactJson(const Impact& i) {
+  Json j = {{"share", Finite(i.share)}, {"basis", i.basis}};
+  if (i.endpoints > 0) {
+    j["endpoints"] = i.endpoints;
+    j["endpoints_affected"] = i.endpoints_affected;
+  }
+  return j;
+}
+
+std::string ImpactText(const Impact& i, const std::string& entry) {
+  std::string out = FormatNumber(i.share * 100) + "% of " + entry + "'s requests (" + i.basis;
+  if (i.endpoints > 0)
+    out += "; " + std::to_string(i.endpoints_affected) + " of " + std::to_string(i.endpoints) +
+           " endpoints";
+  return out + ")";
+}
+
 Json ChangeJson(const MetricChange& c) {
   return {{"entity", EntityJson(c.entity)},
           {"metric", MetricName(c.metric)},
@@ -165,7 +182,7 @@ std::string IncidentToJson(const Incident& inc) {
                      {"z", Finite(p.change.z)},
                      {"change_ratio", Finite(p.change_ratio)},
                      {"since", TimeJson(p.change.since_s)},
-                     {"impact", {{"share", Finite(p.impact.share)}, {"basis", p.impact.basis}}}};
+                     {"impact", ImpactJson(p.impact)}};
   Json keys = Json::array();
   for (const MetricChange& c : inc.key_metrics) keys.push_back(ChangeJson(c));
   j["key_metrics"] = std::move(keys);
@@ -239,8 +256,7 @@ std::string IncidentToText(const Incident& inc) {
                     std::string(SeverityName(inc.severity)) + "  opened " +
                     Rfc3339(inc.opened_at_s) + "\n" + inc.title + "\n\n";
   out += "What:    " + PhenomenonText(inc.phenomenon) + "\n";
-  out += "Impact:  " + FormatNumber(inc.phenomenon.impact.share * 100) + "% of " +
-         inc.phenomenon.entry.name + "'s requests (" + inc.phenomenon.impact.basis + ")\n";
+  out += "Impact:  " + ImpactText(inc.phenomenon.impact, inc.phenomenon.entry.name) + "\n";
   out += "Cause:   " + inc.summary + "\n";
   out += "\nKey metrics\n";
   for (const MetricChange& c : inc.key_metrics) out += "  " + ChangeText(c) + "\n";
@@ -296,8 +312,7 @@ std::string IncidentToMarkdown(const Incident& inc) {
          std::string(IncidentStatusName(inc.status)) + " #" + std::to_string(inc.sequence) +
          " · opened " + Rfc3339(inc.opened_at_s) + "\n\n";
   out += "**What:** " + PhenomenonText(inc.phenomenon) + "  \n";
-  out += "**Impact:** " + FormatNumber(inc.phenomenon.impact.share * 100) + "% of " +
-         inc.phenomenon.entry.name + "'s requests (" + inc.phenomenon.impact.basis + ")  \n";
+  out += "**Impact:** " + ImpactText(inc.phenomenon.impact, inc.phenomenon.entry.name) + "  \n";
   out += "**Root cause:** " + inc.summary + "\n\n";
   out += "### Key metrics\n\n| entity | metric | before | after | z | since |\n|---|---|---|---|---|---|\n";
   for (const MetricChange& c : inc.key_metrics) {
@@ -540,6 +555,11 @@ Result<Incident> IncidentFromJson(std::string_view text) {
   const auto& impact = r.At(p, "phenomenon.", "impact");
   i.phenomenon.impact.share = r.Num(impact, "phenomenon.impact.", "share");
   i.phenomenon.impact.basis = r.Str(impact, "phenomenon.impact.", "basis");
+  if (r.error.ok() && impact.is_object() && impact.contains("endpoints")) {
+    i.phenomenon.impact.endpoints = static_cast<size_t>(r.Count(impact, "phenomenon.impact.", "endpoints"));
+    i.phenomenon.impact.endpoints_affected =
+        static_cast<size_t>(r.Count(impact, "phenomenon.impact.", "endpoints_affected"));
+  }
   const auto& keys = r.Arr(j, "", "key_metrics");
   for (size_t k = 0; r.error.ok() && k < keys.size(); ++k)
     i.key_metrics.push_back(r.Change(keys[k], "key_metrics[" + std::to_string(k) + "]."));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -92,6 +93,50 @@ TEST(Diagnose, DrillDownNamesTheEndpointOrInstance) {
   EXPECT_EQ(oom.severity, Severity::kCritical);  // error rate 0.16
   EXPECT_EQ(oom.phenomenon.impact.basis, "error_rate");
   EXPECT_NEAR(oom.phenomenon.impact.share, 0.15, 0.01);
+}
+
+// Impact is what the fault touched: db slow behind gateway's GET /browse (40% of its requests, on
+// both of its instances) while GET /cart, /home and /search answer as fast as before is 40% of
+// gateway's requests and 1 of its 4 endpoints, not all of them.
+TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
+  topology::Situation s = Load("slow_leaf.json");
+  topology::Breakdown b;
+  b.service = "gateway";
+  b.dims = {"endpoint", "instance", "machine"};
+  const std::vector<std::pair<std::string, double>> endpoints = {
+      {"GET /browse", 0.4}, {"GET /cart", 0.2}, {"GET /home", 0.2}, {"GET /search", 0.2}};
+  const size_t n = s.series.front().values.size();
+  for (const auto& [endpoint, share] : endpoints) {
+    for (const char* inst : {"gw-1", "gw-2"}) {
+      topology::BreakdownLeaf leaf;
+      leaf.values = {endpoint, inst, "m1"};
+      for (size_t i = 0; i < n; ++i) {
+        const double requests = 250 * share * (1 + 0.02 * std::sin(static_cast<double>(i)));
+        const double mean_ms = endpoint == "GET /browse" && i >= 24 ? 120 : 60;
+        leaf.requests.push_back(requests);
+        leaf.errors.push_back(0);
+        leaf.latency_sum_ms.push_back(requests * mean_ms * (1 + 0.01 * std::cos(1.7 * static_cast<double>(i))));
+      }
+      b.leaves.push_back(std::move(leaf));
+    }
+  }
+  s.breakdowns.push_back(std::move(b));
+  Diagnosis d = Diagnose(s, fta::DefaultFaultTrees());
+  ASSERT_TRUE(d.incident) << d.reason;
+  const Impact& impact = d.incident->phenomenon.impact;
+  EXPECT_EQ(impact.basis, "drilldown");
+  EXPECT_NEAR(impact.share, 0.4, 0.01);
+  EXPECT_EQ(impact.endpoints, 4u);
+  EXPECT_EQ(impact.endpoints_affected, 1u);
+  const std::string text = IncidentToText(*d.incident);
+  EXPECT_NE(text.find("Impact:  40% of gateway's requests (drilldown; 1 of 4 endpoints)"),
+            std::string::npos)
+      << text;
+  // The JSON carries the endpoints and reads back.
+  auto back = IncidentFromJson(IncidentToJson(*d.incident));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->phenomenon.impact.endpoints, 4u);
+  EXPECT_EQ(back->phenomenon.impact.endpoints_affected, 1u);
 }
 
 TEST(Diagnose, DrillDownServiceComparesTheTestPeriodWithTheBaseline) {

@@ -166,6 +166,7 @@ DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& o) {
     if (valid[i] && std::abs(dev[i] - center) > cut)
       abnormal[i] = remaining[i] = 1, result.abnormal_leaves++;
   }
+  result.abnormal = abnormal;
   size_t left = result.abnormal_leaves;
   const double min_cover = std::max(2.0, o.min_share * static_cast<double>(result.abnormal_leaves));
 

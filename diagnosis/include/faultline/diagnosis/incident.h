@@ -54,6 +54,8 @@ std::string_view SeverityName(Severity s);
 struct Impact {
   double share = 0;   // of the entry point's requests, in [0, 1]
   std::string basis;  // how the share was computed (see schema/incident.schema.json)
+  // With basis drilldown: the entry point's endpoints, and those affected (0: not known).
+  size_t endpoints = 0, endpoints_affected = 0;
 };
 
 struct Phenomenon {
@@ -111,6 +113,10 @@ struct DrillDownFinding {
   std::vector<std::string> elements;  // "endpoint=GET /cart&instance=db-2", most explanatory first
   size_t leaves = 0, abnormal_leaves = 0, unexplained = 0;
   double share = 0;  // of the service's requests in the test period that the elements hold
+  // Of the service's requests in the test period, the share in abnormal leaves (the endpoint,
+  // instance and machine combinations whose KPI itself deviated): what the fault touched.
+  double affected_share = 0;
+  size_t endpoints = 0, endpoints_affected = 0;  // distinct endpoints, and those with an abnormal leaf
 };
 
 struct SituationLink {

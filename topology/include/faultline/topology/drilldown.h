@@ -76,6 +76,7 @@ struct DrillDownResult {
   std::vector<RootCauseElement> elements;  // in the order found (most explanatory first)
   size_t abnormal_leaves = 0;
   size_t unexplained = 0;  // abnormal leaves no element explains (noise)
+  std::vector<char> abnormal;  // per leaf of the cube: 1 when it is abnormal
 };
 
 DrillDownResult DrillDown(const Cube& cube, const DrillDownOptions& options = {});
