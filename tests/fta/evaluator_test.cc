@@ -373,6 +373,27 @@ TEST(DefaultTrees, ServiceClasses) {
         .Add(EntityKind::kService, "db", Metric::kErrorRate, 0.01);
     EXPECT_EQ(Held(sit, kDb), Names{"traffic_surge"});
   }
+  {  // A leaf failing, its callers retrying (three times its requests, the entry point's
+     // unchanged): its own code, not a surge.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kService, "db", Metric::kLatencyP99Ms, 20)
+        .Add(EntityKind::kService, "db", Metric::kRequests, 500, 1500)
+        .Add(EntityKind::kService, "db", Metric::kErrorRate, 0.01, 0.3);
+    EXPECT_EQ(Held(sit, kDb), Names{"own_code"});
+  }
+  {  // ... and resetting its callers' keep-alive connections after its errors: still its code.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kService, "db", Metric::kLatencyP99Ms, 20)
+        .Add(EntityKind::kService, "db", Metric::kRequests, 500)
+        .Add(EntityKind::kService, "db", Metric::kErrorRate, 0.01, 0.3)
+        .Add(EntityKind::kEdge, "api->db", Metric::kResets, 0, 25);
+    EXPECT_EQ(Held(sit, kDb), Names{"own_code"});
+    // Resets into a service that is slower but answers no errors: not its code (the network,
+    // or a proxy, cuts the calls).
+    Sit slow = SlowChain();
+    slow.Service("db", 20, 80).Add(EntityKind::kEdge, "api->db", Metric::kResets, 0, 25);
+    EXPECT_EQ(Held(slow, kDb), Names{});
+  }
   {  // Fewer requests and slower: not a surge.
     Sit sit = SlowChain();
     sit.Service("db", 20, 80);
