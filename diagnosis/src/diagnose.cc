@@ -262,6 +262,8 @@ Diagnosis Diagnose(const Situation& s, const fta::FaultTrees& trees, const Diagn
     if (f && !f->elements.empty()) inc.drilldown.push_back(std::move(*f));
   }
 
+  for (const topology::SetAside& a : r.set_aside) inc.set_aside.push_back({a.entity, a.reason});
+
   // Impact.
   if (Info(symptom_metric).family == MetricFamily::kErrors && symptom_metric == Metric::kErrorRate) {
     p.impact = {std::clamp(r.symptom.observed - r.symptom.baseline, 0.0, 1.0), "error_rate"};

@@ -236,6 +236,10 @@ std::string IncidentToJson(const Incident& inc) {
                      {"share", Finite(f.share)}});
   }
   j["drilldown"] = std::move(drill);
+  Json aside = Json::array();
+  for (const Incident::SetAside& a : inc.set_aside)
+    aside.push_back({{"entity", a.entity}, {"reason", a.reason}});
+  j["set_aside"] = std::move(aside);
   const SituationLink& s = inc.situation;
   j["situation"] = {{"source", s.source},
                     {"window_s", s.window_s},
@@ -300,6 +304,10 @@ std::string IncidentToText(const Incident& inc) {
              " leaves abnormal, " + FormatNumber(f.share * 100) + "% of its requests)\n";
     }
   }
+  if (!inc.set_aside.empty()) {
+    out += "\nSet aside\n";
+    for (const Incident::SetAside& a : inc.set_aside) out += "  " + a.entity + ": " + a.reason + "\n";
+  }
   out += "\nSituation: " + (inc.situation.source.empty() ? "(inline)" : inc.situation.source) +
          ", " + std::to_string(inc.situation.window_s) + " s windows " +
          Rfc3339(inc.situation.start_s) + " .. " + Rfc3339(inc.situation.end_s) + "\n";
@@ -353,6 +361,10 @@ std::string IncidentToMarkdown(const Incident& inc) {
       out += "- " + f.service + " " + std::string(MetricName(f.kpi)) + ": " + elements + " (" +
              FormatNumber(f.share * 100) + "% of its requests)\n";
     }
+  }
+  if (!inc.set_aside.empty()) {
+    out += "\n### Set aside\n\n";
+    for (const Incident::SetAside& a : inc.set_aside) out += "- " + a.entity + ": " + a.reason + "\n";
   }
   return out;
 }
@@ -626,6 +638,13 @@ Result<Incident> IncidentFromJson(std::string_view text) {
     f.unexplained = static_cast<size_t>(r.Count(drill[k], path, "unexplained"));
     f.share = r.Num(drill[k], path, "share");
     i.drilldown.push_back(std::move(f));
+  }
+  if (r.error.ok() && j.contains("set_aside")) {  // absent from incidents stored before it existed
+    const auto& aside = r.Arr(j, "", "set_aside");
+    for (size_t k = 0; r.error.ok() && k < aside.size(); ++k) {
+      const std::string path = "set_aside[" + std::to_string(k) + "].";
+      i.set_aside.push_back({r.Str(aside[k], path, "entity"), r.Str(aside[k], path, "reason")});
+    }
   }
   const auto& s = r.At(j, "", "situation");
   i.situation.source = r.Str(s, "situation.", "source");

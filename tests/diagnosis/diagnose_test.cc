@@ -139,6 +139,28 @@ TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
   EXPECT_EQ(back->phenomenon.impact.endpoints_affected, 1u);
 }
 
+// What attribution set aside reaches the reader: search, faster while gateway slowed, with why.
+TEST(Diagnose, TheIncidentListsWhatAttributionSetAsideAndWhy) {
+  const Incident i = Incident_("negative_sibling.json");
+  ASSERT_EQ(i.set_aside.size(), 1u);
+  EXPECT_EQ(i.set_aside[0].entity, "search");
+  EXPECT_EQ(i.set_aside[0].reason.substr(0, i.set_aside[0].reason.find(" (")), "latency_p99_ms fell");
+  const std::string text = IncidentToText(i);
+  EXPECT_NE(text.find("\nSet aside\n  search: latency_p99_ms fell (z "), std::string::npos) << text;
+  auto back = IncidentFromJson(IncidentToJson(i));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->set_aside.size(), 1u);
+  EXPECT_EQ(back->set_aside[0].reason, i.set_aside[0].reason);
+  // An incident stored before the field existed reads back with none.
+  auto j = nlohmann::json::parse(IncidentToJson(i));
+  j.erase("set_aside");
+  auto old = IncidentFromJson(j.dump());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->set_aside.empty());
+  // Nothing set aside: an empty list.
+  EXPECT_TRUE(Incident_("slow_leaf.json").set_aside.empty());
+}
+
 TEST(Diagnose, DrillDownServiceComparesTheTestPeriodWithTheBaseline) {
   const topology::Situation s = Load("error_leaf.json");
   auto f = DrillDownService(s, "db", Metric::kErrorRate, 22, 24);

@@ -142,6 +142,12 @@ struct Incident {
   FaultTreeExplanation fault_tree;
   std::vector<Hop> propagation;
   std::vector<DrillDownFinding> drilldown;
+  // Services attribution looked at along the calls and set aside, with why (a callee that moved
+  // the opposite way, say): what the reader would otherwise wonder about.
+  struct SetAside {
+    std::string entity, reason;
+  };
+  std::vector<SetAside> set_aside;
   SituationLink situation;
   std::map<std::string, std::string> labels, annotations;
 };
