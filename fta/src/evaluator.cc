@@ -270,7 +270,15 @@ NodeTrace FaultTreeEvaluator::EvaluateEvent(const Node& node, const Located& cau
           yes = AccountsForCause(a, cause);
       } else {  // kValue: the test period's median, from the anomaly's start when there is one
         double v = a.observed;
-        if (a.baseline_windows < o_.min_baseline) {
+        if (e.last) {  // the state now: the test period's last window with data
+          v = std::nan("");
+          for (size_t i = ms->values.size(); i-- > judge_.split();)
+            if (!std::isnan(ms->values[i])) {
+              v = ms->values[i];
+              break;
+            }
+          shown.observed = v;
+        } else if (a.baseline_windows < o_.min_baseline) {
           std::vector<double> test;
           for (size_t i = judge_.split(); i < ms->values.size(); ++i)
             if (!std::isnan(ms->values[i])) test.push_back(ms->values[i]);

@@ -207,7 +207,7 @@ class Loader {
     }
     if (key == "value") {
       e.type = EventType::kValue;
-      FAULTLINE_RETURN_IF_ERROR(Keys(v, path, {"of", "metric", "above", "below"}));
+      FAULTLINE_RETURN_IF_ERROR(Keys(v, path, {"of", "metric", "above", "below", "last"}));
       if (!v["metric"]) return Error(v, path, "'metric' is required");
       FAULTLINE_RETURN_IF_ERROR(MetricOrFamily(v, path, checked, &e));
       if (static_cast<bool>(v["above"]) == static_cast<bool>(v["below"]))
@@ -216,6 +216,12 @@ class Loader {
         FAULTLINE_ASSIGN_OR_RETURN(e.above, Number(v["above"], path + ".above"));
       } else {
         FAULTLINE_ASSIGN_OR_RETURN(e.below, Number(v["below"], path + ".below"));
+      }
+      if (v["last"]) {
+        const std::string text = v["last"].IsScalar() ? v["last"].as<std::string>() : "";
+        if (text != "true" && text != "false")
+          return Error(v["last"], path + ".last", "expected true or false, got '" + text + "'");
+        e.last = text == "true";
       }
       return e;
     }
@@ -603,8 +609,8 @@ std::string Describe(const BasicEvent& e) {
     case EventType::kAnomalous:
       return Quantity(e) + " of the " + of + " " + DirectionWord(e.direction);
     case EventType::kValue:
-      return Quantity(e) + " of the " + of + (e.above ? " above " + Fixed(*e.above)
-                                                      : " below " + Fixed(*e.below));
+      return Quantity(e) + " of the " + of + (e.last ? " in the last window" : "") +
+             (e.above ? " above " + Fixed(*e.above) : " below " + Fixed(*e.below));
     case EventType::kOomKill:
       return "an OOM kill on the " + of;
     case EventType::kSymptom:

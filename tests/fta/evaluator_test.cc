@@ -331,6 +331,17 @@ TEST(DefaultTrees, ResourceClassesOnContainersAndMachines) {
 }
 
 TEST(DefaultTrees, ServiceClasses) {
+  {  // Requests down to a few, then none in the last window (the live outage opens on its first
+     // silent window, after the partial one the fault began in): it stopped serving, judged on
+     // the state now, whatever the test period's median (13). A fall to a fifth is no outage.
+    Sit sit = SlowChain();
+    sit.Add(EntityKind::kService, "db", Metric::kRequests, 100, 13);
+    sit.s_.series.back().values.back() = 0;
+    EXPECT_EQ(Held(sit, kDb), Names{"service_unavailable"});
+    Sit fewer = SlowChain();
+    fewer.Add(EntityKind::kService, "db", Metric::kRequests, 100, 20);
+    EXPECT_EQ(Held(fewer, kDb), Names{});
+  }
   {  // A callee slower by a share of the service's own change: propagated, not its own code.
     const Located api{EntityKind::kService, "api", {"api", "gateway"}};
     Sit sit = SlowChain();  // api 40 -> 100 ms

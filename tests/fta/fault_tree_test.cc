@@ -113,7 +113,10 @@ TEST(FaultTreeLoader, EachKindOfMistakeIsNamedWithItsLineAndField) {
       {One("{value: {metric: error_rate, above: lots}}"),
        "t.yaml:5: classes[0].tree.value.above: expected a finite number, got 'lots'"},
       {One("{value: {family: errors, above: 1}}"),
-       "t.yaml:5: classes[0].tree.value: unknown key 'family' (expected of, metric, above, below)"},
+       "t.yaml:5: classes[0].tree.value: unknown key 'family' (expected of, metric, above, below, "
+       "last)"},
+      {One("{value: {metric: requests, below: 1, last: yes please}}"),
+       "t.yaml:5: classes[0].tree.value.last: expected true or false, got 'yes please'"},
       {One("{value: {above: 1}}"), "t.yaml:5: classes[0].tree.value: 'metric' is required"},
       {One("{oom_kill: {of: callee}}"),
        "t.yaml:5: classes[0].tree.oom_kill.of: OOM kills are counted on the cause, container or "

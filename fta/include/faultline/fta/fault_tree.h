@@ -27,7 +27,7 @@
 //                               role is anomalous that way (attribution's judgement, or a
 //                               detector's verdict in the situation); `bad`, the default, is each
 //                               metric's bad direction in the catalog
-//     value: {of: ROLE, metric: M, above: X | below: X}
+//     value: {of: ROLE, metric: M, above: X | below: X[, last: true]}
 //                               the metric's value over the test period (its median) passes X
 //     oom_kill: {of: ROLE}      an OOM kill was counted on an entity of the role in the test period
 //     symptom: {metric: M | family: F, direction: …}
@@ -92,6 +92,7 @@ struct BasicEvent {
   std::optional<MetricFamily> family;
   DirectionMatch direction = DirectionMatch::kBad;
   std::optional<double> above, below;  // kValue: exactly one
+  bool last = false;  // kValue: the test period's last window instead of its median
 };
 
 enum class NodeType : uint8_t { kAll, kAny, kNot, kAtLeast, kRef, kEvent };
