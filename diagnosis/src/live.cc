@@ -209,16 +209,14 @@ std::vector<model::StoredWindow> LiveDiagnosis::History(int64_t from_s, int64_t 
 
 void LiveDiagnosis::TrackCallers(const std::vector<const model::StoredWindow*>& windows,
                                  int64_t start) {
-  if (attempts_start_ != start) attempts_.clear(), attempts_start_ = start;
+  if (failed_calls_start_ != start) failed_calls_.clear(), failed_calls_start_ = start;
   for (const model::StoredWindow* w : windows) {
     if (w->key.kind == EntityKind::kService) serving_[std::string(w->key.Dim(dim::kService))] = start;
     if (w->key.kind == EntityKind::kEdge && w->key.Dim(dim::kSide) != dim::kServerSide &&
         !w->callee_service.empty()) {
       const model::WindowStats& st = w->stats;
-      Attempts& a = attempts_[w->callee_service];
-      a.attempted = a.attempted || st.requests > 0 || st.connects_ok + st.connects_refused +
-                                                          st.connects_failed > 0;
-      a.failed = a.failed || st.connects_refused + st.connects_failed + st.resets_received > 0;
+      if (st.connects_refused + st.connects_failed + st.resets_received > 0)
+        failed_calls_.insert(w->callee_service);
     }
     if (w->key.kind != EntityKind::kEdge || w->stats.requests == 0) continue;
     if (w->key.Dim(dim::kSide) == dim::kServerSide) {
@@ -280,8 +278,7 @@ LiveDiagnosis::Silence LiveDiagnosis::JudgeSilence(const std::string& entry, int
   const double rate = v[v.size() / 2];
   const double empty = static_cast<double>((start - last->second) / window_s_);
   if (empty * rate < -std::log(kSilenceFalseAlarm)) return Silence::kUnknown;
-  const auto a = attempts_start_ == start ? attempts_.find(entry) : attempts_.end();
-  if (a != attempts_.end() && a->second.failed) return Silence::kOutage;
+  if (failed_calls_start_ == start && failed_calls_.count(entry)) return Silence::kOutage;
   bool external = true;  // no caller inside the observed system in the lookback, or some outside
   if (auto c = callers_.find(entry); c != callers_.end()) {
     bool observed = false, outside = false;

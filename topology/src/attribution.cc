@@ -555,8 +555,20 @@ class Attributor {
     Candidate c;
     c.kind = kind;
     c.entity = name;
+    // A container's memory use is not pressure (IsLimitEvidence): without reclaim or kills it
+    // explains nothing. Its CPU time is work: it explains the service's slowness only when the
+    // service did not get more of it (more requests use more CPU by themselves), i.e. when the
+    // CPU spent per request rose. Such series are not judged at all.
+    std::optional<bool> more_work;  // judged once, when a CPU-use series is met
+    const auto not_evidence = [&](Metric m) {
+      if (kind != EntityKind::kContainer) return false;
+      if (m == Metric::kMemoryWorkingSetMb || m == Metric::kMemoryUsageRatio) return true;
+      if (m != Metric::kCpuUsageCores) return false;
+      if (!more_work) more_work = !path.empty() && MoreRequests(path.front());  // path: the service first
+      return *more_work;
+    };
     for (const MetricSeries* ms : s_.SeriesOf(kind, name)) {
-      if (!IsResourceMetric(ms->ref.metric)) continue;
+      if (!IsResourceMetric(ms->ref.metric) || not_evidence(ms->ref.metric)) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
       // Pressure shows as a rise (a fall for available memory); its shape must follow the
       // symptom's, or mirror it when the symptom is a fall (throughput dropping while CPU
@@ -577,19 +589,6 @@ class Attributor {
     if (!has(Metric::kIoLatencyP99Ms))
       std::erase_if(c.evidence,
                     [](const SeriesAnomaly& a) { return a.ref.metric == Metric::kIoBytes; });
-    // A container's memory use is not pressure (IsLimitEvidence): without reclaim or kills it
-    // explains nothing. Its CPU time is work: it explains the service's slowness only when the
-    // service did not get more of it (more requests use more CPU by themselves), i.e. when the
-    // CPU spent per request rose.
-    if (kind == EntityKind::kContainer) {
-      std::erase_if(c.evidence, [](const SeriesAnomaly& a) {
-        return a.ref.metric == Metric::kMemoryWorkingSetMb ||
-               a.ref.metric == Metric::kMemoryUsageRatio;
-      });
-      if (!path.empty() && MoreRequests(path.front()))  // path: the service, then its callers
-        std::erase_if(c.evidence,
-                      [](const SeriesAnomaly& a) { return a.ref.metric == Metric::kCpuUsageCores; });
-    }
     double best = 0;
     bool limit = false;
     for (const SeriesAnomaly& a : c.evidence) {

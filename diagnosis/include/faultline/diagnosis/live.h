@@ -211,14 +211,10 @@ class LiveDiagnosis {
   // Who calls whom (HTTP requests seen), and who serves: by service, with the last window start.
   std::map<std::string, std::map<std::string, int64_t>> callers_;
   std::map<std::string, int64_t> serving_;
-  // The window TrackCallers last saw: per callee service, whether observed callers attempted
-  // calls to it (requests or connection attempts) and whether any of those failed (refused,
-  // timed out, reset by the peer).
-  struct Attempts {
-    bool attempted = false, failed = false;
-  };
-  int64_t attempts_start_ = -1;
-  std::map<std::string, Attempts> attempts_;
+  // The callee services whose observed callers' calls failed (refused, timed out, reset by the
+  // peer) in the window TrackCallers last saw, `failed_calls_start_`.
+  int64_t failed_calls_start_ = -1;
+  std::set<std::string> failed_calls_;
   std::map<WatchKey, Watched> watch_;
   // Detector states restored and not yet applied: a series' state goes into its detector when
   // the series is next observed, so that its rule is matched with the series' own labels.
