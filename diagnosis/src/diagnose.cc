@@ -256,10 +256,15 @@ Diagnosis Diagnose(const Situation& s, const fta::FaultTrees& trees, const Diagn
     drill.push_back(top.path[1]);
   }
   if (std::find(drill.begin(), drill.end(), entry.name) == drill.end()) drill.push_back(entry.name);
+  // The entry point's finding is kept for the impact even when no element came out of it (one
+  // abnormal leaf of three names no element, yet says which share of the requests was hurt).
+  std::optional<DrillDownFinding> at_entry;
   for (const std::string& service : drill) {
     auto f = DrillDownService(s, service, KpiFor(symptom_metric), judge.split(), test_from,
                               o.drilldown);
-    if (f && !f->elements.empty()) inc.drilldown.push_back(std::move(*f));
+    if (!f) continue;
+    if (service == entry.name) at_entry = *f;
+    if (!f->elements.empty()) inc.drilldown.push_back(std::move(*f));
   }
 
   for (const topology::SetAside& a : r.set_aside) inc.set_aside.push_back({a.entity, a.reason});
@@ -268,9 +273,6 @@ Diagnosis Diagnose(const Situation& s, const fta::FaultTrees& trees, const Diagn
   if (Info(symptom_metric).family == MetricFamily::kErrors && symptom_metric == Metric::kErrorRate) {
     p.impact = {std::clamp(r.symptom.observed - r.symptom.baseline, 0.0, 1.0), "error_rate"};
   } else {
-    const DrillDownFinding* at_entry = nullptr;
-    for (const DrillDownFinding& f : inc.drilldown)
-      if (f.service == entry.name) at_entry = &f;
     if (at_entry && at_entry->abnormal_leaves > 0) {
       // The requests in the leaves that deviated themselves, not all those under the elements
       // (an element may hold normal leaves too): a slow catalog behind /browse touches /browse.

@@ -95,10 +95,9 @@ TEST(Diagnose, DrillDownNamesTheEndpointOrInstance) {
   EXPECT_NEAR(oom.phenomenon.impact.share, 0.15, 0.01);
 }
 
-// Impact is what the fault touched: db slow behind gateway's GET /browse (40% of its requests, on
-// both of its instances) while GET /cart, /home and /search answer as fast as before is 40% of
-// gateway's requests and 1 of its 4 endpoints, not all of them.
-TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
+// gateway's breakdown over endpoint x instance: GET /browse (40% of the requests) twice as slow
+// from window 24 on, GET /cart, /home and /search (20% each) as fast as before.
+topology::Situation WithGatewayBreakdown(const std::vector<std::string>& instances) {
   topology::Situation s = Load("slow_leaf.json");
   topology::Breakdown b;
   b.service = "gateway";
@@ -107,7 +106,7 @@ TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
       {"GET /browse", 0.4}, {"GET /cart", 0.2}, {"GET /home", 0.2}, {"GET /search", 0.2}};
   const size_t n = s.series.front().values.size();
   for (const auto& [endpoint, share] : endpoints) {
-    for (const char* inst : {"gw-1", "gw-2"}) {
+    for (const std::string& inst : instances) {
       topology::BreakdownLeaf leaf;
       leaf.values = {endpoint, inst, "m1"};
       for (size_t i = 0; i < n; ++i) {
@@ -121,7 +120,14 @@ TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
     }
   }
   s.breakdowns.push_back(std::move(b));
-  Diagnosis d = Diagnose(s, fta::DefaultFaultTrees());
+  return s;
+}
+
+// Impact is what the fault touched: db slow behind gateway's GET /browse (40% of its requests, on
+// both of its instances) while GET /cart, /home and /search answer as fast as before is 40% of
+// gateway's requests and 1 of its 4 endpoints, not all of them.
+TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
+  Diagnosis d = Diagnose(WithGatewayBreakdown({"gw-1", "gw-2"}), fta::DefaultFaultTrees());
   ASSERT_TRUE(d.incident) << d.reason;
   const Impact& impact = d.incident->phenomenon.impact;
   EXPECT_EQ(impact.basis, "drilldown");
@@ -137,6 +143,20 @@ TEST(Diagnose, ImpactIsTheShareOfRequestsAndEndpointsTheFaultTouched) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->phenomenon.impact.endpoints, 4u);
   EXPECT_EQ(back->phenomenon.impact.endpoints_affected, 1u);
+}
+
+// With one instance, GET /browse is one abnormal leaf of four: too few to make a drill-down
+// element (gateway gets no drill-down finding), but still the share the impact reports, not
+// the path's first call (which carries all of gateway's requests).
+TEST(Diagnose, OneAbnormalLeafStillMeasuresTheImpact) {
+  Diagnosis d = Diagnose(WithGatewayBreakdown({"gw-1"}), fta::DefaultFaultTrees());
+  ASSERT_TRUE(d.incident) << d.reason;
+  for (const DrillDownFinding& f : d.incident->drilldown) EXPECT_NE(f.service, "gateway");
+  const Impact& impact = d.incident->phenomenon.impact;
+  EXPECT_EQ(impact.basis, "drilldown");
+  EXPECT_NEAR(impact.share, 0.4, 0.01);
+  EXPECT_EQ(impact.endpoints, 4u);
+  EXPECT_EQ(impact.endpoints_affected, 1u);
 }
 
 // What attribution set aside reaches the reader: search, faster while gateway slowed, with why.
