@@ -48,25 +48,50 @@ SUPERVISOR_COMM = "fllab-super"
 MARKER = ".fllab-state"  # `down` removes only a directory that holds it
 BURNER_SECONDS = 600
 
-# name -> machine, language, port, routes (path -> steps: (callee, path) or "disk:read|write")
-SERVICES = {
-    "gateway": ("m1", "nginx", 8080, {"/browse": [("frontend", "/browse")],
-                                      "/cart": [("frontend", "/cart")],
-                                      "/checkout": [("frontend", "/checkout")]}),
-    "frontend": ("m1", "node", 8081, {"/browse": [("catalog", "/items")],
-                                      "/cart": [("cart", "/cart")],
-                                      "/checkout": [("checkout", "/checkout")]}),
-    "catalog": ("m2", "python", 8082, {"/items": [("pricing", "/price")]}),
-    "cart": ("m2", "node", 8083, {"/cart": [("store", "/get")]}),
-    "checkout": ("m3", "python", 8084, {"/checkout": [("cart", "/cart"), ("payment", "/pay")]}),
-    "pricing": ("m3", "node", 8085, {"/price": []}),
-    "payment": ("m3", "python", 8086, {"/pay": [("store", "/put")]}),
-    "store": ("m1", "python", 8087, {"/get": ["disk:read"], "/put": ["disk:write"]}),
-}
-DATA_SERVICES = ("store",)
-ALIASES = {"nginx": "gateway"}  # faultline names the gateway by its process, nginx
-EDGES = sorted({(caller, step[0]) for caller, s in SERVICES.items()
-                for steps in s[3].values() for step in steps if isinstance(step, tuple)})
+import systems  # noqa: E402  (lab/systems.py: the shop and the ledger)
+
+# The system in use (use_system): its instances, each a service on one machine, by instance name
+# (the service's name, or service@machine for a replicated one).
+SYSTEM = None
+SYSTEM_NAME = None
+INSTANCES = {}
+SERVICE_NAMES = []
+DATA_SERVICES = ()
+ENTRY = None
+EDGES = []
+ALIASES = {}  # faultline names an nginx gateway by its process, nginx
+
+
+class Instance:
+    def __init__(self, name, service, machine, spec):
+        self.name, self.service, self.machine = name, service, machine
+        self.lang, self.port, self.routes = spec["lang"], spec["port"], spec["routes"]
+        self.keep_alive = spec.get("keep_alive", False)
+        self.timeout_ms = spec.get("timeout_ms", 2000)
+        self.retries = spec.get("retries", 0)
+
+    @property
+    def rel(self):  # its cgroup, its "container", under the lab's
+        return "%s/%s" % (self.machine, self.service)
+
+
+def use_system(name):
+    """Makes `name` (a key of systems.SYSTEMS) the system every function below works on."""
+    global SYSTEM, SYSTEM_NAME, INSTANCES, SERVICE_NAMES, DATA_SERVICES, ENTRY, EDGES, ALIASES
+    if name not in systems.SYSTEMS:
+        raise LabError("unknown system %r (expected one of %s)" % (name, ", ".join(systems.SYSTEMS)))
+    SYSTEM, SYSTEM_NAME = systems.SYSTEMS[name], name
+    INSTANCES, SERVICE_NAMES = {}, list(SYSTEM["services"])
+    for service, spec in SYSTEM["services"].items():
+        for m in spec["machines"]:
+            inst = service if len(spec["machines"]) == 1 else "%s@%s" % (service, m)
+            INSTANCES[inst] = Instance(inst, service, m, spec)
+    DATA_SERVICES, ENTRY = tuple(SYSTEM["data"]), SYSTEM["entry"]
+    EDGES = sorted({(caller, step[0]) for caller, spec in SYSTEM["services"].items()
+                    for steps in spec["routes"].values() for step in steps if isinstance(step, tuple)})
+    ALIASES = {"nginx": s for s, spec in SYSTEM["services"].items() if spec["lang"] == "nginx"}
+
+
 # Stop order (supervisor.py stops by ascending group): the load, burners, services, the gateway.
 GROUP_LOAD, GROUP_BURNER, GROUP_SERVICE, GROUP_GATEWAY = 0, 1, 2, 3
 
@@ -77,6 +102,9 @@ class LabError(Exception):
 
 class _Interrupted(BaseException):  # like KeyboardInterrupt: no `except Exception` swallows it
     pass
+
+
+use_system("shop")
 
 
 def log(msg):
@@ -143,17 +171,34 @@ def _write_json(path, obj):
 
 def _service(name):
     name = ALIASES.get(name, name)
-    if name not in SERVICES:
-        raise LabError("unknown service %r (expected one of %s)" % (name, ", ".join(SERVICES)))
+    if name not in SERVICE_NAMES:
+        raise LabError("unknown service %r (expected one of %s)" % (name, ", ".join(SERVICE_NAMES)))
     return name
 
 
-def _addr(name):
-    return MACHINES[SERVICES[name][0]], SERVICES[name][2]
+def _instances(target):
+    """The instances a fault's target names: SERVICE (all of its instances) or SERVICE@MACHINE."""
+    service, at, machine = target.partition("@")
+    service = _service(service)
+    found = [i for i in INSTANCES.values() if i.service == service and (not at or i.machine == machine)]
+    if not found:
+        raise LabError("--target %r: %s has no instance on %s (it runs on %s)" % (
+            target, service, machine, ", ".join(SYSTEM["services"][service]["machines"])))
+    return found
 
 
-def _comm(name):
-    return "nginx" if SERVICES[name][1] == "nginx" else name
+def _addr(inst):
+    return MACHINES[INSTANCES[inst].machine], INSTANCES[inst].port
+
+
+def _comm(inst):
+    return "nginx" if INSTANCES[inst].lang == "nginx" else INSTANCES[inst].service
+
+
+def _urls(callee, path):
+    """A step's call: every instance of callee, '|'-separated (the caller takes them in turn)."""
+    return "|".join("http://%s:%d%s" % (_addr(i.name) + (path,))
+                    for i in INSTANCES.values() if i.service == callee)
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -580,7 +625,8 @@ def _binaries():
     # This interpreter, by /proc (sys.executable is found from argv[0] on PATH: a "python3" exec'd
     # by name may resolve to a different python3, a pyenv shim, say, that no symlink can stand for).
     found = {"python": os.path.realpath("/proc/self/exe")}
-    for name in ("node", "nginx", "nsenter", "nft", "tc", "ip", "iptables", "losetup", "mkfs.ext4"):
+    langs = {i.lang for i in INSTANCES.values()} & {"node", "nginx", "go"}
+    for name in sorted(langs) + ["nsenter", "nft", "tc", "ip", "iptables", "losetup", "mkfs.ext4"]:
         path = shutil.which(name)
         if not path:
             raise LabError("%s: not found on PATH (scripts/setup.sh installs it)" % name)
@@ -598,10 +644,10 @@ def _link_bin(lab, name, target):
 
 
 def _nginx_conf(lab):
-    ip, port = _addr("gateway")
-    fip, fport = _addr("frontend")
-    locations = "".join("    location %s { proxy_pass http://%s:%d; }\n" % (path, fip, fport)
-                        for path in SERVICES["gateway"][3])
+    gw = INSTANCES[ENTRY]
+    ip, port = _addr(ENTRY)
+    locations = "".join("    location %s { proxy_pass %s; }\n" % (path, _urls(*steps[0]))
+                        for path, steps in gw.routes.items())
     d = lab.p("nginx")
     return """# Generated by lab.py. One process (master_process off), so that one pid is the gateway.
 daemon off;
@@ -631,20 +677,44 @@ http {{
 
 
 def _service_argv(lab, st, name):
-    machine, lang, port, routes = SERVICES[name]
-    if lang == "nginx":
+    inst = INSTANCES[name]
+    if inst.lang == "nginx":
         return [st["bin"]["nginx"], "-p", lab.p("nginx"), "-c", lab.p("nginx", "nginx.conf"),
                 "-e", lab.p("logs", "nginx-error.log")]
-    program = os.path.join(HERE, "services", "service.py" if lang == "python" else "service.js")
-    argv = [lab.p("bin", name), program,
-            "--name", name, "--listen", "%s:%d" % (MACHINES[machine], port),
-            "--fault-file", lab.p("faults", name)]
-    for path, steps in routes.items():
-        urls = [s if isinstance(s, str) else "http://%s:%d%s" % (_addr(s[0]) + (s[1],)) for s in steps]
+    if inst.lang == "go":
+        argv = [lab.p("bin", inst.service)]  # built at up; its file name is its comm
+    else:
+        program = os.path.join(HERE, "services", "service.py" if inst.lang == "python" else "service.js")
+        argv = [lab.p("bin", inst.service), program]
+    argv += ["--name", inst.service, "--listen", "%s:%d" % _addr(name), "--fault-file", lab.p("faults", name),
+             "--timeout-ms", str(inst.timeout_ms), "--retries", str(inst.retries)]
+    if inst.keep_alive:
+        argv += ["--keep-alive"]
+    for path, steps in inst.routes.items():
+        urls = [s if isinstance(s, str) else _urls(*s) for s in steps]
         argv += ["--route", "%s=%s" % (path, ",".join(urls))]
-    if name in DATA_SERVICES:
+    if inst.service in DATA_SERVICES:
         argv += ["--data-dir", st["data_dir"]]
     return argv
+
+
+def _build_go(lab, st):
+    """The Go services' one program, built once per up into bin/<service> for each Go service
+    (the executable's name is the process's comm). Go's build cache lives in the state dir."""
+    names = sorted({i.service for i in INSTANCES.values() if i.lang == "go"})
+    if not names:
+        return
+    env = dict(os.environ, GOCACHE=lab.p("gocache"), GOPATH=lab.p("gopath"), GO111MODULE="off", CGO_ENABLED="0", HOME=lab.p("gopath"))
+    out = lab.p("bin", names[0])
+    try:
+        r = subprocess.run([st["bin"]["go"], "build", "-o", out, os.path.join(HERE, "services", "service.go")],
+                           env=env, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LabError("go build services/service.go: %s" % e) from None
+    if r.returncode:
+        raise LabError("go build services/service.go: exit %d: %s" % (r.returncode, r.stderr.strip()))
+    for n in names[1:]:
+        shutil.copy(out, lab.p("bin", n))
 
 
 def _burner_argv(lab):
@@ -679,14 +749,16 @@ def _teardown_on_failure(state_dir):
             signal.signal(sig, handler)
 
 
-def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0, owner=None):
-    """Brings the machines, services and load up; returns status(). Raises LabError (after
+def up(state_dir=DEFAULT_STATE_DIR, rate=20.0, max_seconds=3600.0, owner=None, system="shop"):
+    """Brings the machines, services (of `system`, a key of systems.SYSTEMS) and load up; returns
+    status(). Raises LabError (after
     removing whatever it had made) if any step fails. With `owner` (a pid; a scenario run passes
     its own), the lab lives only as long as that process: when it dies, even by SIGKILL, the
     supervisor tears everything down."""
     lab = Lab(state_dir)
     if lab.supervisor_alive():
         raise LabError("%s: the lab is already up; run down first" % lab.dir)
+    use_system(system)
     if rate <= 0:
         raise LabError("--rate must be > 0 (got %r)" % rate)
     live = [p for p in _all_pids() if _proc_comm(p) == SUPERVISOR_COMM and _alive(p)]
@@ -710,8 +782,8 @@ def _up(lab, rate, max_seconds, owner):
     for d in ("bin", "procs", "down", "faults", "logs", "nginx"):
         os.makedirs(lab.p(d), exist_ok=True)
     cg = Cgroups()
-    st = {"created": time.time(), "rate": rate, "max_seconds": max_seconds, "cgroup_version": cg.version,
-          "bin": _binaries()}
+    st = {"created": time.time(), "system": SYSTEM_NAME, "rate": rate, "max_seconds": max_seconds,
+          "cgroup_version": cg.version, "bin": _binaries()}
     lab.save_state(st)
     with lab.locked():
         _network_up(st)
@@ -725,32 +797,36 @@ def _up(lab, rate, max_seconds, owner):
             cg.create(m)
             cg.set_cpu_quota(m, MACHINE_CPUS)
             cg.set_memory_limit(m, MACHINE_MEMORY)
-        for name, (m, lang, _, _) in SERVICES.items():
-            cg.create("%s/%s" % (m, name))
-            if lang != "nginx":
-                _link_bin(lab, name, st["bin"]["node" if lang == "node" else "python"])
+        for name, inst in INSTANCES.items():
+            cg.create(inst.rel)
+            if inst.lang in ("node", "python"):
+                _link_bin(lab, inst.service, st["bin"][inst.lang])
             _write(lab.p("faults", name), "")
+        _build_go(lab, st)
         for name in ("loadgen", "burner", "fllab-delay", SUPERVISOR_COMM):
             _link_bin(lab, name, st["bin"]["python"])
         _disk_up(lab, st)
-        _write(lab.p("nginx", "nginx.conf"), _nginx_conf(lab))
+        if INSTANCES[ENTRY].lang == "nginx":
+            _write(lab.p("nginx", "nginx.conf"), _nginx_conf(lab))
         _write(lab.p("load_factor"), "1\n")
-        for name, (m, lang, _, _) in SERVICES.items():
-            lab.add_proc(name, _service_argv(lab, st, name), m, "%s/%s" % (m, name),
-                         group=GROUP_GATEWAY if lang == "nginx" else GROUP_SERVICE)
+        for name, inst in INSTANCES.items():
+            lab.add_proc(name, _service_argv(lab, st, name), inst.machine, inst.rel,
+                         group=GROUP_GATEWAY if name == ENTRY else GROUP_SERVICE)
         lab.save_state(st)
         _start_supervisor(lab, st, cg, max_seconds + 600, owner)
-        lab.wait_running(list(SERVICES), 20)
-        for name in SERVICES:
+        lab.wait_running(list(INSTANCES), 20)
+        for name in INSTANCES:
             _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen on %s:%d" % ((name,) + _addr(name)))
         _check_end_to_end()
-        ip, port = _addr("gateway")
+        ip, port = _addr(ENTRY)
+        mix = ",".join("%s=%g" % pw for pw in SYSTEM["mix"])
         lab.add_proc("loadgen", [lab.p("bin", "loadgen"), os.path.join(HERE, "load.py"),
                                  "--url", "http://%s:%d" % (ip, port), "--state-dir", lab.dir,
-                                 "--rate", str(rate), "--max-seconds", str(max_seconds)],
+                                 "--rate", str(rate), "--max-seconds", str(max_seconds), "--mix", mix],
                      cgroup="load", restart="on-failure", group=GROUP_LOAD)
         lab.wait_running(["loadgen"], 10)
-    log("up: 3 machines, %d services, load %g req/s (state in %s)" % (len(SERVICES), rate, lab.dir))
+    log("up: the %s, 3 machines, %d services in %d instances, load %g req/s (state in %s)"
+        % (SYSTEM_NAME, len(SERVICE_NAMES), len(INSTANCES), rate, lab.dir))
 
 
 def _start_supervisor(lab, st, cg, max_seconds, owner=None):
@@ -790,9 +866,9 @@ def _get(ip, port, path, timeout=3.0):
 
 
 def _check_end_to_end():
-    # Through the gateway, every route crosses the bridge between all three machines.
-    ip, port = _addr("gateway")
-    for path in SERVICES["gateway"][3]:
+    # Through the entry point, every route crosses the bridge between all three machines.
+    ip, port = _addr(ENTRY)
+    for path in INSTANCES[ENTRY].routes:
         try:
             _wait(lambda: _get(ip, port, path) == 200, 10, "GET %s via the gateway to answer 200" % path, 0.3)
         except LabError as e:
@@ -808,6 +884,7 @@ def status(state_dir=DEFAULT_STATE_DIR):
     st = lab.state
     if not st:
         return {"up": False, "state_dir": lab.dir, "leftovers": check_clean()[0]}
+    use_system(st.get("system", "shop"))
     pids = lab.pids()
     try:
         cg = Cgroups()
@@ -817,14 +894,14 @@ def status(state_dir=DEFAULT_STATE_DIR):
                  "cgroup": "/%s/%s" % (CGROUP_NAME, m), "cpus": MACHINE_CPUS, "memory_bytes": MACHINE_MEMORY,
                  "present": os.path.exists(_netns_path(m))} for m, ip in MACHINES.items()]
     services = []
-    for name, (m, lang, port, _) in SERVICES.items():
+    for name, inst in INSTANCES.items():
         rec = pids.get(name) or {}
         pid = lab.running(name)
-        services.append({"name": name, "comm": _comm(name), "machine": m, "language": lang,
-                         "addr": "%s:%d" % (MACHINES[m], port), "pid": pid, "alive": bool(pid),
+        services.append({"name": name, "service": inst.service, "comm": _comm(name), "machine": inst.machine,
+                         "language": inst.lang, "addr": "%s:%d" % _addr(name), "pid": pid, "alive": bool(pid),
                          "restarts": rec.get("restarts"), "state": rec.get("state"),
                          "marked_down": os.path.exists(lab.p("down", name)),
-                         "cgroup": "/%s/%s/%s" % (CGROUP_NAME, m, name)})
+                         "cgroup": "/%s/%s" % (CGROUP_NAME, inst.rel)})
     lines = _read(lab.p("load.jsonl")).strip().splitlines()
     load = {"pid": lab.running("loadgen"), "alive": bool(lab.running("loadgen")), "rate": st.get("rate"),
             "factor": float(_read(lab.p("load_factor")).strip() or 1),
@@ -833,9 +910,10 @@ def status(state_dir=DEFAULT_STATE_DIR):
     if fault and cg:
         with contextlib.suppress(Exception):  # observations are a convenience, never an error
             fault["observed"] = FAULTS[fault["kind"]].observe(lab, cg, fault)
-    extra = sorted(n for n in pids if n not in SERVICES and n != "loadgen")
+    extra = sorted(n for n in pids if n not in INSTANCES and n != "loadgen")
     sup = st.get("supervisor") or {}
-    return {"up": lab.supervisor_alive(), "state_dir": lab.dir, "cgroup_version": st.get("cgroup_version"),
+    return {"up": lab.supervisor_alive(), "state_dir": lab.dir, "system": SYSTEM_NAME,
+            "entry": ENTRY, "cgroup_version": st.get("cgroup_version"),
             "machines": machines, "services": services, "load": load,
             "supervisor": {"pid": sup.get("pid"), "alive": lab.supervisor_alive()},
             "other_processes": [{"name": n, "pid": lab.running(n)} for n in extra],
@@ -845,6 +923,7 @@ def status(state_dir=DEFAULT_STATE_DIR):
 # --- faults -------------------------------------------------------------------------------------
 
 def _edge(target):
+    """(caller instances, callee instances) of CALLER->CALLEE: every pair of them carries the call."""
     caller, sep, callee = target.partition("->")
     if not sep:
         raise LabError("--target %r: expected CALLER->CALLEE" % target)
@@ -852,14 +931,15 @@ def _edge(target):
     if (caller, callee) not in EDGES:
         raise LabError("--target %r: %s does not call %s (edges: %s)" % (
             target, caller, callee, ", ".join("%s->%s" % e for e in EDGES)))
-    return caller, callee
+    return ([i for i in INSTANCES.values() if i.service == caller],
+            [i for i in INSTANCES.values() if i.service == callee])
 
 
-def _code_service(target):
-    name = _service(target)
-    if SERVICES[name][1] == "nginx":
-        raise LabError("--target %s: nginx has no fault file; choose a Python or Node service" % target)
-    return name
+def _code_instances(target):
+    found = _instances(target)
+    if found[0].lang == "nginx":
+        raise LabError("--target %s: nginx has no fault file; choose a Python, Node or Go service" % target)
+    return found
 
 
 class Fault:
@@ -890,142 +970,180 @@ class Fault:
 
 
 class Loss(Fault):
-    """nftables in the callee's namespace drops a share of the caller's packets to its port."""
+    """nftables in each callee instance's namespace drops a share of the callers' packets to its
+    port."""
     params = {"percent": (10, 1, 100)}
 
     def apply(self, lab, cg, rec):
-        caller, callee = _edge(rec["target"])
-        machine = SERVICES[callee][0]
-        same = SERVICES[caller][0] == machine
-        match = '%sip saddr %s tcp dport %d' % ('iif "lo" ' if same else "", MACHINES[SERVICES[caller][0]],
-                                                 SERVICES[callee][2])
-        rule = "%s numgen random mod 100 < %d counter drop" % (match, round(rec["params"]["percent"]))
-        ruleset = ("table ip fllab_fault {\n chain input {\n"
-                   "  type filter hook input priority -10; policy accept;\n  %s\n }\n}\n" % rule)
-        rec["undo"] = {"machine": machine}
-        _sh(_in_netns(machine, ["nft", "-f", "-"]), input=ruleset)
+        callers, callees = _edge(rec["target"])
+        rules = {}
+        for b in callees:
+            for a in callers:
+                same = a.machine == b.machine
+                match = '%sip saddr %s tcp dport %d' % ('iif "lo" ' if same else "", MACHINES[a.machine], b.port)
+                rules.setdefault(b.machine, []).append(
+                    "%s numgen random mod 100 < %d counter drop" % (match, round(rec["params"]["percent"])))
+        rec["undo"] = {"machines": sorted(rules)}
+        for machine, lines in sorted(rules.items()):
+            ruleset = ("table ip fllab_fault {\n chain input {\n"
+                       "  type filter hook input priority -10; policy accept;\n  %s\n }\n}\n" % "\n  ".join(lines))
+            _sh(_in_netns(machine, ["nft", "-f", "-"]), input=ruleset)
 
     def revert(self, lab, cg, rec):
-        m = rec["undo"].get("machine")
-        if m and os.path.exists(_netns_path(m)):
-            _sh(_in_netns(m, ["nft", "delete", "table", "ip", "fllab_fault"]), check=False)
+        for m in rec["undo"].get("machines", []):
+            if os.path.exists(_netns_path(m)):
+                _sh(_in_netns(m, ["nft", "delete", "table", "ip", "fllab_fault"]), check=False)
 
     def observe(self, lab, cg, rec):
-        cmd = ["nft", "list", "table", "ip", "fllab_fault"]
-        out = _sh(_in_netns(rec["undo"]["machine"], cmd), check=False).stdout
-        m = re.search(r"counter packets (\d+) bytes (\d+)", out)
-        return {"dropped_packets": int(m.group(1))} if m else None
+        dropped = 0
+        for m in rec["undo"]["machines"]:
+            out = _sh(_in_netns(m, ["nft", "list", "table", "ip", "fllab_fault"]), check=False).stdout
+            dropped += sum(int(n) for n in re.findall(r"counter packets (\d+) bytes", out))
+        return {"dropped_packets": dropped}
 
 
 class Delay(Fault):
-    """The caller's packets to the callee's address and port held MS each. With a new
-    connection per call, a call pays about twice MS (the SYN, then the request).
+    """The callers' packets to each callee instance's address and port held MS each. With a new
+    connection per call, a call pays about twice MS (the SYN, then the request); on a pooled
+    connection, MS.
 
-    netem where the kernel has it: a prio root qdisc whose fourth band (the other three keep the
-    default priority map) holds netem, and a u32 filter sending the callee's traffic there. Where
-    it has not (no CONFIG_NET_SCH_NETEM), an iptables NFQUEUE rule in the caller's namespace and
-    delayer.py, which gives each packet's verdict MS late: the same delay at the same place, the
-    caller's output path."""
+    netem where the kernel has it: in each caller machine, on eth0 (lo for a callee on the same
+    machine), a prio root qdisc whose fourth band (the other three keep the default priority map)
+    holds netem, and u32 filters sending the callees' traffic there. Where it has not (no
+    CONFIG_NET_SCH_NETEM), iptables NFQUEUE rules in each caller machine's namespace and a
+    delayer.py there, which gives each packet's verdict MS late: the same delay at the same
+    place, the caller's output path."""
     params = {"ms": (100, 1, 10000)}
     QUEUE = 4242
     RULE = ["OUTPUT", "-p", "tcp", "-d", "{ip}", "--dport", "{port}", "-m", "comment", "--comment",
-            "fllab_fault", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass"]
+            "fllab_fault", "-j", "NFQUEUE", "--queue-num", "{queue}", "--queue-bypass"]
 
     def apply(self, lab, cg, rec):
-        caller, callee = _edge(rec["target"])
-        machine = SERVICES[caller][0]
-        dev = "lo" if SERVICES[callee][0] == machine else "eth0"
-        ip, port = _addr(callee)
-        rec["undo"] = {"machine": machine, "dev": dev, "ip": ip, "port": port, "method": "netem"}
-        tc = lambda *a: _sh(_in_netns(machine, ["tc"] + list(a)))
+        callers, callees = _edge(rec["target"])
+        # caller machine -> [(dev, callee ip, port)]
+        paths = {}
+        for a in callers:
+            for b in callees:
+                dev = "lo" if a.machine == b.machine else "eth0"
+                if (dev,) + _addr(b.name) not in paths.setdefault(a.machine, []):
+                    paths[a.machine].append((dev,) + _addr(b.name))
+        rec["undo"] = {"paths": {m: p for m, p in sorted(paths.items())}, "method": "netem", "done": []}
         try:
-            tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4",
-               "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
-            tc("qdisc", "add", "dev", dev, "parent", "1:4", "handle", "40:", "netem", "delay",
-               "%gms" % rec["params"]["ms"])
-            tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-               "match", "ip", "dst", ip + "/32", "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4")
+            for m, targets in sorted(paths.items()):
+                for dev in sorted({t[0] for t in targets}):
+                    rec["undo"]["done"].append([m, dev])
+                    self._netem(m, dev, [t[1:] for t in targets if t[0] == dev], rec["params"]["ms"])
             return
         except LabError as e:
-            _sh(_in_netns(machine, ["tc", "qdisc", "del", "dev", dev, "root"]), check=False)
+            for m, dev in rec["undo"]["done"]:
+                _sh(_in_netns(m, ["tc", "qdisc", "del", "dev", dev, "root"]), check=False)
+            rec["undo"]["done"] = []
             log("delay: no netem qdisc (%s); delaying in user space instead (delayer.py)"
                 % str(e).rpartition(": ")[2])
         rec["undo"]["method"] = "nfqueue"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lab.p("logs", "delayer.log"))  # its "ready" below must be this run's
-        lab.add_proc("delayer", [lab.p("bin", "fllab-delay"), os.path.join(HERE, "delayer.py"),
-                                 "--queue", str(self.QUEUE), "--ms", "%g" % rec["params"]["ms"]],
-                     machine, "fault", restart="on-failure", group=GROUP_BURNER)
-        _wait(lambda: "ready" in _read(lab.p("logs", "delayer.log")), 5, "the delayer to bind its queue")
-        _sh(_in_netns(machine, ["iptables", "-w", "-t", "mangle", "-A"] + self._rule(rec)))
+        for k, (m, targets) in enumerate(sorted(paths.items())):
+            name, queue = "delayer-" + m, self.QUEUE + k
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lab.p("logs", name + ".log"))  # its "ready" below must be this run's
+            lab.add_proc(name, [lab.p("bin", "fllab-delay"), os.path.join(HERE, "delayer.py"),
+                                "--queue", str(queue), "--ms", "%g" % rec["params"]["ms"]],
+                         m, "fault", restart="on-failure", group=GROUP_BURNER)
+            rec["undo"]["done"].append([m, name, queue])
+            _wait(lambda: "ready" in _read(lab.p("logs", name + ".log")), 5, "the delayer to bind its queue")
+            for _, ip, port in targets:
+                _sh(_in_netns(m, ["iptables", "-w", "-t", "mangle", "-A"] + self._rule(ip, port, queue)))
 
-    def _rule(self, rec):
-        return [a.format(ip=rec["undo"]["ip"], port=rec["undo"]["port"]) for a in self.RULE]
+    @staticmethod
+    def _netem(machine, dev, targets, ms):
+        tc = lambda *a: _sh(_in_netns(machine, ["tc"] + list(a)))
+        tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4",
+           "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1")
+        tc("qdisc", "add", "dev", dev, "parent", "1:4", "handle", "40:", "netem", "delay", "%gms" % ms)
+        for ip, port in targets:
+            tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+               "match", "ip", "dst", ip + "/32", "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4")
+
+    def _rule(self, ip, port, queue):
+        return [a.format(ip=ip, port=port, queue=queue) for a in self.RULE]
 
     def revert(self, lab, cg, rec):
         u = rec["undo"]
-        if not u.get("machine") or not os.path.exists(_netns_path(u["machine"])):
-            return
         if u.get("method") == "netem":
-            _sh(_in_netns(u["machine"], ["tc", "qdisc", "del", "dev", u["dev"], "root"]), check=False)
+            for m, dev in u.get("done", []):
+                if os.path.exists(_netns_path(m)):
+                    _sh(_in_netns(m, ["tc", "qdisc", "del", "dev", dev, "root"]), check=False)
             return
-        ipt = lambda *a: _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle"] + list(a)), check=False)
-        for _ in range(5):  # the rule once, unless an earlier revert was cut short
-            if ipt("-C", *self._rule(rec)).returncode or ipt("-D", *self._rule(rec)).returncode:
-                break
-        if "-A" not in ipt("-S").stdout:  # iptables-nft leaves its table behind, empty
-            _sh(_in_netns(u["machine"], ["nft", "delete", "table", "ip", "mangle"]), check=False)
-        time.sleep(rec["params"]["ms"] / 1000.0 + 0.1)  # let the held packets go before the delayer
-        lab.remove_proc("delayer")
-        lab.wait_gone(["delayer"], 6)
+        names = []
+        for m, name, queue in u.get("done", []):
+            names.append(name)
+            if not os.path.exists(_netns_path(m)):
+                continue
+            ipt = lambda *a: _sh(_in_netns(m, ["iptables", "-w", "-t", "mangle"] + list(a)), check=False)
+            for _, ip, port in u["paths"][m]:
+                for _ in range(5):  # the rule once, unless an earlier revert was cut short
+                    if ipt("-C", *self._rule(ip, port, queue)).returncode or ipt("-D", *self._rule(ip, port, queue)).returncode:
+                        break
+            if "-A" not in ipt("-S").stdout:  # iptables-nft leaves its table behind, empty
+                _sh(_in_netns(m, ["nft", "delete", "table", "ip", "mangle"]), check=False)
+        if names:
+            time.sleep(rec["params"]["ms"] / 1000.0 + 0.1)  # let the held packets go before the delayers
+        for name in names:
+            lab.remove_proc(name)
+        lab.wait_gone(names, 6)
 
     def observe(self, lab, cg, rec):
-        u = rec["undo"]
-        if u["method"] == "netem":
-            cmd = ["tc", "-s", "qdisc", "show", "dev", u["dev"]]
-            out = _sh(_in_netns(u["machine"], cmd), check=False).stdout
-            m = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
-            return {"method": "netem", "delayed_packets": int(m.group(2))} if m else None
-        out = _sh(_in_netns(u["machine"], ["iptables", "-w", "-t", "mangle", "-L", "OUTPUT", "-v", "-n", "-x"]),
-                  check=False).stdout
-        m = re.search(r"^\s*(\d+)\s+\d+\s+NFQUEUE", out, re.M)
-        return {"method": "nfqueue", "delayed_packets": int(m.group(1))} if m else None
+        u, n = rec["undo"], 0
+        for entry in u.get("done", []):
+            m = entry[0]
+            if u["method"] == "netem":
+                out = _sh(_in_netns(m, ["tc", "-s", "qdisc", "show", "dev", entry[1]]), check=False).stdout
+                found = re.search(r"qdisc netem 40:.*?Sent (\d+) bytes (\d+) pkt", out, re.S)
+                n += int(found.group(2)) if found else 0
+            else:
+                out = _sh(_in_netns(m, ["iptables", "-w", "-t", "mangle", "-L", "OUTPUT", "-v", "-n", "-x"]),
+                          check=False).stdout
+                n += sum(int(x) for x in re.findall(r"^\s*(\d+)\s+\d+\s+NFQUEUE", out, re.M))
+        return {"method": u["method"], "delayed_packets": n}
 
 
 class Down(Fault):
     """SIGKILL, and a mark that keeps the supervisor from restarting it: callers are refused."""
 
     def apply(self, lab, cg, rec):
-        name = _service(rec["target"])
-        rec["undo"] = {"service": name}
-        _write(lab.p("down", name), "")
-        pid = lab.running(name)
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-        _wait(lambda: (lab.pids().get(name) or {}).get("state") == "down", 5, "%s to be down" % name)
+        names = [i.name for i in _instances(rec["target"])]
+        rec["undo"] = {"instances": names}
+        for name in names:
+            _write(lab.p("down", name), "")
+            pid = lab.running(name)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        for name in names:
+            _wait(lambda: (lab.pids().get(name) or {}).get("state") == "down", 5, "%s to be down" % name)
 
     def revert(self, lab, cg, rec):
-        name = rec["undo"].get("service")
-        if not name:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lab.p("down", name))
-        lab.wait_running([name], 10)
-        _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen again" % name)
+        names = rec["undo"].get("instances", [])
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lab.p("down", name))
+        if names:
+            lab.wait_running(names, 10)
+        for name in names:
+            _wait(lambda: _port_open(*_addr(name)), 10, "%s to listen again" % name)
 
 
 class FaultLine(Fault):
-    """A line in the service's fault file (see services/service.py)."""
+    """A line in the fault file of each instance the target names (see services/service.py)."""
     word = None
 
     def apply(self, lab, cg, rec):
-        name = _code_service(rec["target"])
-        rec["undo"] = {"service": name}
-        _write(lab.p("faults", name), "%s %g\n" % (self.word, rec["params"][next(iter(self.params))]))
+        names = [i.name for i in _code_instances(rec["target"])]
+        rec["undo"] = {"instances": names}
+        for name in names:
+            _write(lab.p("faults", name), "%s %g\n" % (self.word, rec["params"][next(iter(self.params))]))
 
     def revert(self, lab, cg, rec):
-        if rec["undo"].get("service"):
-            _write(lab.p("faults", rec["undo"]["service"]), "")
+        for name in rec["undo"].get("instances", []):
+            _write(lab.p("faults", name), "")
 
 
 class Slow(FaultLine):
@@ -1041,24 +1159,26 @@ class CpuThrottle(Fault):
     params = {"quota": (0.2, 0.01, MACHINE_CPUS)}
 
     def apply(self, lab, cg, rec):
-        name = _service(rec["target"])
-        m = SERVICES[name][0]
-        rel = "%s/%s" % (m, name)
-        rec["undo"] = {"cgroup": rel, "burner": "burner-" + name}
-        cg.set_cpu_quota(rel, rec["params"]["quota"])
-        lab.add_proc("burner-" + name, _burner_argv(lab), m, rel, restart="never", group=GROUP_BURNER)
-        lab.wait_running(["burner-" + name], 5)
+        insts = _instances(rec["target"])
+        rec["undo"] = {"cgroups": [], "burners": []}
+        for i in insts:
+            rec["undo"]["cgroups"].append(i.rel)
+            cg.set_cpu_quota(i.rel, rec["params"]["quota"])
+            name = "burner-" + i.name
+            rec["undo"]["burners"].append(name)
+            lab.add_proc(name, _burner_argv(lab), i.machine, i.rel, restart="never", group=GROUP_BURNER)
+        lab.wait_running(rec["undo"]["burners"], 5)
 
     def revert(self, lab, cg, rec):
         u = rec["undo"]
-        if u.get("burner"):
-            lab.remove_proc(u["burner"])
-            lab.wait_gone([u["burner"]], 6)
-        if u.get("cgroup"):
-            cg.set_cpu_quota(u["cgroup"], None)
+        for name in u.get("burners", []):
+            lab.remove_proc(name)
+        lab.wait_gone(u.get("burners", []), 6)
+        for rel in u.get("cgroups", []):
+            cg.set_cpu_quota(rel, None)
 
     def observe(self, lab, cg, rec):
-        return cg.stats(rec["undo"]["cgroup"])
+        return {rel: cg.stats(rel) for rel in rec["undo"]["cgroups"]}
 
 
 class MachineCpu(Fault):
@@ -1095,28 +1215,27 @@ class MachineCpu(Fault):
 class Oom(Fault):
     """A memory limit just above the container's use and a leak in its code: the OOM killer
     kills it, the supervisor restarts it a second later, and so on until the revert."""
-    params = {"limit_mb": (lambda lab, cg, t: cg.memory_usage("%s/%s" % (SERVICES[_code_service(t)][0],
-                                                                          _code_service(t))) // (1 << 20) + 64,
-                           8, MACHINE_MEMORY >> 20),
+    params = {"limit_mb": (lambda lab, cg, t: max(cg.memory_usage(i.rel) for i in _code_instances(t))
+                           // (1 << 20) + 64, 8, MACHINE_MEMORY >> 20),
               "rate": (50, 1, 1024)}
 
     def apply(self, lab, cg, rec):
-        name = _code_service(rec["target"])
-        rel = "%s/%s" % (SERVICES[name][0], name)
-        rec["undo"] = {"service": name, "cgroup": rel}
-        cg.set_memory_limit(rel, int(rec["params"]["limit_mb"] * (1 << 20)))
-        _write(lab.p("faults", name), "leak %g\n" % rec["params"]["rate"])
+        insts = _code_instances(rec["target"])
+        rec["undo"] = {"instances": [i.name for i in insts], "cgroups": [i.rel for i in insts]}
+        for i in insts:
+            cg.set_memory_limit(i.rel, int(rec["params"]["limit_mb"] * (1 << 20)))
+            _write(lab.p("faults", i.name), "leak %g\n" % rec["params"]["rate"])
 
     def revert(self, lab, cg, rec):
         u = rec["undo"]
-        if not u.get("service"):
-            return
-        _write(lab.p("faults", u["service"]), "")
-        cg.set_memory_limit(u["cgroup"], None)
-        lab.wait_running([u["service"]], 10)
+        for name, rel in zip(u.get("instances", []), u.get("cgroups", [])):
+            _write(lab.p("faults", name), "")
+            cg.set_memory_limit(rel, None)
+        if u.get("instances"):
+            lab.wait_running(u["instances"], 10)
 
     def observe(self, lab, cg, rec):
-        return cg.stats(rec["undo"]["cgroup"])
+        return {rel: cg.stats(rel) for rel in rec["undo"]["cgroups"]}
 
 
 class Disk(Fault):
@@ -1132,14 +1251,15 @@ class Disk(Fault):
     params = {"delay_ms": (50, 1, 1000)}
 
     def apply(self, lab, cg, rec):
-        name = _service(rec["target"])
+        inst = _instances(rec["target"])[0]
+        name = inst.service
         if name not in DATA_SERVICES:
             raise LabError("--target %s: only %s keep data on the lab disk" % (name, ", ".join(DATA_SERVICES)))
         disk = (lab.state or {}).get("disk") or {}
         devno = disk.get("backing_devno") or disk.get("devno")
         if not devno:
             raise LabError("no lab disk (the loop device could not be made at up; see its log line)")
-        rel = "%s/%s" % (SERVICES[name][0], name)
+        rel = inst.rel
         iops = max(1, round(1000.0 / rec["params"]["delay_ms"]))
         rec["undo"] = {"cgroup": rel, "devno": devno, "iops": iops}
         cg.set_iops(rel, devno, iops)
@@ -1181,6 +1301,25 @@ FAULTS = {"loss": Loss(), "delay": Delay(), "down": Down(), "slow": Slow(), "err
           "surge": Surge()}
 
 
+def check_target(kind, target):
+    """Raises LabError when `target` names nothing a fault of `kind` can be made on."""
+    if kind in ("loss", "delay"):
+        _edge(target)
+    elif kind == "machine_cpu":
+        if target not in MACHINES:
+            raise LabError("--target %r: expected a machine (%s)" % (target, ", ".join(MACHINES)))
+    elif kind == "surge":
+        if target != "load":
+            raise LabError("--target %r: a surge's target is load" % target)
+    elif kind in ("slow", "error", "oom"):
+        _code_instances(target)
+    elif kind == "disk":
+        if _instances(target)[0].service not in DATA_SERVICES:
+            raise LabError("--target %s: only %s keep data on the lab disk" % (target, ", ".join(DATA_SERVICES)))
+    else:
+        _instances(target)
+
+
 def inject(state_dir, kind, target, params=None):
     """Applies one fault (see FAULTS) and records it in active.json; one at a time. Returns the
     record. A fault that fails part-way is undone before the LabError is raised."""
@@ -1190,6 +1329,7 @@ def inject(state_dir, kind, target, params=None):
     with lab.locked():
         if not lab.supervisor_alive():
             raise LabError("%s: the lab is not up" % lab.dir)
+        use_system(lab.state.get("system", "shop"))
         active = _read_json(lab.p("active.json"))
         if active:
             raise LabError("a fault is active already (%s on %s); revert it first"
@@ -1218,6 +1358,7 @@ def revert(state_dir=DEFAULT_STATE_DIR):
         if not rec:
             log("revert: no active fault")
             return None
+        use_system((lab.state or {}).get("system", "shop"))
         FAULTS[rec["kind"]].revert(lab, Cgroups(), rec)
         rec["reverted_at"] = round(time.time(), 3)
         with open(lab.p("faults.jsonl"), "a") as f:
@@ -1364,6 +1505,7 @@ def main(argv=None):
         p = sub.add_parser(name)
         p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
         if name == "up":
+            p.add_argument("--system", default="shop", choices=sorted(systems.SYSTEMS))
             p.add_argument("--rate", type=float, default=20.0, help="load, requests per second")
             p.add_argument("--max-seconds", type=float, default=3600.0, help="the load's lifetime")
         if name == "inject":
@@ -1376,7 +1518,7 @@ def main(argv=None):
         return 2
     try:
         if args.cmd == "up":
-            print(json.dumps(up(args.state_dir, args.rate, args.max_seconds), indent=1))
+            print(json.dumps(up(args.state_dir, args.rate, args.max_seconds, system=args.system), indent=1))
         elif args.cmd == "status":
             print(json.dumps(status(args.state_dir), indent=1))
         elif args.cmd == "inject":

@@ -2,9 +2,11 @@
 """The lab's load: a steady open-loop mix of requests to the gateway.
 
   load.py --url http://198.18.0.11:8080 --state-dir DIR [--rate R] [--max-seconds S] [--seed N]
+          [--mix PATH=WEIGHT,...]
 
 Requests leave on a fixed schedule of R req/s times the factor in DIR/load_factor (read every
-second, default 1): 50% /browse, 30% /cart, 20% /checkout, each with a 3 s timeout. Open loop, so
+second, default 1): by default (the shop's mix) 50% /browse, 30% /cart, 20% /checkout, each with a
+3 s timeout. Open loop, so
 slow answers do not lower the offered rate: at most 64 requests are in flight, and one that finds
 them all busy is shed and counted. Every 5 s a line goes to DIR/load.jsonl (t, factor, sent, ok,
 errors, shed, p50_ms, p99_ms over that interval). Exits by itself after --max-seconds.
@@ -86,11 +88,18 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0, help="requests per second")
     ap.add_argument("--max-seconds", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mix", default=",".join("%s=%d" % pw for pw in MIX), help="PATH=WEIGHT,...")
     args = ap.parse_args()
     if args.rate <= 0:
         ap.error("--rate must be > 0")
     u = urllib.parse.urlsplit(args.url)
-    paths, weights = zip(*MIX)
+    try:
+        mix = [(p, float(w)) for p, _, w in (item.partition("=") for item in args.mix.split(","))]
+        if not mix or any(not p.startswith("/") or w <= 0 for p, w in mix):
+            raise ValueError
+    except ValueError:
+        ap.error("--mix %r: expected PATH=WEIGHT[,PATH=WEIGHT...] with weights > 0" % args.mix)
+    paths, weights = zip(*mix)
     rng = random.Random(args.seed)
     factor_file = os.path.join(args.state_dir, "load_factor")
     stats_file = os.path.join(args.state_dir, "load.jsonl")

@@ -231,7 +231,8 @@ def run_scenario(scn, faultline, state_dir, rate_default):
     # as time in which a false incident could have opened.
     base = {"scenario": scn["name"], "fault_free_s": max(0, scn["baseline_s"] - WARMUP_S), "baseline": True}
     try:
-        status = lab.up(state_dir, rate=scn.get("rate", rate_default), owner=os.getpid())
+        status = lab.up(state_dir, rate=scn.get("rate", rate_default), owner=os.getpid(),
+                        system=scn.get("system", "shop"))
         work = pipeline_dir(state_dir)
         pipeline = Pipeline(faultline, work, status["machines"])
         watcher = Watcher()
@@ -352,6 +353,10 @@ def check_scenario(scn):
             return "missing '%s'" % key
     if "steps" in scn and not (isinstance(scn["steps"], list) and scn["steps"]):
         return "'steps' must be a non-empty list"
+    try:
+        lab.use_system(scn.get("system", "shop"))
+    except lab.LabError as e:
+        return "system: %s" % e
     for i, step in enumerate(steps_of(scn)):
         where = "steps[%d]" % i if "steps" in scn else "the scenario"
         if not isinstance(step, dict):
@@ -369,6 +374,10 @@ def check_scenario(scn):
             exp = step.get("expect") or {}
             if "entity" not in exp or "class" not in exp:
                 return "%s: 'expect' needs 'entity' and 'class' for a fault" % where
+            try:
+                lab.check_target(fault["kind"], fault["target"])
+            except lab.LabError as e:
+                return "%s: %s" % (where, e)
     return None
 
 

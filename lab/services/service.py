@@ -2,12 +2,18 @@
 """One service of the lab system, in Python (service.js is the same program in Node.js).
 
   service.py --name NAME --listen ADDR:PORT --route PATH=STEP[,STEP...] ... --fault-file FILE
-             [--data-dir DIR]
+             [--data-dir DIR] [--keep-alive] [--timeout-ms MS] [--retries N]
 
 A GET on PATH runs its steps in order and answers 200 once all of them succeeded, 502 as soon as
-one failed. A step is a downstream call (http://HOST:PORT/PATH: a new connection per call, 2 s
-timeout, any non-2xx is a failure) or, with --data-dir, "disk:read" (read 4 KiB) or "disk:write"
-(write 4 KiB and fsync). A route with no steps is a leaf.
+one failed. A step is a downstream call, http://HOST:PORT/PATH, or several instances of the same
+callee, URL|URL|...: each call goes to the next of them in turn. A call times out after
+--timeout-ms (default 2000) per socket operation, any non-2xx answer or error is a failure, and a
+failed call is tried again on the next instance up to --retries times (default 0). Without
+--keep-alive each call has a new connection (Connection: close); with it, connections are pooled
+per instance and reused, and a reused connection that the callee had closed is replaced once
+(what HTTP clients do for an idempotent request), which is no retry. With --data-dir, a step may be
+"disk:read" (read 4 KiB) or "disk:write" (write 4 KiB and fsync). A route with no steps is a leaf.
+The server keeps a client's connection open unless the client asks to close it.
 
 The fault file, read at most every 100 ms, holds at most one line:
   slow MS          sleep MS before answering
@@ -23,6 +29,7 @@ import json
 import mmap
 import os
 import random
+import socket
 import socketserver
 import sys
 import threading
@@ -131,10 +138,28 @@ def parse_step(step):
         if step not in ("disk:read", "disk:write"):
             raise ValueError("--route: unknown step %r (expected disk:read or disk:write)" % step)
         return (step,)
-    u = urllib.parse.urlsplit(step)
-    if u.scheme != "http" or not u.hostname or not u.port:
-        raise ValueError("--route: step %r is not http://HOST:PORT/PATH or disk:read|write" % step)
-    return ("http", u.hostname, u.port, u.path or "/")
+    targets, path = [], None
+    for url in step.split("|"):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or not u.hostname or not u.port:
+            raise ValueError("--route: step %r is not http://HOST:PORT/PATH[|...] or disk:read|write" % step)
+        if path is not None and (u.path or "/") != path:
+            raise ValueError("--route: step %r: its instances differ in path" % step)
+        targets.append((u.hostname, u.port))
+        path = u.path or "/"
+    return ("http", targets, path, Turns(len(targets)))
+
+
+class Turns:
+    """Round robin over a step's instances, shared by the server's threads."""
+
+    def __init__(self, n):
+        self.n, self.i, self.lock = n, 0, threading.Lock()
+
+    def next(self):
+        with self.lock:
+            self.i = (self.i + 1) % self.n
+            return self.i
 
 
 def parse_routes(specs):
@@ -147,22 +172,71 @@ def parse_routes(specs):
     return routes
 
 
-def call(host, port, path):
-    conn = http.client.HTTPConnection(host, port, timeout=DOWNSTREAM_TIMEOUT_S)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
+class Caller:
+    """Downstream calls: a new connection each, or (keep_alive) idle connections pooled per
+    instance."""
+
+    def __init__(self, keep_alive, timeout_s, retries):
+        self.keep_alive, self.timeout_s, self.retries = keep_alive, timeout_s, retries
+        self.idle, self.lock = {}, threading.Lock()
+
+    def step(self, step):
+        _, targets, path, turns = step
+        for _ in range(1 + self.retries):
+            if self.call(targets[turns.next()], path):
+                return True
+        return False
+
+    def call(self, target, path):
+        if not self.keep_alive:
+            conn = http.client.HTTPConnection(*target, timeout=self.timeout_s)
+            try:
+                return self._exchange(conn, path, {"Connection": "close"})[0]
+            except (OSError, http.client.HTTPException):
+                return False
+            finally:
+                conn.close()
+        with self.lock:
+            pool = self.idle.setdefault(target, [])
+            conn = pool.pop() if pool else None
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = http.client.HTTPConnection(*target, timeout=self.timeout_s)
+            try:
+                ok, reusable = self._exchange(conn, path, {})
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                conn = None
+                if reused:
+                    reused = False  # closed while idle: once more on a new connection
+                    continue
+                return False
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                return False
+            if reusable:
+                with self.lock:
+                    self.idle.setdefault(target, []).append(conn)
+            else:
+                conn.close()
+            return ok
+
+    @staticmethod
+    def _exchange(conn, path, headers):
+        """(2xx?, may the connection carry another request?)"""
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         resp.read()
-        return 200 <= resp.status < 300
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
+        return 200 <= resp.status < 300, not resp.will_close
 
 
-def make_handler(name, routes, fault, disk):
+def make_handler(name, routes, fault, disk, caller):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The answer's head and body are two writes: on a kept-alive connection Nagle's algorithm
+        # would hold the body until the client's delayed ACK, 40 ms later (Go and Node set it too).
+        disable_nagle_algorithm = True
 
         def do_GET(self):
             path = urllib.parse.urlsplit(self.path).path
@@ -181,7 +255,7 @@ def make_handler(name, routes, fault, disk):
 
         def run_step(self, step):
             if step[0] == "http":
-                return call(step[1], step[2], step[3])
+                return caller.step(step)
             if disk is None:
                 return False
             try:
@@ -195,10 +269,10 @@ def make_handler(name, routes, fault, disk):
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
+            if self.close_connection:  # the client asked for it (or spoke HTTP/1.0)
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
-            self.close_connection = True
 
         def log_message(self, *args):
             pass
@@ -224,7 +298,12 @@ def main():
     ap.add_argument("--route", action="append", default=[], help="PATH=STEP[,STEP...]")
     ap.add_argument("--fault-file", required=True)
     ap.add_argument("--data-dir", help="where disk:read and disk:write steps keep their file")
+    ap.add_argument("--keep-alive", action="store_true", help="pool and reuse downstream connections")
+    ap.add_argument("--timeout-ms", type=float, default=DOWNSTREAM_TIMEOUT_S * 1000)
+    ap.add_argument("--retries", type=int, default=0)
     args = ap.parse_args()
+    if args.timeout_ms <= 0 or args.retries < 0:
+        ap.error("--timeout-ms must be > 0 and --retries >= 0")
     try:
         routes = parse_routes(args.route)
     except ValueError as e:
@@ -233,7 +312,8 @@ def main():
     fault = FaultFile(args.fault_file)
     disk = Disk(args.data_dir) if args.data_dir else None
     Leak(fault)
-    server = Server((host, int(port)), make_handler(args.name, routes, fault, disk))
+    caller = Caller(args.keep_alive, args.timeout_ms / 1000.0, args.retries)
+    server = Server((host, int(port)), make_handler(args.name, routes, fault, disk, caller))
     print("ready", flush=True)
     server.serve_forever()
 

@@ -143,4 +143,51 @@ print("lab_test: demo: incident %s on the topic as %s and on the webhook as %s (
       % (iid, statuses, got, len(ups), len(recs)))
 PY
 "$fl" lab check-clean >"$work/check.out" 2>&1 || fail "after the demo the lab is still there: $(cat "$work/check.out")"
+
+# --- 3. the second system, the ledger: replicas, pools, faults on one replica --------------------
+"$fl" lab up --system ledger --rate 20 --max-seconds 120 >"$work/ledger.json" 2>"$work/ledger.err" ||
+  fail "the ledger did not come up: $(tail -3 "$work/ledger.err")"
+"$py" - "$work/ledger.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+got = sorted((x["name"], x["comm"], x["machine"], x["language"], x["alive"]) for x in s["services"])
+want = sorted([("edge", "edge", "m1", "node", True), ("db", "db", "m1", "python", True),
+               ("auth", "auth", "m2", "python", True), ("accounts", "accounts", "m2", "python", True),
+               ("history", "history", "m2", "node", True), ("ledger", "ledger", "m3", "node", True),
+               ("risk", "risk", "m3", "go", True)]
+              + [("api@%s" % m, "api", m, "go", True) for m in ("m1", "m2", "m3")])
+if (s["system"], s["entry"], got) != ("ledger", "edge", want):
+    sys.exit("lab_test: FAIL: the ledger's instances: %s %s %s" % (s["system"], s["entry"], got))
+PY
+# The load's first 5 s report: every request answered 200 through all three replicas.
+for _ in $(seq 100); do [[ -s /run/faultline-lab/load.jsonl ]] && break; sleep 0.1; done
+"$py" - /run/faultline-lab/load.jsonl <<'PY'
+import json, sys
+row = json.loads(open(sys.argv[1]).readline())
+if not (row["sent"] >= 90 and row["ok"] == row["sent"] and row["errors"] == 0):
+    sys.exit("lab_test: FAIL: the ledger's first 5 s of load: %s" % row)
+PY
+# Pooled: the edge's connections to the api stay open, at least one to each replica.
+conns=$(nsenter --net=/run/netns/fllab-m1 ss -Htn state established '( dport = :8081 )' | awk '{print $4}' | sed 's/:8081$//' | sort -u | tr '\n' ' ')
+[[ $conns == "198.18.0.11 198.18.0.12 198.18.0.13 " ]] || fail "the edge's pooled connections to the api replicas: '$conns'"
+# A fault on one replica writes that replica's fault file only.
+"$fl" lab inject --kind slow --target api@m2 --param ms=300 >/dev/null 2>"$work/inject.err" || fail "inject: $(cat "$work/inject.err")"
+[[ $(cat /run/faultline-lab/faults/api@m2) == "slow 300" && -z $(cat /run/faultline-lab/faults/api@m1 /run/faultline-lab/faults/api@m3) ]] ||
+  fail "slow api@m2: fault files $(head /run/faultline-lab/faults/api@*)"
+"$fl" lab revert >/dev/null 2>&1 || fail "revert slow api@m2"
+# A delay on an edge whose caller has three instances: one delayer on each caller machine.
+"$fl" lab inject --kind delay --target "api->auth" --param ms=20 >/dev/null 2>"$work/inject.err" || fail "inject: $(cat "$work/inject.err")"
+"$fl" lab status | "$py" -c '
+import json, sys
+s = json.load(sys.stdin)
+names = sorted(p["name"] for p in s["other_processes"] if p["pid"])
+paths = s["fault"]["undo"].get("paths") or {}
+if s["fault"]["undo"]["method"] == "nfqueue" and names != ["delayer-m1", "delayer-m2", "delayer-m3"]:
+    sys.exit("lab_test: FAIL: delay api->auth: delayers %s" % names)
+if sorted(paths) != ["m1", "m2", "m3"] or any(len(v) != 1 or v[0][1:] != ["198.18.0.12", 8082] for v in paths.values()):
+    sys.exit("lab_test: FAIL: delay api->auth: paths %s" % paths)'
+"$fl" lab revert >/dev/null 2>&1 || fail "revert delay api->auth"
+"$fl" lab down >/dev/null 2>&1 || true
+"$fl" lab check-clean >"$work/check.out" 2>&1 || fail "after the ledger the lab is still there: $(cat "$work/check.out")"
+echo "lab_test: ledger: 10 instances, pooled connections to 3 replicas, faults on one replica and on 3 caller machines"
 echo "lab_test: ok"
