@@ -931,8 +931,18 @@ def _edge(target):
     if (caller, callee) not in EDGES:
         raise LabError("--target %r: %s does not call %s (edges: %s)" % (
             target, caller, callee, ", ".join("%s->%s" % e for e in EDGES)))
-    return ([i for i in INSTANCES.values() if i.service == caller],
-            [i for i in INSTANCES.values() if i.service == callee])
+    callers = [i for i in INSTANCES.values() if i.service == caller]
+    # The packets are chosen by the caller's machine and the callee's address and port, so another
+    # service calling the callee from one of those machines would be hit too: refused, rather
+    # than a fault on more edges than the target says.
+    machines = {i.machine for i in callers}
+    others = sorted({"%s->%s" % (i.service, callee) for i in INSTANCES.values()
+                     if i.service != caller and i.machine in machines and (i.service, callee) in EDGES})
+    if others:
+        raise LabError("--target %r: the fault would hit %s too (from the same machine, %s; the lab's "
+                       "edge faults choose packets by machine, address and port)"
+                       % (target, ", ".join(others), ", ".join(sorted(machines))))
+    return callers, [i for i in INSTANCES.values() if i.service == callee]
 
 
 def _code_instances(target):

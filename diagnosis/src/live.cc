@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "faultline/common/stats.h"
 #include "faultline/model/identity.h"
 #include "faultline/model/window_record.h"
 #include "faultline/model/window_stats.h"
@@ -274,8 +275,7 @@ LiveDiagnosis::Silence LiveDiagnosis::JudgeSilence(const std::string& entry, int
   if (static_cast<int64_t>(counts.size()) < span) return Silence::kUnknown;  // empty windows before
   std::vector<double> v;
   for (const auto& [t, n] : counts) v.push_back(n);
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  const double rate = v[v.size() / 2];
+  const double rate = Median(std::move(v));
   const double empty = static_cast<double>((start - last->second) / window_s_);
   if (empty * rate < -std::log(kSilenceFalseAlarm)) return Silence::kUnknown;
   if (failed_calls_start_ == start && failed_calls_.count(entry)) return Silence::kOutage;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <set>
 
+#include "faultline/common/stats.h"
+
 namespace faultline::fta {
 namespace {
 
@@ -44,15 +46,6 @@ bool InDirection(DirectionMatch d, Metric m, const SeriesAnomaly& a) {
       break;
   }
   return true;
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return std::nan("");
-  const size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
-  const double upper = v[mid];
-  if (v.size() % 2) return upper;
-  return (upper + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
 }
 
 std::string Num(double v) {

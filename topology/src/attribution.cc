@@ -8,6 +8,8 @@
 #include <optional>
 #include <set>
 
+#include "faultline/common/stats.h"
+
 namespace faultline::topology {
 namespace {
 
@@ -55,15 +57,6 @@ bool IsLimitEvidence(EntityKind kind, const SeriesAnomaly& a, double saturated_b
          m == Metric::kMajorFaults;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
-  const double upper = v[mid];
-  if (v.size() % 2) return upper;
-  return (upper + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
-}
-
 // Over a[from..], b[from..].
 double Pearson(const std::vector<double>& a, const std::vector<double>& b, size_t from) {
   double sa = 0, sb = 0;
@@ -107,7 +100,7 @@ SeriesAnomaly SeriesJudge::Judge(const MetricSeries& m, const MetricSeries* comp
   for (size_t i = 0; i < std::min(split_, m.values.size()); ++i)
     if (!std::isnan(m.values[i])) base.push_back(m.values[i]);
   a.baseline_windows = base.size();
-  if (base.size() < o_.min_baseline) return a;
+  if (base.empty() || base.size() < o_.min_baseline) return a;
   const double med = Median(base);
   std::vector<double> dev;
   for (double v : base) dev.push_back(std::abs(v - med));
@@ -264,7 +257,9 @@ class Attributor {
   // Whether `a`'s change is big enough to explain the symptom's, when both are in one unit. A
   // callee's latency explains a caller's errors only when it is slow enough for calls to time
   // out: at least twice its baseline and timeout_scale_ms more (a callee 1.4 ms slower did not
-  // make every call into it fail).
+  // make every call into it fail). A round-trip time is in the symptom's unit too: a call pays it
+  // once per round trip, so an RTT 0.3 ms higher does not explain a caller 300 ms slower (loss
+  // shows as retransmits, which are counts and are not compared).
   bool Accounts(const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
     if (FamilyOf(symptom.ref.metric) == Family::kErrors && FamilyOf(a.ref.metric) == Family::kLatency)
       return a.observed >= 2 * a.baseline && a.observed - a.baseline >= o_.timeout_scale_ms;
@@ -339,7 +334,7 @@ class Attributor {
         for (const MetricSeries* ms : s_.SeriesOf(EntityKind::kEdge, edge)) {
           if (!IsNetworkMetric(ms->ref.metric)) continue;
           SeriesAnomaly a = Judge(*ms, edge_symptom);
-          if (a.anomalous && a.z > 0) c.evidence.push_back(a);
+          if (a.anomalous && a.z > 0 && Accounts(a, *seen.same)) c.evidence.push_back(a);
         }
         const bool network = c.evidence.size() > 1;
         std::string what;
@@ -469,7 +464,7 @@ class Attributor {
     for (const MetricSeries* ms : s_.SeriesOf(EntityKind::kEdge, edge)) {
       if (!IsNetworkMetric(ms->ref.metric)) continue;
       SeriesAnomaly a = Judge(*ms, &symptom_series);
-      if (a.anomalous && a.z > 0 && a.correlation >= o_.min_correlation) {
+      if (a.anomalous && a.z > 0 && a.correlation >= o_.min_correlation && Accounts(a, symptom)) {
         best = std::max(best, Strength(a));
         c.evidence.push_back(std::move(a));
       }
@@ -515,12 +510,14 @@ class Attributor {
   // to time out (timeout_scale_ms, as a callee's latency must be): a few milliseconds of
   // contention, which a service that now fails every request can cause itself (each failure
   // logs, unwinds and reconnects), does not make it fail. Any of them explains latency.
+  // Block-request latency is a wait like the run queue's, limit evidence or not: a disk 1.5 ms
+  // slower makes no call time out.
   bool ExplainsErrors(EntityKind kind, const SeriesAnomaly& a, const SeriesAnomaly& symptom) const {
     if (FamilyOf(symptom.ref.metric) != Family::kErrors) return true;
     const Metric m = a.ref.metric;
-    if (m == Metric::kOomKills || IsLimitEvidence(kind, a, o_.saturated_busy_ratio)) return true;
-    return (m == Metric::kRunqP99Ms || m == Metric::kRunqMeanMs) &&
-           a.observed - a.baseline >= o_.timeout_scale_ms;
+    if (m == Metric::kRunqP99Ms || m == Metric::kRunqMeanMs || m == Metric::kIoLatencyP99Ms)
+      return a.observed - a.baseline >= o_.timeout_scale_ms;
+    return m == Metric::kOomKills || IsLimitEvidence(kind, a, o_.saturated_busy_ratio);
   }
 
   // Waits (for a CPU, for a block request) explain a latency symptom only when they grew by a
