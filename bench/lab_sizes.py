@@ -26,15 +26,22 @@ def main(paths):
     for c in errors:
         print("ERROR %s: %s" % (c["scenario"], c["error"]))
     faulty = [c for c in cases if "detected" in c]
-    print("%-14s %-22s %-14s %-4s %-7s %-38s %-26s %s" % (
-        "kind", "target", "size", "det", "det_s", "first cause", "class", "right"))
+    # What the load's users saw while the fault was on (runs since the load's figures are kept):
+    # failed share and p99, beside the baseline's.
+    base = next((c.get("load") for c in cases if c.get("baseline") and c.get("load")), None)
+    if base:
+        print("users in the baseline: %.2f%% failed, p99 %s ms" % (100 * base["error_rate"], base["p99_ms"]))
+    print("%-14s %-22s %-14s %-4s %-7s %-38s %-26s %-5s %s" % (
+        "kind", "target", "size", "det", "det_s", "first cause", "class", "right", "users: failed, p99"))
     for c in faulty:
         f = c["fault"]
         right = c["detected"] and c.get("ac1") and c.get("class_ok")
-        print("%-14s %-22s %-14s %-4s %-7s %-38s %-26s %s%s" % (
+        users = c.get("load")
+        print("%-14s %-22s %-14s %-4s %-7s %-38s %-26s %-5s %s%s" % (
             f["kind"], f.get("target", "-"), size_of(f), "yes" if c["detected"] else "no",
             c.get("detection_s", "-"), (c.get("root_causes") or ["-"])[0], c.get("fault_class") or "-",
             "yes" if right else "no",
+            "%.2f%%, %s ms" % (100 * users["error_rate"], users["p99_ms"]) if users else "-",
             "" if right else "  (expected %s %s)" % (c["expect"]["entity"], c["expect"]["class"])))
     print()
     kinds = []

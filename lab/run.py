@@ -197,6 +197,32 @@ def steps_of(scn):
     return [{k: scn[k] for k in ("fault", "duration_s", "after_s", "expect", "name") if k in scn}]
 
 
+def load_seen(state_dir, start, end):
+    """What the load's users saw between `start` and `end` (unix seconds): from its 5 s reports in
+    load.jsonl (each covers the 5 s before its t), the share of failed requests and the median of
+    the reports' p50 and p99. None without a report in the span."""
+    rows = []
+    try:
+        with open(os.path.join(state_dir, "load.jsonl")) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if start < r.get("t", 0) - 2.5 <= end:  # the report's middle in the span
+                    rows.append(r)
+    except OSError:
+        return None
+    answered = sum(r["ok"] + r["errors"] for r in rows)
+    if not rows or not answered:
+        return None
+    med = lambda v: sorted(v)[len(v) // 2] if v else None
+    return {"reports": len(rows), "requests": answered,
+            "error_rate": round(sum(r["errors"] for r in rows) / answered, 4),
+            "p50_ms": med([r["p50_ms"] for r in rows if r.get("p50_ms") is not None]),
+            "p99_ms": med([r["p99_ms"] for r in rows if r.get("p99_ms") is not None])}
+
+
 def score_step(step, opened, fault_at, revert_at, watcher):
     """One case from the incidents first seen between the step's fault and its end."""
     case = {"expect": step.get("expect", {}), "fault": step.get("fault") or {"kind": "none"}}
@@ -238,6 +264,7 @@ def run_scenario(scn, faultline, state_dir, rate_default):
         watcher = Watcher()
         log("%s: baseline %d s" % (scn["name"], scn["baseline_s"]))
         hold(scn["baseline_s"], pipeline, watcher)
+        base["load"] = load_seen(state_dir, time.time() - scn["baseline_s"] + WARMUP_S, time.time())
         base["false_incidents"] = len(watcher.first)
         base["false_incident_ids"] = sorted(watcher.first)
         # Each as first seen, for a look at what opened it (bench/lab_replay.py skips them).
@@ -260,6 +287,8 @@ def run_scenario(scn, faultline, state_dir, rate_default):
             opened = sorted((t, iid, inc) for iid, (t, inc) in watcher.first.items() if iid not in before)
             case = score_step(step, opened, fault_at, revert_at, watcher)
             case["scenario"] = name
+            # The harm the load's users saw while the fault was on, beside the baseline's.
+            case["load"] = load_seen(state_dir, fault_at, revert_at)
             cases.append(case)
             log(json.dumps(case))
         return cases
