@@ -107,6 +107,37 @@ TEST(Attribution, ASlightlySlowerDiskExplainsNoErrors) {
   for (const Candidate& c : r.candidates) EXPECT_NE(c.entity, "m3") << c.explanation;
 }
 
+// Loss of 5% on a keep-alive edge: 2 or 3 retransmitted segments a window where there were none,
+// below the catalog's floor of 3 a window, while the calls wait out 200 ms retransmission
+// timeouts. Beyond chance for a baseline without any (a Poisson test at z 4's false-alarm rate),
+// so the edge has its network evidence; one stray retransmit in one window is not.
+TEST(Attribution, AFewRetransmitsWhereThereWereNoneAreNetworkEvidence) {
+  auto with_retransmits = [](const std::vector<double>& test) {
+    Situation s = Load("edge_loss.json");
+    std::erase_if(s.series, [](const MetricSeries& m) {
+      return m.ref.metric == Metric::kDrops || m.ref.metric == Metric::kRttMeanMs;
+    });
+    for (MetricSeries& m : s.series) {
+      if (m.ref.metric != Metric::kRetransmits) continue;
+      for (size_t i = 0; i < m.values.size(); ++i)
+        m.values[i] = i < 24 ? 0 : test[std::min(i - 24, test.size() - 1)];
+    }
+    return Attribute(s);
+  };
+  const AttributionResult lossy = with_retransmits({2, 0, 2, 3, 2, 2, 1, 2, 3, 2, 2, 2});
+  ASSERT_FALSE(lossy.candidates.empty());
+  const Candidate& c = lossy.candidates[0];
+  EXPECT_EQ(c.entity, "gateway->api");
+  ASSERT_EQ(c.evidence.size(), 2u);
+  EXPECT_EQ(c.evidence[1].ref.metric, Metric::kRetransmits);
+  EXPECT_GE(c.score, 2);
+  const AttributionResult stray = with_retransmits({1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  ASSERT_FALSE(stray.candidates.empty());
+  EXPECT_EQ(stray.candidates[0].entity, "gateway->api");
+  EXPECT_EQ(stray.candidates[0].evidence.size(), 1u);
+  EXPECT_LT(stray.candidates[0].score, 1);
+}
+
 TEST(Attribution, CpuExhaustionOnOneMachine) {
   const AttributionResult r = Attribute(Load("cpu_exhaustion.json"));
   // The machine, then its two containers (their run queues waited too, but nothing of theirs
