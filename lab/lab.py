@@ -953,8 +953,13 @@ def _code_instances(target):
 
 
 class Fault:
-    """One fault kind: params (name -> (default, low, high)), apply() fills rec["undo"]."""
+    """One fault kind: params (name -> (default, low, high)), targets() says what its target
+    names (raising LabError when it names nothing the kind can be made on), apply() fills
+    rec["undo"]."""
     params = {}
+
+    def targets(self, target):
+        return _instances(target)
 
     def resolve(self, lab, cg, target, params):
         unknown = set(params) - set(self.params)
@@ -984,8 +989,11 @@ class Loss(Fault):
     port."""
     params = {"percent": (10, 1, 100)}
 
+    def targets(self, target):
+        return _edge(target)
+
     def apply(self, lab, cg, rec):
-        callers, callees = _edge(rec["target"])
+        callers, callees = self.targets(rec["target"])
         rules = {}
         for b in callees:
             for a in callers:
@@ -1025,11 +1033,14 @@ class Delay(Fault):
     place, the caller's output path."""
     params = {"ms": (100, 1, 10000)}
     QUEUE = 4242
+
+    def targets(self, target):
+        return _edge(target)
     RULE = ["OUTPUT", "-p", "tcp", "-d", "{ip}", "--dport", "{port}", "-m", "comment", "--comment",
             "fllab_fault", "-j", "NFQUEUE", "--queue-num", "{queue}", "--queue-bypass"]
 
     def apply(self, lab, cg, rec):
-        callers, callees = _edge(rec["target"])
+        callers, callees = self.targets(rec["target"])
         # caller machine -> [(dev, callee ip, port)]
         paths = {}
         for a in callers:
@@ -1120,7 +1131,7 @@ class Down(Fault):
     """SIGKILL, and a mark that keeps the supervisor from restarting it: callers are refused."""
 
     def apply(self, lab, cg, rec):
-        names = [i.name for i in _instances(rec["target"])]
+        names = [i.name for i in self.targets(rec["target"])]
         rec["undo"] = {"instances": names}
         for name in names:
             _write(lab.p("down", name), "")
@@ -1145,8 +1156,11 @@ class FaultLine(Fault):
     """A line in the fault file of each instance the target names (see services/service.py)."""
     word = None
 
+    def targets(self, target):
+        return _code_instances(target)
+
     def apply(self, lab, cg, rec):
-        names = [i.name for i in _code_instances(rec["target"])]
+        names = [i.name for i in self.targets(rec["target"])]
         rec["undo"] = {"instances": names}
         for name in names:
             _write(lab.p("faults", name), "%s %g\n" % (self.word, rec["params"][next(iter(self.params))]))
@@ -1169,7 +1183,7 @@ class CpuThrottle(Fault):
     params = {"quota": (0.2, 0.01, MACHINE_CPUS)}
 
     def apply(self, lab, cg, rec):
-        insts = _instances(rec["target"])
+        insts = self.targets(rec["target"])
         rec["undo"] = {"cgroups": [], "burners": []}
         for i in insts:
             rec["undo"]["cgroups"].append(i.rel)
@@ -1196,10 +1210,13 @@ class MachineCpu(Fault):
     fill the machine's one CPU and every container on it waits."""
     params = {"threads": (3, 1, 16)}
 
+    def targets(self, target):
+        if target not in MACHINES:
+            raise LabError("--target %r: expected a machine (%s)" % (target, ", ".join(MACHINES)))
+        return target
+
     def apply(self, lab, cg, rec):
-        m = rec["target"]
-        if m not in MACHINES:
-            raise LabError("--target %r: expected a machine (%s)" % (m, ", ".join(MACHINES)))
+        m = self.targets(rec["target"])
         names = ["burner-%s-%d" % (m, i) for i in range(int(rec["params"]["threads"]))]
         rec["undo"] = {"cgroup": m + "/noise", "burners": names}
         cg.create(m + "/noise")
@@ -1229,8 +1246,11 @@ class Oom(Fault):
                            // (1 << 20) + 64, 8, MACHINE_MEMORY >> 20),
               "rate": (50, 1, 1024)}
 
+    def targets(self, target):
+        return _code_instances(target)
+
     def apply(self, lab, cg, rec):
-        insts = _code_instances(rec["target"])
+        insts = self.targets(rec["target"])
         rec["undo"] = {"instances": [i.name for i in insts], "cgroups": [i.rel for i in insts]}
         for i in insts:
             cg.set_memory_limit(i.rel, int(rec["params"]["limit_mb"] * (1 << 20)))
@@ -1260,11 +1280,14 @@ class Disk(Fault):
     O_DIRECT."""
     params = {"delay_ms": (50, 1, 1000)}
 
+    def targets(self, target):
+        inst = _instances(target)[0]
+        if inst.service not in DATA_SERVICES:
+            raise LabError("--target %s: only %s keep data on the lab disk" % (target, ", ".join(DATA_SERVICES)))
+        return inst
+
     def apply(self, lab, cg, rec):
-        inst = _instances(rec["target"])[0]
-        name = inst.service
-        if name not in DATA_SERVICES:
-            raise LabError("--target %s: only %s keep data on the lab disk" % (name, ", ".join(DATA_SERVICES)))
+        inst = self.targets(rec["target"])
         disk = (lab.state or {}).get("disk") or {}
         devno = disk.get("backing_devno") or disk.get("devno")
         if not devno:
@@ -1291,9 +1314,13 @@ class Surge(Fault):
     """The load generator's rate multiplied."""
     params = {"factor": (4, 0.1, 20)}
 
+    def targets(self, target):
+        if target != "load":
+            raise LabError("--target %r: a surge's target is load" % target)
+        return target
+
     def apply(self, lab, cg, rec):
-        if rec["target"] != "load":
-            raise LabError("--target %r: a surge's target is load" % rec["target"])
+        self.targets(rec["target"])
         rec["undo"] = {"load_factor": True}
         _write(lab.p("load_factor"), "%g\n" % rec["params"]["factor"])
 
@@ -1313,21 +1340,7 @@ FAULTS = {"loss": Loss(), "delay": Delay(), "down": Down(), "slow": Slow(), "err
 
 def check_target(kind, target):
     """Raises LabError when `target` names nothing a fault of `kind` can be made on."""
-    if kind in ("loss", "delay"):
-        _edge(target)
-    elif kind == "machine_cpu":
-        if target not in MACHINES:
-            raise LabError("--target %r: expected a machine (%s)" % (target, ", ".join(MACHINES)))
-    elif kind == "surge":
-        if target != "load":
-            raise LabError("--target %r: a surge's target is load" % target)
-    elif kind in ("slow", "error", "oom"):
-        _code_instances(target)
-    elif kind == "disk":
-        if _instances(target)[0].service not in DATA_SERVICES:
-            raise LabError("--target %s: only %s keep data on the lab disk" % (target, ", ".join(DATA_SERVICES)))
-    else:
-        _instances(target)
+    FAULTS[kind].targets(target)
 
 
 def inject(state_dir, kind, target, params=None):
